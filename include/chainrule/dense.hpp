@@ -1,0 +1,52 @@
+// A fully connected layer: z = x·W + b, a = f(z). Its parameters live in the network's flat
+// buffer; the layer only knows where. W is (in, out) column-major, which is byte for byte
+// PyTorch's nn.Linear weight of shape (out, in), so the buffer is saved without reshuffling.
+#pragma once
+
+#include "chainrule/activation.hpp"
+#include "chainrule/types.hpp"
+
+namespace chainrule {
+
+template <class T>
+class Dense {
+ public:
+  using WeightMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>>;
+  using ConstWeightMap =
+      Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>>;
+  using BiasMap = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+  using ConstBiasMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+
+  Dense(Index in, Index out, Activation activation, Index offset)
+      : in_(in), out_(out), activation_(activation), offset_(offset) {}
+
+  Index in() const { return in_; }
+  Index out() const { return out_; }
+  Activation activation() const { return activation_; }
+  /// Position of W in the flat buffer; b follows at offset() + in()·out().
+  Index offset() const { return offset_; }
+  Index bias_offset() const { return offset_ + in_ * out_; }
+  Index num_params() const { return in_ * out_ + out_; }
+
+  /// W (in, out): W(i, j) is the weight from input i to neuron j. `base` is the flat buffer.
+  WeightMap weight(T* base) const { return {base + offset_, in_, out_}; }
+  ConstWeightMap weight(const T* base) const { return {base + offset_, in_, out_}; }
+  /// b (1, out).
+  BiasMap bias(T* base) const { return {base + bias_offset(), out_}; }
+  ConstBiasMap bias(const T* base) const { return {base + bias_offset(), out_}; }
+
+  /// Z = X·W + b (N, out); A = f(Z).
+  void forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A) const;
+
+  /// Given dZ (N, out) and the layer input X (N, in): dW += Xᵀ·dZ, db += Σ_rows dZ, and, when dX
+  /// is not null, dX = dZ·Wᵀ (N, in).
+  void backward(const T* params, T* grads, const BatchView<T>& X, const Batch<T>& dZ,
+                Batch<T>* dX) const;
+
+ private:
+  Index in_, out_;
+  Activation activation_;
+  Index offset_;
+};
+
+}  // namespace chainrule

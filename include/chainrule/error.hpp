@@ -1,0 +1,21 @@
+// Errors thrown by the library. Only the CLI catches them and chooses exit codes.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace chainrule {
+
+/// Base of every error the library throws; what() is one line a user can act on.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A configuration or argument outside its allowed range (for example a layer of size 0).
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace chainrule

@@ -1,0 +1,78 @@
+// A feedforward network: dense layers over ONE flat parameter buffer and ONE flat gradient buffer
+// of the same length. The canonical step is zero_grad(); forward(X); backward(Y); optimizer step.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "chainrule/dense.hpp"
+#include "chainrule/loss.hpp"
+#include "chainrule/types.hpp"
+
+namespace chainrule {
+
+/// One dense layer of a NetworkSpec.
+struct LayerSpec {
+  Index units = 1;
+  Activation activation = Activation::sigmoid;
+};
+
+/// The architecture: input width, layers (the last is the output layer) and the loss.
+struct NetworkSpec {
+  Index inputs = 1;
+  std::vector<LayerSpec> layers;
+  Loss loss = Loss::mse;
+};
+
+/// Throws ConfigError unless the spec describes a trainable network.
+void validate(const NetworkSpec& spec);
+
+template <class T>
+class Network {
+ public:
+  explicit Network(NetworkSpec spec);
+
+  const NetworkSpec& spec() const { return spec_; }
+  const std::vector<Dense<T>>& layers() const { return layers_; }
+  Index inputs() const { return spec_.inputs; }
+  Index outputs() const { return layers_.back().out(); }
+  Index num_params() const { return static_cast<Index>(params_.size()); }
+
+  /// The flat parameter buffer: layer 0's W then b, layer 1's W then b, ...
+  std::span<T> params() { return params_; }
+  std::span<const T> params() const { return params_; }
+  /// The flat gradient buffer, parallel to params().
+  std::span<T> grads() { return grads_; }
+  std::span<const T> grads() const { return grads_; }
+
+  void zero_grad();
+
+  /// Runs the batch X (N, inputs) through every layer; returns the output activations (N, outputs).
+  /// Keeps what backward needs. Workspaces are reused while N stays the same.
+  const Batch<T>& forward(const BatchView<T>& X);
+  /// Mean loss of the last forward batch against the targets Y (N, outputs).
+  double loss(const BatchView<T>& Y) const;
+  /// Backpropagates the loss of the last forward batch against Y; ADDS to grads().
+  void backward(const BatchView<T>& Y);
+
+  /// Layer l's pre-activations Z and activations A from the last forward (N, units).
+  const Batch<T>& pre_activation(std::size_t l) const { return work_[l].Z; }
+  const Batch<T>& activation(std::size_t l) const { return work_[l].A; }
+
+ private:
+  struct Workspace {
+    Batch<T> Z, A;  // (N, out)
+    Batch<T> dZ;    // ∂L/∂Z (N, out); holds ∂L/∂A first where the loss is not fused
+  };
+
+  NetworkSpec spec_;
+  std::vector<Dense<T>> layers_;
+  std::vector<T> params_, grads_;
+  Batch<T> input_;  // the last forward batch (N, inputs)
+  std::vector<Workspace> work_;
+};
+
+extern template class Network<float>;
+extern template class Network<double>;
+
+}  // namespace chainrule

@@ -1,0 +1,31 @@
+// The one seeded random generator. It is passed explicitly to whatever draws numbers, so the same
+// seed gives the same model on every run and every machine with the same libm.
+#pragma once
+
+#include <cstdint>
+#include <random>
+
+namespace chainrule {
+
+/// Seeded generator: std::mt19937_64 (its output sequence is fixed by the C++ standard) with our
+/// own uniform/normal transforms (std:: distributions differ between standard libraries).
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed) : engine_(seed) {}
+
+  /// Uniform on [0, 1) with 53 random bits.
+  double uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
+  /// Uniform on [lo, hi).
+  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+  /// Standard normal N(0, 1) by the Box–Muller transform (one draw per call, no cached state).
+  double normal();
+  /// Uniform integer on [0, n) without modulo bias (Lemire's method); n > 0.
+  std::uint64_t below(std::uint64_t n);
+
+  std::mt19937_64& engine() { return engine_; }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+}  // namespace chainrule

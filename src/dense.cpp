@@ -1,0 +1,27 @@
+#include "chainrule/dense.hpp"
+
+namespace chainrule {
+
+template <class T>
+void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A) const {
+  Z.resize(X.rows(), out_);
+  Z.noalias() = X * weight(params);  // (N, in)·(in, out)
+  Z.rowwise() += bias(params);       // + b, broadcast over rows
+  activate(activation_, Z, A);
+}
+
+template <class T>
+void Dense<T>::backward(const T* params, T* grads, const BatchView<T>& X, const Batch<T>& dZ,
+                        Batch<T>* dX) const {
+  weight(grads).noalias() += X.transpose() * dZ;  // ∂L/∂W = Xᵀ·∂L/∂Z      (in, out)
+  bias(grads) += dZ.colwise().sum();              // ∂L/∂b = Σ_n ∂L/∂Z_n   (1, out)
+  if (dX != nullptr) {
+    dX->resize(X.rows(), in_);
+    dX->noalias() = dZ * weight(params).transpose();  // ∂L/∂X = ∂L/∂Z·Wᵀ  (N, in)
+  }
+}
+
+template class Dense<float>;
+template class Dense<double>;
+
+}  // namespace chainrule

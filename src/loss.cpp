@@ -1,0 +1,99 @@
+#include "chainrule/loss.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "chainrule/error.hpp"
+
+namespace chainrule {
+
+std::string_view to_string(Loss l) {
+  switch (l) {
+    case Loss::mse: return "mse";
+    case Loss::binary_cross_entropy: return "binary_cross_entropy";
+    case Loss::softmax_cross_entropy: return "softmax_cross_entropy";
+  }
+  return "?";
+}
+
+Loss parse_loss(std::string_view name) {
+  if (name == "mse") return Loss::mse;
+  if (name == "binary_cross_entropy" || name == "bce") return Loss::binary_cross_entropy;
+  if (name == "softmax_cross_entropy" || name == "cross_entropy")
+    return Loss::softmax_cross_entropy;
+  throw ConfigError("unknown loss '" + std::string(name) +
+                    "': expected mse, binary_cross_entropy or softmax_cross_entropy");
+}
+
+void check_loss_output(Loss loss, Activation output) {
+  if (loss == Loss::binary_cross_entropy && output != Activation::sigmoid)
+    throw ConfigError("binary_cross_entropy needs a sigmoid output layer, found " +
+                      std::string(to_string(output)));
+  if (loss == Loss::softmax_cross_entropy && output != Activation::softmax)
+    throw ConfigError("softmax_cross_entropy needs a softmax output layer, found " +
+                      std::string(to_string(output)));
+}
+
+template <class T>
+double loss_value(Loss loss, const Batch<T>& Z, const Batch<T>& A, const BatchView<T>& Y) {
+  const Index N = A.rows(), K = A.cols();
+  double sum = 0;
+  switch (loss) {
+    case Loss::mse:
+      // L = 1/(N K) Σ (a - y)²
+      for (Index n = 0; n < N; ++n)
+        for (Index k = 0; k < K; ++k) {
+          const double d = double(A(n, k)) - double(Y(n, k));
+          sum += d * d;
+        }
+      return sum / double(N * K);
+    case Loss::binary_cross_entropy:
+      // L = -1/(N K) Σ [y log σ(z) + (1 - y) log(1 - σ(z))]
+      //   = 1/(N K) Σ [max(z, 0) - z y + log(1 + e^-|z|)]   (never overflows)
+      for (Index n = 0; n < N; ++n)
+        for (Index k = 0; k < K; ++k) {
+          const double z = Z(n, k), y = Y(n, k);
+          sum += std::max(z, 0.0) - z * y + std::log1p(std::exp(-std::abs(z)));
+        }
+      return sum / double(N * K);
+    case Loss::softmax_cross_entropy:
+      // L = -1/N Σ_n Σ_k y_nk log softmax(z_n)_k = 1/N Σ_n [logsumexp(z_n) - Σ_k y_nk z_nk]
+      // (for targets whose rows sum to 1), with logsumexp(z) = m + log Σ e^(z - m), m = max z.
+      for (Index n = 0; n < N; ++n) {
+        const double m = Z.row(n).maxCoeff();
+        double s = 0, yz = 0;
+        for (Index k = 0; k < K; ++k) {
+          s += std::exp(double(Z(n, k)) - m);
+          yz += double(Y(n, k)) * double(Z(n, k));
+        }
+        sum += m + std::log(s) - yz;
+      }
+      return sum / double(N);
+  }
+  return 0;
+}
+
+template <class T>
+void loss_gradient(Loss loss, const Batch<T>& A, const BatchView<T>& Y, Batch<T>& G) {
+  const Index N = A.rows(), K = A.cols();
+  switch (loss) {
+    case Loss::mse:  // ∂L/∂a = 2 (a - y) / (N K)
+      G = (A - Y) * T(2.0 / double(N * K));
+      return;
+    case Loss::binary_cross_entropy:  // ∂L/∂z = (σ(z) - y) / (N K)
+      G = (A - Y) * T(1.0 / double(N * K));
+      return;
+    case Loss::softmax_cross_entropy:  // ∂L/∂z = (softmax(z) - y) / N
+      G = (A - Y) * T(1.0 / double(N));
+      return;
+  }
+}
+
+#define CHAINRULE_INSTANTIATE(T)                                                         \
+  template double loss_value<T>(Loss, const Batch<T>&, const Batch<T>&, const BatchView<T>&); \
+  template void loss_gradient<T>(Loss, const Batch<T>&, const BatchView<T>&, Batch<T>&);
+CHAINRULE_INSTANTIATE(float)
+CHAINRULE_INSTANTIATE(double)
+#undef CHAINRULE_INSTANTIATE
+
+}  // namespace chainrule

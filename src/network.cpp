@@ -1,0 +1,72 @@
+#include "chainrule/network.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "chainrule/error.hpp"
+
+namespace chainrule {
+
+void validate(const NetworkSpec& spec) {
+  if (spec.inputs < 1)
+    throw ConfigError("a network needs at least 1 input, got " + std::to_string(spec.inputs));
+  if (spec.layers.empty()) throw ConfigError("a network needs at least one layer");
+  for (std::size_t l = 0; l < spec.layers.size(); ++l)
+    if (spec.layers[l].units < 1)
+      throw ConfigError("layer " + std::to_string(l) + " has " +
+                        std::to_string(spec.layers[l].units) + " units: expected at least 1");
+  check_loss_output(spec.loss, spec.layers.back().activation);
+}
+
+template <class T>
+Network<T>::Network(NetworkSpec spec) : spec_(std::move(spec)) {
+  validate(spec_);
+  Index offset = 0, in = spec_.inputs;
+  for (const LayerSpec& ls : spec_.layers) {
+    layers_.emplace_back(in, ls.units, ls.activation, offset);
+    offset += layers_.back().num_params();
+    in = ls.units;
+  }
+  params_.assign(static_cast<std::size_t>(offset), T(0));
+  grads_.assign(static_cast<std::size_t>(offset), T(0));
+  work_.resize(layers_.size());
+}
+
+template <class T>
+void Network<T>::zero_grad() {
+  std::fill(grads_.begin(), grads_.end(), T(0));
+}
+
+template <class T>
+const Batch<T>& Network<T>::forward(const BatchView<T>& X) {
+  input_ = X;  // no allocation once N is steady
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const Batch<T>& in = l == 0 ? input_ : work_[l - 1].A;
+    layers_[l].forward(params_.data(), in, work_[l].Z, work_[l].A);
+  }
+  return work_.back().A;
+}
+
+template <class T>
+double Network<T>::loss(const BatchView<T>& Y) const {
+  return loss_value<T>(spec_.loss, work_.back().Z, work_.back().A, Y);
+}
+
+template <class T>
+void Network<T>::backward(const BatchView<T>& Y) {
+  Workspace& top = work_.back();
+  loss_gradient<T>(spec_.loss, top.A, Y, top.dZ);  // ∂L/∂Z if fused, else ∂L/∂A
+  if (!is_fused(spec_.loss)) activation_backward(layers_.back().activation(), top.A, top.dZ, top.dZ);
+
+  for (std::size_t l = layers_.size(); l-- > 0;) {
+    const Batch<T>& in = l == 0 ? input_ : work_[l - 1].A;
+    Batch<T>* dX = l == 0 ? nullptr : &work_[l - 1].dZ;  // ∂L/∂A of the layer below
+    layers_[l].backward(params_.data(), grads_.data(), in, work_[l].dZ, dX);
+    if (l > 0) activation_backward(layers_[l - 1].activation(), work_[l - 1].A, *dX, *dX);
+  }
+}
+
+template class Network<float>;
+template class Network<double>;
+
+}  // namespace chainrule

@@ -1,0 +1,20 @@
+// Each subcommand registers its options on the CLI11 app and returns the function that runs it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace chainrule::cli {
+
+/// Exit codes of the chainrule binary (docs/cli.md).
+enum ExitCode : int { kOk = 0, kFailure = 1, kUsage = 2, kInternal = 3 };
+
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+
+Command add_demo(CLI::App& root);
+Command add_explain(CLI::App& root);
+
+}  // namespace chainrule::cli

@@ -1,0 +1,222 @@
+// chainrule explain: every gradient of one sample as a product of chain-rule factors.
+#include "chainrule/explain.hpp"
+
+#include <fmt/core.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "chainrule/error.hpp"
+#include "chainrule/init.hpp"
+#include "chainrule/tutorial.hpp"
+#include "commands.hpp"
+
+namespace chainrule::cli {
+
+namespace {
+
+struct ExplainCliOptions {
+  std::string sample = "youge";
+  std::string weights = "ones";
+  std::uint64_t seed = 42;
+  double fd_step = 1e-6;
+  bool json = false;
+};
+
+// Six decimals with trailing zeros dropped; tiny values in scientific notation.
+std::string num(double v) {
+  if (v == 0) return "0";
+  if (std::abs(v) < 1e-4) return fmt::format("{:.4e}", v);
+  std::string s = fmt::format("{:.6f}", v);
+  s.erase(s.find_last_not_of('0') + 1);
+  if (s.back() == '.') s.pop_back();
+  return s == "-0" ? "0" : s;
+}
+
+// Columns a UTF-8 string takes on a terminal (every character used here is one column wide).
+std::size_t display_width(const std::string& s) {
+  std::size_t w = 0;
+  for (unsigned char c : s) w += (c & 0xC0) != 0x80;
+  return w;
+}
+
+std::string paren(double v) { return v < 0 ? "(" + num(v) + ")" : num(v); }
+
+std::string activation_symbol(Activation a) {
+  return a == Activation::sigmoid ? "σ" : std::string(to_string(a));
+}
+
+void print_neuron(const NeuronTrace& n) {
+  std::string symbolic, numeric;
+  const std::size_t fan_in = n.inputs.size();
+  if (fan_in <= 6) {
+    for (std::size_t i = 0; i < fan_in; ++i) {
+      symbolic += (i ? " + " : "") + n.weights[i] + "·" + n.inputs[i];
+      numeric += (i ? " + " : "") + num(n.weight_values[i]) + "·" + paren(n.input_values[i]);
+    }
+    symbolic += " + " + n.bias;
+    numeric += " + " + paren(n.bias_value);
+  } else {
+    symbolic = fmt::format("Σ of {} weighted inputs + {}", fan_in, n.bias);
+  }
+  std::string z = "z_" + n.name + " = " + symbolic;
+  if (!numeric.empty()) z += " = " + numeric;
+  fmt::print("  {} = {}\n", z, num(n.z));
+  if (n.activation == Activation::softmax)
+    fmt::print("  {} = softmax(z)_{} = {}\n", n.name, n.index + 1, num(n.a));
+  else if (n.activation == Activation::identity)
+    fmt::print("  {} = z_{} = {}\n", n.name, n.name, num(n.a));
+  else
+    fmt::print("  {} = {}(z_{}) = {}({}) = {}\n", n.name, activation_symbol(n.activation), n.name,
+               activation_symbol(n.activation), num(n.z), num(n.a));
+}
+
+void print_text(const Explanation& e, const Network<double>& net, const std::string& sample,
+                const std::string& weights) {
+  std::string arch = fmt::format("{} inputs", net.inputs());
+  for (const auto& l : net.layers()) arch += fmt::format(" → {} {}", l.out(), to_string(l.activation()));
+  fmt::print("Network  {}; loss {}; {} parameters\n", arch, to_string(e.loss), net.num_params());
+  fmt::print("Weights  {}\n", weights);
+  std::string xs;
+  for (std::size_t i = 0; i < e.x.size(); ++i)
+    xs += fmt::format("{}{} = {}", i ? ", " : "", e.input_names[i], num(e.x[i]));
+  for (std::size_t k = 0; k < e.y.size(); ++k)
+    xs += fmt::format(", y{} = {}", e.y.size() == 1 ? "" : std::to_string(k + 1), num(e.y[k]));
+  fmt::print("Sample   {}: {}\n\nForward pass\n", sample, xs);
+  for (const NeuronTrace& n : e.neurons) print_neuron(n);
+  fmt::print("\nLoss\n  L = {} = {}\n", e.loss_formula, num(e.loss_value));
+
+  // Neurons whose ∂L/∂a is a sum over several paths are referred to by name in the chains.
+  bool header = false;
+  for (const NeuronTrace& n : e.neurons) {
+    if (n.layer + 1 >= net.layers().size() || net.layers()[n.layer + 1].out() == 1) continue;
+    if (!header) fmt::print("\nBackward pass (sums over several paths)\n");
+    header = true;
+    fmt::print("  ∂L/∂{} = {}   ∂L/∂z_{} = {}\n", n.name, num(n.grad_a), n.name, num(n.grad_z));
+  }
+
+  fmt::print("\nGradients: chain rule, checked by central finite differences (h = {})\n", e.fd_step);
+  for (const ParamTrace& p : e.params) {
+    std::string symbols, formulas, values;
+    for (std::size_t i = 0; i < p.factors.size(); ++i) {
+      const char* sep = i ? " · " : "";
+      symbols += sep + p.factors[i].symbol;
+      formulas += sep + p.factors[i].formula;
+      values += (i ? " × " : "") + paren(p.factors[i].value);
+    }
+    const std::string lhs = "∂L/∂" + p.name;
+    const std::string indent(display_width(lhs) + 1, ' ');
+    fmt::print("\n  {} = {}\n", lhs, symbols);
+    fmt::print("  {}= {}\n", indent, formulas);
+    if (p.factors.size() > 1) fmt::print("  {}= {}\n", indent, values);
+    fmt::print("  {}= {}   finite difference {} (relative error {:.1e})\n", indent, num(p.chain),
+               num(p.finite_difference), p.relative_error);
+    fmt::print("  {}  {}\n", indent, p.reading);
+  }
+}
+
+nlohmann::json to_json(const Explanation& e, const std::string& sample) {
+  using nlohmann::json;
+  json j;
+  j["sample"] = sample;
+  j["inputs"] = json::object();
+  for (std::size_t i = 0; i < e.x.size(); ++i) j["inputs"][e.input_names[i]] = e.x[i];
+  j["targets"] = e.y;
+  j["outputs"] = e.output_names;
+  j["neurons"] = json::array();
+  for (const NeuronTrace& n : e.neurons)
+    j["neurons"].push_back({{"name", n.name},
+                            {"layer", n.layer},
+                            {"activation", to_string(n.activation)},
+                            {"inputs", n.inputs},
+                            {"weights", n.weights},
+                            {"input_values", n.input_values},
+                            {"weight_values", n.weight_values},
+                            {"bias", n.bias},
+                            {"bias_value", n.bias_value},
+                            {"z", n.z},
+                            {"a", n.a},
+                            {"dL_da", n.grad_a},
+                            {"dL_dz", n.grad_z}});
+  j["loss"] = {{"function", to_string(e.loss)}, {"formula", e.loss_formula}, {"value", e.loss_value}};
+  j["finite_difference_step"] = e.fd_step;
+  j["parameters"] = json::array();
+  for (const ParamTrace& p : e.params) {
+    json factors = json::array();
+    for (const Factor& f : p.factors)
+      factors.push_back({{"symbol", f.symbol}, {"formula", f.formula}, {"value", f.value}});
+    j["parameters"].push_back({{"name", p.name},
+                               {"tensor", p.tensor},
+                               {"index", p.col < 0 ? json::array({p.row}) : json::array({p.row, p.col})},
+                               {"from", p.from},
+                               {"to", p.to},
+                               {"value", p.value},
+                               {"factors", factors},
+                               {"gradient", p.chain},
+                               {"backprop", p.backprop},
+                               {"finite_difference", p.finite_difference},
+                               {"relative_error", p.relative_error},
+                               {"reading", p.reading}});
+  }
+  return j;
+}
+
+std::size_t find_person(const std::string& s) {
+  const auto& people = tutorial::people();
+  for (std::size_t i = 0; i < people.size(); ++i)
+    if (people[i].name == s || std::to_string(i) == s) return i;
+  throw ConfigError("--sample: unknown person '" + s +
+                    "': expected youge, share, naive, beyes or an index 0-3");
+}
+
+int run_explain(const ExplainCliOptions& o) {
+  const tutorial::Person& person = tutorial::people()[find_person(o.sample)];
+  Network<double> net(tutorial::spec());
+  std::string weights;
+  if (o.weights == "ones") {
+    // The tutorial's worked case: every weight 1, every bias 0.
+    for (const auto& layer : net.layers()) {
+      layer.weight(net.params().data()).setOnes();
+      layer.bias(net.params().data()).setZero();
+    }
+    weights = "all weights 1, all biases 0 (the tutorial's worked case)";
+  } else {
+    Rng rng(o.seed);
+    initialize(net, Init::normal, rng);
+    weights = fmt::format("every weight and bias from N(0, 1), seed {}", o.seed);
+  }
+  const double x[2] = {person.weight, person.height};
+  const double y[1] = {person.gender};
+  ExplainOptions options;
+  options.fd_step = o.fd_step;
+  const Explanation e = explain(net, x, y, options);
+  const std::string sample = std::string(person.name) + " (x1 = weight, x2 = height, y = gender)";
+  if (o.json)
+    fmt::print("{}\n", to_json(e, std::string(person.name)).dump(2));
+  else
+    print_text(e, net, sample, weights);
+  return kOk;
+}
+
+}  // namespace
+
+Command add_explain(CLI::App& root) {
+  auto o = std::make_shared<ExplainCliOptions>();
+  CLI::App* app = root.add_subcommand(
+      "explain", "Show every gradient of the tutorial's network as a product of chain-rule factors");
+  app->add_option("--sample", o->sample, "Person to explain: youge, share, naive, beyes or 0-3")
+      ->capture_default_str();
+  app->add_option("--weights", o->weights,
+                  "ones: all weights 1 and biases 0 (the worked case); random: N(0, 1) draws")
+      ->check(CLI::IsMember({"ones", "random"}))
+      ->capture_default_str();
+  app->add_option("--seed", o->seed, "Seed of --weights random")->capture_default_str();
+  app->add_option("--fd-step", o->fd_step, "Step h of the central finite difference")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_flag("--json", o->json, "Print the explanation as JSON");
+  return {app, [o] { return run_explain(*o); }};
+}
+
+}  // namespace chainrule::cli

@@ -1,0 +1,35 @@
+// chainrule: the command line. The only place that catches exceptions and chooses exit codes.
+#include <fmt/core.h>
+
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <vector>
+
+#include "chainrule/error.hpp"
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  using namespace chainrule::cli;
+  CLI::App app{"chainrule: feedforward neural networks trained by backpropagation", "chainrule"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "chainrule 0.1.0");
+  const std::vector<Command> commands{add_demo(app), add_explain(app)};
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help, or the error and a hint
+    return code == 0 ? kOk : kUsage;
+  }
+  try {
+    for (const Command& c : commands)
+      if (c.app->parsed()) return c.run();
+  } catch (const chainrule::Error& e) {
+    fmt::print(stderr, "chainrule: error: {}\n", e.what());
+    return kUsage;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "chainrule: internal error: {}\n", e.what());
+    return kInternal;
+  }
+  return kUsage;
+}
