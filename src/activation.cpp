@@ -25,12 +25,18 @@ T sigmoid(T z) {
 template <class T>
 T activate_one(Activation act, T z) {
   switch (act) {
-    case Activation::identity: return z;
-    case Activation::sigmoid: return sigmoid(z);
-    case Activation::tanh: return std::tanh(z);
-    case Activation::relu: return z > 0 ? z : T(0);
-    case Activation::leaky_relu: return z > 0 ? z : T(kLeakySlope) * z;
-    case Activation::softmax: break;
+    case Activation::identity:
+      return z;
+    case Activation::sigmoid:
+      return sigmoid(z);
+    case Activation::tanh:
+      return std::tanh(z);
+    case Activation::relu:
+      return z > 0 ? z : T(0);
+    case Activation::leaky_relu:
+      return z > 0 ? z : T(kLeakySlope) * z;
+    case Activation::softmax:
+      break;
   }
   throw ConfigError("softmax is not an elementwise activation");
 }
@@ -38,22 +44,30 @@ T activate_one(Activation act, T z) {
 template <class T>
 T derivative_one(Activation act, T a) {
   switch (act) {
-    case Activation::identity: return T(1);
-    case Activation::sigmoid: return a * (T(1) - a);
-    case Activation::tanh: return T(1) - a * a;
-    case Activation::relu: return a > 0 ? T(1) : T(0);
-    case Activation::leaky_relu: return a > 0 ? T(1) : T(kLeakySlope);
-    case Activation::softmax: break;
+    case Activation::identity:
+      return T(1);
+    case Activation::sigmoid:
+      return a * (T(1) - a);
+    case Activation::tanh:
+      return T(1) - a * a;
+    case Activation::relu:
+      return a > 0 ? T(1) : T(0);
+    case Activation::leaky_relu:
+      return a > 0 ? T(1) : T(kLeakySlope);
+    case Activation::softmax:
+      break;
   }
   throw ConfigError("softmax is not an elementwise activation");
 }
 
-constexpr std::string_view kNames[] = {"identity", "sigmoid", "tanh", "relu", "leaky_relu",
-                                       "softmax"};
+constexpr std::string_view kNames[] = {"identity", "sigmoid",    "tanh",
+                                       "relu",     "leaky_relu", "softmax"};
 
 }  // namespace
 
-std::string_view to_string(Activation a) { return kNames[static_cast<int>(a)]; }
+std::string_view to_string(Activation a) {
+  return kNames[static_cast<int>(a)];
+}
 
 Activation parse_activation(std::string_view name) {
   for (int i = 0; i < 6; ++i)
@@ -62,8 +76,12 @@ Activation parse_activation(std::string_view name) {
                     "': expected identity, sigmoid, tanh, relu, leaky_relu or softmax");
 }
 
-double scalar::activate(Activation act, double z) { return activate_one(act, z); }
-double scalar::derivative_from_output(Activation act, double a) { return derivative_one(act, a); }
+double scalar::activate(Activation act, double z) {
+  return activate_one(act, z);
+}
+double scalar::derivative_from_output(Activation act, double a) {
+  return derivative_one(act, a);
+}
 
 template <class T>
 void activate(Activation act, const Batch<T>& Z, Batch<T>& A) {

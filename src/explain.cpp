@@ -11,9 +11,12 @@ namespace {
 
 std::string activation_symbol(Activation a) {
   switch (a) {
-    case Activation::sigmoid: return "σ";
-    case Activation::identity: return "id";
-    default: return std::string(to_string(a));
+    case Activation::sigmoid:
+      return "σ";
+    case Activation::identity:
+      return "id";
+    default:
+      return std::string(to_string(a));
   }
 }
 
@@ -46,9 +49,12 @@ class Tracer {
       const Index units = net.layers()[l].out();
       for (Index j = 0; j < units; ++j) {
         std::string n;
-        if (l == last_) n = units == 1 ? "ŷ" : "ŷ" + std::to_string(j + 1);
-        else if (hidden == 1) n = "h" + std::to_string(j + 1);
-        else n = "h" + std::to_string(l + 1) + "." + std::to_string(j + 1);
+        if (l == last_)
+          n = units == 1 ? "ŷ" : "ŷ" + std::to_string(j + 1);
+        else if (hidden == 1)
+          n = "h" + std::to_string(j + 1);
+        else
+          n = "h" + std::to_string(l + 1) + "." + std::to_string(j + 1);
         names_.back().push_back(std::move(n));
       }
     }
@@ -80,12 +86,14 @@ class Tracer {
   }
   std::string weight_name(std::size_t l, Index i, Index j) const {
     Index before = 0;
-    for (std::size_t k = 0; k < l; ++k) before += net_.layers()[k].in() * net_.layers()[k].out();
+    for (std::size_t k = 0; k < l; ++k)
+      before += net_.layers()[k].in() * net_.layers()[k].out();
     return "w" + std::to_string(before + j * net_.layers()[l].in() + i + 1);
   }
   std::string bias_name(std::size_t l, Index j) const {
     Index before = 0;
-    for (std::size_t k = 0; k < l; ++k) before += net_.layers()[k].out();
+    for (std::size_t k = 0; k < l; ++k)
+      before += net_.layers()[k].out();
     return "b" + std::to_string(before + j + 1);
   }
 
@@ -102,8 +110,7 @@ class Tracer {
     if (net_.layers()[l].activation() == Activation::softmax)
       return {{"∂L/∂z_" + n, n + "·(∂L/∂" + n + " − Σ_m a_m·∂L/∂a_m)", gz_[l][j]}};
     std::vector<Factor> c = chain_to_a(l, j);
-    c.push_back({"∂" + n + "/∂z_" + n,
-                 derivative_formula(net_.layers()[l].activation(), "z_" + n),
+    c.push_back({"∂" + n + "/∂z_" + n, derivative_formula(net_.layers()[l].activation(), "z_" + n),
                  act_derivative(l, j)});
     return c;
   }
@@ -172,9 +179,15 @@ class Tracer {
         for (Index k = 0; k < K; ++k) {
           const double d = a_[l + 1][k] - y_[k];
           switch (net_.spec().loss) {
-            case Loss::mse: ga_[l][k] = 2 * d / double(K); break;
-            case Loss::binary_cross_entropy: gz_[l][k] = d / double(K); break;
-            case Loss::softmax_cross_entropy: gz_[l][k] = d; break;
+            case Loss::mse:
+              ga_[l][k] = 2 * d / double(K);
+              break;
+            case Loss::binary_cross_entropy:
+              gz_[l][k] = d / double(K);
+              break;
+            case Loss::softmax_cross_entropy:
+              gz_[l][k] = d;
+              break;
           }
         }
         if (is_fused(net_.spec().loss)) continue;
@@ -185,10 +198,13 @@ class Tracer {
       }
       if (layer.activation() == Activation::softmax) {
         double dot = 0;
-        for (Index k = 0; k < K; ++k) dot += a_[l + 1][k] * ga_[l][k];
-        for (Index k = 0; k < K; ++k) gz_[l][k] = a_[l + 1][k] * (ga_[l][k] - dot);
+        for (Index k = 0; k < K; ++k)
+          dot += a_[l + 1][k] * ga_[l][k];
+        for (Index k = 0; k < K; ++k)
+          gz_[l][k] = a_[l + 1][k] * (ga_[l][k] - dot);
       } else {
-        for (Index k = 0; k < K; ++k) gz_[l][k] = ga_[l][k] * act_derivative(l, k);
+        for (Index k = 0; k < K; ++k)
+          gz_[l][k] = ga_[l][k] * act_derivative(l, k);
       }
     }
   }
@@ -203,11 +219,13 @@ class Tracer {
 
 std::string loss_formula(Loss loss, Index K) {
   switch (loss) {
-    case Loss::mse: return K == 1 ? "(y − ŷ)²" : "1/K Σ_k (y_k − ŷ_k)²";
+    case Loss::mse:
+      return K == 1 ? "(y − ŷ)²" : "1/K Σ_k (y_k − ŷ_k)²";
     case Loss::binary_cross_entropy:
       return K == 1 ? "−[y·log ŷ + (1 − y)·log(1 − ŷ)]"
                     : "−1/K Σ_k [y_k·log ŷ_k + (1 − y_k)·log(1 − ŷ_k)]";
-    case Loss::softmax_cross_entropy: return "−Σ_k y_k·log ŷ_k";
+    case Loss::softmax_cross_entropy:
+      return "−Σ_k y_k·log ŷ_k";
   }
   return "";
 }
@@ -296,7 +314,8 @@ Explanation explain(const Network<double>& net, std::span<const double> x,
       p.value = net.params()[p.flat];
       p.factors = t.chain_to_param(l, i, j);
       p.chain = 1;
-      for (const Factor& f : p.factors) p.chain *= f.value;
+      for (const Factor& f : p.factors)
+        p.chain *= f.value;
       p.backprop = backprop[p.flat];
       const double h = options.fd_step;
       p.finite_difference = (loss_at(p.flat, p.value + h) - loss_at(p.flat, p.value - h)) / (2 * h);
@@ -306,8 +325,10 @@ Explanation explain(const Network<double>& net, std::span<const double> x,
       e.params.push_back(std::move(p));
     };
     for (Index j = 0; j < layer.out(); ++j)
-      for (Index i = 0; i < layer.in(); ++i) add(i, j);
-    for (Index j = 0; j < layer.out(); ++j) add(-1, j);
+      for (Index i = 0; i < layer.in(); ++i)
+        add(i, j);
+    for (Index j = 0; j < layer.out(); ++j)
+      add(-1, j);
   }
   return e;
 }

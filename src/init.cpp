@@ -9,9 +9,12 @@ namespace chainrule {
 
 std::string_view to_string(Init i) {
   switch (i) {
-    case Init::normal: return "normal";
-    case Init::xavier: return "xavier";
-    case Init::he: return "he";
+    case Init::normal:
+      return "normal";
+    case Init::xavier:
+      return "xavier";
+    case Init::he:
+      return "he";
   }
   return "?";
 }
@@ -20,7 +23,8 @@ Init parse_init(std::string_view name) {
   if (name == "normal") return Init::normal;
   if (name == "xavier" || name == "glorot") return Init::xavier;
   if (name == "he" || name == "kaiming") return Init::he;
-  throw ConfigError("unknown initializer '" + std::string(name) + "': expected normal, xavier or he");
+  throw ConfigError("unknown initializer '" + std::string(name) +
+                    "': expected normal, xavier or he");
 }
 
 template <class T>
@@ -34,16 +38,21 @@ void initialize(Network<T>& net, Init init, Rng& rng) {
     for (Index j = 0; j < W.cols(); ++j)
       for (Index i = 0; i < W.rows(); ++i) {
         switch (init) {
-          case Init::normal: W(i, j) = T(rng.normal()); break;
+          case Init::normal:
+            W(i, j) = T(rng.normal());
+            break;
           case Init::xavier: {
             const double r = std::sqrt(6.0 / (in + out));
             W(i, j) = T(rng.uniform(-r, r));
             break;
           }
-          case Init::he: W(i, j) = T(rng.normal() * std::sqrt(2.0 / in)); break;
+          case Init::he:
+            W(i, j) = T(rng.normal() * std::sqrt(2.0 / in));
+            break;
         }
       }
-    for (Index j = 0; j < b.size(); ++j) b(j) = init == Init::normal ? T(rng.normal()) : T(0);
+    for (Index j = 0; j < b.size(); ++j)
+      b(j) = init == Init::normal ? T(rng.normal()) : T(0);
   }
 }
 

@@ -9,9 +9,12 @@ namespace chainrule {
 
 std::string_view to_string(Loss l) {
   switch (l) {
-    case Loss::mse: return "mse";
-    case Loss::binary_cross_entropy: return "binary_cross_entropy";
-    case Loss::softmax_cross_entropy: return "softmax_cross_entropy";
+    case Loss::mse:
+      return "mse";
+    case Loss::binary_cross_entropy:
+      return "binary_cross_entropy";
+    case Loss::softmax_cross_entropy:
+      return "softmax_cross_entropy";
   }
   return "?";
 }
@@ -89,7 +92,7 @@ void loss_gradient(Loss loss, const Batch<T>& A, const BatchView<T>& Y, Batch<T>
   }
 }
 
-#define CHAINRULE_INSTANTIATE(T)                                                         \
+#define CHAINRULE_INSTANTIATE(T)                                                              \
   template double loss_value<T>(Loss, const Batch<T>&, const Batch<T>&, const BatchView<T>&); \
   template void loss_gradient<T>(Loss, const Batch<T>&, const BatchView<T>&, Batch<T>&);
 CHAINRULE_INSTANTIATE(float)

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "chainrule/error.hpp"
+#include "chainrule/threads.hpp"
 
 namespace chainrule {
 
@@ -21,6 +22,7 @@ void validate(const NetworkSpec& spec) {
 template <class T>
 Network<T>::Network(NetworkSpec spec) : spec_(std::move(spec)) {
   validate(spec_);
+  detail::configure_blas_once();
   Index offset = 0, in = spec_.inputs;
   for (const LayerSpec& ls : spec_.layers) {
     layers_.emplace_back(in, ls.units, ls.activation, offset);
@@ -56,7 +58,8 @@ template <class T>
 void Network<T>::backward(const BatchView<T>& Y) {
   Workspace& top = work_.back();
   loss_gradient<T>(spec_.loss, top.A, Y, top.dZ);  // ∂L/∂Z if fused, else ∂L/∂A
-  if (!is_fused(spec_.loss)) activation_backward(layers_.back().activation(), top.A, top.dZ, top.dZ);
+  if (!is_fused(spec_.loss))
+    activation_backward(layers_.back().activation(), top.A, top.dZ, top.dZ);
 
   for (std::size_t l = layers_.size(); l-- > 0;) {
     const Batch<T>& in = l == 0 ? input_ : work_[l - 1].A;

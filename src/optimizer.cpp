@@ -9,13 +9,13 @@ namespace chainrule {
 
 template <class T>
 Sgd<T>::Sgd(SgdOptions options) : Optimizer<T>(options.lr), options_(options) {
-  if (!(options.lr > 0)) throw ConfigError("learning rate must be > 0, got " + std::to_string(options.lr));
+  if (!(options.lr > 0))
+    throw ConfigError("learning rate must be > 0, got " + std::to_string(options.lr));
   if (!(options.momentum >= 0 && options.momentum < 1))
     throw ConfigError("momentum must be in [0, 1), got " + std::to_string(options.momentum));
   if (!(options.weight_decay >= 0))
     throw ConfigError("weight decay must be >= 0, got " + std::to_string(options.weight_decay));
-  if (options.nesterov && options.momentum == 0)
-    throw ConfigError("nesterov needs a momentum > 0");
+  if (options.nesterov && options.momentum == 0) throw ConfigError("nesterov needs a momentum > 0");
 }
 
 template <class T>

@@ -29,13 +29,15 @@ NetworkSpec spec() {
 
 Batch<double> inputs() {
   Batch<double> X(4, 2);
-  for (Index n = 0; n < 4; ++n) X.row(n) << people()[n].weight, people()[n].height;
+  for (Index n = 0; n < 4; ++n)
+    X.row(n) << people()[n].weight, people()[n].height;
   return X;
 }
 
 Batch<double> targets() {
   Batch<double> Y(4, 1);
-  for (Index n = 0; n < 4; ++n) Y(n, 0) = people()[n].gender;
+  for (Index n = 0; n < 4; ++n)
+    Y(n, 0) = people()[n].gender;
   return Y;
 }
 

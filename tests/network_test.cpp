@@ -1,2 +1,236 @@
+#include "chainrule/network.hpp"
+
 #include <gtest/gtest.h>
-TEST(Placeholder, Todo) { SUCCEED(); }
+
+#include <cmath>
+#include <string>
+
+#include "chainrule/error.hpp"
+#include "chainrule/init.hpp"
+#include "chainrule/random.hpp"
+
+namespace chainrule {
+void PrintTo(Activation a, std::ostream* os) {
+  *os << to_string(a);
+}
+namespace {
+
+struct OutputCase {
+  Activation out;
+  Loss loss;
+};
+void PrintTo(const OutputCase& c, std::ostream* os) {
+  *os << to_string(c.out) << "+" << to_string(c.loss);
+}
+
+// Every activation × loss pair that makes sense at the output.
+const OutputCase kOutputs[] = {
+    {Activation::identity, Loss::mse},
+    {Activation::sigmoid, Loss::mse},
+    {Activation::tanh, Loss::mse},
+    {Activation::relu, Loss::mse},
+    {Activation::leaky_relu, Loss::mse},
+    {Activation::softmax, Loss::mse},
+    {Activation::sigmoid, Loss::binary_cross_entropy},
+    {Activation::softmax, Loss::softmax_cross_entropy},
+};
+const Activation kHidden[] = {Activation::sigmoid, Activation::tanh, Activation::relu,
+                              Activation::leaky_relu, Activation::identity};
+
+Batch<double> random_batch(Index rows, Index cols, Rng& rng) {
+  Batch<double> B(rows, cols);
+  for (Index i = 0; i < B.size(); ++i)
+    B.data()[i] = rng.normal();
+  return B;
+}
+
+// Targets each loss accepts: one-hot rows for softmax CE, 0/1 for BCE, anything for MSE.
+Batch<double> random_targets(Loss loss, Index rows, Index cols, Rng& rng) {
+  Batch<double> Y = Batch<double>::Zero(rows, cols);
+  for (Index n = 0; n < rows; ++n)
+    for (Index k = 0; k < cols; ++k) {
+      if (loss == Loss::mse) Y(n, k) = rng.uniform(-1, 1);
+      if (loss == Loss::binary_cross_entropy) Y(n, k) = double(rng.below(2));
+    }
+  if (loss == Loss::softmax_cross_entropy)
+    for (Index n = 0; n < rows; ++n)
+      Y(n, Index(rng.below(std::uint64_t(cols)))) = 1;
+  return Y;
+}
+
+// Checks Network::backward against central differences of Network::loss, every parameter.
+// Returns the gradient's L1 norm so callers can guard against an all-zero gradient.
+double check_gradients(Network<double>& net, const Batch<double>& X, const Batch<double>& Y) {
+  net.zero_grad();
+  net.forward(X);
+  net.backward(Y);
+  const std::vector<double> g(net.grads().begin(), net.grads().end());
+  const double h = 1e-6;
+  // The central difference itself is only good to about ε·|L|/h (round-off in L(p ± h)).
+  const double fd_noise = 100 * 2.2e-16 * std::max(1.0, std::abs(net.loss(Y))) / h;
+  double norm = 0, diff = 0, fd_norm = 0;
+  for (Index i = 0; i < net.num_params(); ++i) {
+    double& p = net.params()[i];
+    const double saved = p;
+    p = saved + h;
+    net.forward(X);
+    const double up = net.loss(Y);
+    p = saved - h;
+    net.forward(X);
+    const double down = net.loss(Y);
+    p = saved;
+    const double fd = (up - down) / (2 * h);
+    // Each element: relative error below 1e-6, with the finite difference's own noise as floor.
+    EXPECT_LE(std::abs(g[i] - fd), 1e-6 * std::max(std::abs(g[i]), std::abs(fd)) + fd_noise)
+        << "parameter " << i << ": backprop " << g[i] << ", finite difference " << fd;
+    norm += std::abs(g[i]);
+    fd_norm += std::abs(fd);
+    diff += std::abs(g[i] - fd);
+  }
+  EXPECT_LT(diff / std::max(norm, fd_norm), 1e-6);  // relative error of the whole gradient
+  return norm;
+}
+
+TEST(Network, ParameterLayoutIsOneFlatBuffer) {
+  Network<double> net({.inputs = 3,
+                       .layers = {{4, Activation::relu}, {2, Activation::softmax}},
+                       .loss = Loss::softmax_cross_entropy});
+  ASSERT_EQ(net.num_params(), 3 * 4 + 4 + 4 * 2 + 2);
+  EXPECT_EQ(net.grads().size(), net.params().size());
+  EXPECT_EQ(net.layers()[0].offset(), 0);
+  EXPECT_EQ(net.layers()[0].bias_offset(), 12);
+  EXPECT_EQ(net.layers()[1].offset(), 16);
+  // W(i, j) sits at offset + j·in + i: PyTorch's weight[j][i] of shape (out, in).
+  net.params()[1] = 7;  // PyTorch layers.0.weight[0][1]
+  EXPECT_EQ(net.layers()[0].weight(net.params().data())(1, 0), 7);
+}
+
+TEST(Network, ForwardMatchesHandComputation) {
+  // 2-2-1 sigmoid with w1..w6 = 1..6, b1..b3 = 0.1, 0.2, 0.3 on x = (1, -1).
+  Network<double> net({.inputs = 2,
+                       .layers = {{2, Activation::sigmoid}, {1, Activation::sigmoid}},
+                       .loss = Loss::mse});
+  const double p[] = {1, 2, 3, 4, 0.1, 0.2, 5, 6, 0.3};
+  std::copy(std::begin(p), std::end(p), net.params().begin());
+  Batch<double> X(1, 2);
+  X << 1, -1;
+  const double h1 = 1 / (1 + std::exp(-(1 * 1 + 2 * -1 + 0.1)));
+  const double h2 = 1 / (1 + std::exp(-(3 * 1 + 4 * -1 + 0.2)));
+  const double o = 1 / (1 + std::exp(-(5 * h1 + 6 * h2 + 0.3)));
+  EXPECT_NEAR(net.forward(X)(0, 0), o, 1e-15);
+}
+
+class GradientCheck : public ::testing::TestWithParam<std::tuple<Activation, OutputCase>> {};
+
+TEST_P(GradientCheck, ThreeLayersRandomWeights) {
+  const auto [hidden, out] = GetParam();
+  Rng rng(2024);
+  Network<double> net(
+      {.inputs = 4, .layers = {{5, hidden}, {3, hidden}, {3, out.out}}, .loss = out.loss});
+  initialize(net, Init::normal, rng);
+  const Batch<double> X = random_batch(6, 4, rng);
+  const Batch<double> Y = random_targets(out.loss, 6, 3, rng);
+  EXPECT_GT(check_gradients(net, X, Y), 1e-3);
+}
+
+std::string name_of(const ::testing::TestParamInfo<GradientCheck::ParamType>& info) {
+  const auto& [hidden, out] = info.param;
+  return std::string(to_string(hidden)) + "_" + std::string(to_string(out.out)) + "_" +
+         std::string(to_string(out.loss));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPairs, GradientCheck,
+                         ::testing::Combine(::testing::ValuesIn(kHidden),
+                                            ::testing::ValuesIn(kOutputs)),
+                         name_of);
+
+TEST(Network, SingleOutputBinaryCrossEntropyAndTutorialShape) {
+  Rng rng(7);
+  for (Loss loss : {Loss::mse, Loss::binary_cross_entropy}) {
+    Network<double> net({.inputs = 2,
+                         .layers = {{2, Activation::sigmoid}, {1, Activation::sigmoid}},
+                         .loss = loss});
+    initialize(net, Init::normal, rng);
+    const Batch<double> X = random_batch(1, 2, rng);  // a batch of one, as in the tutorial
+    Batch<double> Y(1, 1);
+    Y << 1;
+    EXPECT_GT(check_gradients(net, X, Y), 1e-3);
+  }
+}
+
+TEST(Network, GradientsAccumulateUntilZeroed) {
+  Rng rng(3);
+  Network<double> net({.inputs = 3, .layers = {{4, Activation::tanh}, {2, Activation::identity}}});
+  initialize(net, Init::xavier, rng);
+  const Batch<double> X = random_batch(5, 3, rng), Y = random_batch(5, 2, rng);
+  net.zero_grad();
+  net.forward(X);
+  net.backward(Y);
+  const std::vector<double> once(net.grads().begin(), net.grads().end());
+  net.forward(X);
+  net.backward(Y);
+  for (std::size_t i = 0; i < once.size(); ++i)
+    EXPECT_DOUBLE_EQ(net.grads()[i], 2 * once[i]);
+  net.zero_grad();
+  for (double g : net.grads())
+    EXPECT_EQ(g, 0.0);
+}
+
+TEST(Network, FloatAgreesWithDouble) {
+  Rng rng(11);
+  const NetworkSpec spec{.inputs = 6,
+                         .layers = {{8, Activation::relu}, {4, Activation::softmax}},
+                         .loss = Loss::softmax_cross_entropy};
+  Network<double> d(spec);
+  Network<float> f(spec);
+  initialize(d, Init::he, rng);
+  for (Index i = 0; i < d.num_params(); ++i)
+    f.params()[i] = float(d.params()[i]);
+  const Batch<double> X = random_batch(10, 6, rng);
+  const Batch<double> Y = random_targets(spec.loss, 10, 4, rng);
+  d.zero_grad();
+  f.zero_grad();
+  d.forward(X);
+  f.forward(X.cast<float>());
+  EXPECT_NEAR(f.loss(Y.cast<float>()), d.loss(Y), 1e-5);
+  d.backward(Y);
+  f.backward(Y.cast<float>());
+  for (Index i = 0; i < d.num_params(); ++i)
+    EXPECT_NEAR(f.grads()[i], d.grads()[i], 1e-5);
+}
+
+TEST(Network, StableWithHugePreActivations) {
+  // Weights of 1e4 drive |z| to about 1e4: loss and gradients stay finite for every fused loss.
+  for (auto [out, loss] :
+       {std::pair{Activation::sigmoid, Loss::binary_cross_entropy},
+        std::pair{Activation::softmax, Loss::softmax_cross_entropy},
+        std::pair{Activation::sigmoid, Loss::mse}, std::pair{Activation::tanh, Loss::mse}}) {
+    Network<float> net({.inputs = 1, .layers = {{2, out}}, .loss = loss});
+    const float p[] = {1e4f, -1e4f, 0, 0};
+    std::copy(std::begin(p), std::end(p), net.params().begin());
+    Batch<float> X(1, 1), Y(1, 2);
+    X << 1;
+    Y << 0, 1;
+    net.zero_grad();
+    net.forward(X);
+    EXPECT_TRUE(std::isfinite(net.loss(Y))) << to_string(loss);
+    net.backward(Y);
+    for (float g : net.grads())
+      EXPECT_TRUE(std::isfinite(g)) << to_string(loss);
+  }
+}
+
+TEST(Network, InvalidSpecsAreRejected) {
+  EXPECT_THROW(Network<double>({.inputs = 0, .layers = {{1, Activation::sigmoid}}}), ConfigError);
+  EXPECT_THROW(Network<double>({.inputs = 2, .layers = {}}), ConfigError);
+  EXPECT_THROW(
+      Network<double>({.inputs = 2, .layers = {{0, Activation::relu}, {1, Activation::sigmoid}}}),
+      ConfigError);
+  EXPECT_THROW(
+      Network<double>(
+          {.inputs = 2, .layers = {{3, Activation::relu}}, .loss = Loss::softmax_cross_entropy}),
+      ConfigError);
+}
+
+}  // namespace
+}  // namespace chainrule

@@ -1,2 +1,4 @@
 #include <gtest/gtest.h>
-TEST(Placeholder, Todo) { SUCCEED(); }
+TEST(Placeholder, Todo) {
+  SUCCEED();
+}

@@ -18,7 +18,9 @@ std::string_view to_string(Activation a);
 /// Inverse of to_string; throws ConfigError naming the allowed values.
 Activation parse_activation(std::string_view name);
 /// True for activations applied to each element on its own (all but softmax).
-constexpr bool is_elementwise(Activation a) { return a != Activation::softmax; }
+constexpr bool is_elementwise(Activation a) {
+  return a != Activation::softmax;
+}
 
 /// Scalar forms, used by explain and by the reference tests.
 namespace scalar {

@@ -36,11 +36,11 @@ struct NeuronTrace {
 
 /// One parameter's gradient: the chain of factors, their product, and the checks beside it.
 struct ParamTrace {
-  std::string name;    ///< "w1", "b3"
-  std::string tensor;  ///< "layers.0.weight" or "layers.0.bias", as in the model file
-  Index row = 0;       ///< index in that tensor, shaped (out, in) like PyTorch's nn.Linear
-  Index col = -1;      ///< -1 for a bias
-  Index flat = 0;      ///< position in Network::params()
+  std::string name;      ///< "w1", "b3"
+  std::string tensor;    ///< "layers.0.weight" or "layers.0.bias", as in the model file
+  Index row = 0;         ///< index in that tensor, shaped (out, in) like PyTorch's nn.Linear
+  Index col = -1;        ///< -1 for a bias
+  Index flat = 0;        ///< position in Network::params()
   std::string from, to;  ///< the connection's source and target neuron ("1" for a bias)
   double value = 0;
   std::vector<Factor> factors;

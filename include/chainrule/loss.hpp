@@ -18,7 +18,9 @@ Loss parse_loss(std::string_view name);
 /// True when the loss is fused with the output activation and its gradient is taken with respect
 /// to the pre-activation z: sigmoid + binary cross-entropy and softmax + cross-entropy, both
 /// ∂L/∂z = (ŷ - y) / count.
-constexpr bool is_fused(Loss l) { return l != Loss::mse; }
+constexpr bool is_fused(Loss l) {
+  return l != Loss::mse;
+}
 
 /// Throws ConfigError unless `output` can be used with `loss` (BCE needs sigmoid, softmax
 /// cross-entropy needs softmax, MSE takes any output activation).

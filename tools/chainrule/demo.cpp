@@ -49,15 +49,17 @@ int run_demo(const DemoOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   tutorial::Result r =
       tutorial::train(o.train, [&](int epoch, double loss) { reports.emplace_back(epoch, loss); });
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  for (const auto& [epoch, loss] : reports) fmt::print("Epoch {} loss: {:.3f}\n", epoch, loss);
+  for (const auto& [epoch, loss] : reports)
+    fmt::print("Epoch {} loss: {:.3f}\n", epoch, loss);
   fmt::print("\nFinal loss {:.6f} after {} epochs ({} SGD steps, trained in {:.2f} ms)\n\n",
              r.final_loss, o.train.epochs, 4 * o.train.epochs, seconds * 1e3);
 
   fmt::print("Predictions: probability of gender 1, label 1 when it is at least 0.5\n");
-  fmt::print("  {:<6} {:>6} {:>6} {:>9} {:>6} {:>6}\n", "name", "weight", "height", "p(1)",
-             "label", "true");
+  fmt::print("  {:<6} {:>6} {:>6} {:>9} {:>6} {:>6}\n", "name", "weight", "height", "p(1)", "label",
+             "true");
   int correct = 0;
   for (const auto& p : tutorial::people()) {
     const double prob = predict(r.net, p.weight, p.height);

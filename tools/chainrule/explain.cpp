@@ -37,11 +37,14 @@ std::string num(double v) {
 // Columns a UTF-8 string takes on a terminal (every character used here is one column wide).
 std::size_t display_width(const std::string& s) {
   std::size_t w = 0;
-  for (unsigned char c : s) w += (c & 0xC0) != 0x80;
+  for (unsigned char c : s)
+    w += (c & 0xC0) != 0x80;
   return w;
 }
 
-std::string paren(double v) { return v < 0 ? "(" + num(v) + ")" : num(v); }
+std::string paren(double v) {
+  return v < 0 ? "(" + num(v) + ")" : num(v);
+}
 
 std::string activation_symbol(Activation a) {
   return a == Activation::sigmoid ? "σ" : std::string(to_string(a));
@@ -75,7 +78,8 @@ void print_neuron(const NeuronTrace& n) {
 void print_text(const Explanation& e, const Network<double>& net, const std::string& sample,
                 const std::string& weights) {
   std::string arch = fmt::format("{} inputs", net.inputs());
-  for (const auto& l : net.layers()) arch += fmt::format(" → {} {}", l.out(), to_string(l.activation()));
+  for (const auto& l : net.layers())
+    arch += fmt::format(" → {} {}", l.out(), to_string(l.activation()));
   fmt::print("Network  {}; loss {}; {} parameters\n", arch, to_string(e.loss), net.num_params());
   fmt::print("Weights  {}\n", weights);
   std::string xs;
@@ -84,7 +88,8 @@ void print_text(const Explanation& e, const Network<double>& net, const std::str
   for (std::size_t k = 0; k < e.y.size(); ++k)
     xs += fmt::format(", y{} = {}", e.y.size() == 1 ? "" : std::to_string(k + 1), num(e.y[k]));
   fmt::print("Sample   {}: {}\n\nForward pass\n", sample, xs);
-  for (const NeuronTrace& n : e.neurons) print_neuron(n);
+  for (const NeuronTrace& n : e.neurons)
+    print_neuron(n);
   fmt::print("\nLoss\n  L = {} = {}\n", e.loss_formula, num(e.loss_value));
 
   // Neurons whose ∂L/∂a is a sum over several paths are referred to by name in the chains.
@@ -96,7 +101,8 @@ void print_text(const Explanation& e, const Network<double>& net, const std::str
     fmt::print("  ∂L/∂{} = {}   ∂L/∂z_{} = {}\n", n.name, num(n.grad_a), n.name, num(n.grad_z));
   }
 
-  fmt::print("\nGradients: chain rule, checked by central finite differences (h = {})\n", e.fd_step);
+  fmt::print("\nGradients: chain rule, checked by central finite differences (h = {})\n",
+             e.fd_step);
   for (const ParamTrace& p : e.params) {
     std::string symbols, formulas, values;
     for (std::size_t i = 0; i < p.factors.size(); ++i) {
@@ -121,7 +127,8 @@ nlohmann::json to_json(const Explanation& e, const std::string& sample) {
   json j;
   j["sample"] = sample;
   j["inputs"] = json::object();
-  for (std::size_t i = 0; i < e.x.size(); ++i) j["inputs"][e.input_names[i]] = e.x[i];
+  for (std::size_t i = 0; i < e.x.size(); ++i)
+    j["inputs"][e.input_names[i]] = e.x[i];
   j["targets"] = e.y;
   j["outputs"] = e.output_names;
   j["neurons"] = json::array();
@@ -139,25 +146,27 @@ nlohmann::json to_json(const Explanation& e, const std::string& sample) {
                             {"a", n.a},
                             {"dL_da", n.grad_a},
                             {"dL_dz", n.grad_z}});
-  j["loss"] = {{"function", to_string(e.loss)}, {"formula", e.loss_formula}, {"value", e.loss_value}};
+  j["loss"] = {
+      {"function", to_string(e.loss)}, {"formula", e.loss_formula}, {"value", e.loss_value}};
   j["finite_difference_step"] = e.fd_step;
   j["parameters"] = json::array();
   for (const ParamTrace& p : e.params) {
     json factors = json::array();
     for (const Factor& f : p.factors)
       factors.push_back({{"symbol", f.symbol}, {"formula", f.formula}, {"value", f.value}});
-    j["parameters"].push_back({{"name", p.name},
-                               {"tensor", p.tensor},
-                               {"index", p.col < 0 ? json::array({p.row}) : json::array({p.row, p.col})},
-                               {"from", p.from},
-                               {"to", p.to},
-                               {"value", p.value},
-                               {"factors", factors},
-                               {"gradient", p.chain},
-                               {"backprop", p.backprop},
-                               {"finite_difference", p.finite_difference},
-                               {"relative_error", p.relative_error},
-                               {"reading", p.reading}});
+    j["parameters"].push_back(
+        {{"name", p.name},
+         {"tensor", p.tensor},
+         {"index", p.col < 0 ? json::array({p.row}) : json::array({p.row, p.col})},
+         {"from", p.from},
+         {"to", p.to},
+         {"value", p.value},
+         {"factors", factors},
+         {"gradient", p.chain},
+         {"backprop", p.backprop},
+         {"finite_difference", p.finite_difference},
+         {"relative_error", p.relative_error},
+         {"reading", p.reading}});
   }
   return j;
 }
@@ -204,7 +213,8 @@ int run_explain(const ExplainCliOptions& o) {
 Command add_explain(CLI::App& root) {
   auto o = std::make_shared<ExplainCliOptions>();
   CLI::App* app = root.add_subcommand(
-      "explain", "Show every gradient of the tutorial's network as a product of chain-rule factors");
+      "explain",
+      "Show every gradient of the tutorial's network as a product of chain-rule factors");
   app->add_option("--sample", o->sample, "Person to explain: youge, share, naive, beyes or 0-3")
       ->capture_default_str();
   app->add_option("--weights", o->weights,

@@ -1,0 +1,21 @@
+// Threads of the matrix products. Until chainrule has its own thread pool, the products run on
+// one thread: OpenBLAS's threaded GEMM allocates a job queue on every call, and a training step
+// must allocate nothing.
+#pragma once
+
+namespace chainrule {
+
+/// Threads OpenBLAS may use for one matrix product (n >= 1). The default is 1, unless the
+/// OPENBLAS_NUM_THREADS environment variable says otherwise. With n > 1 each large product
+/// allocates OpenBLAS's job queue.
+void set_blas_threads(int n);
+
+/// The current setting of set_blas_threads.
+int blas_threads();
+
+namespace detail {
+/// Applies the default once per process; every Network constructor calls it.
+void configure_blas_once();
+}  // namespace detail
+
+}  // namespace chainrule

@@ -1,0 +1,31 @@
+#include "chainrule/threads.hpp"
+
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+#include "chainrule/error.hpp"
+
+extern "C" {
+// OpenBLAS's own extensions (cblas.h declares them; we avoid pulling in the whole header).
+void openblas_set_num_threads(int n);
+int openblas_get_num_threads(void);
+}
+
+namespace chainrule {
+
+void set_blas_threads(int n) {
+  if (n < 1) throw ConfigError("thread count must be at least 1, got " + std::to_string(n));
+  openblas_set_num_threads(n);
+}
+
+int blas_threads() { return openblas_get_num_threads(); }
+
+void detail::configure_blas_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) openblas_set_num_threads(1);
+  });
+}
+
+}  // namespace chainrule
