@@ -19,7 +19,9 @@ void set_blas_threads(int n) {
   openblas_set_num_threads(n);
 }
 
-int blas_threads() { return openblas_get_num_threads(); }
+int blas_threads() {
+  return openblas_get_num_threads();
+}
 
 void detail::configure_blas_once() {
   static std::once_flag once;

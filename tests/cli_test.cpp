@@ -1,0 +1,141 @@
+// End-to-end tests: run the built chainrule binary and check what it prints.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "chainrule/tutorial.hpp"
+
+namespace {
+
+struct Outcome {
+  int code;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+Outcome chainrule(const std::string& args) {
+  const std::string dir = ::testing::TempDir();
+  const std::string out = dir + "/cli_out.txt", err = dir + "/cli_err.txt";
+  const std::string cmd = std::string(CHAINRULE_BIN) + " " + args + " >" + out + " 2>" + err;
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+int count_lines(const std::string& s) {
+  return int(std::count(s.begin(), s.end(), '\n'));
+}
+
+TEST(Cli, DemoPrintsTheTutorialsLossLinesAndPredictions) {
+  const Outcome r = chainrule("demo");
+  ASSERT_EQ(r.code, 0) << r.err;
+  // 100 loss lines in the tutorial's format, the last for epoch 990.
+  const std::regex epoch_line(R"(Epoch (\d+) loss: (\d\.\d{3})\n)");
+  auto begin = std::sregex_iterator(r.out.begin(), r.out.end(), epoch_line);
+  EXPECT_EQ(std::distance(begin, std::sregex_iterator()), 100);
+  // The same numbers the library computes.
+  std::vector<std::pair<int, double>> reports;
+  const auto result = chainrule::tutorial::train(
+      {}, [&](int epoch, double loss) { reports.emplace_back(epoch, loss); });
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "Epoch 990 loss: %.3f\n", reports.back().second);
+  EXPECT_NE(r.out.find(expected), std::string::npos) << r.out;
+  std::snprintf(expected, sizeof expected, "Final loss %.6f after 1000 epochs", result.final_loss);
+  EXPECT_NE(r.out.find(expected), std::string::npos);
+  EXPECT_NE(r.out.find("4 of 4 training people classified correctly; converged"),
+            std::string::npos);
+  // Emily is predicted 1, Frank 0.
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(Emily +-7 +-3 +0\.\d+ +1 +new)"))) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(Frank +20 +2 +0\.0\d+ +0 +new)"))) << r.out;
+}
+
+TEST(Cli, DemoOptionsChangeTheRun) {
+  const Outcome r = chainrule("demo --seed 5 --epochs 20 --lr 0.05");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("learning rate 0.05, 20 epochs"), std::string::npos);
+  EXPECT_NE(r.out.find("Epoch 10 loss:"), std::string::npos);
+  EXPECT_EQ(r.out.find("Epoch 20 loss:"), std::string::npos);
+  const auto res = chainrule::tutorial::train({.seed = 5, .epochs = 20, .lr = 0.05});
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "Final loss %.6f after 20 epochs", res.final_loss);
+  EXPECT_NE(r.out.find(expected), std::string::npos) << r.out;
+}
+
+TEST(Cli, DemoSweepCountsConvergedSeeds) {
+  const Outcome r = chainrule("demo --sweep 100 --seed 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("50 of 100 seeds (1..100) converged"), std::string::npos) << r.out;
+}
+
+TEST(Cli, ExplainShowsTheWorkedCase) {
+  const Outcome r = chainrule("explain");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("∂L/∂w1 = ∂L/∂ŷ · ∂ŷ/∂h1 · ∂h1/∂w1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("= 0.002639   finite difference 0.002639"), std::string::npos);
+  EXPECT_NE(r.out.find("positive: raising w1 raises L, so gradient descent lowers w1"),
+            std::string::npos);
+  EXPECT_NE(r.out.find("h1 = σ(z_h1) = σ(3) = 0.952574"), std::string::npos);
+  EXPECT_NE(r.out.find("ŷ = σ(z_ŷ) = σ(1.905148) = 0.870473"), std::string::npos);
+  // One chain per parameter: 6 weights and 3 biases.
+  const std::regex chain(R"(\n  ∂L/∂[wb]\d = )");
+  EXPECT_EQ(std::distance(std::sregex_iterator(r.out.begin(), r.out.end(), chain),
+                          std::sregex_iterator()),
+            9);
+}
+
+TEST(Cli, ExplainJsonCarriesTheSameNumbers) {
+  const Outcome r = chainrule("explain --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto& w1 = j["parameters"][0];
+  EXPECT_EQ(w1["name"], "w1");
+  EXPECT_NEAR(w1["gradient"].get<double>(), 0.002639060955281471, 1e-15);
+  EXPECT_NEAR(w1["finite_difference"].get<double>(), 0.002639060955281471, 1e-10);
+  EXPECT_EQ(w1["factors"].size(), 3u);
+  EXPECT_EQ(j["parameters"].size(), 9u);
+  EXPECT_NEAR(j["loss"]["value"].get<double>(), std::pow(1 - 0.8704730975500355, 2), 1e-15);
+}
+
+TEST(Cli, ExplainOtherSamplesAndRandomWeights) {
+  const Outcome r = chainrule("explain --sample naive --weights random --seed 3 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["sample"], "naive");
+  EXPECT_EQ(j["inputs"]["x1"], -23);
+  for (const auto& p : j["parameters"])
+    EXPECT_NEAR(p["gradient"].get<double>(), p["backprop"].get<double>(),
+                1e-12 + 1e-12 * std::abs(p["backprop"].get<double>()));
+}
+
+TEST(Cli, BadInputGivesOneLineErrorAndExitCode2) {
+  for (const char* args :
+       {"demo --epochs 0", "demo --lr -1", "demo --seed abc", "explain --sample nobody",
+        "explain --weights zeros", "frobnicate", ""}) {
+    const Outcome r = chainrule(args);
+    EXPECT_EQ(r.code, 2) << args;
+    EXPECT_TRUE(r.out.empty()) << args << ": " << r.out;
+    EXPECT_FALSE(r.err.empty()) << args;
+  }
+  const Outcome r = chainrule("explain --sample nobody");
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("unknown person 'nobody'"), std::string::npos) << r.err;
+}
+
+TEST(Cli, HelpExitsZero) {
+  const Outcome r = chainrule("--help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("explain"), std::string::npos);
+}
+
+}  // namespace
