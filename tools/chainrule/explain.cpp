@@ -90,7 +90,10 @@ void print_text(const Explanation& e, const Network<double>& net, const std::str
   fmt::print("Sample   {}: {}\n\nForward pass\n", sample, xs);
   for (const NeuronTrace& n : e.neurons)
     print_neuron(n);
-  fmt::print("\nLoss\n  L = {} = {}\n", e.loss_formula, num(e.loss_value));
+  std::string numeric;  // the formula with numbers, where it is short enough to read
+  if (e.loss == Loss::mse && e.y.size() == 1)
+    numeric = fmt::format(" = ({} − {})²", num(e.y[0]), num(e.neurons.back().a));
+  fmt::print("\nLoss\n  L = {}{} = {}\n", e.loss_formula, numeric, num(e.loss_value));
 
   // Neurons whose ∂L/∂a is a sum over several paths are referred to by name in the chains.
   bool header = false;
