@@ -8,6 +8,7 @@
 #include "chainrule/init.hpp"
 #include "chainrule/network.hpp"
 #include "chainrule/optimizer.hpp"
+#include "chainrule/threads.hpp"
 
 extern "C" {
 void* __libc_malloc(std::size_t);
@@ -85,7 +86,7 @@ TEST(Allocation, TutorialStepAllocatesNothing) {
 }
 
 TEST(Allocation, LargeBatchStepAllocatesNothing) {
-  unsetenv("OPENBLAS_NUM_THREADS");  // the library's default: products on one thread
+  set_blas_threads(1);  // the library's default (network_test checks it is the default)
   const NetworkSpec spec{
       .inputs = 784,
       .layers = {{128, Activation::relu}, {64, Activation::tanh}, {10, Activation::softmax}},

@@ -1,7 +1,9 @@
 // End-to-end tests: run the built chainrule binary and check what it prints.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -26,11 +28,15 @@ std::string slurp(const std::string& path) {
 }
 
 Outcome chainrule(const std::string& args) {
-  const std::string dir = ::testing::TempDir();
-  const std::string out = dir + "/cli_out.txt", err = dir + "/cli_err.txt";
+  // ctest runs test cases in parallel processes: name the capture files after this one.
+  const std::string base = ::testing::TempDir() + "/chainrule_cli_" + std::to_string(getpid());
+  const std::string out = base + ".out", err = base + ".err";
   const std::string cmd = std::string(CHAINRULE_BIN) + " " + args + " >" + out + " 2>" + err;
   const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  Outcome r{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  std::remove(out.c_str());
+  std::remove(err.c_str());
+  return r;
 }
 
 int count_lines(const std::string& s) {

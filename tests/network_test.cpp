@@ -8,6 +8,7 @@
 #include "chainrule/error.hpp"
 #include "chainrule/init.hpp"
 #include "chainrule/random.hpp"
+#include "chainrule/threads.hpp"
 
 namespace chainrule {
 void PrintTo(Activation a, std::ostream* os) {
@@ -218,6 +219,13 @@ TEST(Network, StableWithHugePreActivations) {
     for (float g : net.grads())
       EXPECT_TRUE(std::isfinite(g)) << to_string(loss);
   }
+}
+
+TEST(Network, MatrixProductsRunOnOneThreadByDefault) {
+  if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) GTEST_SKIP() << "OPENBLAS_NUM_THREADS is set";
+  Network<float> net({.inputs = 1, .layers = {{1, Activation::identity}}});
+  EXPECT_EQ(blas_threads(), 1);
+  EXPECT_THROW(set_blas_threads(0), ConfigError);
 }
 
 TEST(Network, InvalidSpecsAreRejected) {
