@@ -40,11 +40,25 @@ void Network<T>::zero_grad() {
 }
 
 template <class T>
-const Batch<T>& Network<T>::forward(const BatchView<T>& X) {
+void Network<T>::set_dropout_rate(double p) {
+  if (!(p >= 0 && p < 1)) throw ConfigError("dropout must be in [0, 1), got " + std::to_string(p));
+  dropout_ = p;
+}
+
+template <class T>
+const Batch<T>& Network<T>::forward(const BatchView<T>& X, Rng* dropout) {
   input_ = X;  // no allocation once N is steady
+  dropped_ = dropout != nullptr && dropout_ > 0;
+  const T keep_scale = T(1.0 / (1.0 - dropout_));
   for (std::size_t l = 0; l < layers_.size(); ++l) {
-    const Batch<T>& in = l == 0 ? input_ : work_[l - 1].A;
-    layers_[l].forward(params_.data(), in, work_[l].Z, work_[l].A);
+    Workspace& w = work_[l];
+    layers_[l].forward(params_.data(), layer_input(l), w.Z, w.A);
+    if (dropped_ && l + 1 < layers_.size()) {
+      w.mask.resize(w.A.rows(), w.A.cols());
+      for (Index i = 0; i < w.mask.size(); ++i)
+        w.mask.data()[i] = dropout->uniform() < dropout_ ? T(0) : keep_scale;
+      w.D = w.A.cwiseProduct(w.mask);
+    }
   }
   return work_.back().A;
 }
@@ -62,10 +76,11 @@ void Network<T>::backward(const BatchView<T>& Y) {
     activation_backward(layers_.back().activation(), top.A, top.dZ, top.dZ);
 
   for (std::size_t l = layers_.size(); l-- > 0;) {
-    const Batch<T>& in = l == 0 ? input_ : work_[l - 1].A;
     Batch<T>* dX = l == 0 ? nullptr : &work_[l - 1].dZ;  // ∂L/∂A of the layer below
-    layers_[l].backward(params_.data(), grads_.data(), in, work_[l].dZ, dX);
-    if (l > 0) activation_backward(layers_[l - 1].activation(), work_[l - 1].A, *dX, *dX);
+    layers_[l].backward(params_.data(), grads_.data(), layer_input(l), work_[l].dZ, dX);
+    if (l == 0) break;
+    if (dropped_) *dX = dX->cwiseProduct(work_[l - 1].mask);  // ∂(A ⊙ mask)/∂A = mask
+    activation_backward(layers_[l - 1].activation(), work_[l - 1].A, *dX, *dX);
   }
 }
 

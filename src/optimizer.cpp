@@ -1,6 +1,8 @@
 #include "chainrule/optimizer.hpp"
 
 #include <cassert>
+#include <cmath>
+#include <numbers>
 #include <string>
 
 #include "chainrule/error.hpp"
@@ -41,7 +43,153 @@ void Sgd<T>::step(std::span<T> params, std::span<const T> grads) {
   ++this->steps_;
 }
 
+template <class T>
+Adam<T>::Adam(AdamOptions o) : Optimizer<T>(o.lr), options_(o) {
+  if (!(o.lr > 0)) throw ConfigError("learning rate must be > 0, got " + std::to_string(o.lr));
+  if (!(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1))
+    throw ConfigError("Adam's betas must be in [0, 1)");
+  if (!(o.eps > 0)) throw ConfigError("Adam's eps must be > 0");
+  if (!(o.weight_decay >= 0))
+    throw ConfigError("weight decay must be >= 0, got " + std::to_string(o.weight_decay));
+}
+
+template <class T>
+void Adam<T>::step(std::span<T> params, std::span<const T> grads) {
+  assert(params.size() == grads.size());
+  if (m_.size() != params.size()) {
+    m_.assign(params.size(), T(0));
+    v_.assign(params.size(), T(0));
+  }
+  const std::int64_t t = ++this->steps_;
+  const double lr = this->lr_;
+  const T b1 = T(options_.beta1), b2 = T(options_.beta2), eps = T(options_.eps);
+  const T wd = T(options_.weight_decay);
+  const T step_size = T(lr / (1 - std::pow(options_.beta1, double(t))));
+  const T bc2_sqrt = T(std::sqrt(1 - std::pow(options_.beta2, double(t))));
+  const T decay = T(1 - lr * options_.weight_decay);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    T g = grads[i];
+    if (options_.decoupled) params[i] *= decay;
+    else if (wd != T(0)) g += wd * params[i];
+    m_[i] = m_[i] * b1 + g * (T(1) - b1);
+    v_[i] = v_[i] * b2 + g * g * (T(1) - b2);
+    const T denom = std::sqrt(v_[i]) / bc2_sqrt + eps;
+    params[i] -= step_size * m_[i] / denom;
+  }
+}
+
+template <class T>
+Rmsprop<T>::Rmsprop(RmspropOptions o) : Optimizer<T>(o.lr), options_(o) {
+  if (!(o.lr > 0)) throw ConfigError("learning rate must be > 0, got " + std::to_string(o.lr));
+  if (!(o.alpha >= 0 && o.alpha < 1)) throw ConfigError("RMSprop's alpha must be in [0, 1)");
+  if (!(o.momentum >= 0 && o.momentum < 1))
+    throw ConfigError("momentum must be in [0, 1), got " + std::to_string(o.momentum));
+  if (!(o.weight_decay >= 0)) throw ConfigError("weight decay must be >= 0");
+}
+
+template <class T>
+void Rmsprop<T>::step(std::span<T> params, std::span<const T> grads) {
+  if (square_avg_.size() != params.size()) {
+    square_avg_.assign(params.size(), T(0));
+    if (options_.momentum > 0) buffer_.assign(params.size(), T(0));
+  }
+  const T lr = T(this->lr_), a = T(options_.alpha), eps = T(options_.eps);
+  const T wd = T(options_.weight_decay), mu = T(options_.momentum);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const T g = wd == T(0) ? grads[i] : grads[i] + wd * params[i];
+    square_avg_[i] = square_avg_[i] * a + g * g * (T(1) - a);
+    const T avg = std::sqrt(square_avg_[i]) + eps;
+    if (mu > T(0)) {
+      buffer_[i] = buffer_[i] * mu + g / avg;
+      params[i] -= lr * buffer_[i];
+    } else {
+      params[i] -= lr * g / avg;
+    }
+  }
+  ++this->steps_;
+}
+
+std::string_view to_string(OptimizerKind k) {
+  constexpr std::string_view names[] = {"sgd", "adam", "adamw", "rmsprop"};
+  return names[int(k)];
+}
+
+OptimizerKind parse_optimizer(std::string_view name) {
+  if (name == "sgd") return OptimizerKind::sgd;
+  if (name == "adam") return OptimizerKind::adam;
+  if (name == "adamw") return OptimizerKind::adamw;
+  if (name == "rmsprop") return OptimizerKind::rmsprop;
+  throw ConfigError("unknown optimizer '" + std::string(name) +
+                    "': expected sgd, adam, adamw or rmsprop");
+}
+
+double OptimizerOptions::learning_rate() const {
+  if (lr) return *lr;
+  return kind == OptimizerKind::adam || kind == OptimizerKind::adamw ? 1e-3 : 1e-2;
+}
+
+double OptimizerOptions::decay() const {
+  return weight_decay.value_or(kind == OptimizerKind::adamw ? 1e-2 : 0.0);
+}
+
+template <class T>
+std::unique_ptr<Optimizer<T>> make_optimizer(const OptimizerOptions& o) {
+  if (o.kind != OptimizerKind::sgd && o.nesterov)
+    throw ConfigError("--nesterov applies to sgd only");
+  if ((o.kind == OptimizerKind::adam || o.kind == OptimizerKind::adamw) && o.momentum != 0)
+    throw ConfigError("--momentum applies to sgd and rmsprop; Adam's are --beta1 and --beta2");
+  switch (o.kind) {
+    case OptimizerKind::sgd:
+      return std::make_unique<Sgd<T>>(SgdOptions{.lr = o.learning_rate(),
+                                                 .momentum = o.momentum,
+                                                 .nesterov = o.nesterov,
+                                                 .weight_decay = o.decay()});
+    case OptimizerKind::adam:
+    case OptimizerKind::adamw:
+      return std::make_unique<Adam<T>>(AdamOptions{.lr = o.learning_rate(),
+                                                   .beta1 = o.beta1,
+                                                   .beta2 = o.beta2,
+                                                   .eps = o.eps,
+                                                   .weight_decay = o.decay(),
+                                                   .decoupled = o.kind == OptimizerKind::adamw});
+    case OptimizerKind::rmsprop:
+      return std::make_unique<Rmsprop<T>>(RmspropOptions{.lr = o.learning_rate(),
+                                                         .alpha = o.alpha,
+                                                         .eps = o.eps,
+                                                         .momentum = o.momentum,
+                                                         .weight_decay = o.decay()});
+  }
+  return nullptr;
+}
+
+std::string_view to_string(ScheduleKind k) {
+  return k == ScheduleKind::constant ? "constant" : k == ScheduleKind::step ? "step" : "cosine";
+}
+
+ScheduleKind parse_schedule(std::string_view name) {
+  if (name == "constant") return ScheduleKind::constant;
+  if (name == "step") return ScheduleKind::step;
+  if (name == "cosine") return ScheduleKind::cosine;
+  throw ConfigError("unknown schedule '" + std::string(name) + "': expected constant, step or cosine");
+}
+
+double Schedule::at(double lr0, int epoch) const {
+  switch (kind) {
+    case ScheduleKind::constant: return lr0;
+    case ScheduleKind::step: return lr0 * std::pow(gamma, double(epoch / std::max(1, step_size)));
+    case ScheduleKind::cosine:
+      return lr0 * (1 + std::cos(std::numbers::pi * double(epoch) / double(std::max(1, total_epochs)))) / 2;
+  }
+  return lr0;
+}
+
 template class Sgd<float>;
 template class Sgd<double>;
+template class Adam<float>;
+template class Adam<double>;
+template class Rmsprop<float>;
+template class Rmsprop<double>;
+template std::unique_ptr<Optimizer<float>> make_optimizer<float>(const OptimizerOptions&);
+template std::unique_ptr<Optimizer<double>> make_optimizer<double>(const OptimizerOptions&);
 
 }  // namespace chainrule

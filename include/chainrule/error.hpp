@@ -18,4 +18,16 @@ class ConfigError : public Error {
   using Error::Error;
 };
 
+/// A malformed or unusable input file; what() starts with "file:line:column:" where known.
+class DataError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A model file that cannot be read or does not fit what it is used for.
+class ModelError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace chainrule

@@ -7,6 +7,7 @@
 
 #include "chainrule/dense.hpp"
 #include "chainrule/loss.hpp"
+#include "chainrule/random.hpp"
 #include "chainrule/types.hpp"
 
 namespace chainrule {
@@ -48,12 +49,18 @@ class Network {
   void zero_grad();
 
   /// Runs the batch X (N, inputs) through every layer; returns the output activations (N, outputs).
-  /// Keeps what backward needs. Workspaces are reused while N stays the same.
-  const Batch<T>& forward(const BatchView<T>& X);
+  /// Keeps what backward needs. Workspaces are reused while N stays the same. With `dropout`
+  /// (training), hidden activations are dropped with probability dropout_rate(), drawn from it.
+  const Batch<T>& forward(const BatchView<T>& X, Rng* dropout = nullptr);
   /// Mean loss of the last forward batch against the targets Y (N, outputs).
   double loss(const BatchView<T>& Y) const;
   /// Backpropagates the loss of the last forward batch against Y; ADDS to grads().
   void backward(const BatchView<T>& Y);
+
+  /// Inverted dropout on every hidden layer's output: kept values are scaled by 1/(1 - p).
+  /// 0 <= p < 1; it only acts in a forward pass given a generator.
+  void set_dropout_rate(double p);
+  double dropout_rate() const { return dropout_; }
 
   /// Layer l's pre-activations Z and activations A from the last forward (N, units).
   const Batch<T>& pre_activation(std::size_t l) const { return work_[l].Z; }
@@ -63,13 +70,23 @@ class Network {
   struct Workspace {
     Batch<T> Z, A;  // (N, out)
     Batch<T> dZ;    // ∂L/∂Z (N, out); holds ∂L/∂A first where the loss is not fused
+    Batch<T> mask;  // dropout: 0 or 1/(1 - p) per element (N, out)
+    Batch<T> D;     // dropout: A ⊙ mask, the next layer's input (N, out)
   };
+
+  // The input of layer l in the last forward pass.
+  const Batch<T>& layer_input(std::size_t l) const {
+    if (l == 0) return input_;
+    return dropped_ ? work_[l - 1].D : work_[l - 1].A;
+  }
 
   NetworkSpec spec_;
   std::vector<Dense<T>> layers_;
   std::vector<T> params_, grads_;
   Batch<T> input_;  // the last forward batch (N, inputs)
   std::vector<Workspace> work_;
+  double dropout_ = 0;
+  bool dropped_ = false;  // whether the last forward applied dropout
 };
 
 extern template class Network<float>;

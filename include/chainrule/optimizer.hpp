@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 namespace chainrule {
@@ -46,6 +49,90 @@ class Sgd final : public Optimizer<T> {
  private:
   SgdOptions options_;
   std::vector<T> velocity_;  // parallel to params; empty without momentum
+};
+
+/// Options of Adam and AdamW, as torch.optim defines them.
+struct AdamOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0;  ///< Adam: added to the gradient (L2); AdamW: decoupled decay
+  bool decoupled = false;   ///< true: AdamW
+};
+
+/// Adam / AdamW, exactly torch.optim.Adam / AdamW (bias correction counted once per step):
+///   AdamW: p = p·(1 - lr·wd);   Adam: g = ∇ + wd·p
+///   m = β1·m + (1 - β1)·g;  v = β2·v + (1 - β2)·g²
+///   p = p - lr/(1 - β1^t) · m / (sqrt(v)/sqrt(1 - β2^t) + eps)
+template <class T>
+class Adam final : public Optimizer<T> {
+ public:
+  explicit Adam(AdamOptions options);
+  void step(std::span<T> params, std::span<const T> grads) override;
+  const AdamOptions& options() const { return options_; }
+
+ private:
+  AdamOptions options_;
+  std::vector<T> m_, v_;  // first and second moments, parallel to params
+};
+
+/// Options of RMSprop, as torch.optim.RMSprop defines them (not centered).
+struct RmspropOptions {
+  double lr = 1e-2;
+  double alpha = 0.99;
+  double eps = 1e-8;
+  double momentum = 0;
+  double weight_decay = 0;
+};
+
+/// RMSprop, exactly torch.optim.RMSprop:  g = ∇ + wd·p;  s = α·s + (1 - α)·g²;
+///   without momentum p = p - lr·g/(sqrt(s) + eps); with it b = μ·b + g/(sqrt(s) + eps), p = p - lr·b.
+template <class T>
+class Rmsprop final : public Optimizer<T> {
+ public:
+  explicit Rmsprop(RmspropOptions options);
+  void step(std::span<T> params, std::span<const T> grads) override;
+
+ private:
+  RmspropOptions options_;
+  std::vector<T> square_avg_, buffer_;
+};
+
+enum class OptimizerKind { sgd, adam, adamw, rmsprop };
+std::string_view to_string(OptimizerKind k);
+OptimizerKind parse_optimizer(std::string_view name);
+
+/// Everything the command line can say about an optimizer; unset values take PyTorch's defaults
+/// (lr: SGD 0.01, Adam/AdamW 0.001, RMSprop 0.01; weight decay: AdamW 0.01, others 0).
+struct OptimizerOptions {
+  OptimizerKind kind = OptimizerKind::adam;
+  std::optional<double> lr;
+  double momentum = 0;
+  bool nesterov = false;
+  std::optional<double> weight_decay;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double alpha = 0.99;
+
+  double learning_rate() const;
+  double decay() const;
+};
+
+template <class T>
+std::unique_ptr<Optimizer<T>> make_optimizer(const OptimizerOptions& options);
+
+/// Learning-rate schedules, applied at the start of each epoch (as PyTorch's StepLR and
+/// CosineAnnealingLR stepped once per epoch).
+enum class ScheduleKind { constant, step, cosine };
+std::string_view to_string(ScheduleKind k);
+ScheduleKind parse_schedule(std::string_view name);
+
+struct Schedule {
+  ScheduleKind kind = ScheduleKind::constant;
+  int step_size = 30;   ///< step: multiply by gamma every step_size epochs
+  double gamma = 0.1;   ///< step
+  int total_epochs = 1; ///< cosine: lr(e) = lr0·(1 + cos(π·e/total))/2
+  /// The learning rate of 0-based epoch `epoch` for base rate lr0.
+  double at(double lr0, int epoch) const;
 };
 
 }  // namespace chainrule

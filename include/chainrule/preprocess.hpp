@@ -1,0 +1,86 @@
+// Preprocessing: from a Table to the matrices a network trains on, and back to labels. Fitted on
+// the training split only, stored in the model, replayed by eval, predict and explain.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "chainrule/table.hpp"
+#include "chainrule/types.hpp"
+
+namespace chainrule {
+
+enum class Scale { standard, minmax, none };
+enum class Task { classify, regress };
+enum class Impute { none, mean };
+
+std::string_view to_string(Scale s);
+std::string_view to_string(Task t);
+Scale parse_scale(std::string_view s);
+Task parse_task(std::string_view s);
+
+struct PreprocessOptions {
+  std::string target;             ///< column name or 0-based index; empty: the last column
+  std::vector<std::string> drop;  ///< columns to ignore (names or indices)
+  Scale scale = Scale::standard;
+  Impute impute = Impute::none;
+  std::optional<Task> task;  ///< empty: inferred from the target
+};
+
+/// One input column and how it becomes network inputs.
+struct Feature {
+  std::string name;
+  bool numeric = true;
+  double center = 0, scale = 1;         ///< numeric: x' = (x - center) / scale
+  double fill = 0;                      ///< numeric: the value of a missing x under --impute mean
+  std::vector<std::string> categories;  ///< text: one input per category (sorted), one-hot
+};
+
+struct Preprocessor {
+  std::vector<Feature> features;
+  std::string target;
+  Task task = Task::classify;
+  bool target_numeric = true;
+  std::vector<std::string> classes;            ///< classify: labels in sorted order
+  std::vector<double> class_values;            ///< classify with a numeric target: the numbers
+  double target_center = 0, target_scale = 1;  ///< regress: y' = (y - center) / scale
+  Scale scale = Scale::standard;
+  Impute impute = Impute::none;
+
+  /// Number of network inputs (one per numeric feature, one per category of a text feature).
+  Index inputs() const;
+  /// Number of network outputs: 1 for regression and two classes, else one per class.
+  Index outputs() const;
+
+  /// Fits the target (task, classes) on every row and the features on `train_rows` only.
+  static Preprocessor fit(const Table& table, std::span<const std::size_t> train_rows,
+                          const PreprocessOptions& options);
+  /// Fits only the target part (used first, to stratify the validation split).
+  static Preprocessor fit_target(const Table& table, const PreprocessOptions& options);
+
+  /// Class index (classify) of every row; throws DataError on a missing or unknown label.
+  std::vector<int> class_ids(const Table& table) const;
+  /// Network inputs (rows, inputs()). Columns are matched by name, in any order.
+  template <class T>
+  Batch<T> transform(const Table& table, std::span<const std::size_t> rows) const;
+  /// Network targets (rows, outputs()): one-hot, 0/1 for two classes, or the scaled value.
+  template <class T>
+  Batch<T> targets(const Table& table, std::span<const std::size_t> rows) const;
+  /// Whether the table holds the target column.
+  bool has_target(const Table& table) const { return table.find(target) >= 0; }
+};
+
+/// Splits rows 0..n-1 into training and validation rows: a `fraction` of them (rounded) go to
+/// validation, drawn at random from `rng`, per class when `strata` is given (stratified).
+struct Split {
+  std::vector<std::size_t> train, validation;
+};
+class Rng;
+Split split_rows(std::size_t n, double fraction, Rng& rng, const std::vector<int>* strata = nullptr);
+
+/// 0, 1, ..., n-1.
+std::vector<std::size_t> all_rows(std::size_t n);
+
+}  // namespace chainrule

@@ -1,0 +1,58 @@
+// Tabular data in: CSV (RFC 4180, optionally gzip-compressed) and IDX (the MNIST family) files,
+// read into typed columns. Every error names the file, line and column.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace chainrule {
+
+struct CsvOptions {
+  char delimiter = ',';
+  bool header = true;         ///< false: columns are named c0, c1, ...
+  std::size_t skip_rows = 0;  ///< lines to skip before the header (a preamble)
+};
+
+/// One column: numbers (missing values are NaN) or text (missing values are empty strings).
+struct Column {
+  std::string name;
+  bool numeric = true;
+  std::vector<double> numbers;    ///< when numeric
+  std::vector<std::string> text;  ///< when not numeric
+  std::size_t field = 0;          ///< 1-based position in the file's rows, for messages
+};
+
+/// A table read from a file: columns of equal length, and where each row starts in the file.
+struct Table {
+  std::string source;              ///< the file name, used in messages
+  std::vector<Column> columns;
+  std::vector<std::size_t> lines;  ///< 1-based line of each row (empty for binary formats)
+
+  std::size_t rows() const { return columns.empty() ? 0 : columns[0].numeric ? columns[0].numbers.size() : columns[0].text.size(); }
+  std::size_t cols() const { return columns.size(); }
+  /// Index of the column called `name`, or of the 0-based index `name` spells; -1 if none.
+  long find(std::string_view name) const;
+  /// "file:line:field" for a cell, as far as it is known.
+  std::string where(std::size_t row, const Column& column) const;
+};
+
+/// Missing-value spellings: the empty field, NA, NaN (any case), N/A, null.
+bool is_missing(std::string_view field);
+
+/// Parses CSV text. `source` names it in messages. Throws DataError.
+Table parse_csv(std::string_view text, const std::string& source, const CsvOptions& options = {});
+
+/// Reads a CSV file, gzip-compressed or not (detected from its content). Throws DataError.
+Table read_csv(const std::string& path, const CsvOptions& options = {});
+
+/// Reads IDX images (`images`, N × rows × cols of unsigned bytes, plain or .gz) as numeric columns
+/// px0, px1, ..., and, when `labels` is not empty, the labels (N unsigned bytes) as a last numeric
+/// column "label". Throws DataError.
+Table read_idx(const std::string& images, const std::string& labels = "");
+
+/// Reads a whole file, decompressing gzip transparently. Throws DataError.
+std::string read_file(const std::string& path);
+
+}  // namespace chainrule

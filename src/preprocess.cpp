@@ -1,0 +1,283 @@
+#include "chainrule/preprocess.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <set>
+
+#include "chainrule/error.hpp"
+#include "chainrule/random.hpp"
+
+namespace chainrule {
+
+namespace {
+
+std::string format_number(double v) {
+  // Shortest text that reads back as the same double ("1", "2.5", "0.1").
+  char buf[32];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+const Column& column_of(const Table& t, const std::string& name, const std::string& role) {
+  const long c = t.find(name);
+  if (c < 0) throw DataError(t.source + ": no column '" + name + "' (" + role + ")");
+  return t.columns[std::size_t(c)];
+}
+
+[[noreturn]] void missing_value(const Table& t, std::size_t row, const Column& c, bool can_impute) {
+  throw DataError(t.where(row, c) + ": missing value in column '" + c.name + "': expected a " +
+                  (c.numeric ? "number" : "value") +
+                  (can_impute ? " (or use --impute mean to fill numeric gaps)" : ""));
+}
+
+}  // namespace
+
+std::string_view to_string(Scale s) {
+  return s == Scale::standard ? "standard" : s == Scale::minmax ? "minmax" : "none";
+}
+std::string_view to_string(Task t) { return t == Task::classify ? "classify" : "regress"; }
+Scale parse_scale(std::string_view s) {
+  if (s == "standard") return Scale::standard;
+  if (s == "minmax") return Scale::minmax;
+  if (s == "none") return Scale::none;
+  throw ConfigError("unknown scaling '" + std::string(s) + "': expected standard, minmax or none");
+}
+Task parse_task(std::string_view s) {
+  if (s == "classify") return Task::classify;
+  if (s == "regress") return Task::regress;
+  throw ConfigError("unknown task '" + std::string(s) + "': expected classify or regress");
+}
+
+Index Preprocessor::inputs() const {
+  Index n = 0;
+  for (const Feature& f : features) n += f.numeric ? 1 : Index(f.categories.size());
+  return n;
+}
+
+Index Preprocessor::outputs() const {
+  if (task == Task::regress || classes.size() == 2) return 1;
+  return Index(classes.size());
+}
+
+std::vector<std::size_t> all_rows(std::size_t n) {
+  std::vector<std::size_t> r(n);
+  std::iota(r.begin(), r.end(), 0);
+  return r;
+}
+
+Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o) {
+  if (t.cols() == 0) throw DataError(t.source + ": the table has no columns");
+  Preprocessor p;
+  p.scale = o.scale;
+  p.impute = o.impute;
+  const std::string target_name = o.target.empty() ? t.columns.back().name : o.target;
+  const Column& y = column_of(t, target_name, "the target, chosen with --target");
+  p.target = y.name;
+  p.target_numeric = y.numeric;
+  for (std::size_t r = 0; r < t.rows(); ++r)
+    if (y.numeric ? std::isnan(y.numbers[r]) : y.text[r].empty()) missing_value(t, r, y, false);
+
+  if (y.numeric) {
+    std::set<double> distinct(y.numbers.begin(), y.numbers.end());
+    const bool integers = std::all_of(y.numbers.begin(), y.numbers.end(),
+                                      [](double v) { return v == std::floor(v); });
+    const std::size_t limit = std::max<std::size_t>(2, std::min<std::size_t>(20, t.rows() / 5));
+    p.task = o.task.value_or(integers && distinct.size() <= limit ? Task::classify : Task::regress);
+    if (p.task == Task::classify) {
+      p.class_values.assign(distinct.begin(), distinct.end());
+      for (double v : p.class_values) p.classes.push_back(format_number(v));
+    } else {
+      double sum = 0;
+      for (double v : y.numbers) sum += v;
+      p.target_center = sum / double(t.rows());
+      double sq = 0;
+      for (double v : y.numbers) sq += (v - p.target_center) * (v - p.target_center);
+      p.target_scale = std::sqrt(sq / double(t.rows()));
+      if (!(p.target_scale > 0)) p.target_scale = 1;
+    }
+  } else {
+    if (o.task == Task::regress)
+      throw DataError(t.source + ": the target column '" + y.name +
+                      "' holds text: regression needs numbers");
+    p.task = Task::classify;
+    std::set<std::string> distinct(y.text.begin(), y.text.end());  // byte order
+    p.classes.assign(distinct.begin(), distinct.end());
+  }
+  if (p.task == Task::classify && p.classes.size() < 2)
+    throw DataError(t.source + ": the target column '" + y.name + "' has only one class ('" +
+                    p.classes.front() + "'): expected at least two");
+  return p;
+}
+
+Preprocessor Preprocessor::fit(const Table& t, std::span<const std::size_t> rows,
+                               const PreprocessOptions& o) {
+  Preprocessor p = fit_target(t, o);
+  std::set<std::string> dropped;
+  for (const std::string& d : o.drop) dropped.insert(column_of(t, d, "named in --drop").name);
+  if (rows.empty()) throw DataError(t.source + ": no rows to train on");
+  for (const Column& c : t.columns) {
+    if (c.name == p.target || dropped.count(c.name)) continue;
+    Feature f;
+    f.name = c.name;
+    f.numeric = c.numeric;
+    if (c.numeric) {
+      double sum = 0, lo = INFINITY, hi = -INFINITY;
+      std::size_t n = 0;
+      for (std::size_t r : rows) {
+        const double v = c.numbers[r];
+        if (std::isnan(v)) {
+          if (o.impute == Impute::none) missing_value(t, r, c, true);
+          continue;
+        }
+        sum += v;
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+        ++n;
+      }
+      if (n == 0)
+        throw DataError(t.source + ": column '" + c.name + "' has no values to learn from");
+      const double mean = sum / double(n);
+      double sq = 0;
+      for (std::size_t r : rows)
+        if (!std::isnan(c.numbers[r])) sq += (c.numbers[r] - mean) * (c.numbers[r] - mean);
+      f.fill = mean;
+      switch (o.scale) {
+        case Scale::standard:  // x' = (x - mean) / std (population std; 1 for a constant column)
+          f.center = mean;
+          f.scale = std::sqrt(sq / double(n));
+          break;
+        case Scale::minmax:  // x' = (x - min) / (max - min), in [0, 1] on the training split
+          f.center = lo;
+          f.scale = hi - lo;
+          break;
+        case Scale::none: break;
+      }
+      if (!(f.scale > 0)) f.scale = 1;
+    } else {
+      std::set<std::string> cats;
+      for (std::size_t r : rows) {
+        if (c.text[r].empty()) missing_value(t, r, c, false);
+        cats.insert(c.text[r]);
+      }
+      f.categories.assign(cats.begin(), cats.end());
+    }
+    p.features.push_back(std::move(f));
+  }
+  if (p.features.empty())
+    throw DataError(t.source + ": no feature columns left besides the target '" + p.target + "'");
+  return p;
+}
+
+std::vector<int> Preprocessor::class_ids(const Table& t) const {
+  const Column& y = column_of(t, target, "the target");
+  std::vector<int> ids(t.rows());
+  for (std::size_t r = 0; r < t.rows(); ++r) {
+    long id = -1;
+    if (y.numeric != target_numeric)
+      throw DataError(t.where(r, y) + ": the target column '" + y.name + "' holds " +
+                      (y.numeric ? "numbers" : "text") + ", the model was trained on " +
+                      (target_numeric ? "numbers" : "text"));
+    if (y.numeric) {
+      if (std::isnan(y.numbers[r])) missing_value(t, r, y, false);
+      const auto it = std::lower_bound(class_values.begin(), class_values.end(), y.numbers[r]);
+      if (it != class_values.end() && *it == y.numbers[r]) id = it - class_values.begin();
+    } else {
+      if (y.text[r].empty()) missing_value(t, r, y, false);
+      const auto it = std::lower_bound(classes.begin(), classes.end(), y.text[r]);
+      if (it != classes.end() && *it == y.text[r]) id = it - classes.begin();
+    }
+    if (id < 0)
+      throw DataError(t.where(r, y) + ": unknown class '" +
+                      (y.numeric ? format_number(y.numbers[r]) : y.text[r]) +
+                      "' in column '" + y.name + "': the model knows " +
+                      std::to_string(classes.size()) + " classes");
+    ids[r] = int(id);
+  }
+  return ids;
+}
+
+template <class T>
+Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> rows) const {
+  Batch<T> X(Index(rows.size()), inputs());
+  Index col = 0;
+  for (const Feature& f : features) {
+    const Column& c = column_of(t, f.name, "a feature the model was trained on");
+    if (f.numeric && !c.numeric)
+      throw DataError(t.source + ": column '" + c.name + "' holds text, the model expects numbers");
+    if (f.numeric) {
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        double v = c.numbers[rows[i]];
+        if (std::isnan(v)) {
+          if (impute == Impute::none) missing_value(t, rows[i], c, true);
+          v = f.fill;
+        }
+        X(Index(i), col) = T((v - f.center) / f.scale);
+      }
+      ++col;
+    } else {
+      const Index k = Index(f.categories.size());
+      X.middleCols(col, k).setZero();
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        // A numeric column read where text was trained: compare its text form.
+        const std::string v = c.numeric ? format_number(c.numbers[rows[i]]) : c.text[rows[i]];
+        if (v.empty()) missing_value(t, rows[i], c, false);
+        const auto it = std::lower_bound(f.categories.begin(), f.categories.end(), v);
+        if (it != f.categories.end() && *it == v) X(Index(i), col + (it - f.categories.begin())) = T(1);
+        // An unseen category encodes as all zeros.
+      }
+      col += k;
+    }
+  }
+  return X;
+}
+
+template <class T>
+Batch<T> Preprocessor::targets(const Table& t, std::span<const std::size_t> rows) const {
+  Batch<T> Y = Batch<T>::Zero(Index(rows.size()), outputs());
+  if (task == Task::regress) {
+    const Column& y = column_of(t, target, "the target");
+    if (!y.numeric) throw DataError(t.source + ": the target column '" + y.name + "' holds text");
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const double v = y.numbers[rows[i]];
+      if (std::isnan(v)) missing_value(t, rows[i], y, false);
+      Y(Index(i), 0) = T((v - target_center) / target_scale);
+    }
+    return Y;
+  }
+  const std::vector<int> ids = class_ids(t);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const int id = ids[rows[i]];
+    if (classes.size() == 2) Y(Index(i), 0) = T(id);
+    else Y(Index(i), id) = T(1);
+  }
+  return Y;
+}
+
+template Batch<float> Preprocessor::transform<float>(const Table&, std::span<const std::size_t>) const;
+template Batch<double> Preprocessor::transform<double>(const Table&, std::span<const std::size_t>) const;
+template Batch<float> Preprocessor::targets<float>(const Table&, std::span<const std::size_t>) const;
+template Batch<double> Preprocessor::targets<double>(const Table&, std::span<const std::size_t>) const;
+
+Split split_rows(std::size_t n, double fraction, Rng& rng, const std::vector<int>* strata) {
+  if (!(fraction >= 0 && fraction < 1))
+    throw ConfigError("the validation fraction must be in [0, 1), got " + std::to_string(fraction));
+  Split s;
+  std::map<int, std::vector<std::size_t>> groups;
+  for (std::size_t r = 0; r < n; ++r) groups[strata ? (*strata)[r] : 0].push_back(r);
+  std::vector<char> is_val(n, 0);
+  for (auto& [key, rows] : groups) {
+    for (std::size_t i = rows.size(); i > 1; --i)  // Fisher–Yates
+      std::swap(rows[i - 1], rows[rng.below(i)]);
+    const auto take = std::size_t(std::llround(fraction * double(rows.size())));
+    for (std::size_t i = 0; i < take; ++i) is_val[rows[i]] = 1;
+  }
+  for (std::size_t r = 0; r < n; ++r) (is_val[r] ? s.validation : s.train).push_back(r);
+  return s;
+}
+
+}  // namespace chainrule
