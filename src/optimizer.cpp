@@ -69,8 +69,10 @@ void Adam<T>::step(std::span<T> params, std::span<const T> grads) {
   const T decay = T(1 - lr * options_.weight_decay);
   for (std::size_t i = 0; i < params.size(); ++i) {
     T g = grads[i];
-    if (options_.decoupled) params[i] *= decay;
-    else if (wd != T(0)) g += wd * params[i];
+    if (options_.decoupled)
+      params[i] *= decay;
+    else if (wd != T(0))
+      g += wd * params[i];
     m_[i] = m_[i] * b1 + g * (T(1) - b1);
     v_[i] = v_[i] * b2 + g * g * (T(1) - b2);
     const T denom = std::sqrt(v_[i]) / bc2_sqrt + eps;
@@ -170,15 +172,20 @@ ScheduleKind parse_schedule(std::string_view name) {
   if (name == "constant") return ScheduleKind::constant;
   if (name == "step") return ScheduleKind::step;
   if (name == "cosine") return ScheduleKind::cosine;
-  throw ConfigError("unknown schedule '" + std::string(name) + "': expected constant, step or cosine");
+  throw ConfigError("unknown schedule '" + std::string(name) +
+                    "': expected constant, step or cosine");
 }
 
 double Schedule::at(double lr0, int epoch) const {
   switch (kind) {
-    case ScheduleKind::constant: return lr0;
-    case ScheduleKind::step: return lr0 * std::pow(gamma, double(epoch / std::max(1, step_size)));
+    case ScheduleKind::constant:
+      return lr0;
+    case ScheduleKind::step:
+      return lr0 * std::pow(gamma, double(epoch / std::max(1, step_size)));
     case ScheduleKind::cosine:
-      return lr0 * (1 + std::cos(std::numbers::pi * double(epoch) / double(std::max(1, total_epochs)))) / 2;
+      return lr0 *
+             (1 + std::cos(std::numbers::pi * double(epoch) / double(std::max(1, total_epochs)))) /
+             2;
   }
   return lr0;
 }

@@ -13,16 +13,6 @@ namespace chainrule {
 
 namespace {
 
-std::string format_number(double v) {
-  // Shortest text that reads back as the same double ("1", "2.5", "0.1").
-  char buf[32];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
-}
-
 const Column& column_of(const Table& t, const std::string& name, const std::string& role) {
   const long c = t.find(name);
   if (c < 0) throw DataError(t.source + ": no column '" + name + "' (" + role + ")");
@@ -40,7 +30,9 @@ const Column& column_of(const Table& t, const std::string& name, const std::stri
 std::string_view to_string(Scale s) {
   return s == Scale::standard ? "standard" : s == Scale::minmax ? "minmax" : "none";
 }
-std::string_view to_string(Task t) { return t == Task::classify ? "classify" : "regress"; }
+std::string_view to_string(Task t) {
+  return t == Task::classify ? "classify" : "regress";
+}
 Scale parse_scale(std::string_view s) {
   if (s == "standard") return Scale::standard;
   if (s == "minmax") return Scale::minmax;
@@ -55,7 +47,8 @@ Task parse_task(std::string_view s) {
 
 Index Preprocessor::inputs() const {
   Index n = 0;
-  for (const Feature& f : features) n += f.numeric ? 1 : Index(f.categories.size());
+  for (const Feature& f : features)
+    n += f.numeric ? 1 : Index(f.categories.size());
   return n;
 }
 
@@ -90,13 +83,16 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
     p.task = o.task.value_or(integers && distinct.size() <= limit ? Task::classify : Task::regress);
     if (p.task == Task::classify) {
       p.class_values.assign(distinct.begin(), distinct.end());
-      for (double v : p.class_values) p.classes.push_back(format_number(v));
+      for (double v : p.class_values)
+        p.classes.push_back(format_number(v));
     } else {
       double sum = 0;
-      for (double v : y.numbers) sum += v;
+      for (double v : y.numbers)
+        sum += v;
       p.target_center = sum / double(t.rows());
       double sq = 0;
-      for (double v : y.numbers) sq += (v - p.target_center) * (v - p.target_center);
+      for (double v : y.numbers)
+        sq += (v - p.target_center) * (v - p.target_center);
       p.target_scale = std::sqrt(sq / double(t.rows()));
       if (!(p.target_scale > 0)) p.target_scale = 1;
     }
@@ -118,7 +114,8 @@ Preprocessor Preprocessor::fit(const Table& t, std::span<const std::size_t> rows
                                const PreprocessOptions& o) {
   Preprocessor p = fit_target(t, o);
   std::set<std::string> dropped;
-  for (const std::string& d : o.drop) dropped.insert(column_of(t, d, "named in --drop").name);
+  for (const std::string& d : o.drop)
+    dropped.insert(column_of(t, d, "named in --drop").name);
   if (rows.empty()) throw DataError(t.source + ": no rows to train on");
   for (const Column& c : t.columns) {
     if (c.name == p.target || dropped.count(c.name)) continue;
@@ -155,7 +152,8 @@ Preprocessor Preprocessor::fit(const Table& t, std::span<const std::size_t> rows
           f.center = lo;
           f.scale = hi - lo;
           break;
-        case Scale::none: break;
+        case Scale::none:
+          break;
       }
       if (!(f.scale > 0)) f.scale = 1;
     } else {
@@ -193,9 +191,8 @@ std::vector<int> Preprocessor::class_ids(const Table& t) const {
     }
     if (id < 0)
       throw DataError(t.where(r, y) + ": unknown class '" +
-                      (y.numeric ? format_number(y.numbers[r]) : y.text[r]) +
-                      "' in column '" + y.name + "': the model knows " +
-                      std::to_string(classes.size()) + " classes");
+                      (y.numeric ? format_number(y.numbers[r]) : y.text[r]) + "' in column '" +
+                      y.name + "': the model knows " + std::to_string(classes.size()) + " classes");
     ids[r] = int(id);
   }
   return ids;
@@ -227,7 +224,8 @@ Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> ro
         const std::string v = c.numeric ? format_number(c.numbers[rows[i]]) : c.text[rows[i]];
         if (v.empty()) missing_value(t, rows[i], c, false);
         const auto it = std::lower_bound(f.categories.begin(), f.categories.end(), v);
-        if (it != f.categories.end() && *it == v) X(Index(i), col + (it - f.categories.begin())) = T(1);
+        if (it != f.categories.end() && *it == v)
+          X(Index(i), col + (it - f.categories.begin())) = T(1);
         // An unseen category encodes as all zeros.
       }
       col += k;
@@ -252,31 +250,44 @@ Batch<T> Preprocessor::targets(const Table& t, std::span<const std::size_t> rows
   const std::vector<int> ids = class_ids(t);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const int id = ids[rows[i]];
-    if (classes.size() == 2) Y(Index(i), 0) = T(id);
-    else Y(Index(i), id) = T(1);
+    if (classes.size() == 2)
+      Y(Index(i), 0) = T(id);
+    else
+      Y(Index(i), id) = T(1);
   }
   return Y;
 }
 
-template Batch<float> Preprocessor::transform<float>(const Table&, std::span<const std::size_t>) const;
-template Batch<double> Preprocessor::transform<double>(const Table&, std::span<const std::size_t>) const;
-template Batch<float> Preprocessor::targets<float>(const Table&, std::span<const std::size_t>) const;
-template Batch<double> Preprocessor::targets<double>(const Table&, std::span<const std::size_t>) const;
+template Batch<float> Preprocessor::transform<float>(const Table&,
+                                                     std::span<const std::size_t>) const;
+template Batch<double> Preprocessor::transform<double>(const Table&,
+                                                       std::span<const std::size_t>) const;
+template Batch<float> Preprocessor::targets<float>(const Table&,
+                                                   std::span<const std::size_t>) const;
+template Batch<double> Preprocessor::targets<double>(const Table&,
+                                                     std::span<const std::size_t>) const;
 
 Split split_rows(std::size_t n, double fraction, Rng& rng, const std::vector<int>* strata) {
   if (!(fraction >= 0 && fraction < 1))
     throw ConfigError("the validation fraction must be in [0, 1), got " + std::to_string(fraction));
   Split s;
+  if (fraction == 0) {  // no validation: draw nothing from the generator
+    s.train = all_rows(n);
+    return s;
+  }
   std::map<int, std::vector<std::size_t>> groups;
-  for (std::size_t r = 0; r < n; ++r) groups[strata ? (*strata)[r] : 0].push_back(r);
+  for (std::size_t r = 0; r < n; ++r)
+    groups[strata ? (*strata)[r] : 0].push_back(r);
   std::vector<char> is_val(n, 0);
   for (auto& [key, rows] : groups) {
     for (std::size_t i = rows.size(); i > 1; --i)  // Fisher–Yates
       std::swap(rows[i - 1], rows[rng.below(i)]);
     const auto take = std::size_t(std::llround(fraction * double(rows.size())));
-    for (std::size_t i = 0; i < take; ++i) is_val[rows[i]] = 1;
+    for (std::size_t i = 0; i < take; ++i)
+      is_val[rows[i]] = 1;
   }
-  for (std::size_t r = 0; r < n; ++r) (is_val[r] ? s.validation : s.train).push_back(r);
+  for (std::size_t r = 0; r < n; ++r)
+    (is_val[r] ? s.validation : s.train).push_back(r);
   return s;
 }
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -21,7 +23,8 @@ namespace {
 
 std::string quote(std::string_view s) {
   std::string q = "'";
-  for (char c : s.substr(0, 40)) q += (c == '\n' || c == '\r') ? ' ' : c;
+  for (char c : s.substr(0, 40))
+    q += (c == '\n' || c == '\r') ? ' ' : c;
   if (s.size() > 40) q += "...";
   return q + "'";
 }
@@ -100,8 +103,9 @@ class CsvTokenizer {
         const std::size_t start = pos_;
         while (pos_ < s_.size() && s_[pos_] != delim_ && s_[pos_] != '\n') {
           if (s_[pos_] == '"')
-            fail(here(), "a '\"' inside an unquoted field: quote the whole field and double the "
-                         "quotes inside it");
+            fail(here(),
+                 "a '\"' inside an unquoted field: quote the whole field and double the "
+                 "quotes inside it");
           ++pos_;
         }
         std::size_t end = pos_;
@@ -133,8 +137,10 @@ class CsvTokenizer {
 };
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -154,11 +160,21 @@ Parsed parse_number(std::string_view field, double& out) {
 
 }  // namespace
 
+std::string format_number(double v) {
+  char buf[32];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
 bool is_missing(std::string_view field) {
   const std::string_view s = trim(field);
   if (s.empty()) return true;
   std::string lower(s);
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return lower == "na" || lower == "nan" || lower == "n/a" || lower == "null";
 }
 
@@ -221,12 +237,14 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
                (options.header ? " (as in the header)" : " (as in the first row)") + ", found " +
                std::to_string(row.fields.size()));
     cells.resize(width);
-    for (std::size_t c = 0; c < width; ++c) cells[c].push_back(std::move(row.fields[c]));
+    for (std::size_t c = 0; c < width; ++c)
+      cells[c].push_back(std::move(row.fields[c]));
     t.lines.push_back(row.line);
   }
   if (t.lines.empty())
-    fail(source + ":" + std::to_string(std::max<std::size_t>(header_line, 1)),
-         options.header ? "no data rows after the header" : "the file is empty: expected data rows");
+    fail(
+        source + ":" + std::to_string(std::max<std::size_t>(header_line, 1)),
+        options.header ? "no data rows after the header" : "the file is empty: expected data rows");
 
   // Type each column: numeric when most of its non-missing fields are numbers.
   for (std::size_t c = 0; c < width; ++c) {
@@ -241,14 +259,19 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
     col.numeric = present == 0 || 2 * numbers > present;
     if (!col.numeric) {
       col.text = std::move(cells[c]);
-      for (std::string& s : col.text) s = std::string(trim(s));
+      for (std::string& s : col.text)
+        s = std::string(trim(s));
       continue;
     }
     col.numbers.reserve(cells[c].size());
     for (std::size_t r = 0; r < cells[c].size(); ++r) {
       switch (parse_number(cells[c][r], v)) {
-        case Parsed::number: col.numbers.push_back(v); break;
-        case Parsed::missing: col.numbers.push_back(std::nan("")); break;
+        case Parsed::number:
+          col.numbers.push_back(v);
+          break;
+        case Parsed::missing:
+          col.numbers.push_back(std::nan(""));
+          break;
         case Parsed::out_of_range:
           fail(t.where(r, col), "the number " + quote(cells[c][r]) + " in column " +
                                     quote(col.name) + " is out of range: expected a finite number");
@@ -284,8 +307,7 @@ std::string read_file(const std::string& path) {
   }
   int code = 0;
   const char* msg = gzerror(gz, &code);
-  if (code != Z_OK)
-    fail(path, std::string("the compressed file is damaged or cut short: ") + msg);
+  if (code != Z_OK) fail(path, std::string("the compressed file is damaged or cut short: ") + msg);
   return out;
 }
 
@@ -312,12 +334,14 @@ Idx read_idx_file(const std::string& path) {
                                 std::to_string(static_cast<unsigned char>(b[2])) +
                                 ": expected 0x08 (unsigned bytes)");
   const std::size_t ndim = static_cast<unsigned char>(b[3]);
-  if (ndim < 1 || ndim > 3) fail(path + ": byte 3", "expected 1 to 3 dimensions, found " + std::to_string(ndim));
+  if (ndim < 1 || ndim > 3)
+    fail(path + ": byte 3", "expected 1 to 3 dimensions, found " + std::to_string(ndim));
   if (b.size() < 4 + 4 * ndim) fail(path, "the IDX header is cut short");
   std::size_t total = 1;
   for (std::size_t d = 0; d < ndim; ++d) {
     const auto* p = reinterpret_cast<const unsigned char*>(b.data() + 4 + 4 * d);
-    const std::size_t n = (std::size_t(p[0]) << 24) | (std::size_t(p[1]) << 16) | (std::size_t(p[2]) << 8) | p[3];
+    const std::size_t n =
+        (std::size_t(p[0]) << 24) | (std::size_t(p[1]) << 16) | (std::size_t(p[2]) << 8) | p[3];
     idx.dims.push_back(n);
     total *= n;
     if (total > b.size()) break;
@@ -333,7 +357,8 @@ Idx read_idx_file(const std::string& path) {
 
 Table read_idx(const std::string& images, const std::string& labels) {
   const Idx img = read_idx_file(images);
-  if (img.dims.size() < 2) fail(images, "expected images (N × rows × cols), found a 1-dimensional file");
+  if (img.dims.size() < 2)
+    fail(images, "expected images (N × rows × cols), found a 1-dimensional file");
   const std::size_t n = img.dims[0];
   const std::size_t features = img.dims.size() == 3 ? img.dims[1] * img.dims[2] : img.dims[1];
   Table t;
@@ -347,7 +372,8 @@ Table read_idx(const std::string& images, const std::string& labels) {
   }
   const auto* data = reinterpret_cast<const unsigned char*>(img.bytes.data() + img.data_offset);
   for (std::size_t r = 0; r < n; ++r)
-    for (std::size_t f = 0; f < features; ++f) t.columns[f].numbers[r] = data[r * features + f];
+    for (std::size_t f = 0; f < features; ++f)
+      t.columns[f].numbers[r] = data[r * features + f];
   if (!labels.empty()) {
     const Idx lab = read_idx_file(labels);
     if (lab.dims.size() != 1) fail(labels, "expected labels (a 1-dimensional IDX file)");

@@ -43,7 +43,8 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
                   const Batch<T>& Yv, const TrainOptions& o, Rng& rng,
                   const TrainCallbacks& callbacks) {
   if (o.epochs < 1) throw ConfigError("epochs must be at least 1, got " + std::to_string(o.epochs));
-  if (o.batch < 1) throw ConfigError("batch size must be at least 1, got " + std::to_string(o.batch));
+  if (o.batch < 1)
+    throw ConfigError("batch size must be at least 1, got " + std::to_string(o.batch));
   if (o.patience < 0) throw ConfigError("patience must be >= 0");
   if (X.rows() == 0) throw ConfigError("no training rows");
   net.set_dropout_rate(o.dropout);
@@ -83,7 +84,8 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
       loss_sum += net.loss(Yb) * double(n);
       net.backward(Yb);
       optimizer->step(net.params(), net.grads());
-      if (callbacks.on_batch) callbacks.on_batch({epoch + 1, b + 1, batches, loss_sum / double(first + n)});
+      if (callbacks.on_batch)
+        callbacks.on_batch({epoch + 1, b + 1, batches, loss_sum / double(first + n)});
     }
 
     EpochReport r;
@@ -119,11 +121,12 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
   return result;
 }
 
-#define CHAINRULE_INSTANTIATE(T)                                                              \
-  template double accuracy<T>(const Batch<T>&, const BatchView<T>&);                          \
-  template double r2_score<T>(const Batch<T>&, const BatchView<T>&);                          \
+#define CHAINRULE_INSTANTIATE(T)                                                                \
+  template double accuracy<T>(const Batch<T>&, const BatchView<T>&);                            \
+  template double r2_score<T>(const Batch<T>&, const BatchView<T>&);                            \
   template TrainResult train<T>(Network<T>&, const Batch<T>&, const Batch<T>&, const Batch<T>&, \
-                                const Batch<T>&, const TrainOptions&, Rng&, const TrainCallbacks&);
+                                const Batch<T>&, const TrainOptions&, Rng&,                     \
+                                const TrainCallbacks&);
 CHAINRULE_INSTANTIATE(float)
 CHAINRULE_INSTANTIATE(double)
 #undef CHAINRULE_INSTANTIATE

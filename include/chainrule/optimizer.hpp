@@ -86,7 +86,8 @@ struct RmspropOptions {
 };
 
 /// RMSprop, exactly torch.optim.RMSprop:  g = ∇ + wd·p;  s = α·s + (1 - α)·g²;
-///   without momentum p = p - lr·g/(sqrt(s) + eps); with it b = μ·b + g/(sqrt(s) + eps), p = p - lr·b.
+///   without momentum p = p - lr·g/(sqrt(s) + eps); with it b = μ·b + g/(sqrt(s) + eps), p = p -
+///   lr·b.
 template <class T>
 class Rmsprop final : public Optimizer<T> {
  public:
@@ -128,9 +129,9 @@ ScheduleKind parse_schedule(std::string_view name);
 
 struct Schedule {
   ScheduleKind kind = ScheduleKind::constant;
-  int step_size = 30;   ///< step: multiply by gamma every step_size epochs
-  double gamma = 0.1;   ///< step
-  int total_epochs = 1; ///< cosine: lr(e) = lr0·(1 + cos(π·e/total))/2
+  int step_size = 30;    ///< step: multiply by gamma every step_size epochs
+  double gamma = 0.1;    ///< step
+  int total_epochs = 1;  ///< cosine: lr(e) = lr0·(1 + cos(π·e/total))/2
   /// The learning rate of 0-based epoch `epoch` for base rate lr0.
   double at(double lr0, int epoch) const;
 };

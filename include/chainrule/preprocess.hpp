@@ -78,7 +78,8 @@ struct Split {
   std::vector<std::size_t> train, validation;
 };
 class Rng;
-Split split_rows(std::size_t n, double fraction, Rng& rng, const std::vector<int>* strata = nullptr);
+Split split_rows(std::size_t n, double fraction, Rng& rng,
+                 const std::vector<int>* strata = nullptr);
 
 /// 0, 1, ..., n-1.
 std::vector<std::size_t> all_rows(std::size_t n);

@@ -26,17 +26,24 @@ struct Column {
 
 /// A table read from a file: columns of equal length, and where each row starts in the file.
 struct Table {
-  std::string source;              ///< the file name, used in messages
+  std::string source;  ///< the file name, used in messages
   std::vector<Column> columns;
   std::vector<std::size_t> lines;  ///< 1-based line of each row (empty for binary formats)
 
-  std::size_t rows() const { return columns.empty() ? 0 : columns[0].numeric ? columns[0].numbers.size() : columns[0].text.size(); }
+  std::size_t rows() const {
+    return columns.empty()      ? 0
+           : columns[0].numeric ? columns[0].numbers.size()
+                                : columns[0].text.size();
+  }
   std::size_t cols() const { return columns.size(); }
   /// Index of the column called `name`, or of the 0-based index `name` spells; -1 if none.
   long find(std::string_view name) const;
   /// "file:line:field" for a cell, as far as it is known.
   std::string where(std::size_t row, const Column& column) const;
 };
+
+/// Shortest text that reads back as the same double ("1", "2.5", "0.1").
+std::string format_number(double v);
 
 /// Missing-value spellings: the empty field, NA, NaN (any case), N/A, null.
 bool is_missing(std::string_view field);

@@ -18,12 +18,12 @@ enum class Metric { none, accuracy, r2 };
 
 struct TrainOptions {
   int epochs = 200;
-  Index batch = 200;       ///< samples per step; 1 is per-sample SGD; the last partial batch is used
-  bool shuffle = true;     ///< reshuffle the rows every epoch (from the generator)
-  int patience = 0;        ///< > 0: stop after this many epochs without a better monitored loss
-                           ///< (validation loss, or training loss without validation) and
-                           ///< restore the best weights
-  double dropout = 0;      ///< on hidden layers, during training only
+  Index batch = 200;    ///< samples per step; 1 is per-sample SGD; the last partial batch is used
+  bool shuffle = true;  ///< reshuffle the rows every epoch (from the generator)
+  int patience = 0;     ///< > 0: stop after this many epochs without a better monitored loss
+                        ///< (validation loss, or training loss without validation) and
+                        ///< restore the best weights
+  double dropout = 0;   ///< on hidden layers, during training only
   OptimizerOptions optimizer;
   Schedule schedule;
   Metric metric = Metric::none;

@@ -16,5 +16,9 @@ struct Command {
 
 Command add_demo(CLI::App& root);
 Command add_explain(CLI::App& root);
+Command add_train(CLI::App& root);
+Command add_eval(CLI::App& root);
+Command add_predict(CLI::App& root);
+Command add_info(CLI::App& root);
 
 }  // namespace chainrule::cli

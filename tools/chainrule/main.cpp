@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
   CLI::App app{"chainrule: feedforward neural networks trained by backpropagation", "chainrule"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "chainrule 0.1.0");
-  const std::vector<Command> commands{add_demo(app), add_explain(app)};
+  const std::vector<Command> commands{add_demo(app), add_explain(app), add_train(app),
+                                      add_eval(app), add_predict(app), add_info(app)};
 
   try {
     app.parse(argc, argv);

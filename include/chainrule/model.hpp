@@ -1,0 +1,45 @@
+// A trained model: the network's architecture and weights, the fitted preprocessing, and what
+// the training said about itself. Saved in the safetensors layout (docs/model-format.md).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "chainrule/network.hpp"
+#include "chainrule/preprocess.hpp"
+
+namespace chainrule {
+
+enum class Dtype { float32, float64 };
+std::string_view to_string(Dtype d);
+Dtype parse_dtype(std::string_view s);
+
+struct Model {
+  NetworkSpec spec;
+  Dtype dtype = Dtype::float32;
+  std::vector<double> params;  ///< the flat buffer (float32 values are exact in double)
+  Preprocessor prep;
+  std::string training = "{}";  ///< JSON object: the settings the model was trained with
+  std::string metrics = "{}";   ///< JSON object: final metrics
+
+  /// A network with this model's architecture and weights, in precision T.
+  template <class T>
+  Network<T> network() const;
+  /// Copies a trained network's weights in.
+  template <class T>
+  void set_params(const Network<T>& net);
+};
+
+/// Format version written into every model file.
+inline constexpr int kModelFormatVersion = 1;
+
+/// Writes the model to `path` through a temporary file in the same directory, flushed and then
+/// renamed over `path`: a failure never leaves a partial file in its place. Throws Error.
+void save_model(const Model& model, const std::string& path);
+/// Reads a model file. Throws ModelError naming the file and what is wrong with it.
+Model load_model(const std::string& path);
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename). Throws Error.
+void write_file_atomically(const std::string& path, std::string_view bytes);
+
+}  // namespace chainrule

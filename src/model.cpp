@@ -1,0 +1,303 @@
+#include "chainrule/model.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "chainrule/error.hpp"
+
+namespace chainrule {
+
+using nlohmann::json;
+
+std::string_view to_string(Dtype d) {
+  return d == Dtype::float32 ? "float32" : "float64";
+}
+Dtype parse_dtype(std::string_view s) {
+  if (s == "float32" || s == "f32") return Dtype::float32;
+  if (s == "float64" || s == "f64") return Dtype::float64;
+  throw ConfigError("unknown dtype '" + std::string(s) + "': expected float32 or float64");
+}
+
+template <class T>
+Network<T> Model::network() const {
+  Network<T> net(spec);
+  if (params.size() != net.params().size())
+    throw ModelError("the model holds " + std::to_string(params.size()) +
+                     " parameters, its architecture needs " + std::to_string(net.params().size()));
+  for (std::size_t i = 0; i < params.size(); ++i)
+    net.params()[i] = T(params[i]);
+  return net;
+}
+
+template <class T>
+void Model::set_params(const Network<T>& net) {
+  params.assign(net.params().begin(), net.params().end());
+}
+
+template Network<float> Model::network<float>() const;
+template Network<double> Model::network<double>() const;
+template void Model::set_params<float>(const Network<float>&);
+template void Model::set_params<double>(const Network<double>&);
+
+void write_file_atomically(const std::string& path, std::string_view bytes) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(path + ": cannot write: " + std::strerror(errno));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw Error(path + ": cannot write: " + std::strerror(e));
+    }
+    done += std::size_t(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(path + ": cannot write: " + std::strerror(e));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(path + ": cannot replace the file: " + std::strerror(e));
+  }
+}
+
+namespace {
+
+json architecture_json(const Model& m) {
+  json layers = json::array();
+  for (const LayerSpec& l : m.spec.layers)
+    layers.push_back({{"units", l.units}, {"activation", to_string(l.activation)}});
+  return {{"inputs", m.spec.inputs},
+          {"layers", layers},
+          {"loss", to_string(m.spec.loss)},
+          {"dtype", to_string(m.dtype)}};
+}
+
+json preprocessing_json(const Preprocessor& p) {
+  json features = json::array();
+  for (const Feature& f : p.features) {
+    if (f.numeric)
+      features.push_back({{"name", f.name},
+                          {"type", "number"},
+                          {"center", f.center},
+                          {"scale", f.scale},
+                          {"fill", f.fill}});
+    else
+      features.push_back({{"name", f.name}, {"type", "text"}, {"categories", f.categories}});
+  }
+  json j = {{"features", features},
+            {"target", p.target},
+            {"target_type", p.target_numeric ? "number" : "text"},
+            {"task", to_string(p.task)},
+            {"scale", to_string(p.scale)},
+            {"impute", p.impute == Impute::mean ? "mean" : "none"}};
+  if (p.task == Task::classify) {
+    j["classes"] = p.classes;
+    if (p.target_numeric) j["class_values"] = p.class_values;
+  } else {
+    j["target_center"] = p.target_center;
+    j["target_scale"] = p.target_scale;
+  }
+  return j;
+}
+
+Preprocessor preprocessing_from(const json& j) {
+  Preprocessor p;
+  for (const json& f : j.at("features")) {
+    Feature feat;
+    feat.name = f.at("name").get<std::string>();
+    feat.numeric = f.at("type") == "number";
+    if (feat.numeric) {
+      feat.center = f.at("center").get<double>();
+      feat.scale = f.at("scale").get<double>();
+      feat.fill = f.at("fill").get<double>();
+      if (!(feat.scale != 0)) throw ModelError("feature '" + feat.name + "' has scale 0");
+    } else {
+      feat.categories = f.at("categories").get<std::vector<std::string>>();
+    }
+    p.features.push_back(std::move(feat));
+  }
+  p.target = j.at("target").get<std::string>();
+  p.target_numeric = j.at("target_type") == "number";
+  p.task = parse_task(j.at("task").get<std::string>());
+  p.scale = parse_scale(j.at("scale").get<std::string>());
+  p.impute = j.at("impute") == "mean" ? Impute::mean : Impute::none;
+  if (p.task == Task::classify) {
+    p.classes = j.at("classes").get<std::vector<std::string>>();
+    if (p.target_numeric) p.class_values = j.at("class_values").get<std::vector<double>>();
+  } else {
+    p.target_center = j.at("target_center").get<double>();
+    p.target_scale = j.at("target_scale").get<double>();
+  }
+  return p;
+}
+
+std::string crc_hex(std::string_view bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (std::size_t done = 0; done < bytes.size();) {  // crc32 takes a 32-bit length
+    const std::size_t n = std::min<std::size_t>(bytes.size() - done, 1u << 30);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + done), uInt(n));
+    done += n;
+  }
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(crc));
+  return buf;
+}
+
+template <class T>
+void append_le(std::string& out, T v) {
+  char b[sizeof(T)];
+  std::memcpy(b, &v, sizeof(T));  // x86-64 and arm64 are little-endian, as safetensors is
+  out.append(b, sizeof(T));
+}
+
+}  // namespace
+
+void save_model(const Model& m, const std::string& path) {
+  const Network<double> shape(m.spec);  // validates the spec and gives the tensor offsets
+  if (m.params.size() != std::size_t(shape.num_params()))
+    throw Error("save_model: the parameter count does not match the architecture");
+  const std::size_t width = m.dtype == Dtype::float32 ? 4 : 8;
+  std::string data;
+  data.reserve(m.params.size() * width);
+  json header = json::object();
+  for (std::size_t l = 0; l < shape.layers().size(); ++l) {
+    const auto& layer = shape.layers()[l];
+    const auto add = [&](const std::string& name, Index first, Index count, json shape_json) {
+      const std::size_t begin = data.size();
+      for (Index i = first; i < first + count; ++i) {
+        if (m.dtype == Dtype::float32)
+          append_le(data, float(m.params[std::size_t(i)]));
+        else
+          append_le(data, m.params[std::size_t(i)]);
+      }
+      header[name] = {{"dtype", m.dtype == Dtype::float32 ? "F32" : "F64"},
+                      {"shape", shape_json},
+                      {"data_offsets", {begin, data.size()}}};
+    };
+    const std::string prefix = "layers." + std::to_string(l);
+    // Column-major (in, out) W is row-major (out, in): PyTorch's nn.Linear weight.
+    add(prefix + ".weight", layer.offset(), layer.in() * layer.out(), {layer.out(), layer.in()});
+    add(prefix + ".bias", layer.bias_offset(), layer.out(), {layer.out()});
+  }
+  header["__metadata__"] = {
+      {"format", "chainrule"},
+      {"format_version", std::to_string(kModelFormatVersion)},
+      {"architecture", architecture_json(m).dump()},
+      {"preprocessing", preprocessing_json(m.prep).dump()},
+      {"training", json::parse(m.training).dump()},
+      {"metrics", json::parse(m.metrics).dump()},
+      {"checksum", "crc32:" + crc_hex(data)},
+  };
+  std::string h = header.dump();
+  while ((8 + h.size()) % 8 != 0)
+    h += ' ';  // align the tensor data to 8 bytes
+  std::string file;
+  file.reserve(8 + h.size() + data.size());
+  append_le(file, std::uint64_t(h.size()));
+  file += h;
+  file += data;
+  write_file_atomically(path, file);
+}
+
+Model load_model(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ModelError(path + ": cannot open the model file: " + std::strerror(errno));
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto bad = [&](const std::string& what) {
+    return ModelError(path + ": not a valid chainrule model: " + what);
+  };
+  if (bytes.size() < 8) throw bad("the file is shorter than the 8-byte header length");
+  std::uint64_t hlen;
+  std::memcpy(&hlen, bytes.data(), 8);
+  if (hlen > bytes.size() - 8)
+    throw bad("the header length (" + std::to_string(hlen) +
+              " bytes) runs past the end of the file (" + std::to_string(bytes.size()) + " bytes)");
+  json header;
+  try {
+    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(hlen));
+  } catch (const json::exception& e) {
+    throw bad(std::string("the header is not JSON (") + e.what() + ")");
+  }
+  const std::string_view data(bytes.data() + 8 + hlen, bytes.size() - 8 - hlen);
+  Model m;
+  try {
+    const json& meta = header.at("__metadata__");
+    if (meta.value("format", "") != "chainrule")
+      throw bad("its metadata does not say format 'chainrule'");
+    const std::string version = meta.at("format_version").get<std::string>();
+    if (version != std::to_string(kModelFormatVersion))
+      throw bad("format version " + version + ", this chainrule reads version " +
+                std::to_string(kModelFormatVersion));
+    const std::string checksum = "crc32:" + crc_hex(data);
+    if (meta.at("checksum").get<std::string>() != checksum)
+      throw bad("the tensor data does not match its checksum (the file is damaged)");
+    const json arch = json::parse(meta.at("architecture").get<std::string>());
+    m.spec.inputs = arch.at("inputs").get<Index>();
+    for (const json& l : arch.at("layers"))
+      m.spec.layers.push_back(
+          {l.at("units").get<Index>(), parse_activation(l.at("activation").get<std::string>())});
+    m.spec.loss = parse_loss(arch.at("loss").get<std::string>());
+    m.dtype = parse_dtype(arch.at("dtype").get<std::string>());
+    m.prep = preprocessing_from(json::parse(meta.at("preprocessing").get<std::string>()));
+    m.training = meta.at("training").get<std::string>();
+    m.metrics = meta.at("metrics").get<std::string>();
+    const Network<double> shape(m.spec);
+    if (m.prep.inputs() != m.spec.inputs)
+      throw bad("the preprocessing does not fit the network's inputs");
+    m.params.assign(std::size_t(shape.num_params()), 0.0);
+    const std::size_t width = m.dtype == Dtype::float32 ? 4 : 8;
+    const std::string dtype = m.dtype == Dtype::float32 ? "F32" : "F64";
+    for (std::size_t l = 0; l < shape.layers().size(); ++l) {
+      const auto& layer = shape.layers()[l];
+      const auto read = [&](const std::string& name, Index first, Index count, const json& want) {
+        if (!header.contains(name)) throw bad("tensor '" + name + "' is missing");
+        const json& t = header[name];
+        if (t.at("dtype") != dtype)
+          throw bad("tensor '" + name + "' has dtype " + t.at("dtype").dump() + ", expected " +
+                    dtype);
+        if (t.at("shape") != want)
+          throw bad("tensor '" + name + "' has shape " + t.at("shape").dump() +
+                    ", the architecture says " + want.dump());
+        const auto begin = t.at("data_offsets").at(0).get<std::uint64_t>();
+        const auto end = t.at("data_offsets").at(1).get<std::uint64_t>();
+        if (begin > end || end > data.size() || end - begin != std::uint64_t(count) * width)
+          throw bad("tensor '" + name + "' has data offsets outside the file or of the wrong size");
+        for (Index i = 0; i < count; ++i) {
+          const char* p = data.data() + begin + std::size_t(i) * width;
+          if (width == 4) {
+            float v;
+            std::memcpy(&v, p, 4);
+            m.params[std::size_t(first + i)] = v;
+          } else {
+            std::memcpy(&m.params[std::size_t(first + i)], p, 8);
+          }
+        }
+      };
+      const std::string prefix = "layers." + std::to_string(l);
+      read(prefix + ".weight", layer.offset(), layer.in() * layer.out(),
+           json{layer.out(), layer.in()});
+      read(prefix + ".bias", layer.bias_offset(), layer.out(), json{layer.out()});
+    }
+  } catch (const json::exception& e) {
+    throw bad(std::string("its header is incomplete (") + e.what() + ")");
+  } catch (const ConfigError& e) {
+    throw bad(e.what());
+  }
+  return m;
+}
+
+}  // namespace chainrule

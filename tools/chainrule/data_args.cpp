@@ -1,0 +1,63 @@
+#include "data_args.hpp"
+
+#include "chainrule/error.hpp"
+
+namespace chainrule::cli {
+
+void add_data_options(CLI::App* app, DataArgs& a) {
+  app->add_option("--labels", a.labels, "IDX labels file that goes with IDX images (MNIST family)");
+  app->add_option("--delimiter", a.delimiter, "CSV field delimiter (one character; \\t for tab)")
+      ->capture_default_str();
+  app->add_flag("--no-header", a.no_header, "The CSV has no header line: columns are c0, c1, ...");
+  app->add_option("--skip-rows", a.skip_rows, "Lines to skip before the header (a preamble)")
+      ->capture_default_str();
+}
+
+Table load_table(const DataArgs& a) {
+  const auto ends_with = [&](std::string_view suffix) {
+    return a.path.size() >= suffix.size() &&
+           a.path.compare(a.path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (!a.labels.empty() || ends_with("-ubyte") || ends_with("-ubyte.gz"))
+    return read_idx(a.path, a.labels);
+  std::string d = a.delimiter == "\\t" ? "\t" : a.delimiter;
+  if (d.size() != 1)
+    throw ConfigError("--delimiter must be one character, got '" + a.delimiter + "'");
+  return read_csv(a.path, {.delimiter = d[0], .header = !a.no_header, .skip_rows = a.skip_rows});
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ',') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+Batch<double> run_model(const Model& model, const Batch<double>& X) {
+  if (model.dtype == Dtype::float64) {
+    Network<double> net = model.network<double>();
+    return net.forward(X);
+  }
+  Network<float> net = model.network<float>();
+  return net.forward(X.cast<float>()).cast<double>();
+}
+
+std::string csv_field(const std::string& s, char delimiter) {
+  if (s.find_first_of(std::string{delimiter, '"', '\n', '\r'}) == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) {
+    if (c == '"') q += '"';
+    q += c;
+  }
+  return q + "\"";
+}
+
+}  // namespace chainrule::cli

@@ -1,0 +1,37 @@
+// Options shared by the commands that read data files (train, eval, predict, explain).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "chainrule/model.hpp"
+#include "chainrule/table.hpp"
+
+namespace chainrule::cli {
+
+struct DataArgs {
+  std::string path;
+  std::string labels;  ///< IDX labels file
+  std::string delimiter = ",";
+  bool no_header = false;
+  std::size_t skip_rows = 0;
+};
+
+/// Adds DATA (positional) and --labels, --delimiter, --no-header, --skip-rows to `app`.
+void add_data_options(CLI::App* app, DataArgs& args);
+
+/// Reads the data file: IDX when --labels is given or the name ends in "-ubyte" (optionally
+/// ".gz"), CSV otherwise.
+Table load_table(const DataArgs& args);
+
+/// Comma-separated list ("64,32" or "name,id") into its items; empty items are dropped.
+std::vector<std::string> split_list(const std::string& s);
+
+/// Network outputs for every row of X, in the model's precision, as double.
+Batch<double> run_model(const Model& model, const Batch<double>& X);
+
+/// Writes a CSV field, quoted when it holds the delimiter, a quote or a line break.
+std::string csv_field(const std::string& s, char delimiter = ',');
+
+}  // namespace chainrule::cli
