@@ -79,8 +79,11 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
     std::set<double> distinct(y.numbers.begin(), y.numbers.end());
     const bool integers = std::all_of(y.numbers.begin(), y.numbers.end(),
                                       [](double v) { return v == std::floor(v); });
-    const std::size_t limit = std::max<std::size_t>(2, std::min<std::size_t>(20, t.rows() / 5));
-    p.task = o.task.value_or(integers && distinct.size() <= limit ? Task::classify : Task::regress);
+    // A small set of integer labels is a classification: at most 20 distinct values, each seen
+    // twice on average (two distinct values always qualify).
+    const std::size_t k = distinct.size();
+    const bool labels = integers && (k == 2 || (k <= 20 && 2 * k <= t.rows()));
+    p.task = o.task.value_or(labels ? Task::classify : Task::regress);
     if (p.task == Task::classify) {
       p.class_values.assign(distinct.begin(), distinct.end());
       for (double v : p.class_values)

@@ -162,6 +162,10 @@ Parsed parse_number(std::string_view field, double& out) {
 
 std::string format_number(double v) {
   char buf[32];
+  if (v == std::floor(v) && std::abs(v) < 1e15) {  // whole numbers as integers: 10, not 1e+01
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+  }
   for (int precision = 1; precision <= 17; ++precision) {
     std::snprintf(buf, sizeof buf, "%.*g", precision, v);
     if (std::strtod(buf, nullptr) == v) break;
@@ -343,8 +347,8 @@ Idx read_idx_file(const std::string& path) {
     const std::size_t n =
         (std::size_t(p[0]) << 24) | (std::size_t(p[1]) << 16) | (std::size_t(p[2]) << 8) | p[3];
     idx.dims.push_back(n);
-    total *= n;
-    if (total > b.size()) break;
+    if (__builtin_mul_overflow(total, n, &total))
+      fail(path, "the header's dimensions multiply to more bytes than any file holds");
   }
   idx.data_offset = 4 + 4 * ndim;
   if (b.size() - idx.data_offset != total)

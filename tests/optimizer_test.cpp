@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "chainrule/error.hpp"
@@ -62,6 +63,72 @@ TEST(Sgd, OutOfRangeOptionsAreRejected) {
   EXPECT_THROW(Sgd<double>({.lr = 0.1, .momentum = 1.0}), ConfigError);
   EXPECT_THROW(Sgd<double>({.lr = 0.1, .nesterov = true}), ConfigError);
   EXPECT_THROW(Sgd<double>({.lr = 0.1, .weight_decay = -0.1}), ConfigError);
+}
+
+// Adam's first step moves every parameter by lr·g/(|g| + eps): m̂ = g and sqrt(v̂) = |g|.
+// Second step by hand, β1 = 0.9, β2 = 0.999, g = 0.5 then -1:
+//   m2 = 0.9·0.05 - 0.1 = -0.055,  v2 = 0.999·0.00025 + 0.001 = 0.00124975
+//   p2 = p1 - 0.1/(1 - 0.81) · m2 / (sqrt(v2)/sqrt(1 - 0.998001) + 1e-8)
+TEST(Adam, MatchesHandComputedSteps) {
+  Adam<double> adam({.lr = 0.1});
+  std::vector<double> p{1.0};
+  adam.step(p, std::vector<double>{0.5});
+  const double p1 = 1.0 - 0.1 * 0.5 / (0.5 + 1e-8);
+  EXPECT_NEAR(p[0], p1, 1e-15);
+  adam.step(p, std::vector<double>{-1.0});
+  const double m2 = 0.9 * 0.05 - 0.1, v2 = 0.999 * 0.00025 + 0.001;
+  const double p2 = p1 - 0.1 / (1 - 0.81) * m2 / (std::sqrt(v2) / std::sqrt(1 - 0.998001) + 1e-8);
+  EXPECT_NEAR(p[0], p2, 1e-15);
+  EXPECT_EQ(adam.steps(), 2);
+}
+
+// Adam adds wd·p to the gradient; AdamW first multiplies p by (1 - lr·wd).
+TEST(Adam, WeightDecayCoupledAndDecoupled) {
+  Adam<double> adam({.lr = 0.1, .weight_decay = 0.5});
+  std::vector<double> p{2.0};
+  adam.step(p, std::vector<double>{0.5});  // g = 0.5 + 0.5·2 = 1.5: a step of lr·1.5/(1.5 + eps)
+  EXPECT_NEAR(p[0], 2.0 - 0.1 * 1.5 / (1.5 + 1e-8), 1e-15);
+  Adam<double> adamw({.lr = 0.1, .weight_decay = 0.5, .decoupled = true});
+  std::vector<double> q{2.0};
+  adamw.step(q, std::vector<double>{0.5});  // q = 2·(1 - 0.05) = 1.9, then the plain Adam step
+  EXPECT_NEAR(q[0], 1.9 - 0.1 * 0.5 / (0.5 + 1e-8), 1e-15);
+}
+
+// RMSprop: s = 0.01·g², p -= lr·g/(sqrt(s) + eps) = lr·g/(0.1|g| + eps) on the first step.
+TEST(Rmsprop, MatchesHandComputedSteps) {
+  Rmsprop<double> rms({.lr = 0.01});
+  std::vector<double> p{1.0};
+  rms.step(p, std::vector<double>{2.0});
+  EXPECT_NEAR(p[0], 1.0 - 0.01 * 2.0 / (0.2 + 1e-8), 1e-15);
+  rms.step(p, std::vector<double>{1.0});  // s = 0.99·0.04 + 0.01 = 0.0496
+  EXPECT_NEAR(p[0], 1.0 - 0.01 * 2.0 / (0.2 + 1e-8) - 0.01 / (std::sqrt(0.0496) + 1e-8), 1e-15);
+}
+
+TEST(Optimizers, FactoryDefaultsFollowPyTorch) {
+  OptimizerOptions o;
+  o.kind = OptimizerKind::adamw;
+  EXPECT_EQ(o.learning_rate(), 1e-3);
+  EXPECT_EQ(o.decay(), 1e-2);
+  o.kind = OptimizerKind::sgd;
+  EXPECT_EQ(o.learning_rate(), 1e-2);
+  EXPECT_EQ(o.decay(), 0.0);
+  o.kind = OptimizerKind::adam;
+  o.momentum = 0.9;
+  EXPECT_THROW(make_optimizer<double>(o), ConfigError);
+  EXPECT_THROW(parse_optimizer("lbfgs"), ConfigError);
+}
+
+TEST(Schedule, StepAndCosine) {
+  const Schedule step{.kind = ScheduleKind::step, .step_size = 10, .gamma = 0.5};
+  EXPECT_DOUBLE_EQ(step.at(0.1, 0), 0.1);
+  EXPECT_DOUBLE_EQ(step.at(0.1, 9), 0.1);
+  EXPECT_DOUBLE_EQ(step.at(0.1, 10), 0.05);
+  EXPECT_DOUBLE_EQ(step.at(0.1, 25), 0.025);
+  const Schedule cosine{.kind = ScheduleKind::cosine, .total_epochs = 100};
+  EXPECT_DOUBLE_EQ(cosine.at(0.1, 0), 0.1);
+  EXPECT_NEAR(cosine.at(0.1, 50), 0.05, 1e-15);
+  EXPECT_NEAR(cosine.at(0.1, 100), 0.0, 1e-15);
+  EXPECT_DOUBLE_EQ(Schedule{}.at(0.3, 77), 0.3);
 }
 
 }  // namespace

@@ -1,0 +1,127 @@
+#include "chainrule/preprocess.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "chainrule/error.hpp"
+#include "chainrule/random.hpp"
+
+namespace chainrule {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+const char* kData =
+    "name,age,color,size,label\n"
+    "a,10,red,1,yes\n"
+    "b,20,blue,2,no\n"
+    "c,30,red,3,yes\n"
+    "d,40,green,4,no\n";
+
+TEST(Preprocess, StandardizesOnTrainingRowsAndOneHotsText) {
+  const Table t = parse_csv(kData, "d.csv");
+  const std::vector<std::size_t> train{0, 1, 2};  // age 10, 20, 30: mean 20, std sqrt(200/3)
+  const Preprocessor p = Preprocessor::fit(t, train, {.drop = {"name"}});
+  ASSERT_EQ(p.features.size(), 3u);
+  EXPECT_EQ(p.features[0].name, "age");
+  EXPECT_DOUBLE_EQ(p.features[0].center, 20);
+  EXPECT_DOUBLE_EQ(p.features[0].scale, std::sqrt(200.0 / 3));
+  EXPECT_EQ(p.features[1].categories, (std::vector<std::string>{"blue", "red"}));  // green unseen
+  EXPECT_EQ(p.inputs(), 1 + 2 + 1);
+  EXPECT_EQ(p.task, Task::classify);
+  EXPECT_EQ(p.classes, (std::vector<std::string>{"no", "yes"}));
+  EXPECT_EQ(p.outputs(), 1);
+
+  const Batch<double> X = p.transform<double>(t, all_rows(4));
+  EXPECT_DOUBLE_EQ(X(3, 0), (40 - 20) / std::sqrt(200.0 / 3));
+  EXPECT_EQ(X.row(0).segment(1, 2), (Eigen::RowVector2d(0, 1)));  // red
+  EXPECT_EQ(X.row(3).segment(1, 2), (Eigen::RowVector2d(0, 0)));  // green: unseen, all zeros
+  const Batch<double> Y = p.targets<double>(t, all_rows(4));
+  EXPECT_EQ(Y(0, 0), 1);  // yes is class 1
+  EXPECT_EQ(Y(1, 0), 0);
+}
+
+TEST(Preprocess, MinmaxAndNone) {
+  const Table t = parse_csv(kData, "d.csv");
+  const Preprocessor mm =
+      Preprocessor::fit(t, all_rows(4), {.drop = {"name"}, .scale = Scale::minmax});
+  EXPECT_DOUBLE_EQ(mm.transform<double>(t, all_rows(4))(1, 0), (20.0 - 10) / 30);
+  const Preprocessor none =
+      Preprocessor::fit(t, all_rows(4), {.drop = {"name"}, .scale = Scale::none});
+  EXPECT_DOUBLE_EQ(none.transform<double>(t, all_rows(4))(1, 0), 20.0);
+}
+
+TEST(Preprocess, TaskInferenceAndClassOrder) {
+  // Integer labels in numeric order (2 < 10), three classes: one-hot targets.
+  const Table ints =
+      parse_csv("x,y\n1,10\n2,2\n3,10\n4,2\n5,3\n6,3\n7,2\n8,10\n9,3\n10,2\n", "i.csv");
+  const Preprocessor p = Preprocessor::fit(ints, all_rows(10), {});
+  EXPECT_EQ(p.task, Task::classify);
+  EXPECT_EQ(p.classes, (std::vector<std::string>{"2", "3", "10"}));
+  EXPECT_EQ(p.targets<double>(ints, all_rows(10)).row(0), (Eigen::RowVector3d(0, 0, 1)));
+  // Fractional values: regression, target standardized and restorable.
+  const Table reals = parse_csv("x,y\n1,0.5\n2,1.5\n3,2.5\n4,3.5\n", "r.csv");
+  const Preprocessor r = Preprocessor::fit(reals, all_rows(4), {});
+  EXPECT_EQ(r.task, Task::regress);
+  EXPECT_DOUBLE_EQ(r.target_center, 2.0);
+  EXPECT_DOUBLE_EQ(r.target_scale, std::sqrt(1.25));
+  // Forced.
+  EXPECT_EQ(Preprocessor::fit(ints, all_rows(10), {.task = Task::regress}).task, Task::regress);
+}
+
+TEST(Preprocess, ColumnsMatchByNameInAnyOrder) {
+  const Table t = parse_csv(kData, "d.csv");
+  const Preprocessor p = Preprocessor::fit(t, all_rows(4), {.drop = {"name"}});
+  const Table shuffled = parse_csv("size,color,age\n4,green,40\n", "s.csv");
+  const Batch<double> a = p.transform<double>(t, std::vector<std::size_t>{3});
+  EXPECT_EQ(p.transform<double>(shuffled, all_rows(1)), a);
+  const Table missing = parse_csv("size,age\n4,40\n", "m.csv");
+  EXPECT_EQ(error_of([&] { p.transform<double>(missing, all_rows(1)); }),
+            "m.csv: no column 'color' (a feature the model was trained on)");
+}
+
+TEST(Preprocess, MissingValuesAreErrorsUnlessImputed) {
+  const Table t = parse_csv("a,b,y\n1,,0\n3,4,1\n5,8,0\n", "g.csv");
+  EXPECT_EQ(
+      error_of([&] { Preprocessor::fit(t, all_rows(3), {}); }),
+      "g.csv:2:2: missing value in column 'b': expected a number (or use --impute mean to fill "
+      "numeric gaps)");
+  const Preprocessor p =
+      Preprocessor::fit(t, all_rows(3), {.scale = Scale::none, .impute = Impute::mean});
+  EXPECT_DOUBLE_EQ(p.transform<double>(t, all_rows(3))(0, 1), 6.0);  // the mean of 4 and 8
+  const Table no_target = parse_csv("a,b\n1,2\n", "n.csv");
+  EXPECT_EQ(error_of([&] { Preprocessor::fit(no_target, all_rows(1), {.target = "y"}); }),
+            "n.csv: no column 'y' (the target, chosen with --target)");
+  const Table one_class = parse_csv("a,y\n1,x\n2,x\n", "o.csv");
+  EXPECT_EQ(error_of([&] { Preprocessor::fit(one_class, all_rows(2), {}); }),
+            "o.csv: the target column 'y' has only one class ('x'): expected at least two");
+}
+
+TEST(Split, StratifiedAndDeterministic) {
+  std::vector<int> strata;
+  for (int i = 0; i < 100; ++i)
+    strata.push_back(i < 80 ? 0 : 1);
+  Rng a(3), b(3);
+  const Split s = split_rows(100, 0.2, a, &strata);
+  EXPECT_EQ(s.validation.size(), 20u);
+  int minority = 0;
+  for (std::size_t r : s.validation)
+    minority += strata[r];
+  EXPECT_EQ(minority, 4);  // 20% of each class: 16 + 4
+  EXPECT_EQ(split_rows(100, 0.2, b, &strata).validation, s.validation);
+  Rng c(3), untouched(3);
+  EXPECT_EQ(split_rows(10, 0.0, c).train.size(), 10u);
+  EXPECT_EQ(c.uniform(), untouched.uniform());  // no validation: nothing drawn
+  EXPECT_THROW(split_rows(10, 1.0, c), ConfigError);
+}
+
+}  // namespace
+}  // namespace chainrule

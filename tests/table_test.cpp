@@ -1,0 +1,173 @@
+#include "chainrule/table.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "chainrule/error.hpp"
+
+namespace chainrule {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "/table_test_" + std::to_string(::getpid()) + "_" + name;
+}
+
+void write_gzip(const std::string& path, const std::string& content) {
+  gzFile f = gzopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  gzwrite(f, content.data(), unsigned(content.size()));
+  gzclose(f);
+}
+
+TEST(Csv, TypesColumnsAndKeepsLines) {
+  const Table t = parse_csv("name,weight,height\nyouge,-2,5\nshare,-5,-2.5\n", "p.csv");
+  ASSERT_EQ(t.cols(), 3u);
+  ASSERT_EQ(t.rows(), 2u);
+  EXPECT_FALSE(t.columns[0].numeric);
+  EXPECT_EQ(t.columns[0].text[1], "share");
+  EXPECT_TRUE(t.columns[2].numeric);
+  EXPECT_EQ(t.columns[2].numbers[1], -2.5);
+  EXPECT_EQ(t.lines, (std::vector<std::size_t>{2, 3}));
+  EXPECT_EQ(t.find("height"), 2);
+  EXPECT_EQ(t.find("1"), 1);  // an index
+  EXPECT_EQ(t.find("nope"), -1);
+}
+
+TEST(Csv, Rfc4180QuotingCrLfAndBom) {
+  const std::string text =
+      "\xEF\xBB\xBFid,comment,x\r\n"
+      "1,\"a, b\",3\r\n"
+      "2,\"say \"\"hi\"\"\",4\r\n"
+      "3,\"two\nlines\",5\r\n"
+      "4,,6";  // no final line break; an empty text field
+  const Table t = parse_csv(text, "q.csv");
+  ASSERT_EQ(t.rows(), 4u);
+  EXPECT_EQ(t.columns[0].name, "id");  // the BOM is not part of the name
+  EXPECT_EQ(t.columns[1].text[0], "a, b");
+  EXPECT_EQ(t.columns[1].text[1], "say \"hi\"");
+  EXPECT_EQ(t.columns[1].text[2], "two\nlines");
+  EXPECT_EQ(t.columns[1].text[3], "");
+  EXPECT_EQ(t.columns[2].numbers[3], 6);
+  EXPECT_EQ(t.lines, (std::vector<std::size_t>{2, 3, 4, 6}));  // row 3 spans lines 4 and 5
+}
+
+TEST(Csv, DelimiterNoHeaderAndSkipRows) {
+  const Table t = parse_csv("150,4,setosa\n5.1;3.5;0\n4.9;3.0;1\n", "iris.csv",
+                            {.delimiter = ';', .header = false, .skip_rows = 1});
+  ASSERT_EQ(t.cols(), 3u);
+  EXPECT_EQ(t.columns[0].name, "c0");
+  EXPECT_EQ(t.columns[2].name, "c2");
+  EXPECT_EQ(t.columns[1].numbers[1], 3.0);
+  EXPECT_EQ(t.lines[0], 2u);
+}
+
+TEST(Csv, MissingValuesAreNaN) {
+  const Table t = parse_csv("a,b\n1,\n NA ,2\nNaN,3\nnull,4\n", "m.csv");
+  EXPECT_TRUE(std::isnan(t.columns[1].numbers[0]));
+  EXPECT_TRUE(std::isnan(t.columns[0].numbers[1]));
+  EXPECT_TRUE(std::isnan(t.columns[0].numbers[2]));
+  EXPECT_TRUE(std::isnan(t.columns[0].numbers[3]));
+  EXPECT_EQ(t.columns[1].numbers[3], 4);
+}
+
+TEST(Csv, ErrorsNameFileLineAndColumn) {
+  EXPECT_EQ(
+      error_of([] { parse_csv("a,b\n1,\"open\n2,3\n", "u.csv"); }),
+      "u.csv:2:3: unterminated quoted field: expected a closing '\"' before the end of the file");
+  EXPECT_EQ(error_of([] { parse_csv("a,b,c\n1,2,3\n4,5\n", "r.csv"); }),
+            "r.csv:3:3: expected 3 fields (as in the header), found 2");
+  EXPECT_EQ(error_of([] { parse_csv("a,b\n1,2\n3,x\n5,6\n", "n.csv"); }),
+            "n.csv:3:2: expected a number in column 'b' (a numeric column), found 'x'");
+  EXPECT_EQ(
+      error_of([] { parse_csv("a,b\n1,2\n3,1e999\n", "o.csv"); }),
+      "o.csv:3:2: the number '1e999' in column 'b' is out of range: expected a finite number");
+  EXPECT_EQ(error_of([] { parse_csv("a,b\n1,inf\n2,3\n", "i.csv"); }),
+            "i.csv:2:2: the number 'inf' in column 'b' is out of range: expected a finite number");
+  EXPECT_EQ(error_of([] { parse_csv("", "e.csv"); }),
+            "e.csv:1: the file is empty: expected a header line");
+  EXPECT_EQ(error_of([] { parse_csv("a,b\n", "h.csv"); }),
+            "h.csv:1: no data rows after the header");
+  EXPECT_EQ(error_of([] { parse_csv("a,b,a\n1,2,3\n", "d.csv"); }),
+            "d.csv:1:5: duplicate column name 'a' (also column 1)");
+  EXPECT_EQ(error_of([] { parse_csv("a,b\n1,x\"y\n", "q.csv"); }),
+            "q.csv:2:4: a '\"' inside an unquoted field: quote the whole field and double the "
+            "quotes inside it");
+  EXPECT_EQ(
+      error_of([] { parse_csv("a,b\n\"1\"x,2\n", "c.csv"); }),
+      "c.csv:2:4: expected a delimiter or the end of the line after a closing quote, found 'x'");
+}
+
+TEST(Csv, ReadsGzipTransparentlyAndReportsCutShortFiles) {
+  const std::string text = "x,y\n1,2\n3,4\n";
+  const std::string gz = temp_path("data.csv.gz"), plain = temp_path("data.csv");
+  write_gzip(gz, text);
+  std::ofstream(plain) << text;
+  EXPECT_EQ(read_csv(gz).columns[1].numbers, (std::vector<double>{2, 4}));
+  EXPECT_EQ(read_csv(plain).columns[1].numbers, (std::vector<double>{2, 4}));
+
+  std::ifstream in(gz, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string cut = temp_path("cut.csv.gz");
+  std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() - 6);
+  EXPECT_NE(error_of([&] {
+              read_csv(cut);
+            }).find("cut.csv.gz: the compressed file is damaged or cut short"),
+            std::string::npos);
+  EXPECT_NE(error_of([] {
+              read_csv("/nonexistent/x.csv");
+            }).find("/nonexistent/x.csv: cannot open the file"),
+            std::string::npos);
+}
+
+std::string idx(std::vector<unsigned> dims, const std::vector<unsigned char>& data) {
+  std::string s{0, 0, 8, char(dims.size())};
+  for (unsigned d : dims)
+    s += {char(d >> 24), char(d >> 16), char(d >> 8), char(d)};
+  s.append(data.begin(), data.end());
+  return s;
+}
+
+TEST(Idx, ImagesAndLabels) {
+  const std::string images = temp_path("img-idx3-ubyte"), labels = temp_path("lab-idx1-ubyte.gz");
+  std::ofstream(images, std::ios::binary)
+      << idx({2, 2, 3}, {0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 255});
+  write_gzip(labels, idx({2}, {7, 9}));
+  const Table t = read_idx(images, labels);
+  ASSERT_EQ(t.cols(), 7u);  // 6 pixels and the label
+  ASSERT_EQ(t.rows(), 2u);
+  EXPECT_EQ(t.columns[0].name, "px0");
+  EXPECT_EQ(t.columns[5].numbers[1], 255);
+  EXPECT_EQ(t.columns[6].name, "label");
+  EXPECT_EQ(t.columns[6].numbers, (std::vector<double>{7, 9}));
+}
+
+TEST(Idx, HeadersThatLieAreErrors) {
+  const std::string images = temp_path("lie-idx3-ubyte"), labels = temp_path("few-idx1-ubyte");
+  std::ofstream(images, std::ios::binary) << idx({1000, 28, 28}, {1, 2, 3});
+  EXPECT_NE(error_of([&] {
+              read_idx(images);
+            }).find("the header promises 784000 bytes of data, the file holds 3"),
+            std::string::npos);
+  std::ofstream(images, std::ios::binary) << idx({2, 1, 1}, {1, 2});
+  std::ofstream(labels, std::ios::binary) << idx({3}, {1, 2, 3});
+  EXPECT_NE(error_of([&] { read_idx(images, labels); }).find("holds 3 labels for 2 images"),
+            std::string::npos);
+  std::ofstream(labels, std::ios::binary) << "not idx";
+  EXPECT_NE(error_of([&] { read_idx(images, labels); }).find("not an IDX file"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace chainrule
