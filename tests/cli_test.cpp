@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <string>
 
+#include "chainrule/model.hpp"
 #include "chainrule/tutorial.hpp"
 
 namespace {
@@ -136,6 +138,107 @@ TEST(Cli, BadInputGivesOneLineErrorAndExitCode2) {
   const Outcome r = chainrule("explain --sample nobody");
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find("unknown person 'nobody'"), std::string::npos) << r.err;
+}
+
+std::string temp(const std::string& name) {
+  return ::testing::TempDir() + "/cli_" + std::to_string(getpid()) + "_" + name;
+}
+
+const std::string kPeople = CHAINRULE_SOURCE_DIR "/examples/people.csv";
+const std::string kTutorialFlags =
+    " --target gender --drop name --layers 2 --activation sigmoid --loss mse --optimizer sgd"
+    " --lr 0.1 --epochs 1000 --batch 1 --init normal --scale none --val 0 --no-shuffle --quiet";
+
+// The command reproduces chainrule demo: in float64 the same weights, bit for bit.
+TEST(Cli, TrainReproducesTheDemo) {
+  const std::string model = temp("tutorial.safetensors");
+  const Outcome r =
+      chainrule("train " + kPeople + kTutorialFlags + " --seed 13 --dtype float64 --out " + model);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const chainrule::Model m = chainrule::load_model(model);
+  const auto demo = chainrule::tutorial::train({.seed = 13});
+  ASSERT_EQ(m.params.size(), 9u);
+  for (std::size_t i = 0; i < 9; ++i)
+    EXPECT_EQ(m.params[i], demo.net.params()[i]) << i;
+  // In float32 (the default dtype) the same run agrees to float precision.
+  const Outcome f = chainrule("train " + kPeople + kTutorialFlags + " --seed 13 --out " + model);
+  ASSERT_EQ(f.code, 0) << f.err;
+  const chainrule::Model mf = chainrule::load_model(model);
+  for (std::size_t i = 0; i < 9; ++i)
+    EXPECT_NEAR(mf.params[i], demo.net.params()[i], 1e-3) << i;
+  std::remove(model.c_str());
+}
+
+TEST(Cli, TrainEvalPredictInfo) {
+  const std::string model = temp("people.safetensors"), preds = temp("preds.csv");
+  ASSERT_EQ(chainrule("train " + kPeople + kTutorialFlags + " --seed 13 --out " + model).code, 0);
+  const Outcome info = chainrule("info " + model + " --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  const auto j = nlohmann::json::parse(info.out);
+  EXPECT_EQ(j["parameters"], 9);
+  EXPECT_EQ(j["classes"], nlohmann::json::array({"0", "1"}));
+  EXPECT_EQ(j["training"]["optimizer"], "sgd");
+  EXPECT_EQ(j["features"][0]["name"], "weight");
+
+  const Outcome eval = chainrule("eval " + model + " " + kPeople + " --json");
+  ASSERT_EQ(eval.code, 0) << eval.err;
+  const auto e = nlohmann::json::parse(eval.out);
+  EXPECT_EQ(e["accuracy"], 1.0);
+  EXPECT_EQ(e["confusion_matrix"], nlohmann::json::parse("[[2,0],[0,2]]"));
+  EXPECT_NEAR(e["loss"].get<double>(), chainrule::tutorial::train({.seed = 13}).final_loss, 1e-6);
+
+  // Predict on a file without the target, columns in another order, keeping the name.
+  const std::string newcomers = temp("new.csv");
+  std::ofstream(newcomers) << "height,name,weight\n-3,Emily,-7\n2,Frank,20\n";
+  const Outcome p = chainrule("predict " + model + " " + newcomers + " --keep name --out " + preds);
+  ASSERT_EQ(p.code, 0) << p.err;
+  const std::string csv = slurp(preds);
+  EXPECT_TRUE(std::regex_search(
+      csv, std::regex("^name,gender,p_0,p_1\nEmily,1,0\\.\\d+,0\\.\\d+\nFrank,0,")))
+      << csv;
+
+  const Outcome x = chainrule("explain " + model + " " + kPeople + " --row 2 --json");
+  ASSERT_EQ(x.code, 0) << x.err;
+  const auto xj = nlohmann::json::parse(x.out);
+  EXPECT_EQ(xj["inputs"]["weight"], -23);
+  EXPECT_EQ(xj["targets"][0], 0);
+  for (const auto& prm : xj["parameters"])
+    EXPECT_NEAR(prm["gradient"].get<double>(), prm["backprop"].get<double>(), 1e-12);
+  for (const auto& f : {model, preds, newcomers})
+    std::remove(f.c_str());
+}
+
+TEST(Cli, DataErrorsExit2AndNeverTouchTheModel) {
+  const std::string model = temp("keep.safetensors"), bad = temp("bad.csv");
+  ASSERT_EQ(chainrule("train " + kPeople + kTutorialFlags + " --epochs 5 --out " + model).code, 0);
+  const std::string before = slurp(model);
+  std::ofstream(bad) << "name,weight,height,gender\nyouge,-2,5,1\nshare,,-2,1\nnaive,-23,-11,0\n";
+  Outcome r = chainrule("train " + bad + kTutorialFlags + " --out " + model);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err,
+            "chainrule: error: " + bad +
+                ":3:2: missing value in column 'weight': expected a number (or use --impute mean "
+                "to fill numeric gaps)\n");
+  EXPECT_EQ(slurp(model), before);
+  // --impute mean fills it instead.
+  EXPECT_EQ(chainrule("train " + bad + kTutorialFlags + " --impute mean --epochs 5 --out " +
+                      temp("imp.safetensors"))
+                .code,
+            0);
+
+  for (const std::string& args :
+       {"train " + kPeople + " --target nope --out " + model,
+        "train " + kPeople + " --layers 0 --out " + model,
+        "train " + kPeople + " --val 1 --out " + model,
+        "train " + kPeople + " --batch 0 --out " + model,
+        "train " + kPeople + " --lr 0 --out " + model, "train /nonexistent.csv --out " + model,
+        "eval " + bad + " " + kPeople, "predict " + model + " " + bad + " --out " + model}) {
+    r = chainrule(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << args << "\n" << r.err;
+    EXPECT_EQ(slurp(model), before) << args;
+  }
+  std::remove(model.c_str());
 }
 
 TEST(Cli, HelpExitsZero) {

@@ -1,5 +1,7 @@
 #include "data_args.hpp"
 
+#include <fmt/core.h>
+
 #include "chainrule/error.hpp"
 
 namespace chainrule::cli {
@@ -48,6 +50,34 @@ Batch<double> run_model(const Model& model, const Batch<double>& X) {
   }
   Network<float> net = model.network<float>();
   return net.forward(X.cast<float>()).cast<double>();
+}
+
+namespace {
+CLI::Validator number_check(std::string description, std::function<bool(double)> ok) {
+  return CLI::Validator(
+      [description, ok](std::string& s) -> std::string {
+        double v = 0;
+        try {
+          std::size_t used = 0;
+          v = std::stod(s, &used);
+          if (used != s.size()) return "expected a number " + description + ", got '" + s + "'";
+        } catch (const std::exception&) {
+          return "expected a number " + description + ", got '" + s + "'";
+        }
+        return ok(v) ? std::string() : "must be " + description + ", got " + s;
+      },
+      description);
+}
+}  // namespace
+
+CLI::Validator positive() {
+  return number_check("> 0", [](double v) { return v > 0; });
+}
+CLI::Validator at_least(double min) {
+  return number_check(fmt::format(">= {}", min), [min](double v) { return v >= min; });
+}
+CLI::Validator in_unit_interval() {
+  return number_check("in [0, 1)", [](double v) { return v >= 0 && v < 1; });
 }
 
 std::string csv_field(const std::string& s, char delimiter) {

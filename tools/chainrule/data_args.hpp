@@ -31,6 +31,11 @@ std::vector<std::string> split_list(const std::string& s);
 /// Network outputs for every row of X, in the model's precision, as double.
 Batch<double> run_model(const Model& model, const Batch<double>& X);
 
+/// Validators with messages that say the allowed range.
+CLI::Validator positive();            ///< > 0
+CLI::Validator at_least(double min);  ///< >= min
+CLI::Validator in_unit_interval();    ///< [0, 1)
+
 /// Writes a CSV field, quoted when it holds the delimiter, a quote or a line break.
 std::string csv_field(const std::string& s, char delimiter = ',');
 

@@ -13,14 +13,21 @@ int main(int argc, char** argv) {
   CLI::App app{"chainrule: feedforward neural networks trained by backpropagation", "chainrule"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "chainrule 0.1.0");
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // last one wins
   const std::vector<Command> commands{add_demo(app), add_explain(app), add_train(app),
                                       add_eval(app), add_predict(app), add_info(app)};
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::Success& e) {  // --version
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);  // prints help, or the error and a hint
-    return code == 0 ? kOk : kUsage;
+    fmt::print(stderr, "chainrule: error: {} (see chainrule --help)\n", e.what());
+    return kUsage;
   }
   try {
     for (const Command& c : commands)

@@ -336,28 +336,28 @@ Command add_train(CLI::App& root) {
   app->add_option("--optimizer", a->optimizer, "sgd, adam, adamw or rmsprop")
       ->capture_default_str();
   app->add_option("--lr", a->lr, "Learning rate (default: PyTorch's for the optimizer)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   app->add_option("--momentum", a->momentum, "Momentum of sgd and rmsprop, in [0, 1)")
-      ->check(CLI::Range(0.0, 0.999999));
+      ->check(in_unit_interval());
   app->add_flag("--nesterov", a->nesterov, "Nesterov momentum (sgd)");
   app->add_option("--weight-decay", a->weight_decay,
                   "Weight decay (default: 0.01 for adamw, 0 otherwise)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   app->add_option("--schedule", a->schedule, "Learning-rate schedule: constant, step, cosine")
       ->capture_default_str();
   app->add_option("--step-size", a->step_size, "step schedule: epochs between decays")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   app->add_option("--gamma", a->gamma, "step schedule: factor of each decay")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   app->add_option("--dropout", a->dropout, "Dropout probability on hidden layers, in [0, 1)")
-      ->check(CLI::Range(0.0, 0.999999));
+      ->check(in_unit_interval());
   app->add_option("--batch", a->batch, "Samples per step (1: per-sample SGD)")
-      ->check(CLI::Range(1L, 1L << 40))
+      ->check(at_least(1))
       ->capture_default_str();
   app->add_option("--epochs", a->epochs, "Passes over the training rows")
-      ->check(CLI::Range(1, 100'000'000))
+      ->check(at_least(1))
       ->capture_default_str();
   app->add_flag("--no-shuffle", a->no_shuffle,
                 "Keep file order instead of reshuffling every epoch");
@@ -367,7 +367,7 @@ Command add_train(CLI::App& root) {
   app->add_option("--patience", a->patience,
                   "Stop after N epochs without improvement and keep the best weights (0: off; "
                   "default 20 with a validation split, off without)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   app->add_option("--dtype", a->dtype, "float32 or float64")->capture_default_str();
   app->add_option("--init-from", a->init_from, "Start from this model's weights and preprocessing");
   app->add_option("--out", a->out, "Model file to write")->capture_default_str();
