@@ -21,7 +21,7 @@ namespace {
 struct TrainArgs {
   DataArgs data;
   std::string target, drop, scale = "standard", task, impute = "none";
-  std::string layers = "100", activation = "relu", loss, init;
+  std::string layers = "100", activation = "tanh", loss, init;
   std::uint64_t seed = 42;
   std::string optimizer = "adam";
   double lr = 0, momentum = 0, weight_decay = -1;
@@ -30,7 +30,7 @@ struct TrainArgs {
   int step_size = 30;
   double gamma = 0.1;
   double dropout = 0;
-  long batch = 200;
+  long batch = 32;
   int epochs = 200;
   bool no_shuffle = false;
   double val = 0.1;
