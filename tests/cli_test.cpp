@@ -241,6 +241,68 @@ TEST(Cli, DataErrorsExit2AndNeverTouchTheModel) {
   std::remove(model.c_str());
 }
 
+TEST(Cli, SameSeedSameBytesAndAnEpochLog) {
+  const std::string a = temp("a.safetensors"), b = temp("b.safetensors"), log = temp("log.jsonl");
+  const std::string args =
+      "train " + kPeople + " --target gender --drop name --layers 3 --epochs 7 --quiet --seed 4";
+  ASSERT_EQ(chainrule(args + " --out " + a + " --log " + log).code, 0);
+  ASSERT_EQ(chainrule(args + " --out " + b).code, 0);
+  EXPECT_EQ(slurp(a), slurp(b));
+  ASSERT_EQ(chainrule(args + " --seed 5 --out " + b).code, 0);
+  EXPECT_NE(slurp(a), slurp(b));
+  std::istringstream lines(slurp(log));
+  std::string line;
+  int epoch = 0;
+  while (std::getline(lines, line)) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["epoch"], ++epoch);
+    EXPECT_GT(j["train_loss"].get<double>(), 0);
+    EXPECT_EQ(j["lr"], 0.001);
+  }
+  EXPECT_EQ(epoch, 7);
+  for (const auto& f : {a, b, log})
+    std::remove(f.c_str());
+}
+
+TEST(Cli, InitFromContinuesTraining) {
+  const std::string first = temp("first.safetensors"), second = temp("second.safetensors");
+  const std::string args = "train " + kPeople + kTutorialFlags + " --seed 13 --dtype float64";
+  ASSERT_EQ(chainrule(args + " --epochs 400 --out " + first).code, 0);
+  ASSERT_EQ(chainrule(args + " --epochs 600 --init-from " + first + " --out " + second).code, 0);
+  // 400 + 600 epochs of per-sample SGD in file order is the demo's 1000.
+  const chainrule::Model m = chainrule::load_model(second);
+  const auto demo = chainrule::tutorial::train({.seed = 13});
+  for (std::size_t i = 0; i < 9; ++i)
+    EXPECT_EQ(m.params[i], demo.net.params()[i]) << i;
+  for (const auto& f : {first, second})
+    std::remove(f.c_str());
+}
+
+TEST(Cli, ProgressOnATerminalAndInLogs) {
+  const std::string model = temp("p.safetensors");
+  const std::string args =
+      " train " + kPeople + " --target gender --drop name --epochs 3 --out " + model;
+  // Not a terminal: one line per epoch on stderr.
+  const Outcome r = chainrule(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(count_lines(r.err), 3) << r.err;
+  EXPECT_TRUE(
+      std::regex_search(r.err, std::regex("^epoch 1/3 train loss \\d\\.\\d{6} lr 0\\.001 ")));
+  // A terminal (script(1) gives the command one): the live bar with batch, rate and ETA.
+  const std::string out = temp("tty.txt");
+  const std::string cmd =
+      "script -qec '" + std::string(CHAINRULE_BIN) + args + "' /dev/null > " + out;
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::string tty = slurp(out);
+  EXPECT_NE(tty.find("batch 1/1 loss"), std::string::npos) << tty;
+  EXPECT_NE(tty.find("samples/s ETA"), std::string::npos) << tty;
+  EXPECT_NE(tty.find("\r\033[K"), std::string::npos);
+  // --quiet: nothing.
+  EXPECT_EQ(chainrule(args + " --quiet").err, "");
+  for (const auto& f : {model, out})
+    std::remove(f.c_str());
+}
+
 TEST(Cli, HelpExitsZero) {
   const Outcome r = chainrule("--help");
   EXPECT_EQ(r.code, 0);
