@@ -321,8 +321,7 @@ Explanation explain(const Network<double>& net, std::span<const double> x,
       p.finite_difference = (loss_at(p.flat, p.value + h) - loss_at(p.flat, p.value - h)) / (2 * h);
       // Below about 10·ε·|L|/h a central difference cannot resolve a gradient: that is the floor.
       const double resolution = 10 * 2.2e-16 * std::max(1.0, std::abs(e.loss_value)) / h;
-      const double scale =
-          std::max({std::abs(p.chain), std::abs(p.finite_difference), resolution});
+      const double scale = std::max({std::abs(p.chain), std::abs(p.finite_difference), resolution});
       p.relative_error = std::abs(p.chain - p.finite_difference) / scale;
       p.reading = sign_reading(p.name, p.chain);
       e.params.push_back(std::move(p));

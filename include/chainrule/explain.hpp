@@ -47,7 +47,7 @@ struct ParamTrace {
   double chain = 0;              ///< product of the factors
   double backprop = 0;           ///< what Network::backward computed for this parameter
   double finite_difference = 0;  ///< (L(p + h) - L(p - h)) / 2h
-  double relative_error = 0;  ///< |chain - fd| / max(|chain|, |fd|, the difference's resolution)
+  double relative_error = 0;     ///< |chain - fd| / max(|chain|, |fd|, the difference's resolution)
   std::string reading;           ///< one line on what the sign means
 };
 

@@ -43,15 +43,6 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-Batch<double> run_model(const Model& model, const Batch<double>& X) {
-  if (model.dtype == Dtype::float64) {
-    Network<double> net = model.network<double>();
-    return net.forward(X);
-  }
-  Network<float> net = model.network<float>();
-  return net.forward(X.cast<float>()).cast<double>();
-}
-
 namespace {
 CLI::Validator number_check(std::string description, std::function<bool(double)> ok) {
   return CLI::Validator(

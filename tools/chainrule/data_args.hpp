@@ -28,9 +28,6 @@ Table load_table(const DataArgs& args);
 /// Comma-separated list ("64,32" or "name,id") into its items; empty items are dropped.
 std::vector<std::string> split_list(const std::string& s);
 
-/// Network outputs for every row of X, in the model's precision, as double.
-Batch<double> run_model(const Model& model, const Batch<double>& X);
-
 /// Validators with messages that say the allowed range.
 CLI::Validator positive();            ///< > 0
 CLI::Validator at_least(double min);  ///< >= min

@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "chainrule/error.hpp"
+#include "chainrule/fit.hpp"
 #include "chainrule/init.hpp"
-#include "chainrule/trainer.hpp"
 #include "commands.hpp"
 #include "data_args.hpp"
 
@@ -89,13 +89,9 @@ class Progress {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
 };
 
-std::vector<LayerSpec> hidden_layers(const TrainArgs& a) {
-  std::vector<LayerSpec> layers;
-  const Activation act = parse_activation(a.activation);
-  if (act == Activation::softmax || act == Activation::identity)
-    throw ConfigError("--activation must be relu, tanh, sigmoid or leaky_relu, got '" +
-                      a.activation + "'");
-  for (const std::string& item : split_list(a.layers)) {
+std::vector<Index> parse_layers(const std::string& list) {
+  std::vector<Index> layers;
+  for (const std::string& item : split_list(list)) {
     long units = 0;
     try {
       std::size_t used = 0;
@@ -106,203 +102,93 @@ std::vector<LayerSpec> hidden_layers(const TrainArgs& a) {
     if (units < 1 || units > 1'000'000)
       throw ConfigError("--layers: '" + item +
                         "' is not a layer size: expected a whole number from 1 to 1000000");
-    layers.push_back({units, act});
+    layers.push_back(units);
   }
   return layers;
 }
 
-NetworkSpec network_spec(const TrainArgs& a, const Preprocessor& prep) {
-  NetworkSpec spec{.inputs = prep.inputs(), .layers = hidden_layers(a)};
-  Activation out;
-  if (prep.task == Task::regress) {
-    out = Activation::identity;
-    spec.loss = Loss::mse;
-  } else if (prep.classes.size() == 2) {
-    out = Activation::sigmoid;
-    spec.loss = Loss::binary_cross_entropy;
-  } else {
-    out = Activation::softmax;
-    spec.loss = Loss::softmax_cross_entropy;
-  }
-  if (!a.loss.empty()) {
-    spec.loss = parse_loss(a.loss);
-    if (spec.loss == Loss::binary_cross_entropy && out != Activation::sigmoid)
-      throw ConfigError("--loss binary_cross_entropy needs a two-class target");
-    if (spec.loss == Loss::softmax_cross_entropy && out != Activation::softmax)
-      throw ConfigError("--loss softmax_cross_entropy needs a target with three or more classes");
-  }
-  spec.layers.push_back({prep.outputs(), out});
-  return spec;
+// Every option is checked before any file is read.
+FitOptions fit_options(const TrainArgs& a) {
+  if (!(a.val >= 0 && a.val < 1))
+    throw ConfigError("--val must be in [0, 1), got " + fmt::format("{}", a.val));
+  FitOptions o;
+  o.data.target = a.target;
+  o.data.drop = split_list(a.drop);
+  o.data.scale = parse_scale(a.scale);
+  o.data.impute = a.impute == "mean" ? Impute::mean : Impute::none;
+  if (!a.task.empty()) o.data.task = parse_task(a.task);
+  o.layers = parse_layers(a.layers);
+  o.activation = parse_activation(a.activation);
+  if (!a.loss.empty()) o.loss = parse_loss(a.loss);
+  if (!a.init.empty()) o.init = parse_init(a.init);
+  o.seed = a.seed;
+  o.validation = a.val;
+  if (a.patience >= 0) o.patience = a.patience;
+  o.dtype = parse_dtype(a.dtype);
+  TrainOptions& t = o.train;
+  t.epochs = a.epochs;
+  t.batch = a.batch;
+  t.shuffle = !a.no_shuffle;
+  t.dropout = a.dropout;
+  t.optimizer.kind = parse_optimizer(a.optimizer);
+  if (a.lr > 0) t.optimizer.lr = a.lr;
+  t.optimizer.momentum = a.momentum;
+  t.optimizer.nesterov = a.nesterov;
+  if (a.weight_decay >= 0) t.optimizer.weight_decay = a.weight_decay;
+  t.schedule = {.kind = parse_schedule(a.schedule), .step_size = a.step_size, .gamma = a.gamma};
+  make_optimizer<float>(t.optimizer);  // rejects inconsistent optimizer options now
+  return o;
 }
 
-Init default_init(const TrainArgs& a) {
-  if (!a.init.empty()) return parse_init(a.init);
-  const Activation act = parse_activation(a.activation);
-  return act == Activation::relu || act == Activation::leaky_relu ? Init::he : Init::xavier;
-}
-
-template <class T>
-int train_as(const TrainArgs& a, const Table& table, Model& model, const Split& split,
-             const std::unique_ptr<Model>& init_from) {
-  Rng rng(a.seed);
-  Network<T> net(model.spec);
-  if (init_from) {
-    net = init_from->network<T>();
-  } else {
-    initialize(net, default_init(a), rng);
+int run_train(const TrainArgs& a) {
+  FitOptions o = fit_options(a);
+  std::unique_ptr<Model> init_from;
+  if (!a.init_from.empty()) {
+    init_from = std::make_unique<Model>(load_model(a.init_from));
+    o.init_from = init_from.get();
   }
-  const Batch<T> X = model.prep.transform<T>(table, split.train);
-  const Batch<T> Y = model.prep.targets<T>(table, split.train);
-  const Batch<T> Xv = model.prep.transform<T>(table, split.validation);
-  const Batch<T> Yv = model.prep.targets<T>(table, split.validation);
-
-  TrainOptions o;
-  o.epochs = a.epochs;
-  o.batch = a.batch;
-  o.shuffle = !a.no_shuffle;
-  o.patience = a.patience >= 0 ? a.patience : a.val > 0 ? 20 : 0;
-  o.dropout = a.dropout;
-  o.optimizer.kind = parse_optimizer(a.optimizer);
-  if (a.lr > 0) o.optimizer.lr = a.lr;
-  o.optimizer.momentum = a.momentum;
-  o.optimizer.nesterov = a.nesterov;
-  if (a.weight_decay >= 0) o.optimizer.weight_decay = a.weight_decay;
-  o.schedule = {.kind = parse_schedule(a.schedule),
-                .step_size = a.step_size,
-                .gamma = a.gamma,
-                .total_epochs = a.epochs};
-  o.metric = model.prep.task == Task::classify ? Metric::accuracy : Metric::r2;
-  const std::string_view metric_name = o.metric == Metric::accuracy ? "accuracy" : "r2";
+  const Table table = load_table(a.data);
 
   std::unique_ptr<std::ofstream> log;
   if (!a.log.empty()) {
     log = std::make_unique<std::ofstream>(a.log);
     if (!*log) throw Error(a.log + ": cannot write the log file");
   }
-  Progress progress(a.quiet, X.rows());
+  Progress progress(a.quiet, Index(table.rows()));
   progress.set_epochs(a.epochs);
+  // The metric's name follows the task, which the target column decides.
+  const Task task = init_from ? init_from->prep.task : Preprocessor::fit_target(table, o.data).task;
+  const std::string metric = task == Task::classify ? "accuracy" : "r2";
   TrainCallbacks cb;
   cb.on_batch = [&](const BatchProgress& b) { progress.batch(b); };
   cb.on_epoch = [&](const EpochReport& r) {
-    progress.epoch(r, metric_name);
+    progress.epoch(r, metric);
     if (log) {
       nlohmann::json j = {
           {"epoch", r.epoch}, {"train_loss", r.train_loss}, {"lr", r.lr}, {"seconds", r.seconds}};
       if (r.val_loss) j["val_loss"] = *r.val_loss;
-      if (r.val_metric) j[std::string("val_") + std::string(metric_name)] = *r.val_metric;
+      if (r.val_metric) j["val_" + metric] = *r.val_metric;
       *log << j.dump() << '\n' << std::flush;
     }
   };
-  const auto start = std::chrono::steady_clock::now();
-  const TrainResult result = train(net, X, Y, Xv, Yv, o, rng, cb);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const FitResult r = fit(table, o, cb);
+  save_model(r.model, a.out);
 
-  // Final metrics of the kept weights, on the training split and the validation split.
-  nlohmann::json metrics;
-  const auto measure = [&](const Batch<T>& Xs, const Batch<T>& Ys) {
-    const Batch<T>& P = net.forward(Xs);
-    nlohmann::json m = {{"loss", net.loss(Ys)}, {"rows", Xs.rows()}};
-    if (o.metric == Metric::accuracy)
-      m["accuracy"] = accuracy<T>(P, Ys);
-    else
-      m["r2"] = r2_score<T>(P, Ys);
-    return m;
-  };
-  metrics["train"] = measure(X, Y);
-  if (Xv.rows() > 0) metrics["validation"] = measure(Xv, Yv);
-  metrics["epochs_run"] = result.history.size();
-  metrics["best_epoch"] = result.best_epoch;
-  metrics["stopped_early"] = result.stopped_early;
-  model.metrics = metrics.dump();
-
-  nlohmann::json training = {
-      {"data", a.data.path},
-      {"rows", table.rows()},
-      {"seed", a.seed},
-      {"layers", a.layers},
-      {"activation", a.activation},
-      {"init", init_from ? "from " + a.init_from : std::string(to_string(default_init(a)))},
-      {"optimizer", a.optimizer},
-      {"lr", o.optimizer.learning_rate()},
-      {"momentum", a.momentum},
-      {"nesterov", a.nesterov},
-      {"weight_decay", o.optimizer.decay()},
-      {"schedule", a.schedule},
-      {"batch", a.batch},
-      {"epochs", a.epochs},
-      {"shuffle", !a.no_shuffle},
-      {"val", a.val},
-      {"dropout", a.dropout},
-      {"dtype", a.dtype},
-      {"patience", o.patience}};
-  model.training = training.dump();
-  model.set_params(net);
-  save_model(model, a.out);
-
-  fmt::print(
-      "trained {} → {} on {} rows ({} for validation) in {:.2f} s, {} epochs{}\n",
-      model.spec.inputs,
-      [&] {
-        std::string s;
-        for (const auto& l : model.spec.layers)
-          s += fmt::format("{}{} {}", s.empty() ? "" : " → ", l.units, to_string(l.activation));
-        return s;
-      }(),
-      split.train.size(), split.validation.size(), seconds, result.history.size(),
-      result.stopped_early ? fmt::format(" (early stop; best epoch {})", result.best_epoch) : "");
-  const nlohmann::json& shown =
-      metrics.contains("validation") ? metrics["validation"] : metrics["train"];
-  fmt::print(
-      "{} loss {:.6f}, {} {:.4f}\n", metrics.contains("validation") ? "validation" : "training",
-      shown["loss"].get<double>(), metric_name, shown[std::string(metric_name)].get<double>());
+  std::string arch = fmt::format("{}", r.model.spec.inputs);
+  for (const auto& l : r.model.spec.layers)
+    arch += fmt::format(" → {} {}", l.units, to_string(l.activation));
+  fmt::print("trained {} on {} rows ({} for validation) in {:.2f} s, {} epochs{}\n", arch,
+             r.train_rows, r.validation_rows, r.seconds, r.history.history.size(),
+             r.history.stopped_early
+                 ? fmt::format(" (early stop; best epoch {})", r.history.best_epoch)
+                 : "");
+  const auto metrics = nlohmann::json::parse(r.model.metrics);
+  const bool has_val = metrics.contains("validation");
+  const auto& shown = has_val ? metrics["validation"] : metrics["train"];
+  fmt::print("{} loss {:.6f}, {} {:.4f}\n", has_val ? "validation" : "training",
+             shown["loss"].get<double>(), metric, shown[metric].get<double>());
   fmt::print("model written to {}\n", a.out);
   return kOk;
-}
-
-int run_train(const TrainArgs& a) {
-  // Check every option before reading anything.
-  if (a.epochs < 1) throw ConfigError("--epochs must be at least 1");
-  if (!(a.val >= 0 && a.val < 1))
-    throw ConfigError("--val must be in [0, 1), got " + fmt::format("{}", a.val));
-  const Dtype dtype = parse_dtype(a.dtype);
-  hidden_layers(a);
-  parse_optimizer(a.optimizer);
-  parse_schedule(a.schedule);
-  if (!a.init.empty()) parse_init(a.init);
-  if (!a.loss.empty()) parse_loss(a.loss);
-
-  std::unique_ptr<Model> init_from;
-  if (!a.init_from.empty()) init_from = std::make_unique<Model>(load_model(a.init_from));
-
-  const Table table = load_table(a.data);
-  PreprocessOptions po;
-  po.target = a.target;
-  po.drop = split_list(a.drop);
-  po.scale = parse_scale(a.scale);
-  po.impute = a.impute == "mean" ? Impute::mean : Impute::none;
-  if (!a.task.empty()) po.task = parse_task(a.task);
-
-  Model model;
-  model.dtype = dtype;
-  const Preprocessor target_only =
-      init_from ? init_from->prep : Preprocessor::fit_target(table, po);
-  std::vector<int> strata;
-  if (target_only.task == Task::classify) strata = target_only.class_ids(table);
-  Rng split_rng(a.seed ^
-                0x9E3779B97F4A7C15ULL);  // its own stream: init draws stay the seed's first
-  Split split = split_rows(table.rows(), a.val, split_rng, strata.empty() ? nullptr : &strata);
-  if (split.train.empty())
-    throw DataError(a.data.path + ": no rows left for training after the validation split");
-  if (init_from) {
-    model.prep = init_from->prep;
-    model.spec = init_from->spec;
-  } else {
-    model.prep = Preprocessor::fit(table, split.train, po);
-    model.spec = network_spec(a, model.prep);
-  }
-  return dtype == Dtype::float64 ? train_as<double>(a, table, model, split, init_from)
-                                 : train_as<float>(a, table, model, split, init_from);
 }
 
 }  // namespace

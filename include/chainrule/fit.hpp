@@ -1,0 +1,69 @@
+// The whole pipeline as three calls: fit a model on a table, evaluate it, predict with it.
+// This is what `chainrule train`, `eval` and `predict` do; the CLI only parses flags and prints.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "chainrule/init.hpp"
+#include "chainrule/model.hpp"
+#include "chainrule/trainer.hpp"
+
+namespace chainrule {
+
+struct FitOptions {
+  PreprocessOptions data;             ///< target, dropped columns, scaling, imputation, task
+  std::vector<Index> layers = {100};  ///< hidden layer sizes
+  Activation activation = Activation::tanh;
+  std::optional<Loss> loss;  ///< default by task: BCE (2 classes), CE, MSE (regress)
+  std::optional<Init> init;  ///< default: he for relu/leaky_relu, xavier otherwise
+  std::uint64_t seed = 42;
+  double validation = 0.1;      ///< fraction held out, stratified for classification
+  std::optional<int> patience;  ///< default: 20 with validation, off without
+  Dtype dtype = Dtype::float32;
+  TrainOptions train;  ///< epochs, batch, optimizer ...; its patience and metric are set by fit
+  const Model* init_from = nullptr;  ///< start from this model's weights and preprocessing
+};
+
+struct FitResult {
+  Model model;
+  TrainResult history;
+  std::size_t train_rows = 0, validation_rows = 0;
+  double seconds = 0;  ///< training time
+};
+
+/// Splits the rows, fits the preprocessing on the training split, builds, initializes and
+/// trains the network, and returns the model with its settings and final metrics. Throws Error.
+FitResult fit(const Table& table, const FitOptions& options, const TrainCallbacks& callbacks = {});
+
+struct ClassMetrics {
+  std::string label;
+  double precision = 0, recall = 0, f1 = 0;
+  long support = 0;
+};
+
+struct Evaluation {
+  std::size_t rows = 0;
+  double loss = 0;  ///< the training loss, on the network's targets
+  // classification
+  double accuracy = 0;
+  std::vector<ClassMetrics> classes;
+  std::vector<std::vector<long>> confusion;  ///< [true class][predicted class]
+  // regression, in the target's units
+  double mse = 0, mae = 0, r2 = 0;
+};
+
+/// Loss and metrics of `model` on a table that holds the target column. Throws DataError.
+Evaluation evaluate(const Model& model, const Table& table);
+
+struct Predictions {
+  std::vector<std::size_t> label;  ///< classification: index into model.prep.classes
+  Batch<double> probabilities;     ///< classification: (rows, classes)
+  std::vector<double> value;       ///< regression: in the target's units
+};
+
+/// Predictions for every row; feature columns are matched by name, the target may be absent.
+Predictions predict(const Model& model, const Table& table);
+
+}  // namespace chainrule

@@ -1,0 +1,241 @@
+#include "chainrule/fit.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "chainrule/error.hpp"
+#include "chainrule/init.hpp"
+
+namespace chainrule {
+
+namespace {
+
+NetworkSpec network_spec(const FitOptions& o, const Preprocessor& prep) {
+  if (o.activation == Activation::softmax || o.activation == Activation::identity)
+    throw ConfigError("the hidden activation must be relu, tanh, sigmoid or leaky_relu, got " +
+                      std::string(to_string(o.activation)));
+  NetworkSpec spec{.inputs = prep.inputs()};
+  for (Index units : o.layers) {
+    if (units < 1)
+      throw ConfigError("hidden layer sizes must be at least 1, got " + std::to_string(units));
+    spec.layers.push_back({units, o.activation});
+  }
+  Activation out = Activation::identity;
+  spec.loss = Loss::mse;
+  if (prep.task == Task::classify && prep.classes.size() == 2) {
+    out = Activation::sigmoid;
+    spec.loss = Loss::binary_cross_entropy;
+  } else if (prep.task == Task::classify) {
+    out = Activation::softmax;
+    spec.loss = Loss::softmax_cross_entropy;
+  }
+  if (o.loss) {
+    spec.loss = *o.loss;
+    if (spec.loss == Loss::binary_cross_entropy && out != Activation::sigmoid)
+      throw ConfigError("binary_cross_entropy needs a two-class target");
+    if (spec.loss == Loss::softmax_cross_entropy && out != Activation::softmax)
+      throw ConfigError("softmax_cross_entropy needs a target with three or more classes");
+  }
+  spec.layers.push_back({prep.outputs(), out});
+  return spec;
+}
+
+Init init_of(const FitOptions& o) {
+  if (o.init) return *o.init;
+  return o.activation == Activation::relu || o.activation == Activation::leaky_relu ? Init::he
+                                                                                    : Init::xavier;
+}
+
+template <class T>
+void train_model(const Table& table, const Split& split, const FitOptions& o,
+                 const TrainCallbacks& callbacks, FitResult& r) {
+  Model& model = r.model;
+  Rng rng(o.seed);  // the first draws of a run are the initial weights
+  Network<T> net = o.init_from ? o.init_from->network<T>() : Network<T>(model.spec);
+  if (!o.init_from) initialize(net, init_of(o), rng);
+  const Batch<T> X = model.prep.transform<T>(table, split.train);
+  const Batch<T> Y = model.prep.targets<T>(table, split.train);
+  const Batch<T> Xv = model.prep.transform<T>(table, split.validation);
+  const Batch<T> Yv = model.prep.targets<T>(table, split.validation);
+
+  TrainOptions t = o.train;
+  t.patience = o.patience.value_or(o.validation > 0 ? 20 : 0);
+  t.metric = model.prep.task == Task::classify ? Metric::accuracy : Metric::r2;
+  t.schedule.total_epochs = t.epochs;
+  const auto start = std::chrono::steady_clock::now();
+  r.history = train(net, X, Y, Xv, Yv, t, rng, callbacks);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  // Final metrics of the kept weights on both splits.
+  const std::string metric = t.metric == Metric::accuracy ? "accuracy" : "r2";
+  const auto measure = [&](const Batch<T>& Xs, const Batch<T>& Ys) {
+    const Batch<T>& P = net.forward(Xs);
+    return nlohmann::json{
+        {"loss", net.loss(Ys)},
+        {"rows", Xs.rows()},
+        {metric, t.metric == Metric::accuracy ? accuracy<T>(P, Ys) : r2_score<T>(P, Ys)}};
+  };
+  nlohmann::json metrics = {{"train", measure(X, Y)},
+                            {"epochs_run", r.history.history.size()},
+                            {"best_epoch", r.history.best_epoch},
+                            {"stopped_early", r.history.stopped_early}};
+  if (Xv.rows() > 0) metrics["validation"] = measure(Xv, Yv);
+  model.metrics = metrics.dump();
+
+  std::string layers;
+  for (Index u : o.layers)
+    layers += (layers.empty() ? "" : ",") + std::to_string(u);
+  model.training =
+      nlohmann::json{{"rows", table.rows()},
+                     {"seed", o.seed},
+                     {"layers", layers},
+                     {"activation", to_string(o.activation)},
+                     {"init", o.init_from ? "from a model" : std::string(to_string(init_of(o)))},
+                     {"optimizer", to_string(t.optimizer.kind)},
+                     {"lr", t.optimizer.learning_rate()},
+                     {"momentum", t.optimizer.momentum},
+                     {"nesterov", t.optimizer.nesterov},
+                     {"weight_decay", t.optimizer.decay()},
+                     {"schedule", to_string(t.schedule.kind)},
+                     {"batch", t.batch},
+                     {"epochs", t.epochs},
+                     {"shuffle", t.shuffle},
+                     {"val", o.validation},
+                     {"patience", t.patience},
+                     {"dropout", t.dropout},
+                     {"dtype", to_string(o.dtype)}}
+          .dump();
+  model.set_params(net);
+}
+
+}  // namespace
+
+FitResult fit(const Table& table, const FitOptions& o, const TrainCallbacks& callbacks) {
+  FitResult r;
+  Model& model = r.model;
+  model.dtype = o.dtype;
+  const Preprocessor target_only =
+      o.init_from ? o.init_from->prep : Preprocessor::fit_target(table, o.data);
+  std::vector<int> strata;
+  if (target_only.task == Task::classify) strata = target_only.class_ids(table);
+  Rng split_rng(o.seed ^ 0x9E3779B97F4A7C15ULL);  // its own stream (docs/design-notes.md)
+  const Split split =
+      split_rows(table.rows(), o.validation, split_rng, strata.empty() ? nullptr : &strata);
+  if (split.train.empty())
+    throw DataError(table.source + ": no rows left for training after the validation split");
+  if (o.init_from) {
+    model.prep = o.init_from->prep;
+    model.spec = o.init_from->spec;
+  } else {
+    model.prep = Preprocessor::fit(table, split.train, o.data);
+    model.spec = network_spec(o, model.prep);
+  }
+  r.train_rows = split.train.size();
+  r.validation_rows = split.validation.size();
+  if (o.dtype == Dtype::float64)
+    train_model<double>(table, split, o, callbacks, r);
+  else
+    train_model<float>(table, split, o, callbacks, r);
+  return r;
+}
+
+namespace {
+
+// Network outputs for every row, computed in the model's precision.
+Batch<double> outputs(const Model& m, const Batch<double>& X) {
+  if (m.dtype == Dtype::float64) {
+    Network<double> net = m.network<double>();
+    return net.forward(X);
+  }
+  Network<float> net = m.network<float>();
+  return net.forward(X.cast<float>()).cast<double>();
+}
+
+// Class probabilities (rows, classes) from the outputs: two classes have one sigmoid output.
+Batch<double> probabilities(const Model& m, const Batch<double>& P) {
+  if (m.prep.classes.size() != 2) return P;
+  Batch<double> Q(P.rows(), 2);
+  Q.col(1) = P.col(0);
+  Q.col(0) = 1.0 - P.col(0).array();
+  return Q;
+}
+
+}  // namespace
+
+Predictions predict(const Model& m, const Table& t) {
+  const Batch<double> P = outputs(m, m.prep.transform<double>(t, all_rows(t.rows())));
+  Predictions p;
+  if (m.prep.task == Task::regress) {
+    for (Index n = 0; n < P.rows(); ++n)
+      p.value.push_back(P(n, 0) * m.prep.target_scale + m.prep.target_center);
+    return p;
+  }
+  p.probabilities = probabilities(m, P);
+  for (Index n = 0; n < P.rows(); ++n) {
+    Index k;
+    p.probabilities.row(n).maxCoeff(&k);
+    p.label.push_back(std::size_t(k));
+  }
+  return p;
+}
+
+Evaluation evaluate(const Model& m, const Table& t) {
+  if (!m.prep.has_target(t))
+    throw DataError(t.source + ": no target column '" + m.prep.target + "' to evaluate against");
+  const auto rows = all_rows(t.rows());
+  const Batch<double> X = m.prep.transform<double>(t, rows);
+  const Batch<double> Y = m.prep.targets<double>(t, rows);
+  Evaluation e;
+  e.rows = t.rows();
+  {
+    Network<double> net = m.network<double>();
+    net.forward(X);
+    e.loss = net.loss(Y);
+  }
+  const Predictions p = predict(m, t);
+  if (m.prep.task == Task::classify) {
+    const std::size_t K = m.prep.classes.size();
+    const std::vector<int> truth = m.prep.class_ids(t);
+    e.confusion.assign(K, std::vector<long>(K, 0));
+    long correct = 0;
+    for (std::size_t n = 0; n < p.label.size(); ++n) {
+      ++e.confusion[std::size_t(truth[n])][p.label[n]];
+      correct += p.label[n] == std::size_t(truth[n]);
+    }
+    e.accuracy = double(correct) / double(e.rows);
+    for (std::size_t k = 0; k < K; ++k) {
+      long predicted = 0, actual = 0;
+      for (std::size_t i = 0; i < K; ++i) {
+        predicted += e.confusion[i][k];
+        actual += e.confusion[k][i];
+      }
+      ClassMetrics c{.label = m.prep.classes[k], .support = actual};
+      const long tp = e.confusion[k][k];
+      c.precision = predicted ? double(tp) / double(predicted) : 0.0;
+      c.recall = actual ? double(tp) / double(actual) : 0.0;
+      c.f1 =
+          c.precision + c.recall > 0 ? 2 * c.precision * c.recall / (c.precision + c.recall) : 0.0;
+      e.classes.push_back(c);
+    }
+    return e;
+  }
+  double mean = 0;
+  for (Index n = 0; n < Y.rows(); ++n)
+    mean += Y(n, 0) * m.prep.target_scale + m.prep.target_center;
+  mean /= double(e.rows);
+  double se = 0, ae = 0, st = 0;
+  for (Index n = 0; n < Y.rows(); ++n) {
+    const double y = Y(n, 0) * m.prep.target_scale + m.prep.target_center;
+    const double d = y - p.value[std::size_t(n)];
+    se += d * d;
+    ae += std::abs(d);
+    st += (y - mean) * (y - mean);
+  }
+  e.mse = se / double(e.rows);
+  e.mae = ae / double(e.rows);
+  e.r2 = st > 0 ? 1 - se / st : 0.0;
+  return e;
+}
+
+}  // namespace chainrule
