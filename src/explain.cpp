@@ -1,5 +1,6 @@
 #include "chainrule/explain.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -300,6 +301,17 @@ Explanation explain(const Network<double>& net, std::span<const double> x,
     return L;
   };
 
+  std::vector<char> selected;
+  if (!options.params.empty()) {
+    selected.assign(std::size_t(net.num_params()), 0);
+    for (Index p : options.params) {
+      if (p < 0 || p >= net.num_params())
+        throw ConfigError("explain: parameter index out of range");
+      selected[std::size_t(p)] = 1;
+    }
+  }
+  const auto wanted = [&](Index flat) { return selected.empty() || selected[std::size_t(flat)]; };
+
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const auto& layer = layers[l];
     auto add = [&](Index i, Index j) {  // i < 0: the bias of neuron j
@@ -328,11 +340,76 @@ Explanation explain(const Network<double>& net, std::span<const double> x,
     };
     for (Index j = 0; j < layer.out(); ++j)
       for (Index i = 0; i < layer.in(); ++i)
-        add(i, j);
+        if (wanted(layer.offset() + j * layer.in() + i)) add(i, j);
     for (Index j = 0; j < layer.out(); ++j)
-      add(-1, j);
+      if (wanted(layer.bias_offset() + j)) add(-1, j);
   }
   return e;
+}
+
+Index find_param(const Network<double>& net, std::string_view name) {
+  const auto& layers = net.layers();
+  const auto number = [](std::string_view s, Index& out) {
+    if (s.empty()) return false;
+    out = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9' || out > (Index(1) << 40)) return false;
+      out = out * 10 + (c - '0');
+    }
+    return true;
+  };
+  Index k = 0;
+  if ((name.starts_with("w") || name.starts_with("b")) && number(name.substr(1), k) && k >= 1) {
+    --k;  // w1 is the first weight; b1 the first bias
+    for (const auto& layer : layers) {
+      const Index count = name[0] == 'w' ? layer.in() * layer.out() : layer.out();
+      if (k < count) return (name[0] == 'w' ? layer.offset() : layer.bias_offset()) + k;
+      k -= count;
+    }
+  } else if (name.starts_with("layers.")) {
+    const auto dot = name.find('.', 7), open = name.find('['), close = name.find(']');
+    Index l = 0, row = 0, col = 0;
+    if (dot != std::string_view::npos && open != std::string_view::npos &&
+        close == name.size() - 1 && number(name.substr(7, dot - 7), l) &&
+        l < Index(layers.size())) {
+      const auto& layer = layers[std::size_t(l)];
+      const std::string_view kind = name.substr(dot + 1, open - dot - 1);
+      const std::string_view index = name.substr(open + 1, close - open - 1);
+      const auto comma = index.find(',');
+      if (kind == "weight" && comma != std::string_view::npos &&
+          number(index.substr(0, comma), row) && number(index.substr(comma + 1), col) &&
+          row < layer.out() && col < layer.in())
+        return layer.offset() + row * layer.in() + col;
+      if (kind == "bias" && number(index, row) && row < layer.out())
+        return layer.bias_offset() + row;
+    }
+  }
+  Index biases = 0;
+  for (const auto& layer : layers)
+    biases += layer.out();
+  throw ConfigError("no parameter '" + std::string(name) + "': expected w1 to w" +
+                    std::to_string(net.num_params() - biases) + ", b1 to b" +
+                    std::to_string(biases) + ", or layers.L.weight[row,col] / layers.L.bias[row]");
+}
+
+std::vector<Index> largest_gradients(const Network<double>& net, std::span<const double> x,
+                                     std::span<const double> y, std::size_t k) {
+  Network<double> probe = net;
+  probe.zero_grad();
+  probe.forward(Eigen::Map<const Batch<double>>(x.data(), 1, net.inputs()));
+  probe.backward(Eigen::Map<const Batch<double>>(y.data(), 1, net.outputs()));
+  std::vector<Index> order(std::size_t(net.num_params()));
+  for (std::size_t i = 0; i < order.size(); ++i)
+    order[i] = Index(i);
+  k = std::min(k, order.size());
+  std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(k), order.end(),
+                    [&](Index a, Index b) {
+                      return std::abs(probe.grads()[a]) > std::abs(probe.grads()[b]) ||
+                             (std::abs(probe.grads()[a]) == std::abs(probe.grads()[b]) && a < b);
+                    });
+  order.resize(k);
+  std::sort(order.begin(), order.end());
+  return order;
 }
 
 }  // namespace chainrule

@@ -303,6 +303,33 @@ TEST(Cli, ProgressOnATerminalAndInLogs) {
     std::remove(f.c_str());
 }
 
+TEST(Cli, ExplainLargeModelsShowsTheLargestGradients) {
+  const std::string model = temp("wide.safetensors");
+  ASSERT_EQ(chainrule("train " + kPeople +
+                      " --target gender --drop name --layers 40 --epochs 3 --quiet --out " + model)
+                .code,
+            0);
+  Outcome r = chainrule("explain " + model + " " + kPeople + " --row 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("Showing the 10 parameters with the largest |∂L/∂p| of 161"),
+            std::string::npos)
+      << r.out;
+  const std::regex chain(R"(\n  ∂L/∂[wb]\d+ = )");
+  EXPECT_EQ(std::distance(std::sregex_iterator(r.out.begin(), r.out.end(), chain),
+                          std::sregex_iterator()),
+            10);
+  r = chainrule("explain " + model + " " + kPeople + " --row 1 --param w3,layers.1.bias[0] --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["parameters"].size(), 2u);
+  EXPECT_EQ(j["parameters"][0]["name"], "w3");
+  EXPECT_EQ(j["parameters"][1]["tensor"], "layers.1.bias");
+  r = chainrule("explain " + model + " " + kPeople + " --row 9");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--row 9 is out of range"), std::string::npos) << r.err;
+  std::remove(model.c_str());
+}
+
 TEST(Cli, HelpExitsZero) {
   const Outcome r = chainrule("--help");
   EXPECT_EQ(r.code, 0);

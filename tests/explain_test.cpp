@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "chainrule/error.hpp"
@@ -104,6 +105,46 @@ TEST(Explain, ChainsOfDeepNetworksEqualBackprop) {
       norm += std::abs(p.backprop);
     }
     EXPECT_GT(norm, 1e-3);
+  }
+}
+
+TEST(Explain, SelectedParametersAndNames) {
+  Network<double> net({.inputs = 3,
+                       .layers = {{4, Activation::tanh}, {2, Activation::softmax}},
+                       .loss = Loss::softmax_cross_entropy});
+  Rng rng(9);
+  initialize(net, Init::normal, rng);
+  // Names: w1.. over all weights in buffer order, b1.. over all biases; tensor indices (out, in).
+  EXPECT_EQ(find_param(net, "w1"), 0);
+  EXPECT_EQ(find_param(net, "w13"),
+            16);  // the first weight of layer 1 (12 weights, 4 biases before)
+  EXPECT_EQ(find_param(net, "b5"), 16 + 8);
+  EXPECT_EQ(find_param(net, "layers.0.weight[2,1]"), 2 * 3 + 1);
+  EXPECT_EQ(find_param(net, "layers.1.bias[1]"), 16 + 8 + 1);
+  EXPECT_THROW(find_param(net, "w21"), ConfigError);
+  EXPECT_THROW(find_param(net, "layers.0.weight[4,0]"), ConfigError);
+  EXPECT_THROW(find_param(net, "x"), ConfigError);
+
+  const double x[] = {0.3, -1.0, 2.0}, y[] = {0, 1};
+  const std::vector<Index> top = largest_gradients(net, x, y, 3);
+  ASSERT_EQ(top.size(), 3u);
+  const Explanation all = explain(net, x, y);
+  double third = 0;  // the 3rd largest |gradient| bounds every unselected one
+  std::vector<double> mags;
+  for (const ParamTrace& p : all.params)
+    mags.push_back(std::abs(p.backprop));
+  std::sort(mags.rbegin(), mags.rend());
+  third = mags[2];
+  for (Index i : top)
+    EXPECT_GE(std::abs(all.params[std::size_t(i)].backprop), third);
+
+  ExplainOptions options;
+  options.params = top;
+  const Explanation some = explain(net, x, y, options);
+  ASSERT_EQ(some.params.size(), 3u);
+  for (std::size_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(some.params[k].flat, top[k]);
+    EXPECT_EQ(some.params[k].chain, all.params[std::size_t(top[k])].chain);
   }
 }
 

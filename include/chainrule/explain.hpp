@@ -67,7 +67,18 @@ struct ExplainOptions {
   double fd_step = 1e-6;  ///< h of the central difference
   /// Names of the inputs; empty means x1, x2, ...
   std::vector<std::string> input_names;
+  /// Positions in Network::params() of the parameters to trace; empty means all of them.
+  std::vector<Index> params;
 };
+
+/// The position in Network::params() of a parameter named as explain names it ("w17", "b3") or
+/// as the model file does ("layers.0.weight[2,1]" is row 2, column 1 of the (out, in) tensor;
+/// "layers.1.bias[0]"). Throws ConfigError naming the allowed forms.
+Index find_param(const Network<double>& net, std::string_view name);
+
+/// The `k` parameters with the largest |∂L/∂p| on the sample (x, y), in flat-buffer order.
+std::vector<Index> largest_gradients(const Network<double>& net, std::span<const double> x,
+                                     std::span<const double> y, std::size_t k);
 
 /// Explains the gradient of `net`'s loss on the single sample (x, y).
 /// Throws ConfigError when x or y has the wrong length.

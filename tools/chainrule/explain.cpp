@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "chainrule/error.hpp"
@@ -26,7 +27,26 @@ struct ExplainCliOptions {
   std::uint64_t seed = 42;
   double fd_step = 1e-6;
   bool json = false;
+  std::string params;   // comma-separated parameter names
+  std::size_t top = 0;  // 0: all parameters of small networks, the 10 largest gradients of others
 };
+
+// Which parameters to trace: --param names, else --top N largest gradients, else all of a
+// network with at most 100 parameters and the 10 largest gradients of a larger one.
+std::vector<Index> selected_params(const ExplainCliOptions& o, const Network<double>& net,
+                                   std::span<const double> x, std::span<const double> y,
+                                   std::string& note) {
+  std::vector<Index> chosen;
+  for (const std::string& name : split_list(o.params))
+    chosen.push_back(find_param(net, name));
+  if (!chosen.empty()) return chosen;
+  const std::size_t top = o.top > 0 ? o.top : net.num_params() > 100 ? 10 : 0;
+  if (top == 0 || top >= std::size_t(net.num_params())) return {};
+  note =
+      fmt::format("the {} parameters with the largest |∂L/∂p| of {} (choose with --param or --top)",
+                  top, net.num_params());
+  return largest_gradients(net, x, y, top);
+}
 
 // Six decimals with trailing zeros dropped; tiny values in scientific notation.
 std::string num(double v) {
@@ -87,13 +107,39 @@ void print_text(const Explanation& e, const Network<double>& net, const std::str
   fmt::print("Network  {}; loss {}; {} parameters\n", arch, to_string(e.loss), net.num_params());
   fmt::print("Weights  {}\n", weights);
   std::string xs;
-  for (std::size_t i = 0; i < e.x.size(); ++i)
+  const std::size_t shown_inputs = e.x.size() > 10 ? 8 : e.x.size();
+  for (std::size_t i = 0; i < shown_inputs; ++i)
     xs += fmt::format("{}{} = {}", i ? ", " : "", e.input_names[i], num(e.x[i]));
+  if (shown_inputs < e.x.size()) xs += fmt::format(", … ({} inputs)", e.x.size());
   for (std::size_t k = 0; k < e.y.size(); ++k)
     xs += fmt::format(", y{} = {}", e.y.size() == 1 ? "" : std::to_string(k + 1), num(e.y[k]));
   fmt::print("Sample   {}: {}\n\nForward pass\n", sample, xs);
+
+  // Which neurons to show: all of them when every parameter is explained; otherwise the output
+  // layer and the neurons the shown chains pass through.
+  const bool everything = e.params.size() == std::size_t(net.num_params());
+  std::set<std::string> relevant;
+  for (const ParamTrace& p : e.params) {
+    relevant.insert(p.to);
+    relevant.insert(p.from);
+    for (const Factor& f : p.factors) {  // "∂L/∂h1.2", "∂ŷ/∂h1", "∂z_ŷ/∂h1": the names in it
+      std::size_t at = 0;
+      while ((at = f.symbol.find("∂", at)) != std::string::npos) {
+        at += std::string("∂").size();
+        std::size_t end = f.symbol.find('/', at);
+        std::string token =
+            f.symbol.substr(at, end == std::string::npos ? std::string::npos : end - at);
+        if (token.rfind("z_", 0) == 0) token = token.substr(2);
+        relevant.insert(token);
+      }
+    }
+  }
+  const auto shown = [&](const NeuronTrace& n) {
+    return everything || n.layer + 1 == net.layers().size() || relevant.count(n.name) > 0;
+  };
   for (const NeuronTrace& n : e.neurons)
-    print_neuron(n);
+    if (shown(n)) print_neuron(n);
+  if (!everything) fmt::print("  (neurons off the shown chains are left out)\n");
   std::string numeric;  // the formula with numbers, where it is short enough to read
   if (e.loss == Loss::mse && e.y.size() == 1)
     numeric = fmt::format(" = ({} − {})²", num(e.y[0]), num(e.neurons.back().a));
@@ -103,6 +149,7 @@ void print_text(const Explanation& e, const Network<double>& net, const std::str
   bool header = false;
   for (const NeuronTrace& n : e.neurons) {
     if (n.layer + 1 >= net.layers().size() || net.layers()[n.layer + 1].out() == 1) continue;
+    if (!shown(n)) continue;
     if (!header) fmt::print("\nBackward pass (sums over several paths)\n");
     header = true;
     fmt::print("  ∂L/∂{} = {}   ∂L/∂z_{} = {}\n", n.name, num(n.grad_a), n.name, num(n.grad_z));
@@ -121,6 +168,10 @@ void print_text(const Explanation& e, const Network<double>& net, const std::str
     const std::string lhs = "∂L/∂" + p.name;
     const std::string indent(display_width(lhs) + 1, ' ');
     fmt::print("\n  {} = {}\n", lhs, symbols);
+    if (!everything)
+      fmt::print("  {}({} is {}[{}], {} → {})\n", indent, p.name, p.tensor,
+                 p.col < 0 ? std::to_string(p.row) : fmt::format("{},{}", p.row, p.col), p.from,
+                 p.to);
     fmt::print("  {}= {}\n", indent, formulas);
     if (p.factors.size() > 1) fmt::print("  {}= {}\n", indent, values);
     fmt::print("  {}= {}   finite difference {} (relative error {:.1e})\n", indent, num(p.chain),
@@ -217,8 +268,12 @@ int explain_model(const ExplainCliOptions& o) {
   ExplainOptions options;
   options.fd_step = o.fd_step;
   options.input_names = input_names(m.prep);
-  const Explanation e = explain(net, std::span<const double>(X.data(), std::size_t(X.cols())),
-                                std::span<const double>(Y.data(), std::size_t(Y.cols())), options);
+  const std::span<const double> x(X.data(), std::size_t(X.cols())),
+      y(Y.data(), std::size_t(Y.cols()));
+  std::string note;
+  options.params = selected_params(o, net, x, y, note);
+  const Explanation e = explain(net, x, y, options);
+  if (!note.empty() && !o.json) fmt::print("Showing {}\n", note);
   std::string sample = fmt::format("row {} of {}", o.row, o.data.path);
   if (o.row < long(t.lines.size()))
     sample += fmt::format(" (line {})", t.lines[std::size_t(o.row)]);
@@ -252,6 +307,8 @@ int run_explain(const ExplainCliOptions& o) {
   const double y[1] = {person.gender};
   ExplainOptions options;
   options.fd_step = o.fd_step;
+  std::string note;
+  options.params = selected_params(o, net, x, y, note);
   const Explanation e = explain(net, x, y, options);
   const std::string sample = std::string(person.name) + " (x1 = weight, x2 = height, y = gender)";
   if (o.json)
@@ -283,6 +340,12 @@ Command add_explain(CLI::App& root) {
   app->add_option("--fd-step", o->fd_step, "Step h of the central finite difference")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app->add_option("--param", o->params,
+                  "Parameters to explain, comma-separated: w1, b3, layers.0.weight[row,col], "
+                  "layers.1.bias[row] (default: all, or the 10 largest gradients of a network "
+                  "with more than 100 parameters)");
+  app->add_option("--top", o->top, "Explain the N parameters with the largest gradients")
+      ->check(at_least(1));
   app->add_flag("--json", o->json, "Print the explanation as JSON");
   return {app, [o] { return run_explain(*o); }};
 }
