@@ -136,6 +136,29 @@ class CsvTokenizer {
   std::size_t pos_ = 0, line_ = 1, line_start_ = 0;
 };
 
+// Well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const std::size_t n = c < 0x80           ? 1
+                          : (c >> 5) == 0x6  ? 2
+                          : (c >> 4) == 0xE  ? 3
+                          : (c >> 3) == 0x1E ? 4
+                                             : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    std::uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+    for (std::size_t k = 1; k < n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 0x2) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n;
+  }
+  return true;
+}
+
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
     s.remove_prefix(1);
@@ -212,6 +235,9 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
     header_line = row.line;
     width = row.fields.size();
     for (std::size_t c = 0; c < width; ++c) {
+      if (!valid_utf8(row.fields[c]))
+        fail(source + ":" + std::to_string(row.line) + ":" + std::to_string(row.columns[c]),
+             "the column name is not valid UTF-8: expected UTF-8 text");
       Column col;
       col.name = std::string(trim(row.fields[c]));
       col.field = c + 1;
@@ -263,8 +289,13 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
     col.numeric = present == 0 || 2 * numbers > present;
     if (!col.numeric) {
       col.text = std::move(cells[c]);
-      for (std::string& s : col.text)
-        s = std::string(trim(s));
+      for (std::size_t r = 0; r < col.text.size(); ++r) {
+        if (!valid_utf8(col.text[r]))
+          fail(t.where(r, col), "the text in column " +
+                                    quote(valid_utf8(col.name) ? col.name : "?") +
+                                    " is not valid UTF-8: expected UTF-8 text");
+        col.text[r] = std::string(trim(col.text[r]));
+      }
       continue;
     }
     col.numbers.reserve(cells[c].size());

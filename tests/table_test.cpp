@@ -110,6 +110,14 @@ TEST(Csv, ErrorsNameFileLineAndColumn) {
       "c.csv:2:4: expected a delimiter or the end of the line after a closing quote, found 'x'");
 }
 
+TEST(Csv, InvalidUtf8IsAnError) {
+  EXPECT_EQ(error_of([] { parse_csv("\xff\xfe,b\n1,2\n", "u8.csv"); }),
+            "u8.csv:1:1: the column name is not valid UTF-8: expected UTF-8 text");
+  EXPECT_EQ(error_of([] { parse_csv("a,b\nx,1\ny\xc3\x28,2\n", "v8.csv"); }),
+            "v8.csv:3:1: the text in column 'a' is not valid UTF-8: expected UTF-8 text");
+  EXPECT_NO_THROW(parse_csv("naïve,b\n日本,1\nx,2\n", "ok.csv"));
+}
+
 TEST(Csv, ReadsGzipTransparentlyAndReportsCutShortFiles) {
   const std::string text = "x,y\n1,2\n3,4\n";
   const std::string gz = temp_path("data.csv.gz"), plain = temp_path("data.csv");

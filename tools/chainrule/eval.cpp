@@ -49,7 +49,7 @@ int run_eval(const EvalArgs& a) {
     j["r2"] = e.r2;
   }
   if (a.json) {
-    fmt::print("{}\n", j.dump(2));
+    fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return kOk;
   }
   fmt::print("{} rows of {}, model {}\nloss {:.6f}\n", e.rows, a.data.path, a.model, e.loss);

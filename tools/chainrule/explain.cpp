@@ -278,7 +278,8 @@ int explain_model(const ExplainCliOptions& o) {
   if (o.row < long(t.lines.size()))
     sample += fmt::format(" (line {})", t.lines[std::size_t(o.row)]);
   if (o.json) {
-    fmt::print("{}\n", to_json(e, sample).dump(2));
+    fmt::print("{}\n",
+               to_json(e, sample).dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return kOk;
   }
   print_text(e, net, sample + ", inputs after preprocessing",
@@ -312,7 +313,8 @@ int run_explain(const ExplainCliOptions& o) {
   const Explanation e = explain(net, x, y, options);
   const std::string sample = std::string(person.name) + " (x1 = weight, x2 = height, y = gender)";
   if (o.json)
-    fmt::print("{}\n", to_json(e, std::string(person.name)).dump(2));
+    fmt::print("{}\n", to_json(e, std::string(person.name))
+                           .dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
   else
     print_text(e, net, sample, weights);
   return kOk;

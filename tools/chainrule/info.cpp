@@ -45,7 +45,7 @@ int run_info(const InfoArgs& a) {
             {"metrics", json::parse(m.metrics)}};
   if (m.prep.task == Task::classify) j["classes"] = m.prep.classes;
   if (a.json) {
-    fmt::print("{}\n", j.dump(2));
+    fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return kOk;
   }
   std::string arch = fmt::format("{} inputs", m.spec.inputs);
