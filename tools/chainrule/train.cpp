@@ -255,7 +255,13 @@ Command add_train(CLI::App& root) {
                   "default 20 with a validation split, off without)")
       ->check(at_least(0));
   app->add_option("--dtype", a->dtype, "float32 or float64")->capture_default_str();
-  app->add_option("--init-from", a->init_from, "Start from this model's weights and preprocessing");
+  CLI::Option* init_from = app->add_option(
+      "--init-from", a->init_from,
+      "Start from this model's weights, architecture and preprocessing (fine-tuning)");
+  // The model decides these: asking for them too would be a flag that does nothing.
+  for (const char* fixed : {"--target", "--drop", "--scale", "--impute", "--task", "--layers",
+                            "--activation", "--loss", "--init"})
+    init_from->excludes(app->get_option(fixed));
   app->add_option("--out", a->out, "Model file to write")->capture_default_str();
   app->add_flag("--quiet", a->quiet, "No progress output");
   app->add_option("--log", a->log, "Write one JSON object per epoch to this file");
