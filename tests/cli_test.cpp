@@ -135,6 +135,12 @@ TEST(Cli, BadInputGivesOneLineErrorAndExitCode2) {
     EXPECT_TRUE(r.out.empty()) << args << ": " << r.out;
     EXPECT_FALSE(r.err.empty()) << args;
   }
+  for (const char* args : {"explain --seed 3", "train x.csv --gamma 0.5",
+                           "explain m.safetensors d.csv --sample share"}) {
+    const Outcome o = chainrule(args);  // options that would do nothing are refused
+    EXPECT_EQ(o.code, 2) << args;
+    EXPECT_EQ(count_lines(o.err), 1) << args << o.err;
+  }
   const Outcome r = chainrule("explain --sample nobody");
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find("unknown person 'nobody'"), std::string::npos) << r.err;

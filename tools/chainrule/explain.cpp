@@ -332,13 +332,20 @@ Command add_explain(CLI::App& root) {
   app->add_option("DATA", o->data.path, "CSV or IDX file holding the row (with its target)");
   add_data_options(app, o->data);
   app->add_option("--row", o->row, "0-based data row of DATA to explain")->capture_default_str();
-  app->add_option("--sample", o->sample, "Person to explain: youge, share, naive, beyes or 0-3")
-      ->capture_default_str();
-  app->add_option("--weights", o->weights,
-                  "ones: all weights 1 and biases 0 (the worked case); random: N(0, 1) draws")
-      ->check(CLI::IsMember({"ones", "random"}))
-      ->capture_default_str();
-  app->add_option("--seed", o->seed, "Seed of --weights random")->capture_default_str();
+  CLI::Option* sample =
+      app->add_option("--sample", o->sample, "Person to explain: youge, share, naive, beyes or 0-3")
+          ->capture_default_str();
+  CLI::Option* weights =
+      app->add_option("--weights", o->weights,
+                      "ones: all weights 1 and biases 0 (the worked case); random: N(0, 1) draws")
+          ->check(CLI::IsMember({"ones", "random"}))
+          ->capture_default_str();
+  CLI::Option* seed =
+      app->add_option("--seed", o->seed, "Seed of --weights random")->capture_default_str();
+  seed->needs(weights);
+  // The tutorial's sample and weights, or a model and a data row: not both.
+  for (CLI::Option* tutorial_only : {sample, weights, seed})
+    tutorial_only->excludes(app->get_option("MODEL"));
   app->add_option("--fd-step", o->fd_step, "Step h of the central finite difference")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

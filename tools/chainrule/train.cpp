@@ -27,8 +27,8 @@ struct TrainArgs {
   double lr = 0, momentum = 0, weight_decay = -1;
   bool nesterov = false;
   std::string schedule = "constant";
-  int step_size = 30;
-  double gamma = 0.1;
+  int step_size = 0;  // 0: not given (30)
+  double gamma = 0;   // 0: not given (0.1)
   double dropout = 0;
   long batch = 32;
   int epochs = 200;
@@ -135,7 +135,11 @@ FitOptions fit_options(const TrainArgs& a) {
   t.optimizer.momentum = a.momentum;
   t.optimizer.nesterov = a.nesterov;
   if (a.weight_decay >= 0) t.optimizer.weight_decay = a.weight_decay;
-  t.schedule = {.kind = parse_schedule(a.schedule), .step_size = a.step_size, .gamma = a.gamma};
+  t.schedule.kind = parse_schedule(a.schedule);
+  if (t.schedule.kind != ScheduleKind::step && (a.step_size > 0 || a.gamma > 0))
+    throw ConfigError("--step-size and --gamma apply to --schedule step only");
+  if (a.step_size > 0) t.schedule.step_size = a.step_size;
+  if (a.gamma > 0) t.schedule.gamma = a.gamma;
   make_optimizer<float>(t.optimizer);  // rejects inconsistent optimizer options now
   return o;
 }
@@ -231,12 +235,10 @@ Command add_train(CLI::App& root) {
       ->check(at_least(0));
   app->add_option("--schedule", a->schedule, "Learning-rate schedule: constant, step, cosine")
       ->capture_default_str();
-  app->add_option("--step-size", a->step_size, "step schedule: epochs between decays")
-      ->check(positive())
-      ->capture_default_str();
-  app->add_option("--gamma", a->gamma, "step schedule: factor of each decay")
-      ->check(positive())
-      ->capture_default_str();
+  app->add_option("--step-size", a->step_size, "step schedule: epochs between decays (default 30)")
+      ->check(positive());
+  app->add_option("--gamma", a->gamma, "step schedule: factor of each decay (default 0.1)")
+      ->check(positive());
   app->add_option("--dropout", a->dropout, "Dropout probability on hidden layers, in [0, 1)")
       ->check(in_unit_interval());
   app->add_option("--batch", a->batch, "Samples per step (1: per-sample SGD)")
