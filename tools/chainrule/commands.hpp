@@ -7,7 +7,7 @@
 namespace chainrule::cli {
 
 /// Exit codes of the chainrule binary (docs/cli.md).
-enum ExitCode : int { kOk = 0, kFailure = 1, kUsage = 2, kInternal = 3 };
+enum ExitCode : int { kOk = 0, kUsage = 2, kInternal = 3 };
 
 struct Command {
   CLI::App* app;
