@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds examples/csv_pipeline.cpp against chainrule three ways and runs it on people.csv:
+#   install   cmake --install into a prefix, then find_package(chainrule) in a fresh project
+#   subdir    add_subdirectory of the source tree
+#   pkgconfig g++ with the flags of the installed chainrule.pc
+# Usage: run.sh install|subdir|pkgconfig SOURCE_DIR BUILD_DIR WORK_DIR
+set -euo pipefail
+mode=$1 src=$2 build=$3 work=$4
+rm -rf "$work" && mkdir -p "$work"
+people="$src/examples/people.csv"
+case "$mode" in
+  install)
+    cmake --install "$build" --prefix "$work/prefix" >/dev/null
+    cmake -S "$src/tests/consumer" -B "$work/build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+    cmake --build "$work/build" -j 2 >/dev/null
+    test -x "$work/prefix/bin/chainrule"
+    "$work/build/consumer" "$people" gender "$work/model.safetensors"
+    "$work/prefix/bin/chainrule" info "$work/model.safetensors" | grep -q "classes      2 (0, 1)"
+    ;;
+  subdir)
+    cmake -S "$src/tests/consumer" -B "$work/build" -DCHAINRULE_SOURCE_DIR="$src" \
+      -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$work/build" -j 2 --target consumer >/dev/null
+    "$work/build/consumer" "$people" gender "$work/model.safetensors"
+    ;;
+  pkgconfig)
+    cmake --install "$build" --prefix "$work/prefix" >/dev/null
+    export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib/x86_64-linux-gnu/pkgconfig"
+    # shellcheck disable=SC2046
+    g++ -O2 "$src/examples/csv_pipeline.cpp" -o "$work/consumer" $(pkg-config --cflags --libs chainrule)
+    "$work/consumer" "$people" gender "$work/model.safetensors"
+    ;;
+esac
+echo "consumer ($mode): ok"
