@@ -20,7 +20,7 @@ def main(binary, source, work):
     blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
     namespace = {}
     exec(blocks[0], namespace)  # read_model
-    exec(blocks[1], namespace)  # ACTIVATIONS, predict
+    exec(blocks[1], namespace)  # ACTIVATIONS, preprocess, predict
     reader_lines = len(blocks[0].strip().splitlines())
     assert reader_lines <= 22, f"the reader grew to {reader_lines} lines"
 
@@ -63,7 +63,22 @@ def main(binary, source, work):
                 # predict prints 6 significant digits
                 assert abs(p - float(row["p_" + c])) <= 5e-6 * max(1e-3, abs(p)) + 1e-7, (i, c, p, row)
             assert row[prep["target"]] == classes[int(np.argmax(probs))], (i, row)
-        print(f"ok: {os.path.basename(path)} {' '.join(flags)} ({len(expected)} rows)")
+        # The "Into PyTorch" block loads the same file into torch.nn.Linear layers.
+        import shutil
+        import torch
+        shutil.copy(model, os.path.join(work, "model.safetensors"))
+        cwd = os.getcwd()
+        os.chdir(work)
+        try:
+            exec(blocks[2], namespace)
+        finally:
+            os.chdir(cwd)
+        x = torch.from_numpy(namespace["preprocess"](meta, rows))
+        x = x.to(namespace["net"][0].weight.dtype)
+        with torch.no_grad():
+            torch_out = namespace["net"](x).double().numpy()
+        assert np.allclose(torch_out, got, rtol=1e-5, atol=1e-6), np.abs(torch_out - got).max()
+        print(f"ok: {os.path.basename(path)} {' '.join(flags)} ({len(expected)} rows, PyTorch too)")
     print(f"the reader is {reader_lines} lines")
 
 

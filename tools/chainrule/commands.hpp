@@ -20,5 +20,6 @@ Command add_train(CLI::App& root);
 Command add_eval(CLI::App& root);
 Command add_predict(CLI::App& root);
 Command add_info(CLI::App& root);
+Command add_export(CLI::App& root);
 
 }  // namespace chainrule::cli

@@ -14,8 +14,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "chainrule 0.1.0");
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // last one wins
-  const std::vector<Command> commands{add_demo(app), add_explain(app), add_train(app),
-                                      add_eval(app), add_predict(app), add_info(app)};
+  const std::vector<Command> commands{add_demo(app),  add_explain(app), add_train(app),
+                                      add_eval(app),  add_predict(app), add_info(app),
+                                      add_export(app)};
 
   try {
     app.parse(argc, argv);
