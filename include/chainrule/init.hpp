@@ -14,7 +14,9 @@ enum class Init {
   he,      ///< He/Kaiming normal (fan_in): W ~ N(0, 2 / in); b = 0
 };
 
+/// The name used on the command line and in model files.
 std::string_view to_string(Init i);
+/// Inverse of to_string; throws ConfigError naming the allowed values.
 Init parse_init(std::string_view name);
 
 /// Overwrites every parameter of `net` as `init` says, drawing from `rng`.

@@ -11,6 +11,7 @@ namespace chainrule {
 
 enum class Loss { mse, binary_cross_entropy, softmax_cross_entropy };
 
+/// The name used on the command line and in model files.
 std::string_view to_string(Loss l);
 /// Accepts "mse", "binary_cross_entropy" (or "bce"), "softmax_cross_entropy" (or "cross_entropy").
 Loss parse_loss(std::string_view name);

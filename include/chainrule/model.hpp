@@ -11,7 +11,9 @@
 namespace chainrule {
 
 enum class Dtype { float32, float64 };
+/// The name used on the command line and in model files.
 std::string_view to_string(Dtype d);
+/// Inverse of to_string; throws ConfigError naming the allowed values.
 Dtype parse_dtype(std::string_view s);
 
 struct Model {

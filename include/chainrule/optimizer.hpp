@@ -100,7 +100,9 @@ class Rmsprop final : public Optimizer<T> {
 };
 
 enum class OptimizerKind { sgd, adam, adamw, rmsprop };
+/// The name used on the command line and in model files.
 std::string_view to_string(OptimizerKind k);
+/// Inverse of to_string; throws ConfigError naming the allowed values.
 OptimizerKind parse_optimizer(std::string_view name);
 
 /// Everything the command line can say about an optimizer; unset values take PyTorch's defaults
@@ -124,7 +126,9 @@ std::unique_ptr<Optimizer<T>> make_optimizer(const OptimizerOptions& options);
 /// Learning-rate schedules, applied at the start of each epoch (as PyTorch's StepLR and
 /// CosineAnnealingLR stepped once per epoch).
 enum class ScheduleKind { constant, step, cosine };
+/// The name used on the command line and in model files.
 std::string_view to_string(ScheduleKind k);
+/// Inverse of to_string; throws ConfigError naming the allowed values.
 ScheduleKind parse_schedule(std::string_view name);
 
 struct Schedule {

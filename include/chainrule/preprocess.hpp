@@ -16,9 +16,13 @@ enum class Scale { standard, minmax, none };
 enum class Task { classify, regress };
 enum class Impute { none, mean };
 
+/// The name used on the command line and in model files.
 std::string_view to_string(Scale s);
+/// The name used on the command line and in model files.
 std::string_view to_string(Task t);
+/// Inverse of to_string; throws ConfigError naming the allowed values.
 Scale parse_scale(std::string_view s);
+/// Inverse of to_string; throws ConfigError naming the allowed values.
 Task parse_task(std::string_view s);
 
 struct PreprocessOptions {
