@@ -145,16 +145,21 @@ Preprocessor preprocessing_from(const json& j) {
   return p;
 }
 
-std::string crc_hex(std::string_view bytes) {
+// "crc32:xxxxxxxx" over the header (without its checksum entry, compact, keys sorted) followed by
+// the tensor data: any flipped bit of a weight, a scale or a class label is caught.
+std::string content_checksum(json header, std::string_view data) {
+  header["__metadata__"].erase("checksum");
+  const std::string h = header.dump();
   uLong crc = crc32(0L, Z_NULL, 0);
-  for (std::size_t done = 0; done < bytes.size();) {  // crc32 takes a 32-bit length
-    const std::size_t n = std::min<std::size_t>(bytes.size() - done, 1u << 30);
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + done), uInt(n));
-    done += n;
-  }
+  for (const std::string_view bytes : {std::string_view(h), data})
+    for (std::size_t done = 0; done < bytes.size();) {  // crc32 takes a 32-bit length
+      const std::size_t n = std::min<std::size_t>(bytes.size() - done, 1u << 30);
+      crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + done), uInt(n));
+      done += n;
+    }
   char buf[16];
   std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(crc));
-  return buf;
+  return std::string("crc32:") + buf;
 }
 
 template <class T>
@@ -200,8 +205,8 @@ void save_model(const Model& m, const std::string& path) {
       {"preprocessing", preprocessing_json(m.prep).dump()},
       {"training", json::parse(m.training).dump()},
       {"metrics", json::parse(m.metrics).dump()},
-      {"checksum", "crc32:" + crc_hex(data)},
   };
+  header["__metadata__"]["checksum"] = content_checksum(header, data);
   std::string h = header.dump();
   while ((8 + h.size()) % 8 != 0)
     h += ' ';  // align the tensor data to 8 bytes
@@ -242,9 +247,8 @@ Model load_model(const std::string& path) {
     if (version != std::to_string(kModelFormatVersion))
       throw bad("format version " + version + ", this chainrule reads version " +
                 std::to_string(kModelFormatVersion));
-    const std::string checksum = "crc32:" + crc_hex(data);
-    if (meta.at("checksum").get<std::string>() != checksum)
-      throw bad("the tensor data does not match its checksum (the file is damaged)");
+    if (meta.at("checksum").get<std::string>() != content_checksum(header, data))
+      throw bad("its header and tensor data do not match their checksum (the file is damaged)");
     const json arch = json::parse(meta.at("architecture").get<std::string>());
     m.spec.inputs = arch.at("inputs").get<Index>();
     for (const json& l : arch.at("layers"))

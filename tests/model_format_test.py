@@ -5,6 +5,7 @@ they compute what `chainrule predict` prints (and that the checksum is zlib's CR
 Usage: model_format_test.py CHAINRULE_BINARY SOURCE_DIR WORK_DIR
 """
 import csv
+import json
 import os
 import re
 import subprocess
@@ -47,7 +48,10 @@ def main(binary, source, work):
         tensors, meta = namespace["read_model"](model)
         body = open(model, "rb").read()
         n = int.from_bytes(body[:8], "little")
-        assert meta["checksum"] == "crc32:%08x" % zlib.crc32(body[8 + n:]), "checksum"
+        header = json.loads(body[8:8 + n])
+        checksum = header["__metadata__"].pop("checksum")
+        canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert checksum == "crc32:%08x" % zlib.crc32(canonical.encode() + body[8 + n:]), "checksum"
         rows = list(csv.DictReader(open(path)))
         got = namespace["predict"](tensors, meta, rows)
         prep = meta["preprocessing"]

@@ -105,7 +105,13 @@ TEST(ModelFile, DamagedFilesAreClearErrors) {
   std::string flipped = bytes;
   flipped[flipped.size() - 3] ^= 0x10;
   write(flipped);
-  EXPECT_NE(error_of(bad).find("does not match its checksum"), std::string::npos);
+  EXPECT_NE(error_of(bad).find("do not match their checksum"), std::string::npos);
+  std::string scale = bytes;  // a flipped bit in the header: a feature's scale
+  const auto at = scale.find("scale\\\":");
+  ASSERT_NE(at, std::string::npos);
+  scale[at + 9] ^= 0x01;
+  write(scale);
+  EXPECT_NE(error_of(bad).find("do not match their checksum"), std::string::npos) << error_of(bad);
   std::string huge = bytes;
   huge[6] = 1;  // header length ~2^48
   write(huge);
