@@ -1,6 +1,7 @@
 #include "chainrule/trainer.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -81,12 +82,23 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
       }
       net.zero_grad();
       net.forward(Xb, &rng);
-      loss_sum += net.loss(Yb) * double(n);
+      const double loss = net.loss(Yb);
+      if (!std::isfinite(loss))
+        throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) +
+                              ", batch " + std::to_string(b + 1) + ": the loss is " +
+                              (std::isnan(loss) ? "NaN" : "infinite") +
+                              "; try a lower learning rate (--lr)");
+      loss_sum += loss * double(n);
       net.backward(Yb);
       optimizer->step(net.params(), net.grads());
       if (callbacks.on_batch)
         callbacks.on_batch({epoch + 1, b + 1, batches, loss_sum / double(first + n)});
     }
+
+    for (const T p : net.params())
+      if (!std::isfinite(p))
+        throw DivergenceError("training diverged in epoch " + std::to_string(epoch + 1) +
+                              ": a weight is no longer finite; try a lower learning rate (--lr)");
 
     EpochReport r;
     r.epoch = epoch + 1;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <regex>
 
 #include "chainrule/error.hpp"
 #include "chainrule/init.hpp"
@@ -153,6 +154,26 @@ TEST(Trainer, MetricsByHand) {
   Pr << 1, 2, 4;
   Yr << 1, 2, 3;  // SSE 1, SST 2
   EXPECT_DOUBLE_EQ(r2_score<double>(Pr, Yr), 0.5);
+}
+
+TEST(Trainer, DivergenceStopsWithEpochAndBatch) {
+  Rng rng(1);
+  const Batch<double> X = random_batch(16, 3, rng) * 100.0, Y = random_batch(16, 2, rng) * 100.0;
+  Network<double> net({.inputs = 3, .layers = {{8, Activation::relu}, {2, Activation::identity}}});
+  initialize(net, Init::he, rng);
+  TrainOptions o;
+  o.batch = 4;
+  o.optimizer = {.kind = OptimizerKind::sgd, .lr = 10};  // far too large: the weights blow up
+  try {
+    train(net, X, Y, Batch<double>(0, 3), Batch<double>(0, 2), o, rng);
+    FAIL() << "no divergence detected";
+  } catch (const DivergenceError& e) {
+    EXPECT_TRUE(std::regex_search(
+        std::string(e.what()),
+        std::regex("^training diverged at epoch \\d+, batch \\d+: the loss is (NaN|infinite)")))
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("try a lower learning rate"), std::string::npos);
+  }
 }
 
 TEST(Trainer, OutOfRangeOptionsAreRejected) {

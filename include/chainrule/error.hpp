@@ -24,6 +24,12 @@ class DataError : public Error {
   using Error::Error;
 };
 
+/// Training produced a NaN or infinite loss or weight.
+class DivergenceError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A model file that cannot be read or does not fit what it is used for.
 class ModelError : public Error {
  public:
