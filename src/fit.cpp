@@ -15,7 +15,8 @@ NetworkSpec network_spec(const FitOptions& o, const Preprocessor& prep) {
   if (o.activation == Activation::softmax || o.activation == Activation::identity)
     throw ConfigError("the hidden activation must be relu, tanh, sigmoid or leaky_relu, got " +
                       std::string(to_string(o.activation)));
-  NetworkSpec spec{.inputs = prep.inputs()};
+  NetworkSpec spec;
+  spec.inputs = prep.inputs();
   for (Index units : o.layers) {
     if (units < 1)
       throw ConfigError("hidden layer sizes must be at least 1, got " + std::to_string(units));
