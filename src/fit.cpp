@@ -69,7 +69,7 @@ void train_model(const Table& table, const Split& split, const FitOptions& o,
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   // Final metrics of the kept weights on both splits.
-  const std::string metric = t.metric == Metric::accuracy ? "accuracy" : "r2";
+  const std::string metric(to_string(t.metric));
   const auto measure = [&](const Batch<T>& Xs, const Batch<T>& Ys) {
     const Batch<T>& P = net.forward(Xs);
     return nlohmann::json{
@@ -162,10 +162,8 @@ Batch<double> probabilities(const Model& m, const Batch<double>& P) {
   return Q;
 }
 
-}  // namespace
-
-Predictions predict(const Model& m, const Table& t) {
-  const Batch<double> P = outputs(m, m.prep.transform<double>(t, all_rows(t.rows())));
+// Labels, probabilities or values from the network outputs P.
+Predictions predictions_from(const Model& m, const Batch<double>& P) {
   Predictions p;
   if (m.prep.task == Task::regress) {
     for (Index n = 0; n < P.rows(); ++n)
@@ -181,6 +179,12 @@ Predictions predict(const Model& m, const Table& t) {
   return p;
 }
 
+}  // namespace
+
+Predictions predict(const Model& m, const Table& t) {
+  return predictions_from(m, outputs(m, m.prep.transform<double>(t, all_rows(t.rows()))));
+}
+
 Evaluation evaluate(const Model& m, const Table& t) {
   if (!m.prep.has_target(t))
     throw DataError(t.source + ": no target column '" + m.prep.target + "' to evaluate against");
@@ -194,7 +198,7 @@ Evaluation evaluate(const Model& m, const Table& t) {
     net.forward(X);
     e.loss = net.loss(Y);
   }
-  const Predictions p = predict(m, t);
+  const Predictions p = predictions_from(m, outputs(m, X));
   if (m.prep.task == Task::classify) {
     const std::size_t K = m.prep.classes.size();
     const std::vector<int> truth = m.prep.class_ids(t);

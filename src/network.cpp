@@ -19,6 +19,13 @@ void validate(const NetworkSpec& spec) {
   check_loss_output(spec.loss, spec.layers.back().activation);
 }
 
+std::string describe(const NetworkSpec& spec) {
+  std::string s = std::to_string(spec.inputs) + " inputs";
+  for (const LayerSpec& l : spec.layers)
+    s += " → " + std::to_string(l.units) + " " + std::string(to_string(l.activation));
+  return s;
+}
+
 template <class T>
 Network<T>::Network(NetworkSpec spec) : spec_(std::move(spec)) {
   validate(spec_);

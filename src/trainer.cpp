@@ -10,6 +10,10 @@
 
 namespace chainrule {
 
+std::string_view to_string(Metric m) {
+  return m == Metric::accuracy ? "accuracy" : m == Metric::r2 ? "r2" : "none";
+}
+
 template <class T>
 double accuracy(const Batch<T>& P, const BatchView<T>& Y) {
   Index correct = 0;
@@ -103,6 +107,7 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
     EpochReport r;
     r.epoch = epoch + 1;
     r.epochs = o.epochs;
+    r.metric = o.metric;
     r.train_loss = loss_sum / double(N);
     r.lr = optimizer->learning_rate();
     if (validate) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <span>
+#include <string>
 #include <vector>
 
 #include "chainrule/dense.hpp"
@@ -27,6 +28,9 @@ struct NetworkSpec {
 
 /// Throws ConfigError unless the spec describes a trainable network.
 void validate(const NetworkSpec& spec);
+
+/// One line: "2 inputs → 2 sigmoid → 1 sigmoid".
+std::string describe(const NetworkSpec& spec);
 
 template <class T>
 class Network {

@@ -34,6 +34,7 @@ struct EpochReport {
   int epochs = 0;
   double train_loss = 0;  ///< mean over the epoch's batches, weighted by their size
   std::optional<double> val_loss, val_metric;
+  Metric metric = Metric::none;  ///< what val_metric is
   double lr = 0;
   double seconds = 0;  ///< wall time of this epoch
   bool best = false;   ///< the monitored loss improved
@@ -55,6 +56,9 @@ struct TrainCallbacks {
   std::function<void(const EpochReport&)> on_epoch;
   std::function<void(const BatchProgress&)> on_batch;
 };
+
+/// "accuracy", "r2" or "none".
+std::string_view to_string(Metric m);
 
 /// Accuracy of outputs P against targets Y: argmax for several outputs, threshold 0.5 for one.
 template <class T>

@@ -101,10 +101,8 @@ void print_neuron(const NeuronTrace& n) {
 
 void print_text(const Explanation& e, const Network<double>& net, const std::string& sample,
                 const std::string& weights) {
-  std::string arch = fmt::format("{} inputs", net.inputs());
-  for (const auto& l : net.layers())
-    arch += fmt::format(" → {} {}", l.out(), to_string(l.activation()));
-  fmt::print("Network  {}; loss {}; {} parameters\n", arch, to_string(e.loss), net.num_params());
+  fmt::print("Network  {}; loss {}; {} parameters\n", describe(net.spec()), to_string(e.loss),
+             net.num_params());
   fmt::print("Weights  {}\n", weights);
   std::string xs;
   const std::size_t shown_inputs = e.x.size() > 10 ? 8 : e.x.size();

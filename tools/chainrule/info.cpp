@@ -48,12 +48,9 @@ int run_info(const InfoArgs& a) {
     fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     return kOk;
   }
-  std::string arch = fmt::format("{} inputs", m.spec.inputs);
-  for (const auto& l : m.spec.layers)
-    arch += fmt::format(" → {} {}", l.units, to_string(l.activation));
   fmt::print(
       "model        {}\narchitecture {}\nloss         {}\ndtype        {}\nparameters   {}\n",
-      a.model, arch, to_string(m.spec.loss), to_string(m.dtype), params);
+      a.model, describe(m.spec), to_string(m.spec.loss), to_string(m.dtype), params);
   fmt::print("task         {} of '{}'\n", to_string(m.prep.task), m.prep.target);
   if (m.prep.task == Task::classify) {
     std::string cls;

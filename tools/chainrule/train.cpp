@@ -160,12 +160,10 @@ int run_train(const TrainArgs& a) {
   }
   Progress progress(a.quiet, Index(table.rows()));
   progress.set_epochs(a.epochs);
-  // The metric's name follows the task, which the target column decides.
-  const Task task = init_from ? init_from->prep.task : Preprocessor::fit_target(table, o.data).task;
-  const std::string metric = task == Task::classify ? "accuracy" : "r2";
   TrainCallbacks cb;
   cb.on_batch = [&](const BatchProgress& b) { progress.batch(b); };
   cb.on_epoch = [&](const EpochReport& r) {
+    const std::string metric(to_string(r.metric));
     progress.epoch(r, metric);
     if (log) {
       nlohmann::json j = {
@@ -178,17 +176,15 @@ int run_train(const TrainArgs& a) {
   const FitResult r = fit(table, o, cb);
   save_model(r.model, a.out);
 
-  std::string arch = fmt::format("{}", r.model.spec.inputs);
-  for (const auto& l : r.model.spec.layers)
-    arch += fmt::format(" → {} {}", l.units, to_string(l.activation));
-  fmt::print("trained {} on {} rows ({} for validation) in {:.2f} s, {} epochs{}\n", arch,
-             r.train_rows, r.validation_rows, r.seconds, r.history.history.size(),
-             r.history.stopped_early
-                 ? fmt::format(" (early stop; best epoch {})", r.history.best_epoch)
-                 : "");
+  fmt::print(
+      "trained {} on {} rows ({} for validation) in {:.2f} s, {} epochs{}\n",
+      describe(r.model.spec), r.train_rows, r.validation_rows, r.seconds, r.history.history.size(),
+      r.history.stopped_early ? fmt::format(" (early stop; best epoch {})", r.history.best_epoch)
+                              : "");
   const auto metrics = nlohmann::json::parse(r.model.metrics);
   const bool has_val = metrics.contains("validation");
   const auto& shown = has_val ? metrics["validation"] : metrics["train"];
+  const std::string metric = shown.contains("accuracy") ? "accuracy" : "r2";
   fmt::print("{} loss {:.6f}, {} {:.4f}\n", has_val ? "validation" : "training",
              shown["loss"].get<double>(), metric, shown[metric].get<double>());
   fmt::print("model written to {}\n", a.out);
