@@ -1,7 +1,9 @@
 #include "chainrule/fit.hpp"
 
+#include <zlib.h>
 #include <chrono>
 #include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "chainrule/error.hpp"
@@ -48,25 +50,84 @@ Init init_of(const FitOptions& o) {
                                                                                     : Init::xavier;
 }
 
+// CRC-32 of the matrices' bytes: the fingerprint that ties a checkpoint to its data.
+template <class T>
+std::uint32_t data_crc(std::initializer_list<const Batch<T>*> parts) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (const Batch<T>* m : parts) {
+    const auto* p = reinterpret_cast<const Bytef*>(m->data());
+    std::size_t left = std::size_t(m->size()) * sizeof(T);
+    while (left > 0) {
+      const std::size_t n = std::min<std::size_t>(left, 1u << 30);
+      crc = crc32(crc, p, uInt(n));
+      p += n;
+      left -= n;
+    }
+  }
+  return std::uint32_t(crc);
+}
+
+std::string training_json(const FitOptions& o, const TrainOptions& t, std::size_t rows) {
+  std::string layers;
+  for (Index u : o.layers)
+    layers += (layers.empty() ? "" : ",") + std::to_string(u);
+  return nlohmann::json{{"rows", rows},
+                        {"seed", o.seed},
+                        {"layers", layers},
+                        {"activation", to_string(o.activation)},
+                        {"init", o.init_from ? "from a model" : std::string(to_string(init_of(o)))},
+                        {"optimizer", to_string(t.optimizer.kind)},
+                        {"lr", t.optimizer.learning_rate()},
+                        {"momentum", t.optimizer.momentum},
+                        {"nesterov", t.optimizer.nesterov},
+                        {"weight_decay", t.optimizer.decay()},
+                        {"schedule", to_string(t.schedule.kind)},
+                        {"batch", t.batch},
+                        {"epochs", t.epochs},
+                        {"shuffle", t.shuffle},
+                        {"val", o.validation},
+                        {"patience", t.patience},
+                        {"dropout", t.dropout},
+                        {"dtype", to_string(o.dtype)}}
+      .dump();
+}
+
 template <class T>
 void train_model(const Table& table, const Split& split, const FitOptions& o,
-                 const TrainCallbacks& callbacks, FitResult& r) {
+                 const TrainCallbacks& callbacks, const CheckpointSink& on_checkpoint,
+                 FitResult& r) {
   Model& model = r.model;
   Rng rng(o.seed);  // the first draws of a run are the initial weights
-  Network<T> net = o.init_from ? o.init_from->network<T>() : Network<T>(model.spec);
-  if (!o.init_from) initialize(net, init_of(o), rng);
+  const Model* base = o.resume ? &o.resume->model : o.init_from;
+  Network<T> net = base ? base->network<T>() : Network<T>(model.spec);
+  if (!base) initialize(net, init_of(o), rng);
   const Batch<T> X = model.prep.transform<T>(table, split.train);
   const Batch<T> Y = model.prep.targets<T>(table, split.train);
   const Batch<T> Xv = model.prep.transform<T>(table, split.validation);
   const Batch<T> Yv = model.prep.targets<T>(table, split.validation);
+  const std::uint32_t crc = data_crc<T>({&X, &Y, &Xv, &Yv});
+  if (o.resume && o.resume->data_crc != crc)
+    throw DataError(table.source +
+                    ": not the data the checkpoint was trained on (their fingerprints differ)");
 
   TrainOptions t = o.train;
   t.patience = o.patience.value_or(o.validation > 0 ? 20 : 0);
   t.metric = model.prep.task == Task::classify ? Metric::accuracy : Metric::r2;
   t.schedule.total_epochs = t.epochs;
+  // A resumed run keeps the settings it started with (its --init-from file need not exist now).
+  model.training = o.resume ? o.resume->model.training : training_json(o, t, table.rows());
+  TrainCallbacks cb = callbacks;
+  if (on_checkpoint)
+    cb.on_checkpoint = [&](const TrainState& state) {
+      if (callbacks.on_checkpoint) callbacks.on_checkpoint(state);
+      Checkpoint c{.model = model, .state = state, .data_crc = crc, .settings = o.settings};
+      on_checkpoint(c);
+    };
   const auto start = std::chrono::steady_clock::now();
-  r.history = train(net, X, Y, Xv, Yv, t, rng, callbacks);
+  r.history = train(net, X, Y, Xv, Yv, t, rng, cb, o.resume ? &o.resume->state : nullptr);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  model.set_params(net);
+  if (r.history.interrupted) return;
 
   // Final metrics of the kept weights on both splits.
   const std::string metric(to_string(t.metric));
@@ -83,41 +144,21 @@ void train_model(const Table& table, const Split& split, const FitOptions& o,
                             {"stopped_early", r.history.stopped_early}};
   if (Xv.rows() > 0) metrics["validation"] = measure(Xv, Yv);
   model.metrics = metrics.dump();
-
-  std::string layers;
-  for (Index u : o.layers)
-    layers += (layers.empty() ? "" : ",") + std::to_string(u);
-  model.training =
-      nlohmann::json{{"rows", table.rows()},
-                     {"seed", o.seed},
-                     {"layers", layers},
-                     {"activation", to_string(o.activation)},
-                     {"init", o.init_from ? "from a model" : std::string(to_string(init_of(o)))},
-                     {"optimizer", to_string(t.optimizer.kind)},
-                     {"lr", t.optimizer.learning_rate()},
-                     {"momentum", t.optimizer.momentum},
-                     {"nesterov", t.optimizer.nesterov},
-                     {"weight_decay", t.optimizer.decay()},
-                     {"schedule", to_string(t.schedule.kind)},
-                     {"batch", t.batch},
-                     {"epochs", t.epochs},
-                     {"shuffle", t.shuffle},
-                     {"val", o.validation},
-                     {"patience", t.patience},
-                     {"dropout", t.dropout},
-                     {"dtype", to_string(o.dtype)}}
-          .dump();
-  model.set_params(net);
 }
 
 }  // namespace
 
-FitResult fit(const Table& table, const FitOptions& o, const TrainCallbacks& callbacks) {
+FitResult fit(const Table& table, const FitOptions& o, const TrainCallbacks& callbacks,
+              const CheckpointSink& on_checkpoint) {
   FitResult r;
   Model& model = r.model;
   model.dtype = o.dtype;
-  const Preprocessor target_only =
-      o.init_from ? o.init_from->prep : Preprocessor::fit_target(table, o.data);
+  const Model* base = o.resume ? &o.resume->model : o.init_from;
+  if (o.resume && o.resume->model.dtype != o.dtype)
+    throw ConfigError("the checkpoint was trained in " +
+                      std::string(to_string(o.resume->model.dtype)) + ", not " +
+                      std::string(to_string(o.dtype)));
+  const Preprocessor target_only = base ? base->prep : Preprocessor::fit_target(table, o.data);
   std::vector<int> strata;
   if (target_only.task == Task::classify) strata = target_only.class_ids(table);
   Rng split_rng(o.seed ^ 0x9E3779B97F4A7C15ULL);  // its own stream (docs/design-notes.md)
@@ -125,9 +166,9 @@ FitResult fit(const Table& table, const FitOptions& o, const TrainCallbacks& cal
       split_rows(table.rows(), o.validation, split_rng, strata.empty() ? nullptr : &strata);
   if (split.train.empty())
     throw DataError(table.source + ": no rows left for training after the validation split");
-  if (o.init_from) {
-    model.prep = o.init_from->prep;
-    model.spec = o.init_from->spec;
+  if (base) {
+    model.prep = base->prep;
+    model.spec = base->spec;
   } else {
     model.prep = Preprocessor::fit(table, split.train, o.data);
     model.spec = network_spec(o, model.prep);
@@ -135,9 +176,9 @@ FitResult fit(const Table& table, const FitOptions& o, const TrainCallbacks& cal
   r.train_rows = split.train.size();
   r.validation_rows = split.validation.size();
   if (o.dtype == Dtype::float64)
-    train_model<double>(table, split, o, callbacks, r);
+    train_model<double>(table, split, o, callbacks, on_checkpoint, r);
   else
-    train_model<float>(table, split, o, callbacks, r);
+    train_model<float>(table, split, o, callbacks, on_checkpoint, r);
   return r;
 }
 

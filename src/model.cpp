@@ -171,7 +171,18 @@ void append_le(std::string& out, T v) {
 
 }  // namespace
 
-void save_model(const Model& m, const std::string& path) {
+namespace {
+
+// A tensor stored beside the network's: name, safetensors dtype, shape and little-endian bytes.
+struct ExtraTensor {
+  std::string name, dtype;
+  std::vector<std::uint64_t> shape;
+  std::string bytes;
+};
+
+// The file's bytes: the network's tensors, `extras`, and the metadata with `extra_meta` added.
+std::string serialize(const Model& m, const json& extra_meta,
+                      const std::vector<ExtraTensor>& extras) {
   const Network<double> shape(m.spec);  // validates the spec and gives the tensor offsets
   if (m.params.size() != std::size_t(shape.num_params()))
     throw Error("save_model: the parameter count does not match the architecture");
@@ -198,6 +209,12 @@ void save_model(const Model& m, const std::string& path) {
     add(prefix + ".weight", layer.offset(), layer.in() * layer.out(), {layer.out(), layer.in()});
     add(prefix + ".bias", layer.bias_offset(), layer.out(), {layer.out()});
   }
+  for (const ExtraTensor& t : extras) {
+    const std::size_t begin = data.size();
+    data += t.bytes;
+    header[t.name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
+  }
   header["__metadata__"] = {
       {"format", "chainrule"},
       {"format_version", std::to_string(kModelFormatVersion)},
@@ -206,6 +223,7 @@ void save_model(const Model& m, const std::string& path) {
       {"training", json::parse(m.training).dump()},
       {"metrics", json::parse(m.metrics).dump()},
   };
+  header["__metadata__"].update(extra_meta);
   header["__metadata__"]["checksum"] = content_checksum(header, data);
   std::string h = header.dump();
   while ((8 + h.size()) % 8 != 0)
@@ -215,40 +233,77 @@ void save_model(const Model& m, const std::string& path) {
   append_le(file, std::uint64_t(h.size()));
   file += h;
   file += data;
-  write_file_atomically(path, file);
+  return file;
 }
 
-Model load_model(const std::string& path) {
+// A model file read and checked as far as its layout, format, version and checksum.
+struct ModelFile {
+  std::string path, bytes;
+  json header;
+  std::string_view data;
+
+  ModelError bad(const std::string& what) const {
+    return ModelError(path + ": not a valid chainrule model: " + what);
+  }
+  // The bytes of tensor `name`, checked to be `dtype` of `count` elements of `width` bytes.
+  std::string_view tensor(const std::string& name, const std::string& dtype, std::uint64_t count,
+                          std::size_t width, const json* want_shape = nullptr) const {
+    if (!header.contains(name)) throw bad("tensor '" + name + "' is missing");
+    const json& t = header[name];
+    if (t.at("dtype") != dtype)
+      throw bad("tensor '" + name + "' has dtype " + t.at("dtype").dump() + ", expected " + dtype);
+    if (want_shape && t.at("shape") != *want_shape)
+      throw bad("tensor '" + name + "' has shape " + t.at("shape").dump() +
+                ", the architecture says " + want_shape->dump());
+    const auto begin = t.at("data_offsets").at(0).get<std::uint64_t>();
+    const auto end = t.at("data_offsets").at(1).get<std::uint64_t>();
+    if (begin > end || end > data.size() || count > data.size() / width ||
+        end - begin != count * width)
+      throw bad("tensor '" + name + "' has data offsets outside the file or of the wrong size");
+    return data.substr(begin, end - begin);
+  }
+};
+
+ModelFile read_model_file(const std::string& path) {
+  ModelFile f;
+  f.path = path;
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ModelError(path + ": cannot open the model file: " + std::strerror(errno));
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto bad = [&](const std::string& what) {
-    return ModelError(path + ": not a valid chainrule model: " + what);
-  };
-  if (bytes.size() < 8) throw bad("the file is shorter than the 8-byte header length");
+  f.bytes.assign((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string& bytes = f.bytes;
+  if (bytes.size() < 8) throw f.bad("the file is shorter than the 8-byte header length");
   std::uint64_t hlen;
   std::memcpy(&hlen, bytes.data(), 8);
   if (hlen > bytes.size() - 8)
-    throw bad("the header length (" + std::to_string(hlen) +
-              " bytes) runs past the end of the file (" + std::to_string(bytes.size()) + " bytes)");
-  json header;
+    throw f.bad("the header length (" + std::to_string(hlen) +
+                " bytes) runs past the end of the file (" + std::to_string(bytes.size()) +
+                " bytes)");
   try {
-    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(hlen));
+    f.header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(hlen));
   } catch (const json::exception& e) {
-    throw bad(std::string("the header is not JSON (") + e.what() + ")");
+    throw f.bad(std::string("the header is not JSON (") + e.what() + ")");
   }
-  const std::string_view data(bytes.data() + 8 + hlen, bytes.size() - 8 - hlen);
-  Model m;
+  f.data = std::string_view(bytes.data() + 8 + hlen, bytes.size() - 8 - hlen);
   try {
-    const json& meta = header.at("__metadata__");
-    if (meta.value("format", "") != "chainrule")
-      throw bad("its metadata does not say format 'chainrule'");
+    const json& meta = f.header.at("__metadata__");
+    if (!meta.is_object() || meta.value("format", "") != "chainrule")
+      throw f.bad("its metadata does not say format 'chainrule'");
     const std::string version = meta.at("format_version").get<std::string>();
     if (version != std::to_string(kModelFormatVersion))
-      throw bad("format version " + version + ", this chainrule reads version " +
-                std::to_string(kModelFormatVersion));
-    if (meta.at("checksum").get<std::string>() != content_checksum(header, data))
-      throw bad("its header and tensor data do not match their checksum (the file is damaged)");
+      throw f.bad("format version " + version + ", this chainrule reads version " +
+                  std::to_string(kModelFormatVersion));
+    if (meta.at("checksum").get<std::string>() != content_checksum(f.header, f.data))
+      throw f.bad("its header and tensor data do not match their checksum (the file is damaged)");
+  } catch (const json::exception& e) {
+    throw f.bad(std::string("its header is incomplete (") + e.what() + ")");
+  }
+  return f;
+}
+
+Model model_from(const ModelFile& f) {
+  Model m;
+  try {
+    const json& meta = f.header.at("__metadata__");
     const json arch = json::parse(meta.at("architecture").get<std::string>());
     m.spec.inputs = arch.at("inputs").get<Index>();
     for (const json& l : arch.at("layers"))
@@ -256,32 +311,33 @@ Model load_model(const std::string& path) {
           {l.at("units").get<Index>(), parse_activation(l.at("activation").get<std::string>())});
     m.spec.loss = parse_loss(arch.at("loss").get<std::string>());
     m.dtype = parse_dtype(arch.at("dtype").get<std::string>());
+    // The parameter count the architecture claims, checked against the file's size before
+    // anything of that size is allocated.
+    const std::uint64_t width_bytes = m.dtype == Dtype::float32 ? 4 : 8;
+    std::uint64_t count = 0, in = std::uint64_t(std::max<Index>(m.spec.inputs, 0));
+    for (const LayerSpec& l : m.spec.layers) {
+      const auto out = std::uint64_t(std::max<Index>(l.units, 0));
+      if (in > (1ull << 32) || out > (1ull << 32)) throw f.bad("a layer size is out of range");
+      count += in * out + out;
+      if (count > f.data.size() / width_bytes)
+        throw f.bad("the architecture needs more weights than the file holds");
+      in = out;
+    }
     m.prep = preprocessing_from(json::parse(meta.at("preprocessing").get<std::string>()));
     m.training = meta.at("training").get<std::string>();
     m.metrics = meta.at("metrics").get<std::string>();
     const Network<double> shape(m.spec);
     if (m.prep.inputs() != m.spec.inputs)
-      throw bad("the preprocessing does not fit the network's inputs");
+      throw f.bad("the preprocessing does not fit the network's inputs");
     m.params.assign(std::size_t(shape.num_params()), 0.0);
     const std::size_t width = m.dtype == Dtype::float32 ? 4 : 8;
     const std::string dtype = m.dtype == Dtype::float32 ? "F32" : "F64";
     for (std::size_t l = 0; l < shape.layers().size(); ++l) {
       const auto& layer = shape.layers()[l];
       const auto read = [&](const std::string& name, Index first, Index count, const json& want) {
-        if (!header.contains(name)) throw bad("tensor '" + name + "' is missing");
-        const json& t = header[name];
-        if (t.at("dtype") != dtype)
-          throw bad("tensor '" + name + "' has dtype " + t.at("dtype").dump() + ", expected " +
-                    dtype);
-        if (t.at("shape") != want)
-          throw bad("tensor '" + name + "' has shape " + t.at("shape").dump() +
-                    ", the architecture says " + want.dump());
-        const auto begin = t.at("data_offsets").at(0).get<std::uint64_t>();
-        const auto end = t.at("data_offsets").at(1).get<std::uint64_t>();
-        if (begin > end || end > data.size() || end - begin != std::uint64_t(count) * width)
-          throw bad("tensor '" + name + "' has data offsets outside the file or of the wrong size");
+        const std::string_view bytes = f.tensor(name, dtype, std::uint64_t(count), width, &want);
         for (Index i = 0; i < count; ++i) {
-          const char* p = data.data() + begin + std::size_t(i) * width;
+          const char* p = bytes.data() + std::size_t(i) * width;
           if (width == 4) {
             float v;
             std::memcpy(&v, p, 4);
@@ -297,11 +353,164 @@ Model load_model(const std::string& path) {
       read(prefix + ".bias", layer.bias_offset(), layer.out(), json{layer.out()});
     }
   } catch (const json::exception& e) {
-    throw bad(std::string("its header is incomplete (") + e.what() + ")");
+    throw f.bad(std::string("its header is incomplete (") + e.what() + ")");
   } catch (const ConfigError& e) {
-    throw bad(e.what());
+    throw f.bad(e.what());
   }
   return m;
+}
+
+}  // namespace
+
+void save_model(const Model& m, const std::string& path) {
+  write_file_atomically(path, serialize(m, json::object(), {}));
+}
+
+Model load_model(const std::string& path) {
+  return model_from(read_model_file(path));
+}
+
+namespace {
+
+template <class T>
+std::string le_bytes(const std::vector<T>& values, Dtype dtype) {
+  std::string out;
+  for (const T v : values)
+    if (dtype == Dtype::float32)
+      append_le(out, float(v));
+    else
+      append_le(out, v);
+  return out;
+}
+
+std::vector<double> values_of(std::string_view bytes, Dtype dtype) {
+  const std::size_t width = dtype == Dtype::float32 ? 4 : 8;
+  std::vector<double> v(bytes.size() / width);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (width == 4) {
+      float x;
+      std::memcpy(&x, bytes.data() + i * 4, 4);
+      v[i] = x;
+    } else {
+      std::memcpy(&v[i], bytes.data() + i * 8, 8);
+    }
+  }
+  return v;
+}
+
+json history_json(const TrainResult& r) {
+  json h = json::array();
+  for (const EpochReport& e : r.history) {
+    json j = {
+        {"epoch", e.epoch},     {"epochs", e.epochs}, {"train_loss", e.train_loss},   {"lr", e.lr},
+        {"seconds", e.seconds}, {"best", e.best},     {"metric", to_string(e.metric)}};
+    if (e.val_loss) j["val_loss"] = *e.val_loss;
+    if (e.val_metric) j["val_metric"] = *e.val_metric;
+    h.push_back(j);
+  }
+  return h;
+}
+
+Metric metric_from(const std::string& s) {
+  return s == "accuracy" ? Metric::accuracy : s == "r2" ? Metric::r2 : Metric::none;
+}
+
+}  // namespace
+
+void save_checkpoint(const Checkpoint& c, const std::string& path) {
+  const TrainState& s = c.state;
+  const Dtype d = c.model.dtype;
+  const std::string dt = d == Dtype::float32 ? "F32" : "F64";
+  Model m = c.model;
+  m.params = s.params;
+  std::vector<ExtraTensor> extras;
+  extras.push_back(
+      {"checkpoint.best_params", dt, {s.best_params.size()}, le_bytes(s.best_params, d)});
+  for (std::size_t i = 0; i < s.optimizer.buffers.size(); ++i)
+    extras.push_back({"checkpoint.optimizer." + std::to_string(i),
+                      dt,
+                      {s.optimizer.buffers[i].size()},
+                      le_bytes(s.optimizer.buffers[i], d)});
+  std::string order;
+  for (const Index i : s.order)
+    append_le(order, std::int64_t(i));
+  extras.push_back({"checkpoint.order", "I64", {s.order.size()}, order});
+  json state = {{"epoch", s.epoch},
+                {"batch", s.batch},
+                {"loss_sum", s.loss_sum},
+                {"since_best", s.since_best},
+                {"best_epoch", s.result.best_epoch},
+                {"history", history_json(s.result)},
+                {"optimizer_steps", s.optimizer.steps},
+                {"optimizer_buffers", s.optimizer.buffers.size()},
+                {"rng", s.rng},
+                {"data_crc", c.data_crc},
+                {"settings", json::parse(c.settings)}};
+  if (s.best) state["best"] = *s.best;
+  write_file_atomically(path, serialize(m, {{"checkpoint", state.dump()}}, extras));
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  const ModelFile f = read_model_file(path);
+  Checkpoint c;
+  c.model = model_from(f);
+  TrainState& s = c.state;
+  const Dtype d = c.model.dtype;
+  const std::string dt = d == Dtype::float32 ? "F32" : "F64";
+  const std::size_t width = d == Dtype::float32 ? 4 : 8;
+  try {
+    const json& meta = f.header.at("__metadata__");
+    if (!meta.contains("checkpoint"))
+      throw ModelError(path + ": a model file, not a checkpoint: it holds no training state");
+    const json j = json::parse(meta.at("checkpoint").get<std::string>());
+    s.epoch = j.at("epoch").get<int>();
+    s.batch = j.at("batch").get<Index>();
+    s.loss_sum = j.at("loss_sum").get<double>();
+    if (j.contains("best")) s.best = j.at("best").get<double>();
+    s.since_best = j.at("since_best").get<int>();
+    s.result.best_epoch = j.at("best_epoch").get<int>();
+    for (const json& e : j.at("history")) {
+      EpochReport r;
+      r.epoch = e.at("epoch").get<int>();
+      r.epochs = e.at("epochs").get<int>();
+      r.train_loss = e.at("train_loss").get<double>();
+      r.lr = e.at("lr").get<double>();
+      r.seconds = e.at("seconds").get<double>();
+      r.best = e.at("best").get<bool>();
+      r.metric = metric_from(e.at("metric").get<std::string>());
+      if (e.contains("val_loss")) r.val_loss = e.at("val_loss").get<double>();
+      if (e.contains("val_metric")) r.val_metric = e.at("val_metric").get<double>();
+      s.result.history.push_back(r);
+    }
+    s.optimizer.steps = j.at("optimizer_steps").get<std::int64_t>();
+    s.rng = j.at("rng").get<std::string>();
+    c.data_crc = j.at("data_crc").get<std::uint32_t>();
+    c.settings = j.at("settings").dump();
+    s.params = c.model.params;
+    const std::size_t n = s.params.size();
+    s.best_params = values_of(f.tensor("checkpoint.best_params", dt, n, width), d);
+    const auto buffers = j.at("optimizer_buffers").get<std::size_t>();
+    if (buffers > 8) throw f.bad("the optimizer state has too many buffers");
+    for (std::size_t i = 0; i < buffers; ++i) {
+      const std::string name = "checkpoint.optimizer." + std::to_string(i);
+      if (!f.header.contains(name)) throw f.bad("tensor '" + name + "' is missing");
+      const auto len = f.header[name].at("shape").at(0).get<std::uint64_t>();
+      if (len != 0 && len != n) throw f.bad("tensor '" + name + "' does not match the weights");
+      s.optimizer.buffers.push_back(values_of(f.tensor(name, dt, len, width), d));
+    }
+    if (!f.header.contains("checkpoint.order")) throw f.bad("tensor 'checkpoint.order' is missing");
+    const auto rows = f.header["checkpoint.order"].at("shape").at(0).get<std::uint64_t>();
+    const std::string_view order = f.tensor("checkpoint.order", "I64", rows, 8);
+    s.order.resize(rows);
+    for (std::size_t i = 0; i < rows; ++i) {
+      std::int64_t v;
+      std::memcpy(&v, order.data() + i * 8, 8);
+      s.order[i] = Index(v);
+    }
+  } catch (const json::exception& e) {
+    throw f.bad(std::string("its training state is incomplete (") + e.what() + ")");
+  }
+  return c;
 }
 
 }  // namespace chainrule

@@ -10,6 +10,25 @@
 namespace chainrule {
 
 template <class T>
+OptimizerState Optimizer<T>::state() {
+  OptimizerState s{.steps = steps_, .buffers = {}};
+  for (const std::vector<T>* b : buffers())
+    s.buffers.emplace_back(b->begin(), b->end());
+  return s;
+}
+
+template <class T>
+void Optimizer<T>::set_state(const OptimizerState& s) {
+  const std::vector<std::vector<T>*> mine = buffers();
+  if (s.buffers.size() != mine.size() || s.steps < 0)
+    throw ConfigError("the optimizer state has " + std::to_string(s.buffers.size()) +
+                      " buffers, this optimizer keeps " + std::to_string(mine.size()));
+  steps_ = s.steps;
+  for (std::size_t i = 0; i < mine.size(); ++i)
+    mine[i]->assign(s.buffers[i].begin(), s.buffers[i].end());
+}
+
+template <class T>
 Sgd<T>::Sgd(SgdOptions options) : Optimizer<T>(options.lr), options_(options) {
   if (!(options.lr > 0))
     throw ConfigError("learning rate must be > 0, got " + std::to_string(options.lr));
@@ -190,6 +209,8 @@ double Schedule::at(double lr0, int epoch) const {
   return lr0;
 }
 
+template class Optimizer<float>;
+template class Optimizer<double>;
 template class Sgd<float>;
 template class Sgd<double>;
 template class Adam<float>;

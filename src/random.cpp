@@ -2,8 +2,26 @@
 
 #include <cmath>
 #include <numbers>
+#include <sstream>
+
+#include "chainrule/error.hpp"
 
 namespace chainrule {
+
+std::string Rng::state() const {
+  std::ostringstream out;
+  out << engine_;
+  return out.str();
+}
+
+void Rng::set_state(const std::string& text) {
+  std::istringstream in(text);
+  std::mt19937_64 engine;
+  in >> engine;
+  if (in.fail() || !(in >> std::ws).eof())
+    throw ConfigError("not the state of a std::mt19937_64 generator");
+  engine_ = engine;
+}
 
 double Rng::normal() {
   // Box–Muller: for u1 in (0, 1] and u2 in [0, 1), sqrt(-2 ln u1) cos(2π u2) ~ N(0, 1).

@@ -1,5 +1,6 @@
 #include "chainrule/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -46,7 +47,7 @@ double r2_score(const Batch<T>& P, const BatchView<T>& Y) {
 template <class T>
 TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const Batch<T>& Xv,
                   const Batch<T>& Yv, const TrainOptions& o, Rng& rng,
-                  const TrainCallbacks& callbacks) {
+                  const TrainCallbacks& callbacks, const TrainState* resume) {
   if (o.epochs < 1) throw ConfigError("epochs must be at least 1, got " + std::to_string(o.epochs));
   if (o.batch < 1)
     throw ConfigError("batch size must be at least 1, got " + std::to_string(o.batch));
@@ -59,22 +60,62 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
   const Index batches = (N + B - 1) / B;
   const bool validate = Xv.rows() > 0;
 
+  // The loop's state: fresh, or taken from `resume`.
   std::vector<Index> order(static_cast<std::size_t>(N));
   std::iota(order.begin(), order.end(), Index(0));
-  Batch<T> Xb(B, X.cols()), Yb(B, Y.cols());
   TrainResult result;
   double best = std::numeric_limits<double>::infinity();
   std::vector<T> best_params(net.params().begin(), net.params().end());
-  int since_best = 0;
+  int since_best = 0, first_epoch = 0;
+  Index first_batch = 0;
+  double resumed_loss_sum = 0;
+  if (resume) {
+    const TrainState& s = *resume;
+    const auto n_params = std::size_t(net.num_params());
+    if (s.order.size() != order.size() || s.params.size() != n_params ||
+        s.best_params.size() != n_params || s.epoch < 0 || s.batch < 0 || s.batch > batches ||
+        std::any_of(s.order.begin(), s.order.end(), [&](Index i) { return i < 0 || i >= N; }))
+      throw ConfigError("the saved training state does not fit these data and this network");
+    order = s.order;
+    std::copy(s.params.begin(), s.params.end(), net.params().begin());
+    best_params.assign(s.best_params.begin(), s.best_params.end());
+    optimizer->set_state(s.optimizer);
+    rng.set_state(s.rng);
+    result = s.result;
+    result.interrupted = false;
+    best = s.best.value_or(std::numeric_limits<double>::infinity());
+    since_best = s.since_best;
+    first_epoch = s.epoch;
+    first_batch = s.batch;
+    resumed_loss_sum = s.loss_sum;
+  }
+  const auto snapshot = [&](int epoch, Index batch, double loss_sum) {
+    TrainState s;
+    s.epoch = epoch;
+    s.batch = batch;
+    s.order = order;
+    s.loss_sum = loss_sum;
+    if (std::isfinite(best)) s.best = best;
+    s.since_best = since_best;
+    s.result = result;
+    s.params.assign(net.params().begin(), net.params().end());
+    s.best_params.assign(best_params.begin(), best_params.end());
+    s.optimizer = optimizer->state();
+    s.rng = rng.state();
+    return s;
+  };
 
-  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+  Batch<T> Xb(B, X.cols()), Yb(B, Y.cols());
+  for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     optimizer->set_learning_rate(o.schedule.at(lr0, epoch));
-    if (o.shuffle)
+    const bool resuming = epoch == first_epoch && resume;
+    const Index b0 = resuming ? first_batch : 0;
+    if (o.shuffle && b0 == 0)
       for (std::size_t i = order.size(); i > 1; --i)  // Fisher–Yates from the one generator
         std::swap(order[i - 1], order[rng.below(i)]);
-    double loss_sum = 0;
-    for (Index b = 0; b < batches; ++b) {
+    double loss_sum = resuming ? resumed_loss_sum : 0;
+    for (Index b = b0; b < batches; ++b) {
       const Index first = b * B, n = std::min(B, N - first);
       if (Xb.rows() != n) {
         Xb.resize(n, X.cols());
@@ -97,6 +138,16 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
       optimizer->step(net.params(), net.grads());
       if (callbacks.on_batch)
         callbacks.on_batch({epoch + 1, b + 1, batches, loss_sum / double(first + n)});
+      if (o.stop && o.stop->load(std::memory_order_relaxed)) {
+        for (const T p : net.params())
+          if (!std::isfinite(p))
+            throw DivergenceError(
+                "training diverged in epoch " + std::to_string(epoch + 1) +
+                ": a weight is no longer finite; try a lower learning rate (--lr)");
+        if (callbacks.on_checkpoint) callbacks.on_checkpoint(snapshot(epoch, b + 1, loss_sum));
+        result.interrupted = true;
+        return result;
+      }
     }
 
     for (const T p : net.params())
@@ -133,17 +184,20 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
       result.stopped_early = epoch + 1 < o.epochs;
       break;
     }
+    if (o.checkpoint_every > 0 && (epoch + 1) % o.checkpoint_every == 0 && epoch + 1 < o.epochs &&
+        callbacks.on_checkpoint)
+      callbacks.on_checkpoint(snapshot(epoch + 1, 0, 0));
   }
   if (o.patience > 0) std::copy(best_params.begin(), best_params.end(), net.params().begin());
   return result;
 }
 
-#define CHAINRULE_INSTANTIATE(T)                                                                \
-  template double accuracy<T>(const Batch<T>&, const BatchView<T>&);                            \
-  template double r2_score<T>(const Batch<T>&, const BatchView<T>&);                            \
-  template TrainResult train<T>(Network<T>&, const Batch<T>&, const Batch<T>&, const Batch<T>&, \
-                                const Batch<T>&, const TrainOptions&, Rng&,                     \
-                                const TrainCallbacks&);
+#define CHAINRULE_INSTANTIATE(T)                                                                   \
+  template double accuracy<T>(const Batch<T>&, const BatchView<T>&);                               \
+  template double r2_score<T>(const Batch<T>&, const BatchView<T>&);                               \
+  template TrainResult train<T>(Network<T>&, const Batch<T>&, const Batch<T>&, const Batch<T>&,    \
+                                const Batch<T>&, const TrainOptions&, Rng&, const TrainCallbacks&, \
+                                const TrainState*);
 CHAINRULE_INSTANTIATE(float)
 CHAINRULE_INSTANTIATE(double)
 #undef CHAINRULE_INSTANTIATE

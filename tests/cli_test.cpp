@@ -292,6 +292,38 @@ TEST(Cli, InitFromContinuesTraining) {
     std::remove(f.c_str());
 }
 
+// A diverging run names the epoch and batch and keeps the last good checkpoint: the one of the
+// epoch before, with finite weights, which reads as a model.
+TEST(Cli, DivergenceKeepsTheLastGoodCheckpoint) {
+  const std::string model = temp("diverge.safetensors"), ckpt = model + ".ckpt";
+  const std::string base =
+      "train " + kPeople +
+      " --target gender --drop name --val 0 --quiet --optimizer sgd "
+      "--momentum 0.9 --batch 1 --epochs 400 --activation relu --scale none --out " +
+      model;
+  const Outcome r = chainrule(base + " --lr 20 --checkpoint-every 1");
+  ASSERT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      r.err, m,
+      std::regex("training diverged (at|in) epoch (\\d+).*try a lower learning rate.*the last "
+                 "good checkpoint \\(after epoch (\\d+)\\) is kept in (\\S+): go on from it "
+                 "with --init-from")))
+      << r.err;
+  EXPECT_EQ(std::stoi(m[3]), std::stoi(m[2]) - 1);  // the epoch before the one that diverged
+  EXPECT_EQ(m[4].str(), ckpt);
+  EXPECT_FALSE(std::ifstream(model).good());  // no model from a diverged run
+  const chainrule::Checkpoint c = chainrule::load_checkpoint(ckpt);
+  EXPECT_EQ(c.state.epoch, std::stoi(m[3]));
+  for (const double p : c.state.params)
+    ASSERT_TRUE(std::isfinite(p));
+  const Outcome info = chainrule("info " + ckpt);  // a checkpoint reads as a model
+  EXPECT_EQ(info.code, 0) << info.err;
+  std::remove(model.c_str());
+  std::remove(ckpt.c_str());
+}
+
 TEST(Cli, ProgressOnATerminalAndInLogs) {
   const std::string model = temp("p.safetensors");
   const std::string args =

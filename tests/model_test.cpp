@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "chainrule/error.hpp"
 #include "chainrule/init.hpp"
@@ -132,6 +134,78 @@ TEST(ModelFile, FailedWriteLeavesTheOldFile) {
   EXPECT_THROW(save_model(broken, path), Error);
   EXPECT_EQ(slurp(path), before);
   EXPECT_THROW(save_model(sample_model(Dtype::float32), "/nonexistent/dir/m.safetensors"), Error);
+}
+
+// A checkpoint keeps every field of the training state exactly, and reads as a model too.
+TEST(CheckpointFile, RoundTripIsExact) {
+  for (Dtype dtype : {Dtype::float32, Dtype::float64}) {
+    Checkpoint c;
+    c.model = sample_model(dtype);
+    TrainState& s = c.state;
+    s.epoch = 3;
+    s.batch = 2;
+    s.order = {2, 0, 3, 1};
+    s.loss_sum = 0.1 + 0.2;  // a double that needs all 17 digits
+    s.best = 1.0 / 3;
+    s.since_best = 1;
+    s.result.best_epoch = 2;
+    for (int e = 1; e <= 3; ++e) {
+      EpochReport r{.epoch = e, .epochs = 9, .train_loss = 1.0 / e, .lr = 0.1};
+      r.metric = Metric::accuracy;
+      r.val_loss = 2.0 / (e + 0.7);
+      r.val_metric = 0.25 * e;
+      r.best = e != 3;
+      s.result.history.push_back(r);
+    }
+    s.params = c.model.params;
+    s.best_params = c.model.params;
+    std::reverse(s.best_params.begin(), s.best_params.end());
+    std::vector<double> moment(s.params.size());
+    for (std::size_t i = 0; i < moment.size(); ++i)
+      moment[i] = float(0.001 * double(i) + 1e-9);  // exact in float32
+    s.optimizer = {.steps = 12, .buffers = {moment, {}}};
+    Rng rng(5);
+    rng.normal();
+    s.rng = rng.state();
+    c.data_crc = 0xdeadbeef;
+    c.settings = R"({"lr":0.5,"layers":"4"})";
+    const std::string path = temp_path("state.ckpt");
+    save_checkpoint(c, path);
+
+    const Checkpoint back = load_checkpoint(path);
+    const TrainState& b = back.state;
+    EXPECT_EQ(b.epoch, 3);
+    EXPECT_EQ(b.batch, 2);
+    EXPECT_EQ(b.order, s.order);
+    EXPECT_EQ(b.loss_sum, s.loss_sum);
+    EXPECT_EQ(b.best, s.best);
+    EXPECT_EQ(b.since_best, 1);
+    EXPECT_EQ(b.result.best_epoch, 2);
+    ASSERT_EQ(b.result.history.size(), 3u);
+    EXPECT_EQ(b.result.history[2].val_loss, s.result.history[2].val_loss);
+    EXPECT_EQ(b.result.history[1].train_loss, 0.5);
+    EXPECT_EQ(b.result.history[2].best, false);
+    EXPECT_EQ(b.result.history[0].metric, Metric::accuracy);
+    EXPECT_EQ(b.params, s.params);
+    EXPECT_EQ(b.best_params, s.best_params);
+    EXPECT_EQ(b.optimizer.steps, 12);
+    EXPECT_EQ(b.optimizer.buffers, s.optimizer.buffers);
+    Rng again(0);
+    again.set_state(b.rng);
+    EXPECT_EQ(again.normal(), rng.normal());
+    EXPECT_EQ(back.data_crc, 0xdeadbeefu);
+    EXPECT_EQ(nlohmann::json::parse(back.settings), nlohmann::json::parse(c.settings));
+    EXPECT_EQ(load_model(path).params, c.model.params);  // a checkpoint is a model file
+  }
+  // A model file is not a checkpoint; a damaged checkpoint is caught by the checksum.
+  const std::string model = temp_path("plain.safetensors");
+  save_model(sample_model(Dtype::float32), model);
+  try {
+    load_checkpoint(model);
+    ADD_FAILURE() << "a model file loaded as a checkpoint";
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a checkpoint"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

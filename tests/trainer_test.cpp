@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <optional>
 #include <regex>
 
 #include "chainrule/error.hpp"
@@ -99,6 +101,113 @@ TEST(Trainer, EarlyStoppingRestoresTheBestWeights) {
             snapshots[std::size_t(r.best_epoch - 1)]);
   net.forward(Xv);
   EXPECT_DOUBLE_EQ(net.loss(Yv), best);
+}
+
+// A run stopped after any batch (or checkpointed at an epoch's end) and continued from its
+// TrainState, in a fresh network and generator, ends bit for bit where the uninterrupted run ends:
+// every optimizer, float weights, shuffling, dropout, validation, early stopping, a schedule.
+template <class T>
+void expect_resume_is_exact(const OptimizerOptions& optimizer) {
+  Rng data(7);
+  const Batch<T> X = random_batch(23, 3, data).cast<T>(), Y = random_batch(23, 2, data).cast<T>();
+  const Batch<T> Xv = random_batch(9, 3, data).cast<T>(), Yv = random_batch(9, 2, data).cast<T>();
+  TrainOptions o;
+  o.epochs = 6;
+  o.batch = 5;  // 5 batches per epoch, the last one partial
+  o.dropout = 0.25;
+  o.patience = 3;
+  o.optimizer = optimizer;
+  o.schedule = {.kind = ScheduleKind::step, .step_size = 2, .gamma = 0.5};
+  const auto fresh = [](Rng& rng) {
+    Network<T> net(kSpec);
+    initialize(net, Init::xavier, rng);
+    return net;
+  };
+  Rng rng(11);
+  Network<T> whole = fresh(rng);
+  const TrainResult full = train(whole, X, Y, Xv, Yv, o, rng);
+
+  const int total = int(full.history.size()) * 5;  // early stopping may end it before o.epochs
+  for (const int stop_after : {1, 4, 5, 6, 17, total - 1}) {
+    SCOPED_TRACE("stopped after batch " + std::to_string(stop_after));
+    std::atomic<bool> stop{false};
+    TrainOptions so = o;
+    so.stop = &stop;
+    int seen = 0;
+    std::optional<TrainState> state;
+    TrainCallbacks cb;
+    cb.on_batch = [&](const BatchProgress&) { stop = ++seen == stop_after; };
+    cb.on_checkpoint = [&](const TrainState& s) { state = s; };
+    Rng r1(11);
+    Network<T> first = fresh(r1);
+    const TrainResult part = train(first, X, Y, Xv, Yv, so, r1, cb);
+    ASSERT_TRUE(part.interrupted);
+    ASSERT_TRUE(state.has_value());
+    EXPECT_EQ(state->epoch * 5 + state->batch, stop_after);
+
+    Rng r2(999);  // the state sets the generator, the weights and the optimizer
+    Network<T> second(kSpec);
+    const TrainResult rest = train(second, X, Y, Xv, Yv, o, r2, {}, &*state);
+    EXPECT_FALSE(rest.interrupted);
+    for (Index i = 0; i < whole.num_params(); ++i)
+      ASSERT_EQ(second.params()[i], whole.params()[i]) << "parameter " << i;
+    ASSERT_EQ(rest.history.size(), full.history.size());
+    for (std::size_t e = 0; e < full.history.size(); ++e) {
+      EXPECT_EQ(rest.history[e].train_loss, full.history[e].train_loss);
+      EXPECT_EQ(rest.history[e].val_loss, full.history[e].val_loss);
+    }
+    EXPECT_EQ(rest.best_epoch, full.best_epoch);
+    EXPECT_EQ(rest.stopped_early, full.stopped_early);
+  }
+
+  // Periodic checkpoints at epoch ends continue exactly too.
+  TrainOptions po = o;
+  po.checkpoint_every = 2;
+  std::vector<TrainState> states;
+  TrainCallbacks cb;
+  cb.on_checkpoint = [&](const TrainState& s) { states.push_back(s); };
+  Rng r3(11);
+  Network<T> periodic = fresh(r3);
+  train(periodic, X, Y, Xv, Yv, po, r3, cb);
+  ASSERT_FALSE(states.empty());
+  for (const TrainState& s : states) {
+    EXPECT_EQ(s.batch, 0);
+    EXPECT_EQ(s.epoch % 2, 0);
+    Rng r4(0);
+    Network<T> net(kSpec);
+    train(net, X, Y, Xv, Yv, o, r4, {}, &s);
+    for (Index i = 0; i < whole.num_params(); ++i)
+      ASSERT_EQ(net.params()[i], whole.params()[i]);
+  }
+}
+
+TEST(Trainer, ResumeIsExactForEveryOptimizer) {
+  const std::vector<OptimizerOptions> optimizers = {
+      {.kind = OptimizerKind::sgd, .lr = 0.05, .momentum = 0.9, .nesterov = true},
+      {.kind = OptimizerKind::sgd, .lr = 0.05},
+      {.kind = OptimizerKind::adam, .lr = 0.01},
+      {.kind = OptimizerKind::adamw, .lr = 0.01},
+      {.kind = OptimizerKind::rmsprop, .lr = 0.01, .momentum = 0.5},
+  };
+  for (const OptimizerOptions& opt : optimizers) {
+    SCOPED_TRACE(std::string(to_string(opt.kind)));
+    expect_resume_is_exact<float>(opt);
+    expect_resume_is_exact<double>(opt);
+  }
+}
+
+TEST(Trainer, ResumeRejectsAStateOfOtherData) {
+  Rng rng(1);
+  const Batch<double> X = random_batch(10, 3, rng), Y = random_batch(10, 2, rng);
+  Network<double> net(kSpec);
+  TrainState s;
+  s.order.assign(7, 0);  // for 7 rows, not 10
+  s.params.assign(std::size_t(net.num_params()), 0.0);
+  s.best_params = s.params;
+  s.rng = rng.state();
+  TrainOptions o;
+  EXPECT_THROW(train(net, X, Y, Batch<double>(0, 3), Batch<double>(0, 2), o, rng, {}, &s),
+               ConfigError);
 }
 
 // Dropout: kept activations are scaled by 1/(1 - p), and backward goes through the same mask

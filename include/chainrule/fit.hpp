@@ -24,6 +24,11 @@ struct FitOptions {
   Dtype dtype = Dtype::float32;
   TrainOptions train;  ///< epochs, batch, optimizer ...; its patience and metric are set by fit
   const Model* init_from = nullptr;  ///< start from this model's weights and preprocessing
+  /// Continue this checkpoint's run: the options must be those it was made with (the same seed,
+  /// split, optimizer, schedule ...) and the table the same data; the result is then the model an
+  /// uninterrupted run gives, byte for byte.
+  const Checkpoint* resume = nullptr;
+  std::string settings = "{}";  ///< JSON object stored in checkpoints (Checkpoint::settings)
 };
 
 struct FitResult {
@@ -31,11 +36,18 @@ struct FitResult {
   TrainResult history;
   std::size_t train_rows = 0, validation_rows = 0;
   double seconds = 0;  ///< training time
+  /// history.interrupted: the run was stopped (FitOptions::train.stop) and `model` holds the
+  /// weights of that moment without final metrics; the checkpoint was passed to on_checkpoint.
 };
 
+/// Receives checkpoints, every train.checkpoint_every epochs and when a run is stopped.
+using CheckpointSink = std::function<void(const Checkpoint&)>;
+
 /// Splits the rows, fits the preprocessing on the training split, builds, initializes and
-/// trains the network, and returns the model with its settings and final metrics. Throws Error.
-FitResult fit(const Table& table, const FitOptions& options, const TrainCallbacks& callbacks = {});
+/// trains the network, and returns the model with its settings and final metrics. Throws Error;
+/// DataError when a resumed checkpoint was made on other data.
+FitResult fit(const Table& table, const FitOptions& options, const TrainCallbacks& callbacks = {},
+              const CheckpointSink& on_checkpoint = {});
 
 struct ClassMetrics {
   std::string label;

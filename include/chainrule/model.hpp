@@ -7,6 +7,7 @@
 
 #include "chainrule/network.hpp"
 #include "chainrule/preprocess.hpp"
+#include "chainrule/trainer.hpp"
 
 namespace chainrule {
 
@@ -40,6 +41,22 @@ inline constexpr int kModelFormatVersion = 1;
 void save_model(const Model& model, const std::string& path);
 /// Reads a model file. Throws ModelError naming the file and what is wrong with it.
 Model load_model(const std::string& path);
+
+/// A run stopped part way: the model of that moment and the state to continue it from. A
+/// checkpoint file is a model file with the training state added (docs/model-format.md), so
+/// `info`, `predict` and `--init-from` read it as a model.
+struct Checkpoint {
+  Model model;                  ///< architecture, preprocessing, settings; params are state.params
+  TrainState state;             ///< what train() continues from
+  std::uint32_t data_crc = 0;   ///< CRC-32 of the training and validation matrices
+  std::string settings = "{}";  ///< JSON object the caller stores to rebuild its options
+};
+
+/// Writes a checkpoint atomically, as save_model does. Throws Error.
+void save_checkpoint(const Checkpoint& checkpoint, const std::string& path);
+/// Reads a checkpoint file. Throws ModelError naming the file and what is wrong with it; a model
+/// file without training state is such an error.
+Checkpoint load_checkpoint(const std::string& path);
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename). Throws Error.
 void write_file_atomically(const std::string& path, std::string_view bytes);

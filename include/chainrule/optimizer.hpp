@@ -11,6 +11,14 @@
 
 namespace chainrule {
 
+/// What an optimizer carries from one step() to the next, for checkpoints: the step count and its
+/// buffers (momenta, moment estimates), each parallel to the parameters or empty before the first
+/// step. Values of a float optimizer are exact in double.
+struct OptimizerState {
+  std::int64_t steps = 0;
+  std::vector<std::vector<double>> buffers;
+};
+
 template <class T>
 class Optimizer {
  public:
@@ -22,8 +30,16 @@ class Optimizer {
   /// Number of step() calls so far.
   std::int64_t steps() const { return steps_; }
 
+  /// A copy of the state, and its restoration: after set_state(state()) of another optimizer of
+  /// the same kind and options, step() continues exactly as that one would. set_state throws
+  /// ConfigError when the number of buffers does not match.
+  OptimizerState state();
+  void set_state(const OptimizerState& s);
+
  protected:
   explicit Optimizer(double lr) : lr_(lr) {}
+  /// The buffers step() keeps, in a fixed order.
+  virtual std::vector<std::vector<T>*> buffers() = 0;
   double lr_;
   std::int64_t steps_ = 0;
 };
@@ -47,6 +63,7 @@ class Sgd final : public Optimizer<T> {
   const SgdOptions& options() const { return options_; }
 
  private:
+  std::vector<std::vector<T>*> buffers() override { return {&velocity_}; }
   SgdOptions options_;
   std::vector<T> velocity_;  // parallel to params; empty without momentum
 };
@@ -72,6 +89,7 @@ class Adam final : public Optimizer<T> {
   const AdamOptions& options() const { return options_; }
 
  private:
+  std::vector<std::vector<T>*> buffers() override { return {&m_, &v_}; }
   AdamOptions options_;
   std::vector<T> m_, v_;  // first and second moments, parallel to params
 };
@@ -95,6 +113,7 @@ class Rmsprop final : public Optimizer<T> {
   void step(std::span<T> params, std::span<const T> grads) override;
 
  private:
+  std::vector<std::vector<T>*> buffers() override { return {&square_avg_, &buffer_}; }
   RmspropOptions options_;
   std::vector<T> square_avg_, buffer_;
 };

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
 
 namespace chainrule {
 
@@ -23,6 +24,11 @@ class Rng {
   std::uint64_t below(std::uint64_t n);
 
   std::mt19937_64& engine() { return engine_; }
+
+  /// The generator's whole state as text (the standard's stream format of std::mt19937_64), and
+  /// its restoration; set_state throws ConfigError on text that is not such a state.
+  std::string state() const;
+  void set_state(const std::string& text);
 
  private:
   std::mt19937_64 engine_;

@@ -2,6 +2,7 @@
 // early stopping that restores the best weights, and progress events.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -27,6 +28,10 @@ struct TrainOptions {
   OptimizerOptions optimizer;
   Schedule schedule;
   Metric metric = Metric::none;
+  int checkpoint_every = 0;  ///< > 0: call on_checkpoint after every this many epochs
+  /// When set (by a signal handler, say), training finishes the current batch, calls
+  /// on_checkpoint and returns with TrainResult::interrupted.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct EpochReport {
@@ -50,11 +55,30 @@ struct TrainResult {
   std::vector<EpochReport> history;
   int best_epoch = 0;
   bool stopped_early = false;
+  bool interrupted = false;  ///< TrainOptions::stop was set; the weights are those of that moment
+};
+
+/// Everything train() needs to continue a run exactly where it was: passed back to train() with
+/// the same data and options, the run ends with the same weights, bit for bit, as one that was
+/// never stopped. Values of a float network are exact in double.
+struct TrainState {
+  int epoch = 0;    ///< 0-based epoch to continue in
+  Index batch = 0;  ///< batches of that epoch already done; 0: its shuffle is not drawn yet
+  std::vector<Index> order;    ///< the row order (each epoch reshuffles the previous one)
+  double loss_sum = 0;         ///< of the epoch in progress, weighted by batch size
+  std::optional<double> best;  ///< the best monitored loss so far
+  int since_best = 0;
+  TrainResult result;  ///< history so far
+  std::vector<double> params, best_params;
+  OptimizerState optimizer;
+  std::string rng;  ///< Rng::state()
 };
 
 struct TrainCallbacks {
   std::function<void(const EpochReport&)> on_epoch;
   std::function<void(const BatchProgress&)> on_batch;
+  /// Every TrainOptions::checkpoint_every epochs and on a stop: the state to continue from.
+  std::function<void(const TrainState&)> on_checkpoint;
 };
 
 /// "accuracy", "r2" or "none".
@@ -68,10 +92,12 @@ template <class T>
 double r2_score(const Batch<T>& P, const BatchView<T>& Y);
 
 /// Trains `net` on (X, Y), validating on (Xv, Yv) when Xv has rows. Draws shuffles and dropout
-/// masks from `rng`.
+/// masks from `rng`. With `resume`, continues that state instead: the network's weights, the
+/// optimizer and `rng` are set from it. Throws ConfigError on options out of range or a state
+/// that does not fit, DivergenceError when the loss or a weight stops being finite.
 template <class T>
 TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const Batch<T>& Xv,
                   const Batch<T>& Yv, const TrainOptions& options, Rng& rng,
-                  const TrainCallbacks& callbacks = {});
+                  const TrainCallbacks& callbacks = {}, const TrainState* resume = nullptr);
 
 }  // namespace chainrule

@@ -7,7 +7,8 @@
 namespace chainrule::cli {
 
 /// Exit codes of the chainrule binary (docs/cli.md).
-enum ExitCode : int { kOk = 0, kUsage = 2, kInternal = 3 };
+/// 130: stopped by SIGINT or SIGTERM after writing a checkpoint (128 + SIGINT, as shells report).
+enum ExitCode : int { kOk = 0, kUsage = 2, kInternal = 3, kInterrupted = 130 };
 
 struct Command {
   CLI::App* app;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ struct DataArgs {
   bool no_header = false;
   std::size_t skip_rows = 0;
 };
+// As JSON, for the settings a checkpoint stores.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DataArgs, path, labels, delimiter, no_header, skip_rows)
 
 /// Adds DATA (positional) and --labels, --delimiter, --no-header, --skip-rows to `app`.
 void add_data_options(CLI::App* app, DataArgs& args);

@@ -2,8 +2,10 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -38,8 +40,51 @@ struct TrainArgs {
   std::string dtype = "float32";
   std::string init_from;
   std::string out = "model.safetensors";
+  std::string checkpoint;  // empty: out + ".ckpt"
+  int checkpoint_every = 0;
+  std::string resume;
   bool quiet = false;
   std::string log;
+};
+
+// The settings a checkpoint stores, so that `--resume` rebuilds exactly the same options.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainArgs, data, target, drop, scale, task, impute, layers,
+                                   activation, loss, init, seed, optimizer, lr, momentum,
+                                   weight_decay, nesterov, schedule, step_size, gamma, dropout,
+                                   batch, epochs, no_shuffle, val, patience, dtype, init_from, out,
+                                   checkpoint, checkpoint_every)
+
+// Options that may be given beside --resume; every other one comes from the checkpoint.
+constexpr const char* kResumeOptions[] = {"--out", "--checkpoint", "--checkpoint-every", "--quiet",
+                                          "--log"};
+
+// SIGINT and SIGTERM ask the training loop to stop after the current batch; a second signal
+// acts as if there were no handler (SA_RESETHAND).
+std::atomic<bool> g_stop{false};
+extern "C" void request_stop(int) {
+  g_stop.store(true);
+}
+
+class StopOnSignals {
+ public:
+  StopOnSignals() {
+    struct sigaction sa {};
+    sa.sa_handler = request_stop;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopOnSignals() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  StopOnSignals(const StopOnSignals&) = delete;
+  StopOnSignals& operator=(const StopOnSignals&) = delete;
+
+ private:
+  struct sigaction old_int_ {
+  }, old_term_{};
 };
 
 // Live progress on a terminal, one line per epoch otherwise, nothing with --quiet.
@@ -144,18 +189,49 @@ FitOptions fit_options(const TrainArgs& a) {
   return o;
 }
 
-int run_train(const TrainArgs& a) {
+// With --resume: the checkpoint's settings, with the options allowed beside it taken from the
+// command line when given there.
+TrainArgs resumed_args(const TrainArgs& given, const Checkpoint& c, const CLI::App& app) {
+  TrainArgs a;
+  try {
+    a = nlohmann::json::parse(c.settings).get<TrainArgs>();
+  } catch (const nlohmann::json::exception&) {
+    throw ModelError(given.resume + ": the checkpoint holds no settings of chainrule train");
+  }
+  a.resume = given.resume;
+  a.quiet = given.quiet;
+  a.log = given.log;
+  if (!given.data.path.empty()) a.data.path = given.data.path;  // the data moved
+  if (app.count("--out")) a.out = given.out;
+  if (app.count("--checkpoint")) a.checkpoint = given.checkpoint;
+  if (app.count("--checkpoint-every")) a.checkpoint_every = given.checkpoint_every;
+  return a;
+}
+
+int run_train(const TrainArgs& given, const CLI::App& app) {
+  std::unique_ptr<Checkpoint> resume;
+  if (!given.resume.empty()) resume = std::make_unique<Checkpoint>(load_checkpoint(given.resume));
+  const TrainArgs a = resume ? resumed_args(given, *resume, app) : given;
+  if (a.data.path.empty()) throw ConfigError("train: DATA is required (or --resume CHECKPOINT)");
   FitOptions o = fit_options(a);
+  const std::string checkpoint = a.checkpoint.empty() ? a.out + ".ckpt" : a.checkpoint;
+  if (checkpoint == a.out) throw ConfigError("--checkpoint must name another file than --out");
   std::unique_ptr<Model> init_from;
-  if (!a.init_from.empty()) {
+  if (resume) {
+    o.resume = resume.get();
+  } else if (!a.init_from.empty()) {
     init_from = std::make_unique<Model>(load_model(a.init_from));
     o.init_from = init_from.get();
   }
+  o.settings = nlohmann::json(a).dump();
+  o.train.checkpoint_every = a.checkpoint_every;
+  g_stop.store(false);
+  o.train.stop = &g_stop;
   const Table table = load_table(a.data);
 
   std::unique_ptr<std::ofstream> log;
   if (!a.log.empty()) {
-    log = std::make_unique<std::ofstream>(a.log);
+    log = std::make_unique<std::ofstream>(a.log, resume ? std::ios::app : std::ios::trunc);
     if (!*log) throw Error(a.log + ": cannot write the log file");
   }
   Progress progress(a.quiet, Index(table.rows()));
@@ -173,7 +249,36 @@ int run_train(const TrainArgs& a) {
       *log << j.dump() << '\n' << std::flush;
     }
   };
-  const FitResult r = fit(table, o, cb);
+  // The last checkpoint written (or resumed from): what a diverged run keeps.
+  const auto position = [](const TrainState& s) {
+    return s.batch > 0 ? fmt::format("epoch {}, batch {}", s.epoch + 1, s.batch)
+                       : fmt::format("epoch {}", s.epoch);
+  };
+  std::string kept = resume ? position(resume->state) : "", kept_path = a.resume;
+  const auto on_checkpoint = [&](const Checkpoint& c) {
+    save_checkpoint(c, checkpoint);
+    kept = position(c.state);
+    kept_path = checkpoint;
+  };
+  FitResult r;
+  try {
+    StopOnSignals stop_on_signals;
+    r = fit(table, o, cb, on_checkpoint);
+  } catch (const DivergenceError& e) {
+    if (kept.empty()) throw;
+    throw DivergenceError(fmt::format(
+        "{}; the last good checkpoint (after {}) is kept in {}: go on from it with --init-from {} "
+        "and a lower --lr",
+        e.what(), kept, kept_path, kept_path));
+  }
+  if (r.history.interrupted) {
+    if (!a.quiet && ::isatty(2)) fmt::print(stderr, "\n");
+    fmt::print(stderr,
+               "chainrule: interrupted after {}; checkpoint written to {}; resume with: chainrule "
+               "train --resume {}\n",
+               kept, checkpoint, checkpoint);
+    return kInterrupted;
+  }
   save_model(r.model, a.out);
 
   fmt::print(
@@ -197,7 +302,8 @@ Command add_train(CLI::App& root) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* app =
       root.add_subcommand("train", "Train a network on a CSV or IDX file and save the model");
-  app->add_option("DATA", a->data.path, "CSV file (.csv or .csv.gz) or IDX images")->required();
+  app->add_option("DATA", a->data.path,
+                  "CSV file (.csv or .csv.gz) or IDX images (with --resume: the checkpoint's)");
   add_data_options(app, a->data);
   app->add_option("--target", a->target,
                   "Target column, by name or 0-based index (default: the last)");
@@ -261,9 +367,25 @@ Command add_train(CLI::App& root) {
                             "--activation", "--loss", "--init"})
     init_from->excludes(app->get_option(fixed));
   app->add_option("--out", a->out, "Model file to write")->capture_default_str();
+  app->add_option("--checkpoint", a->checkpoint,
+                  "Checkpoint file, written on SIGINT/SIGTERM and by --checkpoint-every "
+                  "(default: the --out path with .ckpt appended)");
+  app->add_option("--checkpoint-every", a->checkpoint_every,
+                  "Also write the checkpoint after every N epochs (0: only when interrupted)")
+      ->check(at_least(0));
   app->add_flag("--quiet", a->quiet, "No progress output");
   app->add_option("--log", a->log, "Write one JSON object per epoch to this file");
-  return {app, [a] { return run_train(*a); }};
+  CLI::Option* resume =
+      app->add_option("--resume", a->resume,
+                      "Continue the run saved in this checkpoint, with its settings and data");
+  for (CLI::Option* opt : app->get_options()) {
+    const std::string name = opt->get_name();
+    const bool allowed = std::any_of(std::begin(kResumeOptions), std::end(kResumeOptions),
+                                     [&](const char* n) { return name == n; });
+    if (opt != resume && !allowed && !opt->get_positional() && name != "--help")
+      resume->excludes(opt);
+  }
+  return {app, [a, app] { return run_train(*a, *app); }};
 }
 
 }  // namespace chainrule::cli
