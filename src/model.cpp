@@ -124,7 +124,7 @@ Preprocessor preprocessing_from(const json& j) {
       feat.center = f.at("center").get<double>();
       feat.scale = f.at("scale").get<double>();
       feat.fill = f.at("fill").get<double>();
-      if (!(feat.scale != 0)) throw ModelError("feature '" + feat.name + "' has scale 0");
+      if (!(feat.scale != 0)) throw ConfigError("feature '" + feat.name + "' has scale 0");
     } else {
       feat.categories = f.at("categories").get<std::vector<std::string>>();
     }
@@ -502,11 +502,22 @@ Checkpoint load_checkpoint(const std::string& path) {
     const auto rows = f.header["checkpoint.order"].at("shape").at(0).get<std::uint64_t>();
     const std::string_view order = f.tensor("checkpoint.order", "I64", rows, 8);
     s.order.resize(rows);
+    std::vector<bool> seen(rows);
     for (std::size_t i = 0; i < rows; ++i) {
       std::int64_t v;
       std::memcpy(&v, order.data() + i * 8, 8);
+      if (v < 0 || std::uint64_t(v) >= rows || seen[std::size_t(v)])
+        throw f.bad("tensor 'checkpoint.order' is not a permutation of the rows");
+      seen[std::size_t(v)] = true;
       s.order[i] = Index(v);
     }
+    try {
+      Rng(0).set_state(s.rng);
+    } catch (const ConfigError&) {
+      throw f.bad("the saved random generator state is not one");
+    }
+    if (s.epoch < 0 || s.batch < 0 || s.since_best < 0 || s.optimizer.steps < 0)
+      throw f.bad("the training state holds a negative count");
   } catch (const json::exception& e) {
     throw f.bad(std::string("its training state is incomplete (") + e.what() + ")");
   }

@@ -201,6 +201,16 @@ std::vector<int> Preprocessor::class_ids(const Table& t) const {
   return ids;
 }
 
+// A value that overflows the training precision once scaled (1e39 in float32 with --scale none).
+template <class T>
+[[noreturn]] void out_of_range(const Table& t, std::size_t row, const Column& c, double v) {
+  throw DataError(t.where(row, c) + ": the number " + format_number(v) + " in column '" + c.name +
+                  "' is out of range of " + (sizeof(T) == 4 ? "float32" : "float64") +
+                  (sizeof(T) == 4 ? " after scaling: expected a magnitude below 3.4e38 (or use "
+                                    "--dtype float64 or --scale standard)"
+                                  : " after scaling"));
+}
+
 template <class T>
 Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> rows) const {
   Batch<T> X(Index(rows.size()), inputs());
@@ -216,7 +226,9 @@ Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> ro
           if (impute == Impute::none) missing_value(t, rows[i], c, true);
           v = f.fill;
         }
-        X(Index(i), col) = T((v - f.center) / f.scale);
+        const T x = T((v - f.center) / f.scale);
+        if (!std::isfinite(x)) out_of_range<T>(t, rows[i], c, v);
+        X(Index(i), col) = x;
       }
       ++col;
     } else {
@@ -246,7 +258,9 @@ Batch<T> Preprocessor::targets(const Table& t, std::span<const std::size_t> rows
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const double v = y.numbers[rows[i]];
       if (std::isnan(v)) missing_value(t, rows[i], y, false);
-      Y(Index(i), 0) = T((v - target_center) / target_scale);
+      const T x = T((v - target_center) / target_scale);
+      if (!std::isfinite(x)) out_of_range<T>(t, rows[i], y, v);
+      Y(Index(i), 0) = x;
     }
     return Y;
   }

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <string>
+#include <utility>
 
 #include "chainrule/error.hpp"
 
@@ -29,6 +31,9 @@ std::string quote(std::string_view s) {
   return q + "'";
 }
 
+// More columns than this is a broken file, not a table (a 100 MB line of commas).
+constexpr std::size_t kMaxColumns = 1'000'000;
+
 struct RawRow {
   std::vector<std::string> fields;
   std::vector<std::size_t> columns;  // 1-based character column where each field starts
@@ -42,6 +47,14 @@ class CsvTokenizer {
   CsvTokenizer(std::string_view text, const std::string& source, char delimiter)
       : s_(text), source_(source), delim_(delimiter) {
     if (s_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;
+  }
+
+  std::size_t position() const { return pos_; }
+
+  /// Rows with more fields than `n` fail at once, with "expected " + `what`.
+  void limit_fields(std::size_t n, std::string what) {
+    max_fields_ = n;
+    max_what_ = std::move(what);
   }
 
   void skip_lines(std::size_t n) {
@@ -69,6 +82,9 @@ class CsvTokenizer {
     if (pos_ >= s_.size()) return false;
     row.line = line_;
     for (;;) {
+      if (row.fields.size() == max_fields_)  // a runaway line: stop before it costs memory
+        fail(here(), "more than " + std::to_string(max_fields_) + " fields in a row: expected " +
+                         max_what_);
       row.columns.push_back(pos_ - line_start_ + 1);
       row.fields.emplace_back();
       std::string& f = row.fields.back();
@@ -106,6 +122,8 @@ class CsvTokenizer {
             fail(here(),
                  "a '\"' inside an unquoted field: quote the whole field and double the "
                  "quotes inside it");
+          if (s_[pos_] == '\r' && pos_ + 1 < s_.size() && s_[pos_ + 1] != '\n')
+            fail(here(), "a carriage return without a line feed: expected LF or CRLF line endings");
           ++pos_;
         }
         std::size_t end = pos_;
@@ -134,6 +152,8 @@ class CsvTokenizer {
   const std::string& source_;
   char delim_;
   std::size_t pos_ = 0, line_ = 1, line_start_ = 0;
+  std::size_t max_fields_ = kMaxColumns;
+  std::string max_what_ = "at most " + std::to_string(kMaxColumns) + " columns";
 };
 
 // Well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
@@ -222,12 +242,20 @@ std::string Table::where(std::size_t row, const Column& column) const {
 }
 
 Table parse_csv(std::string_view text, const std::string& source, const CsvOptions& options) {
+  if (const std::size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    const std::size_t line =
+        1 + std::size_t(std::count(text.begin(), text.begin() + long(nul), '\n'));
+    const std::size_t start =
+        text.rfind('\n', nul) == std::string_view::npos ? 0 : text.rfind('\n', nul) + 1;
+    fail(source + ":" + std::to_string(line) + ":" + std::to_string(nul - start + 1),
+         "a NUL byte: expected text (is this a binary file?)");
+  }
   CsvTokenizer tok(text, source, options.delimiter);
   tok.skip_lines(options.skip_rows);
   RawRow row;
   Table t;
   t.source = source;
-  std::vector<std::vector<std::string>> cells;  // per column
+  std::vector<std::string> cells;  // row-major: row r's field c is cells[r * width + c]
   std::size_t width = 0;
   std::size_t header_line = 0;
   if (options.header) {
@@ -242,15 +270,35 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
       col.name = std::string(trim(row.fields[c]));
       col.field = c + 1;
       if (col.name.empty()) col.name = "c" + std::to_string(c);
-      for (std::size_t d = 0; d < c; ++d)
-        if (t.columns[d].name == col.name)
-          fail(source + ":" + std::to_string(row.line) + ":" + std::to_string(row.columns[c]),
-               "duplicate column name " + quote(col.name) + " (also column " +
-                   std::to_string(d + 1) + ")");
       t.columns.push_back(std::move(col));
     }
+    // Duplicate names, by sorting (name, position): the first repeat in file order is reported.
+    std::vector<std::pair<std::string_view, std::size_t>> names;
+    names.reserve(width);
+    for (std::size_t c = 0; c < width; ++c)
+      names.emplace_back(t.columns[c].name, c);
+    std::sort(names.begin(), names.end());
+    std::size_t repeat = width, first = 0;
+    for (std::size_t i = 1; i < names.size(); ++i)
+      if (names[i].first == names[i - 1].first && names[i].second < repeat) {
+        repeat = names[i].second;
+        std::size_t j = i;
+        while (j > 0 && names[j - 1].first == names[i].first)
+          --j;
+        first = names[j].second;
+      }
+    if (repeat < width)
+      fail(source + ":" + std::to_string(row.line) + ":" + std::to_string(row.columns[repeat]),
+           "duplicate column name " + quote(t.columns[repeat].name) + " (also column " +
+               std::to_string(first + 1) + ")");
   }
-  while (tok.next(row)) {
+  for (;;) {
+    if (width > 0)  // a row far wider than the header fails before it is all read
+      tok.limit_fields(2 * width + 16,
+                       std::to_string(width) + " fields" +
+                           (options.header ? " (as in the header)" : " (as in the first row)"));
+    const std::size_t row_start = tok.position();
+    if (!tok.next(row)) break;
     if (t.columns.empty()) {
       width = row.fields.size();
       for (std::size_t c = 0; c < width; ++c) {
@@ -266,9 +314,14 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
            "expected " + std::to_string(width) + " fields" +
                (options.header ? " (as in the header)" : " (as in the first row)") + ", found " +
                std::to_string(row.fields.size()));
-    cells.resize(width);
+    if (cells.empty()) {  // room for as many rows as the first one's length suggests, plus 10%,
+                          // but never more than twice the text's size in field objects
+      const std::size_t rows =
+          text.size() / std::max<std::size_t>(tok.position() - row_start, 1) * 11 / 10 + 1;
+      cells.reserve(std::min(width * rows, 2 * text.size() / sizeof(std::string) + width));
+    }
     for (std::size_t c = 0; c < width; ++c)
-      cells[c].push_back(std::move(row.fields[c]));
+      cells.push_back(std::move(row.fields[c]));
     t.lines.push_back(row.line);
   }
   if (t.lines.empty())
@@ -281,14 +334,19 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
     Column& col = t.columns[c];
     std::size_t numbers = 0, present = 0;
     double v;
-    for (const std::string& f : cells[c]) {
+    const std::size_t rows = t.lines.size();
+    const auto cell = [&](std::size_t r) -> std::string& { return cells[r * width + c]; };
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::string& f = cell(r);
       const Parsed p = parse_number(f, v);
       present += p != Parsed::missing;
       numbers += p == Parsed::number || p == Parsed::out_of_range;
     }
     col.numeric = present == 0 || 2 * numbers > present;
     if (!col.numeric) {
-      col.text = std::move(cells[c]);
+      col.text.reserve(rows);
+      for (std::size_t r = 0; r < rows; ++r)
+        col.text.push_back(std::move(cell(r)));
       for (std::size_t r = 0; r < col.text.size(); ++r) {
         if (!valid_utf8(col.text[r]))
           fail(t.where(r, col), "the text in column " +
@@ -298,9 +356,9 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
       }
       continue;
     }
-    col.numbers.reserve(cells[c].size());
-    for (std::size_t r = 0; r < cells[c].size(); ++r) {
-      switch (parse_number(cells[c][r], v)) {
+    col.numbers.reserve(rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+      switch (parse_number(cell(r), v)) {
         case Parsed::number:
           col.numbers.push_back(v);
           break;
@@ -308,11 +366,11 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
           col.numbers.push_back(std::nan(""));
           break;
         case Parsed::out_of_range:
-          fail(t.where(r, col), "the number " + quote(cells[c][r]) + " in column " +
-                                    quote(col.name) + " is out of range: expected a finite number");
+          fail(t.where(r, col), "the number " + quote(cell(r)) + " in column " + quote(col.name) +
+                                    " is out of range: expected a finite number");
         case Parsed::not_a_number:
           fail(t.where(r, col), "expected a number in column " + quote(col.name) +
-                                    " (a numeric column), found " + quote(cells[c][r]));
+                                    " (a numeric column), found " + quote(cell(r)));
       }
     }
   }
@@ -396,6 +454,9 @@ Table read_idx(const std::string& images, const std::string& labels) {
     fail(images, "expected images (N × rows × cols), found a 1-dimensional file");
   const std::size_t n = img.dims[0];
   const std::size_t features = img.dims.size() == 3 ? img.dims[1] * img.dims[2] : img.dims[1];
+  if (n == 0 || features == 0)  // an empty file could otherwise claim billions of columns
+    fail(images, "the header promises " + std::to_string(n) + " images of " +
+                     std::to_string(features) + " pixels: expected at least one of at least one");
   Table t;
   t.source = images;
   t.columns.resize(features + (labels.empty() ? 0 : 1));
