@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -35,8 +37,8 @@ std::string quote(std::string_view s) {
 constexpr std::size_t kMaxColumns = 1'000'000;
 
 struct RawRow {
-  std::vector<std::string> fields;
-  std::vector<std::size_t> columns;  // 1-based character column where each field starts
+  std::vector<std::string_view> fields;  // into the text, or into the tokenizer's arena
+  std::vector<std::size_t> columns;      // 1-based character column where each field starts
   std::size_t line;
 };
 
@@ -86,11 +88,10 @@ class CsvTokenizer {
         fail(here(), "more than " + std::to_string(max_fields_) + " fields in a row: expected " +
                          max_what_);
       row.columns.push_back(pos_ - line_start_ + 1);
-      row.fields.emplace_back();
-      std::string& f = row.fields.back();
       if (pos_ < s_.size() && s_[pos_] == '"') {
         const std::size_t open_line = line_, open_col = pos_ - line_start_ + 1;
-        ++pos_;
+        const std::size_t start = ++pos_;
+        bool doubled = false;  // "" inside: the field needs its own unescaped copy
         for (;;) {
           if (pos_ >= s_.size())
             fail(source_ + ":" + std::to_string(open_line) + ":" + std::to_string(open_col),
@@ -98,7 +99,7 @@ class CsvTokenizer {
           const char c = s_[pos_++];
           if (c == '"') {
             if (pos_ < s_.size() && s_[pos_] == '"') {
-              f += '"';
+              doubled = true;
               ++pos_;
               continue;
             }
@@ -108,7 +109,17 @@ class CsvTokenizer {
             ++line_;
             line_start_ = pos_;
           }
-          f += c;
+        }
+        const std::string_view inside = s_.substr(start, pos_ - 1 - start);
+        if (doubled) {
+          std::string& f = arena_.emplace_back();
+          for (std::size_t i = 0; i < inside.size(); ++i) {
+            f += inside[i];
+            if (inside[i] == '"') ++i;  // the second quote of a pair
+          }
+          row.fields.emplace_back(f);
+        } else {
+          row.fields.push_back(inside);
         }
         if (pos_ < s_.size() && s_[pos_] != delim_ && s_[pos_] != '\n' &&
             !(s_[pos_] == '\r' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '\n') &&
@@ -128,7 +139,7 @@ class CsvTokenizer {
         }
         std::size_t end = pos_;
         if (end > start && s_[end - 1] == '\r' && (pos_ == s_.size() || s_[pos_] == '\n')) --end;
-        f.assign(s_.substr(start, end - start));
+        row.fields.push_back(s_.substr(start, end - start));
       }
       if (pos_ >= s_.size()) return true;
       if (s_[pos_] == '\r') ++pos_;
@@ -152,6 +163,7 @@ class CsvTokenizer {
   const std::string& source_;
   char delim_;
   std::size_t pos_ = 0, line_ = 1, line_start_ = 0;
+  std::deque<std::string> arena_;  // unescaped quoted fields (stable addresses)
   std::size_t max_fields_ = kMaxColumns;
   std::string max_what_ = "at most " + std::to_string(kMaxColumns) + " columns";
 };
@@ -219,10 +231,12 @@ std::string format_number(double v) {
 bool is_missing(std::string_view field) {
   const std::string_view s = trim(field);
   if (s.empty()) return true;
-  std::string lower(s);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return lower == "na" || lower == "nan" || lower == "n/a" || lower == "null";
+  if (s.size() > 4) return false;  // the spellings below are short: no copy for the common case
+  char lower[4];
+  for (std::size_t i = 0; i < s.size(); ++i)
+    lower[i] = char(std::tolower(static_cast<unsigned char>(s[i])));
+  const std::string_view l(lower, s.size());
+  return l == "na" || l == "nan" || l == "n/a" || l == "null";
 }
 
 long Table::find(std::string_view name) const {
@@ -255,7 +269,7 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
   RawRow row;
   Table t;
   t.source = source;
-  std::vector<std::string> cells;  // row-major: row r's field c is cells[r * width + c]
+  std::vector<std::string_view> cells;  // row-major: row r's field c is cells[r * width + c]
   std::size_t width = 0;
   std::size_t header_line = 0;
   if (options.header) {
@@ -318,10 +332,9 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
                           // but never more than twice the text's size in field objects
       const std::size_t rows =
           text.size() / std::max<std::size_t>(tok.position() - row_start, 1) * 11 / 10 + 1;
-      cells.reserve(std::min(width * rows, 2 * text.size() / sizeof(std::string) + width));
+      cells.reserve(std::min(width * rows, 2 * text.size() / sizeof(std::string_view) + width));
     }
-    for (std::size_t c = 0; c < width; ++c)
-      cells.push_back(std::move(row.fields[c]));
+    cells.insert(cells.end(), row.fields.begin(), row.fields.end());
     t.lines.push_back(row.line);
   }
   if (t.lines.empty())
@@ -329,48 +342,47 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
         source + ":" + std::to_string(std::max<std::size_t>(header_line, 1)),
         options.header ? "no data rows after the header" : "the file is empty: expected data rows");
 
-  // Type each column: numeric when most of its non-missing fields are numbers.
+  // Type each column: numeric when most of its non-missing fields are numbers. One parse per
+  // field: the numbers are kept as they come, the first field that is not one is remembered.
+  const std::size_t rows = t.lines.size();
   for (std::size_t c = 0; c < width; ++c) {
     Column& col = t.columns[c];
-    std::size_t numbers = 0, present = 0;
-    double v;
-    const std::size_t rows = t.lines.size();
-    const auto cell = [&](std::size_t r) -> std::string& { return cells[r * width + c]; };
+    const auto cell = [&](std::size_t r) { return cells[r * width + c]; };
+    std::size_t numbers = 0, present = 0, first_bad = rows;
+    Parsed bad = Parsed::number;
+    col.numbers.resize(rows);
     for (std::size_t r = 0; r < rows; ++r) {
-      const std::string& f = cell(r);
-      const Parsed p = parse_number(f, v);
-      present += p != Parsed::missing;
+      double& v = col.numbers[r];
+      const Parsed p = parse_number(cell(r), v);
+      if (p == Parsed::missing) {
+        v = std::nan("");
+        continue;
+      }
+      ++present;
       numbers += p == Parsed::number || p == Parsed::out_of_range;
+      if (p != Parsed::number && first_bad == rows) {
+        first_bad = r;
+        bad = p;
+      }
     }
     col.numeric = present == 0 || 2 * numbers > present;
+    if (col.numeric && first_bad < rows) {
+      if (bad == Parsed::out_of_range)
+        fail(t.where(first_bad, col), "the number " + quote(cell(first_bad)) + " in column " +
+                                          quote(col.name) +
+                                          " is out of range: expected a finite number");
+      fail(t.where(first_bad, col), "expected a number in column " + quote(col.name) +
+                                        " (a numeric column), found " + quote(cell(first_bad)));
+    }
     if (!col.numeric) {
+      std::vector<double>().swap(col.numbers);
       col.text.reserve(rows);
-      for (std::size_t r = 0; r < rows; ++r)
-        col.text.push_back(std::move(cell(r)));
-      for (std::size_t r = 0; r < col.text.size(); ++r) {
-        if (!valid_utf8(col.text[r]))
+      for (std::size_t r = 0; r < rows; ++r) {
+        if (!valid_utf8(cell(r)))
           fail(t.where(r, col), "the text in column " +
                                     quote(valid_utf8(col.name) ? col.name : "?") +
                                     " is not valid UTF-8: expected UTF-8 text");
-        col.text[r] = std::string(trim(col.text[r]));
-      }
-      continue;
-    }
-    col.numbers.reserve(rows);
-    for (std::size_t r = 0; r < rows; ++r) {
-      switch (parse_number(cell(r), v)) {
-        case Parsed::number:
-          col.numbers.push_back(v);
-          break;
-        case Parsed::missing:
-          col.numbers.push_back(std::nan(""));
-          break;
-        case Parsed::out_of_range:
-          fail(t.where(r, col), "the number " + quote(cell(r)) + " in column " + quote(col.name) +
-                                    " is out of range: expected a finite number");
-        case Parsed::not_a_number:
-          fail(t.where(r, col), "expected a number in column " + quote(col.name) +
-                                    " (a numeric column), found " + quote(cell(r)));
+        col.text.emplace_back(trim(cell(r)));
       }
     }
   }
@@ -387,6 +399,8 @@ std::string read_file(const std::string& path) {
   std::unique_ptr<gzFile_s, int (*)(gzFile)> guard(gz, gzclose);
   gzbuffer(gz, 1 << 17);
   std::string out;
+  std::error_code ec;  // a plain file's text is its size; a gzip file's at least that
+  if (const auto size = std::filesystem::file_size(path, ec); !ec) out.reserve(std::size_t(size));
   char buf[1 << 16];
   for (;;) {
     const int n = gzread(gz, buf, sizeof buf);

@@ -1,0 +1,333 @@
+// chainrule's side of the benchmark workloads (bench/run drives it). Each command prints one JSON
+// object: what was timed (training or reading only, never setup), samples/s and the result.
+//   chainrule_bench w1 [--reps N]            the tutorial through the library's trainer
+//   chainrule_bench w1-hand [--reps N]       the same run as a hand-written scalar loop
+//   chainrule_bench w2 DIR [--threads N]     Fashion-MNIST 784-128-64-10, one epoch, test accuracy
+//   chainrule_bench w3 DIR [--threads N]     784-1024-1024-10, batch 256: effective GFLOP/s
+//   chainrule_bench w4 DIR [--threads N]     inference samples/s at batch 1 and 1024
+//   chainrule_bench w5 CSV                   a numeric CSV into the float training matrix, MB/s
+//   chainrule_bench gemm [--threads N]       OpenBLAS sgemm GFLOP/s at W3's shapes
+#include <cblas.h>
+#include <fmt/core.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "chainrule/fit.hpp"
+#include "chainrule/init.hpp"
+#include "chainrule/table.hpp"
+#include "chainrule/threads.hpp"
+#include "chainrule/trainer.hpp"
+#include "chainrule/tutorial.hpp"
+
+using namespace chainrule;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+std::string arg(int argc, char** argv, const char* name, const char* fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+  return fallback;
+}
+
+// ---- W1: the tutorial ----------------------------------------------------------------------
+
+// The initial weights every W1 peer starts from: chainrule's N(0, 1) draws for seed 13, in the
+// flat buffer order (W1 (in=2, out=2) column-major, b1, W2 (2, 1), b2).
+std::vector<double> w1_initial() {
+  Network<double> net(tutorial::spec());
+  Rng rng(13);
+  initialize(net, Init::normal, rng);
+  return {net.params().begin(), net.params().end()};
+}
+
+int w1(int reps) {
+  const Batch<double> X = tutorial::inputs(), Y = tutorial::targets();
+  const std::vector<double> init = w1_initial();
+  TrainOptions o;
+  o.epochs = 1000;
+  o.batch = 1;
+  o.shuffle = false;
+  o.optimizer = {.kind = OptimizerKind::sgd, .lr = 0.1};
+  const Batch<double> none(0, 2), none_y(0, 1);
+  std::vector<double> times;
+  double loss = 0;
+  for (int r = 0; r < reps; ++r) {
+    Network<double> net(tutorial::spec());
+    std::copy(init.begin(), init.end(), net.params().begin());
+    Rng rng(0);
+    const auto t = Clock::now();
+    train(net, X, Y, none, none_y, o, rng);
+    times.push_back(seconds_since(t));
+    loss = tutorial::dataset_loss(net);
+  }
+  std::sort(times.begin(), times.end());
+  fmt::print(
+      R"({{"workload":"w1","peer":"chainrule","seconds":{},"steps":4000,"final_loss":{:.17g}}})"
+      "\n",
+      times[times.size() / 2], loss);
+  return 0;
+}
+
+// The starting point of the other peers: the initial weights and the four people, as JSON.
+int w1_init() {
+  std::string x, y, p;
+  for (const auto& person : tutorial::people()) {
+    x += fmt::format("{}[{},{}]", x.empty() ? "" : ",", person.weight, person.height);
+    y += fmt::format("{}[{}]", y.empty() ? "" : ",", person.gender);
+  }
+  for (const double v : w1_initial())
+    p += fmt::format("{}{:.17g}", p.empty() ? "" : ",", v);
+  fmt::print(R"({{"X":[{}],"Y":[{}],"params":[{}]}})"
+             "\n",
+             x, y, p);
+  return 0;
+}
+
+// The limit: the same 4000 steps as straight-line scalar code, nothing shared with the library.
+int w1_hand(int reps) {
+  const std::vector<double> init = w1_initial();
+  double X[4][2], Y[4];  // the four people (examples/people.csv)
+  for (int n = 0; n < 4; ++n) {
+    X[n][0] = tutorial::people()[std::size_t(n)].weight;
+    X[n][1] = tutorial::people()[std::size_t(n)].height;
+    Y[n] = tutorial::people()[std::size_t(n)].gender;
+  }
+  std::vector<double> times;
+  double loss = 0;
+  for (int r = 0; r < reps; ++r) {
+    // W1 column-major (in, out): w[i + 2j] is input i -> hidden j.
+    double w11 = init[0], w21 = init[1], w12 = init[2], w22 = init[3], b1 = init[4], b2 = init[5];
+    double v1 = init[6], v2 = init[7], c = init[8];
+    const auto sig = [](double z) { return 1 / (1 + std::exp(-z)); };
+    const auto t = Clock::now();
+    for (int epoch = 0; epoch < 1000; ++epoch)
+      for (int n = 0; n < 4; ++n) {
+        const double x1 = X[n][0], x2 = X[n][1];
+        const double h1 = sig(w11 * x1 + w21 * x2 + b1), h2 = sig(w12 * x1 + w22 * x2 + b2);
+        const double o = sig(v1 * h1 + v2 * h2 + c);
+        const double d_o = 2 * (o - Y[n]) * o * (1 - o);  // ∂L/∂z_out for L = (y - o)²
+        const double d_h1 = d_o * v1 * h1 * (1 - h1), d_h2 = d_o * v2 * h2 * (1 - h2);
+        v1 -= 0.1 * d_o * h1;
+        v2 -= 0.1 * d_o * h2;
+        c -= 0.1 * d_o;
+        w11 -= 0.1 * d_h1 * x1;
+        w21 -= 0.1 * d_h1 * x2;
+        b1 -= 0.1 * d_h1;
+        w12 -= 0.1 * d_h2 * x1;
+        w22 -= 0.1 * d_h2 * x2;
+        b2 -= 0.1 * d_h2;
+      }
+    times.push_back(seconds_since(t));
+    loss = 0;
+    for (int n = 0; n < 4; ++n) {
+      const double h1 = sig(w11 * X[n][0] + w21 * X[n][1] + b1);
+      const double h2 = sig(w12 * X[n][0] + w22 * X[n][1] + b2);
+      const double o = sig(v1 * h1 + v2 * h2 + c);
+      loss += (Y[n] - o) * (Y[n] - o) / 4;
+    }
+  }
+  std::sort(times.begin(), times.end());
+  fmt::print(
+      R"({{"workload":"w1","peer":"hand-written loop","seconds":{},"steps":4000,"final_loss":{:.17g}}})"
+      "\n",
+      times[times.size() / 2], loss);
+  return 0;
+}
+
+// ---- Fashion-MNIST ---------------------------------------------------------------------------
+
+struct Data {
+  Batch<float> X, Y;  // pixels / 255, one-hot labels
+  std::vector<int> labels;
+};
+
+// IDX straight into a float matrix (the images are bytes; no table in between).
+Data fashion(const std::string& dir, const std::string& prefix, Index limit = -1) {
+  const Table t = read_idx(dir + "/" + prefix + "-images-idx3-ubyte.gz",
+                           dir + "/" + prefix + "-labels-idx1-ubyte.gz");
+  Index n = Index(t.rows());
+  if (limit > 0) n = std::min(n, limit);
+  Data d;
+  d.X.resize(n, 784);
+  d.Y = Batch<float>::Zero(n, 10);
+  for (Index c = 0; c < 784; ++c)
+    for (Index r = 0; r < n; ++r)
+      d.X(r, c) = float(t.columns[std::size_t(c)].numbers[std::size_t(r)] / 255.0);
+  for (Index r = 0; r < n; ++r) {
+    const int y = int(t.columns[784].numbers[std::size_t(r)]);
+    d.labels.push_back(y);
+    d.Y(r, y) = 1;
+  }
+  return d;
+}
+
+NetworkSpec mlp(std::vector<Index> hidden) {
+  NetworkSpec s{.inputs = 784, .layers = {}, .loss = Loss::softmax_cross_entropy};
+  for (Index h : hidden)
+    s.layers.push_back({h, Activation::relu});
+  s.layers.push_back({10, Activation::softmax});
+  return s;
+}
+
+double test_accuracy(Network<float>& net, const Data& test) {
+  const Batch<float>& P = net.forward(test.X);
+  Index correct = 0;
+  for (Index r = 0; r < P.rows(); ++r) {
+    Index k;
+    P.row(r).maxCoeff(&k);
+    correct += k == test.labels[std::size_t(r)];
+  }
+  return double(correct) / double(P.rows());
+}
+
+int w2(const std::string& dir, int threads) {
+  set_blas_threads(threads);
+  const Data train_set = fashion(dir, "train"), test = fashion(dir, "t10k");
+  Network<float> net(mlp({128, 64}));
+  Rng rng(1);
+  initialize(net, Init::he, rng);
+  TrainOptions o;
+  o.epochs = 1;
+  o.batch = 64;
+  o.shuffle = false;
+  o.optimizer = {.kind = OptimizerKind::sgd, .lr = 0.05};
+  const auto t = Clock::now();
+  train(net, train_set.X, train_set.Y, Batch<float>(0, 784), Batch<float>(0, 10), o, rng);
+  const double s = seconds_since(t);
+  fmt::print(
+      R"({{"workload":"w2","peer":"chainrule","threads":{},"seconds":{},"samples_per_s":{},"accuracy":{},"peak_rss_mib":{:.0f}}})"
+      "\n",
+      threads, s, 60000 / s, test_accuracy(net, test), peak_rss_mib());
+  return 0;
+}
+
+int w3(const std::string& dir, int threads) {
+  set_blas_threads(threads);
+  const Index n = 256 * 40;
+  const Data d = fashion(dir, "train", n);
+  Network<float> net(mlp({1024, 1024}));
+  Rng rng(1);
+  initialize(net, Init::he, rng);
+  TrainOptions o;
+  o.epochs = 1;
+  o.batch = 256;
+  o.shuffle = false;
+  o.optimizer = {.kind = OptimizerKind::sgd, .lr = 0.01};
+  const Batch<float> none(0, 784), none_y(0, 10);
+  const Batch<float> wx = d.X.topRows(512), wy = d.Y.topRows(512);
+  train(net, wx, wy, none, none_y, o, rng);  // warm up
+  const auto t = Clock::now();
+  train(net, d.X, d.Y, none, none_y, o, rng);
+  const double s = seconds_since(t);
+  const double gflops = 6.0 * double(net.num_params()) * double(n) / s / 1e9;
+  fmt::print(
+      R"({{"workload":"w3","peer":"chainrule","threads":{},"seconds":{},"samples_per_s":{},"gflops":{}}})"
+      "\n",
+      threads, s, double(n) / s, gflops);
+  return 0;
+}
+
+int w4(const std::string& dir, int threads) {
+  set_blas_threads(threads);
+  const Data test = fashion(dir, "t10k");
+  Network<float> net(mlp({128, 64}));
+  Rng rng(1);
+  initialize(net, Init::he, rng);
+  for (const Index batch : {Index(1), Index(1024)}) {
+    const Index n = batch == 1 ? 10000 : 10 * 1024;
+    net.forward(test.X.topRows(batch));  // warm up, sizes the workspaces
+    const auto t = Clock::now();
+    float sink = 0;
+    for (Index first = 0; first < n; first += batch)
+      sink += net.forward(test.X.middleRows(first % (10000 - batch + 1), batch))(0, 0);
+    const double s = seconds_since(t);
+    fmt::print(
+        R"({{"workload":"w4","peer":"chainrule","threads":{},"batch":{},"seconds":{},"samples_per_s":{},"check":{}}})"
+        "\n",
+        threads, batch, s, double(n) / s, sink);
+  }
+  return 0;
+}
+
+int w5(const std::string& csv) {
+  const double mb = double(std::filesystem::file_size(csv)) / 1e6;
+  const auto t = Clock::now();
+  const Table table = read_csv(csv);
+  PreprocessOptions p;
+  p.scale = Scale::none;
+  p.task = Task::regress;
+  const auto rows = all_rows(table.rows());
+  const Preprocessor prep = Preprocessor::fit(table, rows, p);
+  const Batch<float> X = prep.transform<float>(table, rows);
+  const double s = seconds_since(t);
+  fmt::print(
+      R"({{"workload":"w5","peer":"chainrule","seconds":{},"mb_per_s":{},"rows":{},"cols":{},"peak_rss_mib":{:.0f}}})"
+      "\n",
+      s, mb / s, X.rows(), X.cols() + 1, peak_rss_mib());
+  return 0;
+}
+
+int gemm(int threads) {
+  set_blas_threads(threads);
+  // W3's largest products: (256, 1024)·(1024, 1024), forward and both backward shapes alike.
+  const int m = 256, k = 1024, n = 1024;
+  std::vector<float> A(std::size_t(m) * k, 0.5f), B(std::size_t(k) * n, 0.25f),
+      C(std::size_t(m) * n);
+  for (int i = 0; i < 3; ++i)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, A.data(), k, B.data(), n, 0,
+                C.data(), n);
+  const int reps = 60;
+  const auto t = Clock::now();
+  for (int i = 0; i < reps; ++i)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, A.data(), k, B.data(), n, 0,
+                C.data(), n);
+  const double s = seconds_since(t);
+  fmt::print(R"({{"workload":"gemm","peer":"OpenBLAS sgemm","threads":{},"gflops":{}}})"
+             "\n",
+             threads, 2.0 * m * n * k * reps / s / 1e9);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fmt::print(stderr, "usage: chainrule_bench w1|w1-hand|w2|w3|w4|w5|gemm ...\n");
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  const int threads = std::stoi(arg(argc, argv, "--threads", "1"));
+  const int reps = std::stoi(arg(argc, argv, "--reps", "15"));
+  try {
+    if (cmd == "w1") return w1(reps);
+    if (cmd == "w1-hand") return w1_hand(reps);
+    if (cmd == "w1-init") return w1_init();
+    if (cmd == "w2") return w2(argv[2], threads);
+    if (cmd == "w3") return w3(argv[2], threads);
+    if (cmd == "w4") return w4(argv[2], threads);
+    if (cmd == "w5") return w5(argv[2]);
+    if (cmd == "gemm") return gemm(threads);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "chainrule_bench: {}\n", e.what());
+    return 1;
+  }
+  fmt::print(stderr, "chainrule_bench: unknown workload {}\n", cmd);
+  return 2;
+}

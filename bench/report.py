@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""Turns bench/run's results.json into the table of bench/RESULTS.md: one row per workload and
+peer, chainrule's ratio to each peer, and each target of the performance issue checked.
+
+  report.py RESULTS_JSON [--write RESULTS_MD]
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+rows = json.load(open(sys.argv[1]))
+write = sys.argv[sys.argv.index("--write") + 1] if "--write" in sys.argv else None
+
+
+def find(workload, peer, **kw):
+    for r in rows:
+        if r["workload"] == workload and r["peer"] == peer and all(r.get(k) == v for k, v in kw.items()):
+            return r
+    return None
+
+
+def fmt_s(s):
+    return f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s"
+
+
+lines = []
+targets = []
+out = lines.append
+
+out("| workload | peer | threads | median time | samples/s | chainrule's speed-up | result | peak RSS |")
+out("|---|---|---|---|---|---|---|---|")
+
+# W1
+c = find("w1", "chainrule")
+for peer in ("chainrule", "hand-written loop", "FANN", "PyTorch"):
+    r = find("w1", peer)
+    if not r:
+        continue
+    ratio = r["seconds"] / c["seconds"]
+    out(f"| W1 tutorial, 4000 steps | {peer} | 1 | {fmt_s(r['seconds'])} | "
+        f"{4000 / r['seconds']:,.0f} | {ratio:.3g}× | final loss {r['final_loss']:.10g} | "
+        f"{r['process_rss_mib']:.0f} MiB |")
+hand, torch = find("w1", "hand-written loop"), find("w1", "PyTorch")
+targets.append(("W1 within 1.3× of the hand-written loop", c["seconds"] / hand["seconds"] <= 1.3,
+                f"{c['seconds'] / hand['seconds']:.2f}× its time"))
+targets.append(("W1 at least 100× faster than PyTorch", torch["seconds"] / c["seconds"] >= 100,
+                f"{torch['seconds'] / c['seconds']:,.0f}×"))
+targets.append(("W1 same final loss as the hand-written loop and PyTorch",
+                c["final_loss"] == hand["final_loss"] and abs(c["final_loss"] - torch["final_loss"]) < 1e-15,
+                f"{c['final_loss']:.17g} / {hand['final_loss']:.17g} / {torch['final_loss']:.17g}"))
+
+# W2
+for threads in (1, 2):
+    c = find("w2", "chainrule", threads=threads)
+    t = find("w2", "PyTorch", threads=threads)
+    for r in (c, t):
+        if r:
+            note = f" ({r['note']})" if r.get("note") else ""
+            out(f"| W2 Fashion-MNIST 784-128-64-10, 1 epoch | {r['peer']}{note} | {threads} | "
+                f"{fmt_s(r['seconds'])} | {r['samples_per_s']:,.0f} | "
+                f"{t['seconds'] / r['seconds']:.2f}× vs PyTorch | test accuracy {r['accuracy']:.4f} | "
+                f"{r['process_rss_mib']:.0f} MiB |")
+    targets.append((f"W2 at least 1.5× PyTorch's samples/s on {threads} thread(s)",
+                    c["samples_per_s"] >= 1.5 * t["samples_per_s"],
+                    f"{c['samples_per_s'] / t['samples_per_s']:.2f}×"))
+    targets.append((f"W2 test accuracy within 0.5 points of PyTorch's ({threads} thread(s))",
+                    abs(c["accuracy"] - t["accuracy"]) <= 0.005 or c["accuracy"] > t["accuracy"],
+                    f"{100 * c['accuracy']:.2f}% vs {100 * t['accuracy']:.2f}%"))
+s = find("w2", "scikit-learn")
+if s:
+    c = find("w2", "chainrule", threads=1)
+    out(f"| W2 Fashion-MNIST 784-128-64-10, 1 epoch | scikit-learn | 1 | {fmt_s(s['seconds'])} | "
+        f"{s['samples_per_s']:,.0f} | {s['seconds'] / c['seconds']:.2f}× | test accuracy "
+        f"{s['accuracy']:.4f} | {s['process_rss_mib']:.0f} MiB |")
+dataset_mib = 60000 * 785 * 4 / 2**20
+c = find("w2", "chainrule", threads=1)
+targets.append(("W2 peak RSS at most 1.5 × the float32 dataset + 64 MiB "
+                f"({1.5 * dataset_mib + 64:.0f} MiB)",
+                c["process_rss_mib"] <= 1.5 * dataset_mib + 64, f"{c['process_rss_mib']:.0f} MiB"))
+
+# W3
+for threads in (1, 2):
+    c = find("w3", "chainrule", threads=threads)
+    t = find("w3", "PyTorch", threads=threads)
+    g = find("gemm", "OpenBLAS sgemm", threads=threads)
+    for r in (c, t):
+        out(f"| W3 784-1024-1024-10, batch 256 | {r['peer']} | {threads} | {fmt_s(r['seconds'])} | "
+            f"{r['samples_per_s']:,.0f} | {t['seconds'] / r['seconds']:.2f}× vs PyTorch | "
+            f"{r['gflops']:.1f} GFLOP/s = {100 * r['gflops'] / g['gflops']:.0f}% of sgemm | "
+            f"{r['process_rss_mib']:.0f} MiB |")
+    out(f"| W3 limit: OpenBLAS sgemm (256×1024)·(1024×1024) | OpenBLAS | {threads} | | | | "
+        f"{g['gflops']:.1f} GFLOP/s | |")
+    targets.append((f"W3 at least 75% of the measured sgemm throughput on {threads} thread(s)",
+                    c["gflops"] >= 0.75 * g["gflops"], f"{100 * c['gflops'] / g['gflops']:.0f}%"))
+
+# W4
+for threads in (1, 2):
+    for batch in (1, 1024):
+        c = find("w4", "chainrule", threads=threads, batch=batch)
+        t = find("w4", "PyTorch", threads=threads, batch=batch)
+        for r in (c, t):
+            out(f"| W4 inference, batch {batch} | {r['peer']} | {threads} | {fmt_s(r['seconds'])} | "
+                f"{r['samples_per_s']:,.0f} | {c['samples_per_s'] / t['samples_per_s']:.2f}× vs "
+                f"PyTorch | | {r['process_rss_mib']:.0f} MiB |")
+        need = 5 if batch == 1 else 1
+        targets.append((f"W4 batch {batch}: at least {need}× PyTorch's throughput ({threads} thread(s))",
+                        c["samples_per_s"] >= need * t["samples_per_s"],
+                        f"{c['samples_per_s'] / t['samples_per_s']:.2f}×"))
+
+# W5
+c = find("w5", "chainrule")
+for peer in ("chainrule", "pandas", "numpy"):
+    r = find("w5", peer)
+    if r:
+        out(f"| W5 ingest, 100 MB numeric CSV | {peer} | 1 | {fmt_s(r['seconds'])} | "
+            f"{r['mb_per_s']:.0f} MB/s | {r['seconds'] / c['seconds']:.2f}× | {r['rows']:,} × "
+            f"{r['cols']} | {r['process_rss_mib']:.0f} MiB |")
+p = find("w5", "pandas")
+targets.append(("W5 at least 5× pandas.read_csv", c["mb_per_s"] >= 5 * p["mb_per_s"],
+                f"{c['mb_per_s'] / p['mb_per_s']:.2f}×"))
+
+table = "\n".join(lines)
+check = "\n".join(f"| {name} | {'met' if ok else '**not met**'} | {value} |" for name, ok, value in targets)
+print(table)
+print()
+print("| target | | measured |\n|---|---|---|\n" + check)
+
+if write:
+    cpu = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | sed 's/.*: *//'"],
+                         capture_output=True, text=True).stdout.strip()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    torch_v = subprocess.run(["/usr/bin/python3", "-c", "import torch; print(torch.__version__)"],
+                             capture_output=True, text=True).stdout.strip()
+    blas = subprocess.run(["sh", "-c", "dpkg-query -W -f='${Version}' libopenblas0-pthread"],
+                          capture_output=True, text=True).stdout.strip()
+    with open(write) as f:
+        head = f.read().split("<!-- table -->")[0] if os.path.exists(write) else ""
+    with open(write, "w") as f:
+        f.write(head + "<!-- table -->\n\n")
+        f.write(f"Machine: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Debian "
+                f"{platform.freedesktop_os_release().get('VERSION_ID', '?')}, OpenBLAS {blas}, "
+                f"PyTorch {torch_v}. Command: `bench/run --write`.\n\n")
+        f.write(table + "\n\n| target | | measured |\n|---|---|---|\n" + check + "\n")
