@@ -9,61 +9,14 @@ namespace chainrule {
 
 namespace {
 
-// sigmoid:  a = 1 / (1 + e^-z)            da/dz = a (1 - a)
-// Written so that exp never overflows: for z < 0 use e^z / (1 + e^z).
-template <class T>
-T sigmoid(T z) {
-  if (z >= 0) return T(1) / (T(1) + std::exp(-z));
-  const T e = std::exp(z);
-  return e / (T(1) + e);
-}
-
-// tanh:     a = tanh z                    da/dz = 1 - a²
-// relu:     a = max(z, 0)                 da/dz = 1 if z > 0 else 0  (= 1 if a > 0)
-// leaky:    a = z if z > 0 else s·z       da/dz = 1 if z > 0 else s  (s > 0, so z > 0 ⇔ a > 0)
-// identity: a = z                         da/dz = 1
-template <class T>
-T activate_one(Activation act, T z) {
-  switch (act) {
-    case Activation::identity:
-      return z;
-    case Activation::sigmoid:
-      return sigmoid(z);
-    case Activation::tanh:
-      return std::tanh(z);
-    case Activation::relu:
-      return z > 0 ? z : T(0);
-    case Activation::leaky_relu:
-      return z > 0 ? z : T(kLeakySlope) * z;
-    case Activation::softmax:
-      break;
-  }
-  throw ConfigError("softmax is not an elementwise activation");
-}
-
-template <class T>
-T derivative_one(Activation act, T a) {
-  switch (act) {
-    case Activation::identity:
-      return T(1);
-    case Activation::sigmoid:
-      return a * (T(1) - a);
-    case Activation::tanh:
-      return T(1) - a * a;
-    case Activation::relu:
-      return a > 0 ? T(1) : T(0);
-    case Activation::leaky_relu:
-      return a > 0 ? T(1) : T(kLeakySlope);
-    case Activation::softmax:
-      break;
-  }
-  throw ConfigError("softmax is not an elementwise activation");
-}
-
 constexpr std::string_view kNames[] = {"identity", "sigmoid",    "tanh",
                                        "relu",     "leaky_relu", "softmax"};
 
 }  // namespace
+
+void detail::not_elementwise() {
+  throw ConfigError("softmax is not an elementwise activation");
+}
 
 std::string_view to_string(Activation a) {
   return kNames[static_cast<int>(a)];
@@ -77,10 +30,10 @@ Activation parse_activation(std::string_view name) {
 }
 
 double scalar::activate(Activation act, double z) {
-  return activate_one(act, z);
+  return detail::activate_one(act, z);
 }
 double scalar::derivative_from_output(Activation act, double a) {
-  return derivative_one(act, a);
+  return detail::derivative_one(act, a);
 }
 
 template <class T>
@@ -96,7 +49,7 @@ void activate(Activation act, const Batch<T>& Z, Batch<T>& A) {
     }
     return;
   }
-  A = Z.unaryExpr([act](T z) { return activate_one(act, z); });
+  A = Z.unaryExpr([act](T z) { return detail::activate_one(act, z); });
 }
 
 template <class T>
@@ -110,7 +63,7 @@ void activation_backward(Activation act, const Batch<T>& A, const Batch<T>& dA, 
     }
     return;
   }
-  dZ = dA.binaryExpr(A, [act](T da, T a) { return da * derivative_one(act, a); });
+  dZ = dA.binaryExpr(A, [act](T da, T a) { return da * detail::derivative_one(act, a); });
 }
 
 template void activate<float>(Activation, const Batch<float>&, Batch<float>&);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "chainrule/error.hpp"
+#include "chainrule/loss.hpp"
 #include "chainrule/threads.hpp"
 
 namespace chainrule {
@@ -39,6 +40,71 @@ Network<T>::Network(NetworkSpec spec) : spec_(std::move(spec)) {
   params_.assign(static_cast<std::size_t>(offset), T(0));
   grads_.assign(static_cast<std::size_t>(offset), T(0));
   work_.resize(layers_.size());
+  // Measured (bench W1): below ~32 × 32 per layer, loops beat Eigen's product setup.
+  small_ = std::all_of(layers_.begin(), layers_.end(),
+                       [](const Dense<T>& l) { return l.in() * l.out() <= 1024; });
+}
+
+template <class T>
+void Network<T>::forward_one(const T* x) {
+  const T* p = params_.data();
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const Dense<T>& layer = layers_[l];
+    Workspace& w = work_[l];
+    const Index in = layer.in(), out = layer.out();
+    w.Z.resize(1, out);
+    const T* W = p + layer.offset();
+    const T* b = p + layer.bias_offset();
+    T* z = w.Z.data();
+    for (Index j = 0; j < out; ++j) {
+      T sum = 0;
+      for (Index i = 0; i < in; ++i)
+        sum += x[i] * W[i + in * j];
+      z[j] = sum + b[j];
+    }
+    if (layer.activation() == Activation::softmax) {
+      activate(Activation::softmax, w.Z, w.A);
+    } else {
+      w.A.resize(1, out);
+      for (Index j = 0; j < out; ++j)
+        w.A.data()[j] = detail::activate_one(layer.activation(), z[j]);
+    }
+    x = w.A.data();
+  }
+}
+
+template <class T>
+void Network<T>::backward_one(const BatchView<T>& Y) {
+  Workspace& top = work_.back();
+  loss_gradient<T>(spec_.loss, top.A, Y, top.dZ);  // ∂L/∂Z if fused, else ∂L/∂A
+  if (!is_fused(spec_.loss))
+    activation_backward(layers_.back().activation(), top.A, top.dZ, top.dZ);
+  const T* p = params_.data();
+  T* g = grads_.data();
+  for (std::size_t l = layers_.size(); l-- > 0;) {
+    const Dense<T>& layer = layers_[l];
+    const Index in = layer.in(), out = layer.out();
+    const T* x = layer_input(l).data();
+    const T* dz = work_[l].dZ.data();
+    T* gW = g + layer.offset();
+    T* gb = g + layer.bias_offset();
+    for (Index j = 0; j < out; ++j) {
+      for (Index i = 0; i < in; ++i)
+        gW[i + in * j] += x[i] * dz[j];
+      gb[j] += dz[j];
+    }
+    if (l == 0) break;
+    Workspace& below = work_[l - 1];
+    below.dZ.resize(1, in);
+    const T* W = p + layer.offset();
+    const Activation act = layers_[l - 1].activation();
+    for (Index i = 0; i < in; ++i) {
+      T sum = 0;
+      for (Index j = 0; j < out; ++j)
+        sum += dz[j] * W[i + in * j];
+      below.dZ.data()[i] = sum * detail::derivative_one(act, below.A.data()[i]);
+    }
+  }
 }
 
 template <class T>
@@ -56,6 +122,11 @@ template <class T>
 const Batch<T>& Network<T>::forward(const BatchView<T>& X, Rng* dropout) {
   input_ = X;  // no allocation once N is steady
   dropped_ = dropout != nullptr && dropout_ > 0;
+  one_ = X.rows() == 1 && small_ && !dropped_;
+  if (one_) {
+    forward_one(input_.data());
+    return work_.back().A;
+  }
   const T keep_scale = T(1.0 / (1.0 - dropout_));
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     Workspace& w = work_[l];
@@ -77,6 +148,7 @@ double Network<T>::loss(const BatchView<T>& Y) const {
 
 template <class T>
 void Network<T>::backward(const BatchView<T>& Y) {
+  if (one_) return backward_one(Y);
   Workspace& top = work_.back();
   loss_gradient<T>(spec_.loss, top.A, Y, top.dZ);  // ∂L/∂Z if fused, else ∂L/∂A
   if (!is_fused(spec_.loss))

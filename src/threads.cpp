@@ -14,8 +14,13 @@ int openblas_get_num_threads(void);
 
 namespace chainrule {
 
+namespace {
+std::once_flag default_once;  // the default applies once, and never after set_blas_threads
+}
+
 void set_blas_threads(int n) {
   if (n < 1) throw ConfigError("thread count must be at least 1, got " + std::to_string(n));
+  std::call_once(default_once, [] {});
   openblas_set_num_threads(n);
 }
 
@@ -24,8 +29,7 @@ int blas_threads() {
 }
 
 void detail::configure_blas_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
+  std::call_once(default_once, [] {
     if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) openblas_set_num_threads(1);
   });
 }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "chainrule/model.hpp"
+#include "chainrule/random.hpp"
 #include "chainrule/tutorial.hpp"
 
 namespace {
@@ -322,6 +323,39 @@ TEST(Cli, DivergenceKeepsTheLastGoodCheckpoint) {
   EXPECT_EQ(info.code, 0) << info.err;
   std::remove(model.c_str());
   std::remove(ckpt.c_str());
+}
+
+// With OpenBLAS on two threads the products split across them, and a fixed thread count still
+// gives the same bytes.
+TEST(Cli, FixedThreadCountSameBytes) {
+  const std::string csv = temp("wide.csv");
+  {
+    std::ofstream out(csv);
+    out << "y";
+    for (int c = 0; c < 64; ++c)
+      out << ",x" << c;
+    out << "\n";
+    chainrule::Rng rng(3);
+    for (int r = 0; r < 3000; ++r) {
+      double sum = 0;
+      std::string row;
+      for (int c = 0; c < 64; ++c) {
+        const double v = rng.normal();
+        sum += c % 3 == 0 ? v : 0;
+        row += "," + std::to_string(v);
+      }
+      out << (sum > 0 ? "up" : "down") << row << "\n";
+    }
+  }
+  const std::string a = temp("threads_a.safetensors"), b = temp("threads_b.safetensors");
+  const std::string args = "train " + csv +
+                           " --target y --layers 512,512 --batch 256 --epochs 2 --quiet "
+                           "--threads 2 --out ";
+  ASSERT_EQ(chainrule(args + a).code, 0);
+  ASSERT_EQ(chainrule(args + b).code, 0);
+  EXPECT_EQ(slurp(a), slurp(b));
+  for (const auto& f : {csv, a, b})
+    std::remove(f.c_str());
 }
 
 TEST(Cli, ProgressOnATerminalAndInLogs) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -219,6 +220,43 @@ TEST(Network, StableWithHugePreActivations) {
     for (float g : net.grads())
       EXPECT_TRUE(std::isfinite(g)) << to_string(loss);
   }
+}
+
+// One sample through a small network takes plain loops (forward_one/backward_one); the same
+// sample twice in a batch takes the matrix products. Same loss, outputs and gradients (the mean
+// over two equal samples is the sample's), up to the order of additions.
+TEST(Network, SmallNetworkPathMatchesTheMatrixPath) {
+  for (const OutputCase& oc : kOutputs)
+    for (const Activation hidden : kHidden) {
+      SCOPED_TRACE(std::string(to_string(hidden)) + " / " + std::string(to_string(oc.out)) + "+" +
+                   std::string(to_string(oc.loss)));
+      Rng rng(21);
+      Network<double> net(
+          {.inputs = 5, .layers = {{7, hidden}, {6, hidden}, {3, oc.out}}, .loss = oc.loss});
+      initialize(net, Init::xavier, rng);
+      const Batch<double> x = random_batch(1, 5, rng);
+      const Batch<double> y = random_targets(oc.loss, 1, 3, rng);
+      Batch<double> x2(2, 5), y2(2, 3);
+      x2 << x, x;
+      y2 << y, y;
+      net.zero_grad();
+      const Batch<double> out1 = net.forward(x);
+      const double loss1 = net.loss(y);
+      net.backward(y);
+      const std::vector<double> g1(net.grads().begin(), net.grads().end());
+      net.zero_grad();
+      const Batch<double> out2 = net.forward(x2);
+      const double loss2 = net.loss(y2);
+      net.backward(y2);
+      EXPECT_NEAR(loss1, loss2, 1e-14 * (1 + std::abs(loss2)));
+      for (Index k = 0; k < 3; ++k)
+        EXPECT_NEAR(out1(0, k), out2(1, k), 1e-15);
+      double scale = 0;
+      for (const double g : net.grads())
+        scale = std::max(scale, std::abs(g));
+      for (std::size_t i = 0; i < g1.size(); ++i)
+        ASSERT_NEAR(g1[i], net.grads()[i], 1e-13 * scale) << "parameter " << i;
+    }
 }
 
 TEST(Network, MatrixProductsRunOnOneThreadByDefault) {

@@ -1,6 +1,7 @@
 // Activation functions, each a forward/derivative pair written side by side.
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,61 @@ double activate(Activation act, double z);
 /// da/dz expressed through the output a (every elementwise activation here allows it).
 double derivative_from_output(Activation act, double a);
 }  // namespace scalar
+
+namespace detail {
+[[noreturn]] void not_elementwise();
+
+// sigmoid:  a = 1 / (1 + e^-z)            da/dz = a (1 - a)
+// Written so that exp never overflows: for z < 0 use e^z / (1 + e^z).
+template <class T>
+inline T sigmoid(T z) {
+  if (z >= 0) return T(1) / (T(1) + std::exp(-z));
+  const T e = std::exp(z);
+  return e / (T(1) + e);
+}
+
+// tanh:     a = tanh z                    da/dz = 1 - a²
+// relu:     a = max(z, 0)                 da/dz = 1 if z > 0 else 0  (= 1 if a > 0)
+// leaky:    a = z if z > 0 else s·z       da/dz = 1 if z > 0 else s  (s > 0, so z > 0 ⇔ a > 0)
+// identity: a = z                         da/dz = 1
+template <class T>
+inline T activate_one(Activation act, T z) {
+  switch (act) {
+    case Activation::identity:
+      return z;
+    case Activation::sigmoid:
+      return sigmoid(z);
+    case Activation::tanh:
+      return std::tanh(z);
+    case Activation::relu:
+      return z > 0 ? z : T(0);
+    case Activation::leaky_relu:
+      return z > 0 ? z : T(kLeakySlope) * z;
+    case Activation::softmax:
+      break;
+  }
+  not_elementwise();
+}
+
+template <class T>
+inline T derivative_one(Activation act, T a) {
+  switch (act) {
+    case Activation::identity:
+      return T(1);
+    case Activation::sigmoid:
+      return a * (T(1) - a);
+    case Activation::tanh:
+      return T(1) - a * a;
+    case Activation::relu:
+      return a > 0 ? T(1) : T(0);
+    case Activation::leaky_relu:
+      return a > 0 ? T(1) : T(kLeakySlope);
+    case Activation::softmax:
+      break;
+  }
+  not_elementwise();
+}
+}  // namespace detail
 
 /// A = f(Z), row by row for softmax. A may not alias Z. Shapes (N, K).
 template <class T>

@@ -78,6 +78,12 @@ class Network {
     Batch<T> D;     // dropout: A ⊙ mask, the next layer's input (N, out)
   };
 
+  // One sample through a small network: plain loops instead of matrix products (whose setup
+  // costs more than the arithmetic at these sizes). Same results as the general path up to
+  // the order of additions.
+  void forward_one(const T* x);
+  void backward_one(const BatchView<T>& Y);
+
   // The input of layer l in the last forward pass.
   const Batch<T>& layer_input(std::size_t l) const {
     if (l == 0) return input_;
@@ -91,6 +97,8 @@ class Network {
   std::vector<Workspace> work_;
   double dropout_ = 0;
   bool dropped_ = false;  // whether the last forward applied dropout
+  bool small_ = false;    // every layer small enough for forward_one/backward_one
+  bool one_ = false;      // the last forward took forward_one
 };
 
 extern template class Network<float>;

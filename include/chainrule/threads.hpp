@@ -5,9 +5,11 @@
 
 namespace chainrule {
 
-/// Threads OpenBLAS may use for one matrix product (n >= 1). The default is 1, unless the
-/// OPENBLAS_NUM_THREADS environment variable says otherwise. With n > 1 each large product
-/// allocates OpenBLAS's job queue.
+/// Threads OpenBLAS may use for one matrix product (n >= 1): chainrule's only worker threads,
+/// so there is no oversubscription between two pools. The library's default is 1 (unless the
+/// OPENBLAS_NUM_THREADS environment variable says otherwise); the command line's is every core.
+/// With n > 1 each large product allocates OpenBLAS's job queue, and OpenBLAS runs small
+/// products on one thread anyway. Results are bit-identical for a fixed n.
 void set_blas_threads(int n);
 
 /// The current setting of set_blas_threads.
