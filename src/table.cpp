@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -52,6 +53,13 @@ class CsvTokenizer {
   }
 
   std::size_t position() const { return pos_; }
+  std::size_t line() const { return line_; }
+  /// Continues at `pos`, the start of line `line`.
+  void seek(std::size_t pos, std::size_t line) {
+    pos_ = pos;
+    line_ = line;
+    line_start_ = pos;
+  }
 
   /// Rows with more fields than `n` fail at once, with "expected " + `what`.
   void limit_fields(std::size_t n, std::string what) {
@@ -199,6 +207,57 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// std::from_chars for the numbers CSV files are made of, several times faster: at most 19
+// significant digits and a decimal exponent within ±22 give a mantissa and a power of ten that
+// are both exact doubles, so one multiplication or division is correctly rounded (Clinger's fast
+// path) and the result is from_chars's, bit for bit. Anything else goes to from_chars itself.
+std::from_chars_result to_double(const char* p, const char* end, double& out) {
+  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  const char* q = p;
+  const bool negative = q < end && *q == '-';
+  q += negative;
+  std::uint64_t m = 0;
+  int digits = 0, exponent = 0;
+  const char* first_digit = q;
+  while (q < end && unsigned(*q - '0') < 10) {
+    m = m * 10 + unsigned(*q - '0');
+    ++q;
+  }
+  digits = int(q - first_digit);
+  if (q < end && *q == '.') {
+    const char* f = ++q;
+    while (q < end && unsigned(*q - '0') < 10) {
+      m = m * 10 + unsigned(*q - '0');
+      ++q;
+    }
+    exponent = -int(q - f);
+    digits += int(q - f);
+  }
+  if (digits == 0 || digits > 19) return std::from_chars(p, end, out);
+  if (q < end && (*q == 'e' || *q == 'E')) {
+    const char* e = q + 1;
+    const bool eneg = e < end && *e == '-';
+    e += e < end && (*e == '-' || *e == '+');
+    int x = 0;
+    const char* ed = e;
+    while (e < end && unsigned(*e - '0') < 10 && e - ed < 4) {
+      x = x * 10 + int(*e - '0');
+      ++e;
+    }
+    if (e == ed || (e < end && unsigned(*e - '0') < 10)) return std::from_chars(p, end, out);
+    exponent += eneg ? -x : x;
+    q = e;
+  }
+  if (m > (std::uint64_t(1) << 53) || exponent < -22 || exponent > 22)
+    return std::from_chars(p, end, out);
+  double v = double(m);
+  v = exponent < 0 ? v / kPow10[-exponent] : v * kPow10[exponent];
+  out = negative ? -v : v;
+  return {q, std::errc()};
+}
+
 enum class Parsed { number, missing, not_a_number, out_of_range };
 
 Parsed parse_number(std::string_view field, double& out) {
@@ -206,7 +265,7 @@ Parsed parse_number(std::string_view field, double& out) {
   if (is_missing(s)) return Parsed::missing;
   if (!s.empty() && s.front() == '+') s.remove_prefix(1);
   if (s.empty()) return Parsed::not_a_number;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  const auto [end, ec] = to_double(s.data(), s.data() + s.size(), out);
   if (ec == std::errc::result_out_of_range) return Parsed::out_of_range;
   if (ec != std::errc() || end != s.data() + s.size()) return Parsed::not_a_number;
   if (!std::isfinite(out)) return Parsed::out_of_range;  // "inf", "infinity"
@@ -269,7 +328,6 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
   RawRow row;
   Table t;
   t.source = source;
-  std::vector<std::string_view> cells;  // row-major: row r's field c is cells[r * width + c]
   std::size_t width = 0;
   std::size_t header_line = 0;
   if (options.header) {
@@ -306,85 +364,186 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
            "duplicate column name " + quote(t.columns[repeat].name) + " (also column " +
                std::to_string(first + 1) + ")");
   }
+  // Data rows. Each field is first tried as a clean number: std::from_chars right at its start,
+  // ending at a delimiter or the end of the row. Most numeric CSV never takes another path, and
+  // nothing is copied. Any other field is kept as a view; a row the fast path cannot read (a
+  // quote, a line ending it does not know, the wrong number of fields) is read again by the
+  // tokenizer, which gives the exact error where there is one.
+  const std::string expected_fields =
+      " fields" + std::string(options.header ? " (as in the header)" : " (as in the first row)");
+  struct Other {
+    std::size_t row, col;
+    std::string_view text;
+  };
+  std::vector<std::vector<double>> values(width);  // per column; NaN where not a clean number
+  std::vector<Other> others;                       // fields that are not clean numbers
+  const std::size_t data_start = tok.position(), data_line = tok.line();
+  const char delim = options.delimiter;
+  const char* const begin = text.data();
+  const char* const end = begin + text.size();
+  std::size_t pos = data_start, line = data_line;
+  const auto is_row_end = [&](std::size_t q) {
+    return q == text.size() || text[q] == '\n' ||
+           (text[q] == '\r' && (q + 1 == text.size() || text[q + 1] == '\n'));
+  };
+  const auto after_row_end = [&](std::size_t q) {
+    return q == text.size() ? q : text[q] == '\n' ? q + 1 : std::min(q + 2, text.size());
+  };
   for (;;) {
-    if (width > 0)  // a row far wider than the header fails before it is all read
-      tok.limit_fields(2 * width + 16,
-                       std::to_string(width) + " fields" +
-                           (options.header ? " (as in the header)" : " (as in the first row)"));
-    const std::size_t row_start = tok.position();
-    if (!tok.next(row)) break;
-    if (t.columns.empty()) {
-      width = row.fields.size();
-      for (std::size_t c = 0; c < width; ++c) {
-        Column col;
-        col.name = "c" + std::to_string(c);
-        col.field = c + 1;
-        t.columns.push_back(std::move(col));
+    while (pos < text.size() &&  // blank lines
+           (text[pos] == '\n' ||
+            (text[pos] == '\r' && pos + 1 < text.size() && text[pos + 1] == '\n'))) {
+      pos += text[pos] == '\r' ? 2 : 1;
+      ++line;
+    }
+    if (pos >= text.size()) break;
+    const std::size_t r = t.lines.size();
+    bool fast = width > 0;
+    std::size_t p = pos, c = 0;
+    for (; fast && c < width; ++c) {
+      double v;
+      const auto [e, ec] = to_double(begin + p, end, v);
+      std::size_t q = std::size_t(e - begin);
+      const bool clean = ec == std::errc() && q > p && std::isfinite(v) &&
+                         (q == text.size() || text[q] == delim || is_row_end(q));
+      if (clean) {
+        values[c].push_back(v);
+      } else {
+        q = p;
+        while (q < text.size() && text[q] != delim && text[q] != '\n' && text[q] != '"' &&
+               text[q] != '\r')
+          ++q;
+        if (q < text.size() && (text[q] == '"' || (text[q] == '\r' && !is_row_end(q)))) {
+          fast = false;
+          break;
+        }
+        values[c].push_back(std::nan(""));
+        others.push_back({r, c, text.substr(p, q - p)});
+      }
+      const bool last = c + 1 == width;
+      if (is_row_end(q)) {
+        if (!last) fast = false;  // too few fields: the tokenizer says so
+        p = after_row_end(q);
+      } else {                   // a delimiter
+        if (last) fast = false;  // too many fields
+        p = q + 1;
+      }
+      if (!fast) {
+        ++c;
+        break;
       }
     }
-    if (row.fields.size() != width)
-      fail(source + ":" + std::to_string(row.line) + ":" +
-               std::to_string(row.columns[std::min(row.fields.size(), width) - 1]),
-           "expected " + std::to_string(width) + " fields" +
-               (options.header ? " (as in the header)" : " (as in the first row)") + ", found " +
-               std::to_string(row.fields.size()));
-    if (cells.empty()) {  // room for as many rows as the first one's length suggests, plus 10%,
-                          // but never more than twice the text's size in field objects
-      const std::size_t rows =
-          text.size() / std::max<std::size_t>(tok.position() - row_start, 1) * 11 / 10 + 1;
-      cells.reserve(std::min(width * rows, 2 * text.size() / sizeof(std::string_view) + width));
+    if (fast) {
+      t.lines.push_back(line);
+      pos = p;
+      ++line;
+    } else {  // undo this row's fields and read it with the tokenizer
+      for (std::size_t k = 0; k < std::min(c, width); ++k)
+        values[k].pop_back();
+      while (!others.empty() && others.back().row == r)
+        others.pop_back();
+      if (width > 0) tok.limit_fields(2 * width + 16, std::to_string(width) + expected_fields);
+      tok.seek(pos, line);
+      if (!tok.next(row)) break;
+      if (t.columns.empty()) {
+        width = row.fields.size();
+        values.resize(width);
+        for (std::size_t k = 0; k < width; ++k) {
+          Column col;
+          col.name = "c" + std::to_string(k);
+          col.field = k + 1;
+          t.columns.push_back(std::move(col));
+        }
+      }
+      if (row.fields.size() != width)
+        fail(source + ":" + std::to_string(row.line) + ":" +
+                 std::to_string(row.columns[std::min(row.fields.size(), width) - 1]),
+             "expected " + std::to_string(width) + expected_fields + ", found " +
+                 std::to_string(row.fields.size()));
+      for (std::size_t k = 0; k < width; ++k) {
+        double v;
+        if (parse_number(row.fields[k], v) == Parsed::number) {
+          values[k].push_back(v);
+        } else {
+          values[k].push_back(std::nan(""));
+          others.push_back({r, k, row.fields[k]});
+        }
+      }
+      t.lines.push_back(row.line);
+      pos = tok.position();
+      line = tok.line();
     }
-    cells.insert(cells.end(), row.fields.begin(), row.fields.end());
-    t.lines.push_back(row.line);
+    if (r == 0) {  // room for as many rows as the first one's length suggests, plus 10%
+      const std::size_t rows =
+          std::min(text.size() / std::max<std::size_t>(pos - data_start, 1) * 11 / 10 + 1,
+                   text.size() / (2 * width) + 1);
+      for (auto& v : values)
+        v.reserve(rows);
+    }
   }
   if (t.lines.empty())
     fail(
         source + ":" + std::to_string(std::max<std::size_t>(header_line, 1)),
         options.header ? "no data rows after the header" : "the file is empty: expected data rows");
 
-  // Type each column: numeric when most of its non-missing fields are numbers. One parse per
-  // field: the numbers are kept as they come, the first field that is not one is remembered.
+  // Type each column: numeric when most of its non-missing fields are numbers.
   const std::size_t rows = t.lines.size();
+  std::vector<std::size_t> missing(width), numbers(width, rows), first_bad(width, rows);
+  std::vector<Parsed> bad(width, Parsed::number);
+  for (const Other& o : others) {  // in row order
+    double v;
+    const Parsed kind = parse_number(o.text, v);
+    if (kind == Parsed::missing) {
+      ++missing[o.col];
+      --numbers[o.col];
+    } else if (kind == Parsed::number) {  // " 5", "+5"
+      values[o.col][o.row] = v;
+    } else {
+      if (kind == Parsed::not_a_number) --numbers[o.col];
+      if (first_bad[o.col] == rows) {
+        first_bad[o.col] = o.row;
+        bad[o.col] = kind;
+      }
+    }
+  }
+  std::vector<std::size_t> text_columns;
   for (std::size_t c = 0; c < width; ++c) {
     Column& col = t.columns[c];
-    const auto cell = [&](std::size_t r) { return cells[r * width + c]; };
-    std::size_t numbers = 0, present = 0, first_bad = rows;
-    Parsed bad = Parsed::number;
-    col.numbers.resize(rows);
-    for (std::size_t r = 0; r < rows; ++r) {
-      double& v = col.numbers[r];
-      const Parsed p = parse_number(cell(r), v);
-      if (p == Parsed::missing) {
-        v = std::nan("");
-        continue;
-      }
-      ++present;
-      numbers += p == Parsed::number || p == Parsed::out_of_range;
-      if (p != Parsed::number && first_bad == rows) {
-        first_bad = r;
-        bad = p;
-      }
-    }
-    col.numeric = present == 0 || 2 * numbers > present;
-    if (col.numeric && first_bad < rows) {
-      if (bad == Parsed::out_of_range)
-        fail(t.where(first_bad, col), "the number " + quote(cell(first_bad)) + " in column " +
-                                          quote(col.name) +
-                                          " is out of range: expected a finite number");
-      fail(t.where(first_bad, col), "expected a number in column " + quote(col.name) +
-                                        " (a numeric column), found " + quote(cell(first_bad)));
-    }
+    const std::size_t present = rows - missing[c];
+    col.numeric = present == 0 || 2 * numbers[c] > present;
     if (!col.numeric) {
-      std::vector<double>().swap(col.numbers);
-      col.text.reserve(rows);
-      for (std::size_t r = 0; r < rows; ++r) {
-        if (!valid_utf8(cell(r)))
+      text_columns.push_back(c);
+      std::vector<double>().swap(values[c]);
+      continue;
+    }
+    col.numbers = std::move(values[c]);
+    if (first_bad[c] < rows) {
+      const std::size_t r = first_bad[c];
+      std::string_view field;
+      for (const Other& o : others)
+        if (o.row == r && o.col == c) field = o.text;
+      if (bad[c] == Parsed::out_of_range)
+        fail(t.where(r, col), "the number " + quote(field) + " in column " + quote(col.name) +
+                                  " is out of range: expected a finite number");
+      fail(t.where(r, col), "expected a number in column " + quote(col.name) +
+                                " (a numeric column), found " + quote(field));
+    }
+  }
+  // Text columns: one more pass of the tokenizer, for every field of those columns.
+  if (!text_columns.empty()) {
+    tok.limit_fields(2 * width + 16, std::to_string(width) + expected_fields);
+    tok.seek(data_start, data_line);
+    for (const std::size_t c : text_columns)
+      t.columns[c].text.reserve(rows);
+    for (std::size_t r = 0; r < rows && tok.next(row); ++r)
+      for (const std::size_t c : text_columns) {
+        Column& col = t.columns[c];
+        if (!valid_utf8(row.fields[c]))
           fail(t.where(r, col), "the text in column " +
                                     quote(valid_utf8(col.name) ? col.name : "?") +
                                     " is not valid UTF-8: expected UTF-8 text");
-        col.text.emplace_back(trim(cell(r)));
+        col.text.emplace_back(trim(row.fields[c]));
       }
-    }
   }
   return t;
 }
