@@ -158,23 +158,18 @@ struct Data {
   std::vector<int> labels;
 };
 
-// IDX straight into a float matrix (the images are bytes; no table in between).
+// IDX straight into a float matrix (pixels / 255), one-hot labels: no table in between.
 Data fashion(const std::string& dir, const std::string& prefix, Index limit = -1) {
-  const Table t = read_idx(dir + "/" + prefix + "-images-idx3-ubyte.gz",
-                           dir + "/" + prefix + "-labels-idx1-ubyte.gz");
-  Index n = Index(t.rows());
-  if (limit > 0) n = std::min(n, limit);
   Data d;
-  d.X.resize(n, 784);
-  d.Y = Batch<float>::Zero(n, 10);
-  for (Index c = 0; c < 784; ++c)
-    for (Index r = 0; r < n; ++r)
-      d.X(r, c) = float(t.columns[std::size_t(c)].numbers[std::size_t(r)] / 255.0);
-  for (Index r = 0; r < n; ++r) {
-    const int y = int(t.columns[784].numbers[std::size_t(r)]);
-    d.labels.push_back(y);
-    d.Y(r, y) = 1;
+  d.X = read_idx_images<float>(dir + "/" + prefix + "-images-idx3-ubyte.gz", 1.0 / 255);
+  d.labels = read_idx_labels(dir + "/" + prefix + "-labels-idx1-ubyte.gz");
+  if (limit > 0 && limit < d.X.rows()) {
+    d.X.conservativeResize(limit, Eigen::NoChange);
+    d.labels.resize(std::size_t(limit));
   }
+  d.Y = Batch<float>::Zero(d.X.rows(), 10);
+  for (Index r = 0; r < d.X.rows(); ++r)
+    d.Y(r, d.labels[std::size_t(r)]) = 1;
   return d;
 }
 

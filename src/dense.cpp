@@ -1,10 +1,13 @@
 #include "chainrule/dense.hpp"
 
+#include "chainrule/threads.hpp"
+
 namespace chainrule {
 
 template <class T>
 void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A) const {
   Z.resize(X.rows(), out_);
+  detail::threads_for_product(double(X.rows()) * double(in_) * double(out_));
   Z.noalias() = X * weight(params);  // (N, in)·(in, out)
   Z.rowwise() += bias(params);       // + b, broadcast over rows
   activate(activation_, Z, A);
@@ -13,6 +16,7 @@ void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batc
 template <class T>
 void Dense<T>::backward(const T* params, T* grads, const BatchView<T>& X, const Batch<T>& dZ,
                         Batch<T>* dX) const {
+  detail::threads_for_product(double(X.rows()) * double(in_) * double(out_));
   weight(grads).noalias() += X.transpose() * dZ;  // ∂L/∂W = Xᵀ·∂L/∂Z      (in, out)
   bias(grads) += dZ.colwise().sum();              // ∂L/∂b = Σ_n ∂L/∂Z_n   (1, out)
   if (dX != nullptr) {

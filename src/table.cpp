@@ -621,6 +621,38 @@ Idx read_idx_file(const std::string& path) {
 
 }  // namespace
 
+template <class T>
+Batch<T> read_idx_images(const std::string& path, double scale) {
+  const Idx img = read_idx_file(path);
+  if (img.dims.size() < 2)
+    fail(path, "expected images (N × rows × cols), found a 1-dimensional file");
+  const std::size_t n = img.dims[0];
+  const std::size_t features = img.dims.size() == 3 ? img.dims[1] * img.dims[2] : img.dims[1];
+  if (n == 0 || features == 0)
+    fail(path, "the header promises " + std::to_string(n) + " images of " +
+                   std::to_string(features) + " pixels: expected at least one of at least one");
+  Batch<T> X(static_cast<Index>(n), static_cast<Index>(features));
+  const auto* data = reinterpret_cast<const unsigned char*>(img.bytes.data() + img.data_offset);
+  T lut[256];  // the same product for every pixel value
+  for (int v = 0; v < 256; ++v)
+    lut[v] = T(double(v) * scale);
+  for (std::size_t i = 0; i < n * features; ++i)
+    X.data()[i] = lut[data[i]];
+  return X;
+}
+
+template Batch<float> read_idx_images<float>(const std::string&, double);
+template Batch<double> read_idx_images<double>(const std::string&, double);
+
+std::vector<int> read_idx_labels(const std::string& path) {
+  const Idx lab = read_idx_file(path);
+  if (lab.dims.size() != 1) fail(path, "expected labels (a 1-dimensional IDX file)");
+  std::vector<int> y(lab.dims[0]);
+  for (std::size_t r = 0; r < y.size(); ++r)
+    y[r] = static_cast<unsigned char>(lab.bytes[lab.data_offset + r]);
+  return y;
+}
+
 Table read_idx(const std::string& images, const std::string& labels) {
   const Idx img = read_idx_file(images);
   if (img.dims.size() < 2)

@@ -16,21 +16,37 @@ namespace chainrule {
 
 namespace {
 std::once_flag default_once;  // the default applies once, and never after set_blas_threads
-}
+int setting = 1;              // what set_blas_threads asked for
+int active = 1;               // what OpenBLAS is set to now
+}  // namespace
 
 void set_blas_threads(int n) {
   if (n < 1) throw ConfigError("thread count must be at least 1, got " + std::to_string(n));
   std::call_once(default_once, [] {});
+  setting = active = n;
   openblas_set_num_threads(n);
 }
 
 int blas_threads() {
-  return openblas_get_num_threads();
+  return setting;
+}
+
+void detail::threads_for_product(double multiply_adds) {
+  // Measured (bench W2, W3): below ~16 M multiply-adds, waking a second thread costs more than
+  // it saves ((64×784)·(784×128) is slower on two threads than on one).
+  const int want = multiply_adds >= 16e6 ? setting : 1;
+  if (want != active) {
+    openblas_set_num_threads(want);
+    active = want;
+  }
 }
 
 void detail::configure_blas_once() {
   std::call_once(default_once, [] {
-    if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) openblas_set_num_threads(1);
+    if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr)
+      openblas_set_num_threads(1);
+    else
+      setting = active = openblas_get_num_threads();
   });
 }
 

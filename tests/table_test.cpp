@@ -202,6 +202,27 @@ TEST(Idx, ImagesAndLabels) {
   EXPECT_EQ(t.columns[6].numbers, (std::vector<double>{7, 9}));
 }
 
+// Straight into a float matrix: the same pixels as the table, scaled, one row per image.
+TEST(Idx, ImagesIntoAMatrix) {
+  const std::string images = temp_path("mat-idx3-ubyte"), labels = temp_path("mat-idx1-ubyte");
+  std::ofstream(images, std::ios::binary)
+      << idx({2, 2, 3}, {0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 255});
+  std::ofstream(labels, std::ios::binary) << idx({2}, {7, 9});
+  const Batch<float> X = read_idx_images<float>(images, 1.0 / 255);
+  ASSERT_EQ(X.rows(), 2);
+  ASSERT_EQ(X.cols(), 6);
+  const Table t = read_idx(images);
+  for (Index r = 0; r < 2; ++r)
+    for (Index c = 0; c < 6; ++c)
+      EXPECT_EQ(X(r, c), float(t.columns[std::size_t(c)].numbers[std::size_t(r)] / 255));
+  EXPECT_EQ(X(1, 5), 1.0f);
+  EXPECT_EQ(read_idx_labels(labels), (std::vector<int>{7, 9}));
+  EXPECT_NE(error_of([&] { read_idx_labels(images); }).find("expected labels"), std::string::npos);
+  std::ofstream(images, std::ios::binary) << idx({0, 9000, 9000}, {});
+  EXPECT_NE(error_of([&] { read_idx_images<float>(images); }).find("promises 0 images"),
+            std::string::npos);
+}
+
 TEST(Idx, HeadersThatLieAreErrors) {
   const std::string images = temp_path("lie-idx3-ubyte"), labels = temp_path("few-idx1-ubyte");
   std::ofstream(images, std::ios::binary) << idx({1000, 28, 28}, {1, 2, 3});

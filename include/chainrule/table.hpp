@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "chainrule/types.hpp"
+
 namespace chainrule {
 
 struct CsvOptions {
@@ -53,6 +55,13 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
 
 /// Reads a CSV file, gzip-compressed or not (detected from its content). Throws DataError.
 Table read_csv(const std::string& path, const CsvOptions& options = {});
+
+/// IDX images straight into a matrix (N, rows·cols) of pixel·scale, with no table in between:
+/// sizeof(T) bytes per pixel, for data sets too large for a table of doubles. Throws DataError.
+template <class T>
+Batch<T> read_idx_images(const std::string& path, double scale = 1);
+/// IDX labels (N unsigned bytes) as integers. Throws DataError.
+std::vector<int> read_idx_labels(const std::string& path);
 
 /// Reads IDX images (`images`, N × rows × cols of unsigned bytes, plain or .gz) as numeric columns
 /// px0, px1, ..., and, when `labels` is not empty, the labels (N unsigned bytes) as a last numeric

@@ -18,6 +18,8 @@ int blas_threads();
 namespace detail {
 /// Applies the default once per process; every Network constructor calls it.
 void configure_blas_once();
+/// Before a matrix product of this many multiply-adds: small products run on one thread.
+void threads_for_product(double multiply_adds);
 }  // namespace detail
 
 }  // namespace chainrule
