@@ -265,6 +265,7 @@ int w5(const std::string& csv) {
   const double mb = double(std::filesystem::file_size(csv)) / 1e6;
   const auto t = Clock::now();
   const Table table = read_csv(csv);
+  const double read_s = seconds_since(t);
   PreprocessOptions p;
   p.scale = Scale::none;
   p.task = Task::regress;

@@ -135,8 +135,10 @@ if write:
                              capture_output=True, text=True).stdout.strip()
     blas = subprocess.run(["sh", "-c", "dpkg-query -W -f='${Version}' libopenblas0-pthread"],
                           capture_output=True, text=True).stdout.strip()
-    with open(write) as f:
-        head = f.read().split("<!-- table -->")[0] if os.path.exists(write) else ""
+    head = ""
+    if os.path.exists(write):
+        with open(write) as f:
+            head = f.read().split("<!-- table -->")[0]
     with open(write, "w") as f:
         f.write(head + "<!-- table -->\n\n")
         f.write(f"Machine: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Debian "

@@ -76,9 +76,23 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
     if (y.numeric ? std::isnan(y.numbers[r]) : y.text[r].empty()) missing_value(t, r, y, false);
 
   if (y.numeric) {
-    std::set<double> distinct(y.numbers.begin(), y.numbers.end());
     const bool integers = std::all_of(y.numbers.begin(), y.numbers.end(),
                                       [](double v) { return v == std::floor(v); });
+    // The distinct values, sorted: all of them when the task is classification by request, else
+    // at most 21 (enough to tell labels from a regression target without a tree of a million).
+    std::vector<double> distinct;
+    if (o.task == Task::classify) {
+      distinct = y.numbers;
+      std::sort(distinct.begin(), distinct.end());
+      distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    } else if (integers) {
+      for (const double v : y.numbers)
+        if (std::find(distinct.begin(), distinct.end(), v) == distinct.end()) {
+          distinct.push_back(v);
+          if (distinct.size() > 20) break;
+        }
+      std::sort(distinct.begin(), distinct.end());
+    }
     // A small set of integer labels is a classification: at most 20 distinct values, each seen
     // twice on average (two distinct values always qualify).
     const std::size_t k = distinct.size();

@@ -550,8 +550,21 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
 
 std::string read_file(const std::string& path) {
   {
-    std::ifstream probe(path, std::ios::binary);
-    if (!probe) fail(path, std::string("cannot open the file: ") + std::strerror(errno));
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail(path, std::string("cannot open the file: ") + std::strerror(errno));
+    char magic[2] = {0, 0};
+    in.read(magic, 2);
+    if (!(magic[0] == '\x1f' && magic[1] == '\x8b')) {  // not gzip: one read, no copies
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(path, ec);
+      if (!ec) {
+        std::string out(std::size_t(size), '\0');
+        in.clear();
+        in.seekg(0);
+        in.read(out.data(), std::streamsize(size));
+        if (std::size_t(in.gcount()) == size) return out;
+      }
+    }
   }
   gzFile gz = gzopen(path.c_str(), "rb");  // reads plain files as they are
   if (gz == nullptr) fail(path, "cannot open the file");
