@@ -9,7 +9,17 @@ void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batc
   Z.resize(X.rows(), out_);
   detail::threads_for_product(double(X.rows()) * double(in_) * double(out_));
   Z.noalias() = X * weight(params);  // (N, in)·(in, out)
-  Z.rowwise() += bias(params);       // + b, broadcast over rows
+  const auto b = bias(params);
+  if (activation_ == Activation::relu) {  // + b and the activation in one pass, row by row
+    A.resize(Z.rows(), out_);
+    for (Index n = 0; n < Z.rows(); ++n) {
+      auto z = Z.row(n);
+      z += b;
+      A.row(n) = (z.array() > T(0)).select(z, T(0));
+    }
+    return;
+  }
+  Z.rowwise() += b;  // + b, broadcast over rows
   activate(activation_, Z, A);
 }
 

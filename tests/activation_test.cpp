@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <cmath>
 
 #include "chainrule/error.hpp"
@@ -95,6 +97,25 @@ TEST(Activation, NamesRoundTripAndUnknownNameIsAnError) {
                          Activation::relu, Activation::leaky_relu, Activation::softmax})
     EXPECT_EQ(parse_activation(to_string(act)), act);
   EXPECT_THROW(parse_activation("swish"), ConfigError);
+}
+
+// The vectorized forms (relu, leaky_relu, identity) give the scalar forms' values bit for bit,
+// zeros and signed zeros included, forward and backward.
+TEST(Activation, VectorizedFormsEqualTheScalarOnes) {
+  Batch<double> Z(3, 5), dA(3, 5);
+  Z << 1.5, -2, 0.0, -0.0, 1e-300, -1e-300, 3, -7, 2.5, 0.25, 1e300, -1e300, 0.5, -0.5, 4;
+  dA << -1, 2, -3, 4, -5, 6, -0.0, 0.0, 1e-20, -1e20, 0.1, -0.1, 7, -8, 9;
+  for (const Activation act : {Activation::relu, Activation::leaky_relu, Activation::identity}) {
+    Batch<double> A, dZ;
+    activate(act, Z, A);
+    activation_backward(act, A, dA, dZ);
+    for (Index i = 0; i < Z.size(); ++i) {
+      const double a = detail::activate_one(act, Z.data()[i]);
+      const double dz = dA.data()[i] * detail::derivative_one(act, a);
+      EXPECT_EQ(std::memcmp(&A.data()[i], &a, sizeof a), 0) << to_string(act) << " " << i;
+      EXPECT_EQ(std::memcmp(&dZ.data()[i], &dz, sizeof dz), 0) << to_string(act) << " " << i;
+    }
+  }
 }
 
 }  // namespace
