@@ -225,11 +225,14 @@ template <class T>
                                   : " after scaling"));
 }
 
+// Column by column, checking every value: the reference, and what reports the first problem
+// (the first feature, then the first row) when the row-by-row pass below meets one.
 template <class T>
-Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> rows) const {
-  Batch<T> X(Index(rows.size()), inputs());
+Batch<T> transform_by_columns(const Preprocessor& p, const Table& t,
+                              std::span<const std::size_t> rows) {
+  Batch<T> X(Index(rows.size()), p.inputs());
   Index col = 0;
-  for (const Feature& f : features) {
+  for (const Feature& f : p.features) {
     const Column& c = column_of(t, f.name, "a feature the model was trained on");
     if (f.numeric && !c.numeric)
       throw DataError(t.source + ": column '" + c.name + "' holds text, the model expects numbers");
@@ -237,7 +240,7 @@ Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> ro
       for (std::size_t i = 0; i < rows.size(); ++i) {
         double v = c.numbers[rows[i]];
         if (std::isnan(v)) {
-          if (impute == Impute::none) missing_value(t, rows[i], c, true);
+          if (p.impute == Impute::none) missing_value(t, rows[i], c, true);
           v = f.fill;
         }
         const T x = T((v - f.center) / f.scale);
@@ -258,6 +261,53 @@ Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> ro
         // An unseen category encodes as all zeros.
       }
       col += k;
+    }
+  }
+  return X;
+}
+
+template <class T>
+Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> rows) const {
+  // Row by row, so the row-major matrix is written in order (column by column touched every
+  // cache line of it once per feature). Any missing, unknown or out-of-range value hands over to
+  // transform_by_columns, which reports it exactly as before.
+  struct Source {
+    const Column* column;
+    const Feature* feature;
+    Index col;
+  };
+  std::vector<Source> sources;
+  Index col = 0;
+  for (const Feature& f : features) {
+    const Column& c = column_of(t, f.name, "a feature the model was trained on");
+    if (f.numeric && !c.numeric)
+      throw DataError(t.source + ": column '" + c.name + "' holds text, the model expects numbers");
+    sources.push_back({&c, &f, col});
+    col += f.numeric ? 1 : Index(f.categories.size());
+  }
+  Batch<T> X(Index(rows.size()), inputs());  // every entry is written below: one pass
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    T* x = X.row(Index(i)).data();
+    const std::size_t r = rows[i];
+    for (const Source& s : sources) {
+      const Feature& f = *s.feature;
+      if (f.numeric) {
+        double v = s.column->numbers[r];
+        if (std::isnan(v)) {
+          if (impute == Impute::none) return transform_by_columns<T>(*this, t, rows);
+          v = f.fill;
+        }
+        const T value = T((v - f.center) / f.scale);
+        if (!std::isfinite(value)) return transform_by_columns<T>(*this, t, rows);
+        x[s.col] = value;
+      } else {
+        const std::string v =
+            s.column->numeric ? format_number(s.column->numbers[r]) : s.column->text[r];
+        if (v.empty()) return transform_by_columns<T>(*this, t, rows);
+        std::fill(x + s.col, x + s.col + Index(f.categories.size()), T(0));
+        const auto it = std::lower_bound(f.categories.begin(), f.categories.end(), v);
+        if (it != f.categories.end() && *it == v) x[s.col + (it - f.categories.begin())] = T(1);
+      }
     }
   }
   return X;
