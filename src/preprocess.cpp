@@ -225,52 +225,37 @@ template <class T>
                                   : " after scaling"));
 }
 
-// Column by column, checking every value: the reference, and what reports the first problem
-// (the first feature, then the first row) when the row-by-row pass below meets one.
+// Writes the inputs of feature f for row r at x (one number, or its one-hot block). False when the
+// value is missing (and not imputed) or out of T's range once scaled: throw_problem says which.
 template <class T>
-Batch<T> transform_by_columns(const Preprocessor& p, const Table& t,
-                              std::span<const std::size_t> rows) {
-  Batch<T> X(Index(rows.size()), p.inputs());
-  Index col = 0;
-  for (const Feature& f : p.features) {
-    const Column& c = column_of(t, f.name, "a feature the model was trained on");
-    if (f.numeric && !c.numeric)
-      throw DataError(t.source + ": column '" + c.name + "' holds text, the model expects numbers");
-    if (f.numeric) {
-      for (std::size_t i = 0; i < rows.size(); ++i) {
-        double v = c.numbers[rows[i]];
-        if (std::isnan(v)) {
-          if (p.impute == Impute::none) missing_value(t, rows[i], c, true);
-          v = f.fill;
-        }
-        const T x = T((v - f.center) / f.scale);
-        if (!std::isfinite(x)) out_of_range<T>(t, rows[i], c, v);
-        X(Index(i), col) = x;
-      }
-      ++col;
-    } else {
-      const Index k = Index(f.categories.size());
-      X.middleCols(col, k).setZero();
-      for (std::size_t i = 0; i < rows.size(); ++i) {
-        // A numeric column read where text was trained: compare its text form.
-        const std::string v = c.numeric ? format_number(c.numbers[rows[i]]) : c.text[rows[i]];
-        if (v.empty()) missing_value(t, rows[i], c, false);
-        const auto it = std::lower_bound(f.categories.begin(), f.categories.end(), v);
-        if (it != f.categories.end() && *it == v)
-          X(Index(i), col + (it - f.categories.begin())) = T(1);
-        // An unseen category encodes as all zeros.
-      }
-      col += k;
+bool encode(const Preprocessor& p, const Feature& f, const Column& c, std::size_t r, T* x) {
+  if (f.numeric) {
+    double v = c.numbers[r];
+    if (std::isnan(v)) {
+      if (p.impute == Impute::none) return false;
+      v = f.fill;
     }
+    *x = T((v - f.center) / f.scale);
+    return std::isfinite(*x);
   }
-  return X;
+  // A numeric column read where text was trained: compare its text form.
+  const std::string v = c.numeric ? format_number(c.numbers[r]) : c.text[r];
+  if (v.empty()) return false;
+  std::fill(x, x + f.categories.size(), T(0));  // an unseen category encodes as all zeros
+  const auto it = std::lower_bound(f.categories.begin(), f.categories.end(), v);
+  if (it != f.categories.end() && *it == v) x[it - f.categories.begin()] = T(1);
+  return true;
+}
+
+// The error for row r of feature f, which encode refused.
+template <class T>
+[[noreturn]] void throw_problem(const Table& t, const Feature& f, const Column& c, std::size_t r) {
+  if (!f.numeric || std::isnan(c.numbers[r])) missing_value(t, r, c, f.numeric);
+  out_of_range<T>(t, r, c, c.numbers[r]);
 }
 
 template <class T>
 Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> rows) const {
-  // Row by row, so the row-major matrix is written in order (column by column touched every
-  // cache line of it once per feature). Any missing, unknown or out-of-range value hands over to
-  // transform_by_columns, which reports it exactly as before.
   struct Source {
     const Column* column;
     const Feature* feature;
@@ -285,32 +270,20 @@ Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> ro
     sources.push_back({&c, &f, col});
     col += f.numeric ? 1 : Index(f.categories.size());
   }
-  Batch<T> X(Index(rows.size()), inputs());  // every entry is written below: one pass
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    T* x = X.row(Index(i)).data();
-    const std::size_t r = rows[i];
-    for (const Source& s : sources) {
-      const Feature& f = *s.feature;
-      if (f.numeric) {
-        double v = s.column->numbers[r];
-        if (std::isnan(v)) {
-          if (impute == Impute::none) return transform_by_columns<T>(*this, t, rows);
-          v = f.fill;
-        }
-        const T value = T((v - f.center) / f.scale);
-        if (!std::isfinite(value)) return transform_by_columns<T>(*this, t, rows);
-        x[s.col] = value;
-      } else {
-        const std::string v =
-            s.column->numeric ? format_number(s.column->numbers[r]) : s.column->text[r];
-        if (v.empty()) return transform_by_columns<T>(*this, t, rows);
-        std::fill(x + s.col, x + s.col + Index(f.categories.size()), T(0));
-        const auto it = std::lower_bound(f.categories.begin(), f.categories.end(), v);
-        if (it != f.categories.end() && *it == v) x[s.col + (it - f.categories.begin())] = T(1);
-      }
-    }
-  }
-  return X;
+  // Row by row, so the row-major matrix is written in order, in one pass.
+  Batch<T> X(Index(rows.size()), inputs());
+  bool ok = true;
+  for (std::size_t i = 0; i < rows.size() && ok; ++i)
+    for (const Source& s : sources)
+      ok = ok && encode<T>(*this, *s.feature, *s.column, rows[i], &X(Index(i), s.col));
+  if (ok) return X;
+  // Report the first refused value of the first feature that has one (feature, then row order).
+  std::vector<T> scratch(std::size_t(std::max<Index>(inputs(), 1)));
+  for (const Source& s : sources)
+    for (const std::size_t r : rows)
+      if (!encode<T>(*this, *s.feature, *s.column, r, scratch.data()))
+        throw_problem<T>(t, *s.feature, *s.column, r);
+  return X;  // not reached: encode refused some value
 }
 
 template <class T>

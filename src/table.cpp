@@ -16,7 +16,6 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -576,7 +575,7 @@ std::string read_file(const std::string& path) {
   std::unique_ptr<gzFile_s, int (*)(gzFile)> guard(gz, gzclose);
   gzbuffer(gz, 1 << 17);
   std::string out;
-  std::error_code ec;  // a plain file's text is its size; a gzip file's at least that
+  std::error_code ec;  // a gzip file's text is at least its size
   if (const auto size = std::filesystem::file_size(path, ec); !ec) out.reserve(std::size_t(size));
   char buf[1 << 16];
   for (;;) {
@@ -608,8 +607,11 @@ Table read_csv(const std::string& path, const CsvOptions& options) {
                       : MAP_FAILED;
     ::close(fd);
     if (map != MAP_FAILED) {
-      const std::unique_ptr<void, std::function<void(void*)>> unmap(
-          map, [size = std::size_t(st.st_size)](void* p) { ::munmap(p, size); });
+      const struct Unmap {
+        void* p;
+        std::size_t n;
+        ~Unmap() { ::munmap(p, n); }
+      } unmap{map, std::size_t(st.st_size)};
       ::madvise(map, std::size_t(st.st_size), MADV_SEQUENTIAL);
       return parse_csv(std::string_view(static_cast<const char*>(map), std::size_t(st.st_size)),
                        path, options);
@@ -658,16 +660,26 @@ Idx read_idx_file(const std::string& path) {
 
 }  // namespace
 
-template <class T>
-Batch<T> read_idx_images(const std::string& path, double scale) {
-  const Idx img = read_idx_file(path);
+namespace {
+
+// Images count and pixels per image of an IDX images file, checked.
+std::pair<std::size_t, std::size_t> image_shape(const Idx& img, const std::string& path) {
   if (img.dims.size() < 2)
     fail(path, "expected images (N × rows × cols), found a 1-dimensional file");
   const std::size_t n = img.dims[0];
   const std::size_t features = img.dims.size() == 3 ? img.dims[1] * img.dims[2] : img.dims[1];
-  if (n == 0 || features == 0)
+  if (n == 0 || features == 0)  // an empty file could otherwise claim billions of columns
     fail(path, "the header promises " + std::to_string(n) + " images of " +
                    std::to_string(features) + " pixels: expected at least one of at least one");
+  return {n, features};
+}
+
+}  // namespace
+
+template <class T>
+Batch<T> read_idx_images(const std::string& path, double scale) {
+  const Idx img = read_idx_file(path);
+  const auto [n, features] = image_shape(img, path);
   Batch<T> X(static_cast<Index>(n), static_cast<Index>(features));
   const auto* data = reinterpret_cast<const unsigned char*>(img.bytes.data() + img.data_offset);
   T lut[256];  // the same product for every pixel value
@@ -692,13 +704,7 @@ std::vector<int> read_idx_labels(const std::string& path) {
 
 Table read_idx(const std::string& images, const std::string& labels) {
   const Idx img = read_idx_file(images);
-  if (img.dims.size() < 2)
-    fail(images, "expected images (N × rows × cols), found a 1-dimensional file");
-  const std::size_t n = img.dims[0];
-  const std::size_t features = img.dims.size() == 3 ? img.dims[1] * img.dims[2] : img.dims[1];
-  if (n == 0 || features == 0)  // an empty file could otherwise claim billions of columns
-    fail(images, "the header promises " + std::to_string(n) + " images of " +
-                     std::to_string(features) + " pixels: expected at least one of at least one");
+  const auto [n, features] = image_shape(img, images);
   Table t;
   t.source = images;
   t.columns.resize(features + (labels.empty() ? 0 : 1));
@@ -713,17 +719,14 @@ Table read_idx(const std::string& images, const std::string& labels) {
     for (std::size_t f = 0; f < features; ++f)
       t.columns[f].numbers[r] = data[r * features + f];
   if (!labels.empty()) {
-    const Idx lab = read_idx_file(labels);
-    if (lab.dims.size() != 1) fail(labels, "expected labels (a 1-dimensional IDX file)");
-    if (lab.dims[0] != n)
-      fail(labels, "holds " + std::to_string(lab.dims[0]) + " labels for " + std::to_string(n) +
+    const std::vector<int> y = read_idx_labels(labels);
+    if (y.size() != n)
+      fail(labels, "holds " + std::to_string(y.size()) + " labels for " + std::to_string(n) +
                        " images in " + images);
     Column& c = t.columns.back();
     c.name = "label";
     c.field = features + 1;
-    c.numbers.resize(n);
-    for (std::size_t r = 0; r < n; ++r)
-      c.numbers[r] = static_cast<unsigned char>(lab.bytes[lab.data_offset + r]);
+    c.numbers.assign(y.begin(), y.end());
   }
   return t;
 }

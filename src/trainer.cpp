@@ -105,6 +105,13 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
     return s;
   };
 
+  const auto check_weights = [&](int epoch) {
+    for (const T p : net.params())
+      if (!std::isfinite(p))
+        throw DivergenceError("training diverged in epoch " + std::to_string(epoch + 1) +
+                              ": a weight is no longer finite; try a lower learning rate (--lr)");
+  };
+
   Batch<T> Xb(B, X.cols()), Yb(B, Y.cols());
   for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
@@ -139,21 +146,14 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
       if (callbacks.on_batch)
         callbacks.on_batch({epoch + 1, b + 1, batches, loss_sum / double(first + n)});
       if (o.stop && o.stop->load(std::memory_order_relaxed)) {
-        for (const T p : net.params())
-          if (!std::isfinite(p))
-            throw DivergenceError(
-                "training diverged in epoch " + std::to_string(epoch + 1) +
-                ": a weight is no longer finite; try a lower learning rate (--lr)");
+        check_weights(epoch);
         if (callbacks.on_checkpoint) callbacks.on_checkpoint(snapshot(epoch, b + 1, loss_sum));
         result.interrupted = true;
         return result;
       }
     }
 
-    for (const T p : net.params())
-      if (!std::isfinite(p))
-        throw DivergenceError("training diverged in epoch " + std::to_string(epoch + 1) +
-                              ": a weight is no longer finite; try a lower learning rate (--lr)");
+    check_weights(epoch);
 
     EpochReport r;
     r.epoch = epoch + 1;
