@@ -5,7 +5,7 @@
 //   chainrule_bench w2 DIR [--threads N]     Fashion-MNIST 784-128-64-10, one epoch, test accuracy
 //   chainrule_bench w3 DIR [--threads N]     784-1024-1024-10, batch 256: effective GFLOP/s
 //   chainrule_bench w4 DIR [--threads N]     inference samples/s at batch 1 and 1024
-//   chainrule_bench w5 CSV                   a numeric CSV into the float training matrix, MB/s
+//   chainrule_bench w5 CSV [--threads N]     a numeric CSV into the float training matrix, MB/s
 //   chainrule_bench gemm [--threads N]       OpenBLAS sgemm GFLOP/s at W3's shapes
 #include <cblas.h>
 #include <fmt/core.h>
@@ -261,7 +261,8 @@ int w4(const std::string& dir, int threads) {
   return 0;
 }
 
-int w5(const std::string& csv) {
+int w5(const std::string& csv, int threads) {
+  set_blas_threads(threads);
   const double mb = double(std::filesystem::file_size(csv)) / 1e6;
   const auto t = Clock::now();
   const Table table = read_csv(csv);
@@ -271,12 +272,14 @@ int w5(const std::string& csv) {
   p.task = Task::regress;
   const auto rows = all_rows(table.rows());
   const Preprocessor prep = Preprocessor::fit(table, rows, p);
+  const double fit_s = seconds_since(t) - read_s;
   const Batch<float> X = prep.transform<float>(table, rows);
   const double s = seconds_since(t);
   fmt::print(
-      R"({{"workload":"w5","peer":"chainrule","seconds":{},"mb_per_s":{},"rows":{},"cols":{},"peak_rss_mib":{:.0f}}})"
+      R"({{"workload":"w5","peer":"chainrule","threads":{},"seconds":{},"read_s":{:.3f},"fit_s":{:.3f},"transform_s":{:.3f},"mb_per_s":{},"rows":{},"cols":{},"peak_rss_mib":{:.0f}}})"
       "\n",
-      s, mb / s, X.rows(), X.cols() + 1, peak_rss_mib());
+      threads, s, read_s, fit_s, s - read_s - fit_s, mb / s, X.rows(), X.cols() + 1,
+      peak_rss_mib());
   return 0;
 }
 
@@ -318,7 +321,7 @@ int main(int argc, char** argv) {
     if (cmd == "w2") return w2(argv[2], threads);
     if (cmd == "w3") return w3(argv[2], threads);
     if (cmd == "w4") return w4(argv[2], threads);
-    if (cmd == "w5") return w5(argv[2]);
+    if (cmd == "w5") return w5(argv[2], threads);
     if (cmd == "gemm") return gemm(threads);
   } catch (const std::exception& e) {
     fmt::print(stderr, "chainrule_bench: {}\n", e.what());

@@ -5,9 +5,11 @@
 #include <map>
 #include <numeric>
 #include <set>
+#include <thread>
 
 #include "chainrule/error.hpp"
 #include "chainrule/random.hpp"
+#include "chainrule/threads.hpp"
 
 namespace chainrule {
 
@@ -225,6 +227,9 @@ template <class T>
                                   : " after scaling"));
 }
 
+// Below this many matrix entries, transform writes on one thread.
+constexpr double kParallelValues = 1 << 20;
+
 // Writes the inputs of feature f for row r at x (one number, or its one-hot block). False when the
 // value is missing (and not imputed) or out of T's range once scaled: throw_problem says which.
 template <class T>
@@ -270,13 +275,36 @@ Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> ro
     sources.push_back({&c, &f, col});
     col += f.numeric ? 1 : Index(f.categories.size());
   }
-  // Row by row, so the row-major matrix is written in order, in one pass.
+  // Row by row, so the row-major matrix is written in order, in one pass; a large matrix in row
+  // spans on the threads of set_blas_threads (each row depends on its own values only).
   Batch<T> X(Index(rows.size()), inputs());
-  bool ok = true;
-  for (std::size_t i = 0; i < rows.size() && ok; ++i)
-    for (const Source& s : sources)
-      ok = ok && encode<T>(*this, *s.feature, *s.column, rows[i], &X(Index(i), s.col));
-  if (ok) return X;
+  const auto fill = [&](std::size_t from, std::size_t to) {
+    bool ok = true;
+    for (std::size_t i = from; i < to && ok; ++i)
+      for (const Source& s : sources)
+        ok = ok && encode<T>(*this, *s.feature, *s.column, rows[i], &X(Index(i), s.col));
+    return ok;
+  };
+  const std::size_t threads =
+      double(rows.size()) * double(inputs()) >= kParallelValues ? std::size_t(blas_threads()) : 1;
+  if (threads > 1) {
+    std::vector<char> ok(threads, 0);
+    {
+      const auto span = [&](std::size_t k) {
+        try {
+          ok[k] = fill(rows.size() * k / threads, rows.size() * (k + 1) / threads);
+        } catch (const std::exception&) {  // (bad_alloc) the single-thread pass below says it
+          ok[k] = 0;
+        }
+      };
+      std::vector<std::jthread> pool;
+      for (std::size_t k = 1; k < threads; ++k)
+        pool.emplace_back(span, k);
+      span(0);
+    }
+    if (std::find(ok.begin(), ok.end(), 0) == ok.end()) return X;
+  }
+  if (fill(0, rows.size())) return X;
   // Report the first refused value of the first feature that has one (feature, then row order).
   std::vector<T> scratch(std::size_t(std::max<Index>(inputs(), 1)));
   for (const Source& s : sources)

@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -18,9 +19,11 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "chainrule/error.hpp"
+#include "chainrule/threads.hpp"
 
 namespace chainrule {
 
@@ -276,7 +279,183 @@ Parsed parse_number(std::string_view field, double& out) {
   return Parsed::number;
 }
 
+// A field the fast path did not read as a clean number, typed later in row order.
+struct Other {
+  std::size_t row, col;
+  std::string_view text;
+};
+
+// Data rows as read so far: each column's values (NaN where a field is not a clean number), the
+// fields that are not, and the line of each row.
+struct Rows {
+  std::vector<std::vector<double>> values;
+  std::vector<Other> others;
+  std::vector<std::size_t> lines;
+};
+
+// Room for as many rows as the first one's length suggests in `bytes` of text, plus 10%.
+void reserve_rows(Rows& out, std::size_t first_row_bytes, std::size_t bytes) {
+  const std::size_t width = out.values.size();
+  if (width == 0) return;
+  const std::size_t rows = std::min(bytes / std::max<std::size_t>(first_row_bytes, 1) * 11 / 10 + 1,
+                                    bytes / (2 * width) + 1);
+  for (auto& v : out.values)
+    v.reserve(rows);
+}
+
+// Reads data rows from `pos` (the start of line `line`, which follows along) until `stop` (the
+// end of the text or the start of a line) or the first row it cannot read on its own: a quote, a
+// line ending it does not know, the wrong number of fields. Returns where it stopped. Each field
+// is read as a clean number straight from the text, ending at a delimiter or the end of the row;
+// any other field is kept as a view. Most numeric CSV never needs more, and nothing is copied.
+// `reserve_bytes`: how much text the rows of `out` are expected to come from.
+std::size_t fast_rows(std::string_view text, char delim, std::size_t width, std::size_t pos,
+                      std::size_t stop, std::size_t reserve_bytes, std::size_t& line, Rows& out) {
+  const char* const begin = text.data();
+  const char* const end = begin + text.size();
+  const auto is_row_end = [&](std::size_t q) {
+    return q == text.size() || text[q] == '\n' ||
+           (text[q] == '\r' && (q + 1 == text.size() || text[q + 1] == '\n'));
+  };
+  const auto after_row_end = [&](std::size_t q) {
+    return q == text.size() ? q : text[q] == '\n' ? q + 1 : std::min(q + 2, text.size());
+  };
+  std::vector<std::vector<double>>& values = out.values;
+  for (;;) {
+    while (pos < stop &&  // blank lines
+           (text[pos] == '\n' ||
+            (text[pos] == '\r' && pos + 1 < text.size() && text[pos + 1] == '\n'))) {
+      pos += text[pos] == '\r' ? 2 : 1;
+      ++line;
+    }
+    if (pos >= stop || width == 0) return pos;
+    const std::size_t r = out.lines.size();
+    bool fast = true;
+    std::size_t p = pos, c = 0;
+    for (; c < width; ++c) {
+      double v;
+      const auto [e, ec] = to_double(begin + p, end, v);
+      std::size_t q = std::size_t(e - begin);
+      const bool clean = ec == std::errc() && q > p && std::isfinite(v) &&
+                         (q == text.size() || text[q] == delim || is_row_end(q));
+      if (clean) {
+        values[c].push_back(v);
+      } else {
+        q = p;
+        while (q < text.size() && text[q] != delim && text[q] != '\n' && text[q] != '"' &&
+               text[q] != '\r')
+          ++q;
+        if (q < text.size() && (text[q] == '"' || (text[q] == '\r' && !is_row_end(q)))) {
+          fast = false;
+          break;
+        }
+        values[c].push_back(std::nan(""));
+        out.others.push_back({r, c, text.substr(p, q - p)});
+      }
+      const bool last = c + 1 == width;
+      if (is_row_end(q)) {
+        if (!last) fast = false;  // too few fields
+        p = after_row_end(q);
+      } else {                   // a delimiter
+        if (last) fast = false;  // too many fields
+        p = q + 1;
+      }
+      if (!fast) {
+        ++c;
+        break;
+      }
+    }
+    if (!fast) {  // undo this row's fields: the caller reads it some other way
+      for (std::size_t k = 0; k < std::min(c, width); ++k)
+        values[k].pop_back();
+      while (!out.others.empty() && out.others.back().row == r)
+        out.others.pop_back();
+      return pos;
+    }
+    out.lines.push_back(line);
+    if (r == 0) reserve_rows(out, p - pos, reserve_bytes);
+    pos = p;
+    ++line;
+  }
+}
+
+// Appends `part` to `out`, its lines shifted by `line_base`; `part` is left empty.
+void append_rows(Rows& out, Rows& part, std::size_t line_base) {
+  if (out.lines.empty() && line_base == 0) {
+    out = std::move(part);
+    return;
+  }
+  const std::size_t row_base = out.lines.size();
+  for (const std::size_t l : part.lines)
+    out.lines.push_back(line_base + l);
+  for (Other o : part.others) {
+    o.row += row_base;
+    out.others.push_back(o);
+  }
+  for (std::size_t c = 0; c < out.values.size(); ++c) {
+    out.values[c].insert(out.values[c].end(), part.values[c].begin(), part.values[c].end());
+    std::vector<double>().swap(part.values[c]);
+  }
+  part = Rows{};
+}
+
+std::atomic<std::size_t> parallel_reads{0};  // for detail::csv_parallel_reads
+
+// Below this many bytes of data rows, one thread reads them all.
+constexpr std::size_t kParallelBytes = std::size_t(1) << 20;
+
+// The data rows from `pos` (line `line`) to the end, cut into `threads` spans at line starts and
+// read by fast_rows on as many threads; `out` gets them in file order, exactly as one fast_rows
+// over the whole text would give them. False when a span holds a row fast_rows cannot read (or a
+// quoted field that crosses a cut): the caller then reads the rows in order, and reports any
+// error as it would have.
+bool parallel_rows(std::string_view text, char delim, std::size_t width, std::size_t pos,
+                   std::size_t line, int threads, Rows& out) {
+  std::vector<std::size_t> cuts{pos};
+  for (int k = 1; k < threads; ++k) {
+    const std::size_t at = pos + (text.size() - pos) / std::size_t(threads) * std::size_t(k);
+    const std::size_t nl = text.find('\n', std::max(at, cuts.back()));
+    if (nl == std::string_view::npos) break;
+    if (nl + 1 < text.size()) cuts.push_back(nl + 1);
+  }
+  cuts.push_back(text.size());
+  const std::size_t spans = cuts.size() - 1;
+  std::vector<Rows> parts(spans);
+  std::vector<std::size_t> lines(spans, 0);  // the first span counts from `line`, others from 0
+  std::vector<char> ok(spans, 0);
+  lines[0] = line;
+  const auto read = [&](std::size_t i) {
+    try {
+      parts[i].values.resize(width);
+      // The first span's columns get room for every row, so the others append without moving.
+      const std::size_t expect = i == 0 ? text.size() - pos : cuts[i + 1] - cuts[i];
+      ok[i] = fast_rows(text, delim, width, cuts[i], cuts[i + 1], expect, lines[i], parts[i]) ==
+              cuts[i + 1];
+    } catch (const std::bad_alloc&) {
+      ok[i] = 0;
+    }
+  };
+  {
+    std::vector<std::jthread> pool;
+    for (std::size_t i = 1; i < spans; ++i)
+      pool.emplace_back(read, i);
+    read(0);
+  }
+  if (std::find(ok.begin(), ok.end(), 0) != ok.end()) return false;
+  parallel_reads.fetch_add(1, std::memory_order_relaxed);
+  std::size_t line_base = 0;  // the first span's lines are already absolute
+  for (std::size_t i = 0; i < spans; ++i) {
+    append_rows(out, parts[i], line_base);
+    line_base += lines[i];
+  }
+  return true;
+}
+
 }  // namespace
+
+std::size_t detail::csv_parallel_reads() {
+  return parallel_reads.load(std::memory_order_relaxed);
+}
 
 std::string format_number(double v) {
   char buf[32];
@@ -368,123 +547,63 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
            "duplicate column name " + quote(t.columns[repeat].name) + " (also column " +
                std::to_string(first + 1) + ")");
   }
-  // Data rows. Each field is first tried as a clean number: std::from_chars right at its start,
-  // ending at a delimiter or the end of the row. Most numeric CSV never takes another path, and
-  // nothing is copied. Any other field is kept as a view; a row the fast path cannot read (a
-  // quote, a line ending it does not know, the wrong number of fields) is read again by the
-  // tokenizer, which gives the exact error where there is one.
+  // Data rows: clean rows by fast_rows (in parallel spans for a large file), any other row by
+  // the tokenizer, which gives the exact error where there is one.
   const std::string expected_fields =
       " fields" + std::string(options.header ? " (as in the header)" : " (as in the first row)");
-  struct Other {
-    std::size_t row, col;
-    std::string_view text;
-  };
-  std::vector<std::vector<double>> values(width);  // per column; NaN where not a clean number
-  std::vector<Other> others;                       // fields that are not clean numbers
   const std::size_t data_start = tok.position(), data_line = tok.line();
-  const char delim = options.delimiter;
-  const char* const begin = text.data();
-  const char* const end = begin + text.size();
+  const int threads = options.threads > 0 ? options.threads : blas_threads();
+  Rows read;
+  read.values.resize(width);
   std::size_t pos = data_start, line = data_line;
-  const auto is_row_end = [&](std::size_t q) {
-    return q == text.size() || text[q] == '\n' ||
-           (text[q] == '\r' && (q + 1 == text.size() || text[q + 1] == '\n'));
-  };
-  const auto after_row_end = [&](std::size_t q) {
-    return q == text.size() ? q : text[q] == '\n' ? q + 1 : std::min(q + 2, text.size());
-  };
-  for (;;) {
-    while (pos < text.size() &&  // blank lines
-           (text[pos] == '\n' ||
-            (text[pos] == '\r' && pos + 1 < text.size() && text[pos + 1] == '\n'))) {
-      pos += text[pos] == '\r' ? 2 : 1;
-      ++line;
-    }
-    if (pos >= text.size()) break;
-    const std::size_t r = t.lines.size();
-    bool fast = width > 0;
-    std::size_t p = pos, c = 0;
-    for (; fast && c < width; ++c) {
-      double v;
-      const auto [e, ec] = to_double(begin + p, end, v);
-      std::size_t q = std::size_t(e - begin);
-      const bool clean = ec == std::errc() && q > p && std::isfinite(v) &&
-                         (q == text.size() || text[q] == delim || is_row_end(q));
-      if (clean) {
-        values[c].push_back(v);
-      } else {
-        q = p;
-        while (q < text.size() && text[q] != delim && text[q] != '\n' && text[q] != '"' &&
-               text[q] != '\r')
-          ++q;
-        if (q < text.size() && (text[q] == '"' || (text[q] == '\r' && !is_row_end(q)))) {
-          fast = false;
-          break;
-        }
-        values[c].push_back(std::nan(""));
-        others.push_back({r, c, text.substr(p, q - p)});
-      }
-      const bool last = c + 1 == width;
-      if (is_row_end(q)) {
-        if (!last) fast = false;  // too few fields: the tokenizer says so
-        p = after_row_end(q);
-      } else {                   // a delimiter
-        if (last) fast = false;  // too many fields
-        p = q + 1;
-      }
-      if (!fast) {
-        ++c;
-        break;
-      }
-    }
-    if (fast) {
-      t.lines.push_back(line);
-      pos = p;
-      ++line;
-    } else {  // undo this row's fields and read it with the tokenizer
-      for (std::size_t k = 0; k < std::min(c, width); ++k)
-        values[k].pop_back();
-      while (!others.empty() && others.back().row == r)
-        others.pop_back();
-      if (width > 0) tok.limit_fields(2 * width + 16, std::to_string(width) + expected_fields);
-      tok.seek(pos, line);
-      if (!tok.next(row)) break;
-      if (t.columns.empty()) {
-        width = row.fields.size();
-        values.resize(width);
-        for (std::size_t k = 0; k < width; ++k) {
-          Column col;
-          col.name = "c" + std::to_string(k);
-          col.field = k + 1;
-          t.columns.push_back(std::move(col));
-        }
-      }
-      if (row.fields.size() != width)
-        fail(source + ":" + std::to_string(row.line) + ":" +
-                 std::to_string(row.columns[std::min(row.fields.size(), width) - 1]),
-             "expected " + std::to_string(width) + expected_fields + ", found " +
-                 std::to_string(row.fields.size()));
+  // One row by the tokenizer, at `pos`; false at the end of the text.
+  const auto slow_row = [&] {
+    const std::size_t r = read.lines.size();
+    if (width > 0) tok.limit_fields(2 * width + 16, std::to_string(width) + expected_fields);
+    tok.seek(pos, line);
+    if (!tok.next(row)) return false;
+    if (t.columns.empty()) {  // no header: the first row sets the width
+      width = row.fields.size();
+      read.values.resize(width);
       for (std::size_t k = 0; k < width; ++k) {
-        double v;
-        if (parse_number(row.fields[k], v) == Parsed::number) {
-          values[k].push_back(v);
-        } else {
-          values[k].push_back(std::nan(""));
-          others.push_back({r, k, row.fields[k]});
-        }
+        Column col;
+        col.name = "c" + std::to_string(k);
+        col.field = k + 1;
+        t.columns.push_back(std::move(col));
       }
-      t.lines.push_back(row.line);
-      pos = tok.position();
-      line = tok.line();
     }
-    if (r == 0) {  // room for as many rows as the first one's length suggests, plus 10%
-      const std::size_t rows =
-          std::min(text.size() / std::max<std::size_t>(pos - data_start, 1) * 11 / 10 + 1,
-                   text.size() / (2 * width) + 1);
-      for (auto& v : values)
-        v.reserve(rows);
+    if (row.fields.size() != width)
+      fail(source + ":" + std::to_string(row.line) + ":" +
+               std::to_string(row.columns[std::min(row.fields.size(), width) - 1]),
+           "expected " + std::to_string(width) + expected_fields + ", found " +
+               std::to_string(row.fields.size()));
+    for (std::size_t k = 0; k < width; ++k) {
+      double v;
+      if (parse_number(row.fields[k], v) == Parsed::number) {
+        read.values[k].push_back(v);
+      } else {
+        read.values[k].push_back(std::nan(""));
+        read.others.push_back({r, k, row.fields[k]});
+      }
     }
+    read.lines.push_back(row.line);
+    if (r == 0) reserve_rows(read, tok.position() - pos, text.size() - pos);
+    pos = tok.position();
+    line = tok.line();
+    return true;
+  };
+  if (width == 0 && !slow_row()) pos = text.size();
+  if (threads > 1 && width > 0 && text.size() - pos >= kParallelBytes &&
+      parallel_rows(text, options.delimiter, width, pos, line, threads, read))
+    pos = text.size();
+  while (pos < text.size()) {
+    pos =
+        fast_rows(text, options.delimiter, width, pos, text.size(), text.size() - pos, line, read);
+    if (pos < text.size() && !slow_row()) break;
   }
+  std::vector<std::vector<double>>& values = read.values;
+  const std::vector<Other>& others = read.others;
+  t.lines = std::move(read.lines);
   if (t.lines.empty())
     fail(
         source + ":" + std::to_string(std::max<std::size_t>(header_line, 1)),

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "chainrule/error.hpp"
 #include "chainrule/random.hpp"
+#include "chainrule/threads.hpp"
 
 namespace chainrule {
 namespace {
@@ -103,6 +105,47 @@ TEST(Preprocess, MissingValuesAreErrorsUnlessImputed) {
   const Table one_class = parse_csv("a,y\n1,x\n2,x\n", "o.csv");
   EXPECT_EQ(error_of([&] { Preprocessor::fit(one_class, all_rows(2), {}); }),
             "o.csv: the target column 'y' has only one class ('x'): expected at least two");
+}
+
+// A large matrix (100,000 rows × 13 inputs) is written in row spans on several threads: the same
+// matrix, bit for bit, as on one thread, for any count and any row order; and the same error, the
+// first refused value in feature-then-row order, whichever span it falls in.
+TEST(Preprocess, ParallelTransformGivesTheSameMatrixAndError) {
+  std::string csv = "x0,x1,x2,x3,x4,x5,x6,x7,x8,x9,colour,y\n";
+  Rng gen(3);
+  const std::size_t n = 100'000;
+  for (std::size_t r = 0; r < n; ++r) {
+    for (int c = 0; c < 10; ++c)
+      csv += std::to_string(gen.uniform() * 100 - 50) + ",";
+    csv += std::string(r % 3 == 0   ? "red"
+                       : r % 3 == 1 ? "green"
+                                    : "blue") +
+           "," + std::to_string(r % 2) + "\n";
+  }
+  const Table t = parse_csv(csv, "wide.csv");
+  std::vector<std::size_t> rows = all_rows(n);
+  for (std::size_t i = rows.size(); i > 1; --i)
+    std::swap(rows[i - 1], rows[gen.below(i)]);
+  const Preprocessor p = Preprocessor::fit(t, rows, {});
+  ASSERT_EQ(p.inputs(), 13);
+  set_blas_threads(1);
+  const Batch<float> one = p.transform<float>(t, rows);
+  for (const int threads : {2, 3}) {
+    set_blas_threads(threads);
+    const Batch<float> many = p.transform<float>(t, rows);
+    ASSERT_EQ(many.rows(), one.rows());
+    EXPECT_EQ(std::memcmp(many.data(), one.data(), sizeof(float) * std::size_t(one.size())), 0);
+  }
+  // Missing values late in x7 and early in x9 (rows 0 and 99,990 of the file): x7's comes first.
+  Table holes = t;
+  holes.columns[7].numbers[99'990] = std::nan("");
+  holes.columns[9].numbers[10] = std::nan("");
+  set_blas_threads(1);
+  const std::string expected = error_of([&] { p.transform<float>(holes, all_rows(n)); });
+  EXPECT_NE(expected.find("wide.csv:99992:8"), std::string::npos) << expected;
+  set_blas_threads(2);
+  EXPECT_EQ(error_of([&] { p.transform<float>(holes, all_rows(n)); }), expected);
+  set_blas_threads(1);
 }
 
 TEST(Split, StratifiedAndDeterministic) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include <random>
@@ -236,6 +237,93 @@ TEST(Idx, HeadersThatLieAreErrors) {
             std::string::npos);
   std::ofstream(labels, std::ios::binary) << "not idx";
   EXPECT_NE(error_of([&] { read_idx(images, labels); }).find("not an IDX file"), std::string::npos);
+}
+
+// Two tables are the same: names, types, every number bit for bit (NaN where missing), every
+// text, every row's line.
+void expect_same_table(const Table& a, const Table& b) {
+  ASSERT_EQ(a.cols(), b.cols());
+  ASSERT_EQ(a.rows(), b.rows());
+  EXPECT_EQ(a.lines, b.lines);
+  for (std::size_t c = 0; c < a.cols(); ++c) {
+    const Column &x = a.columns[c], &y = b.columns[c];
+    ASSERT_EQ(x.name, y.name);
+    ASSERT_EQ(x.numeric, y.numeric) << x.name;
+    EXPECT_EQ(x.text, y.text) << x.name;
+    ASSERT_EQ(x.numbers.size(), y.numbers.size());
+    for (std::size_t r = 0; r < x.numbers.size(); ++r)
+      ASSERT_EQ(std::memcmp(&x.numbers[r], &y.numbers[r], sizeof(double)), 0)
+          << x.name << " row " << r << ": " << x.numbers[r] << " vs " << y.numbers[r];
+  }
+}
+
+// A large file (3 MB) is read in parallel spans: the table is the one a single thread reads, for
+// any thread count, whatever falls at the cuts (blank lines, CRLF, missing values, text, padded
+// numbers). A quoted field across a cut, or a broken row, sends the read back to one thread in
+// file order, so the result or the error is the same too.
+TEST(Csv, ParallelReadingGivesTheSameTable) {
+  std::mt19937_64 gen(5);
+  std::string body;
+  std::size_t n = 0;
+  while (body.size() < 3'000'000) {
+    ++n;
+    const auto u = gen();
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%.17g,%lld,%s,%s,%s", double(gen() >> 11) * 0x1p-40 - 3000,
+                  (long long)(u % 100000) - 50000,
+                  u % 7 == 0    ? "NA"
+                  : u % 11 == 0 ? ""
+                                : "2.5",
+                  u % 13 == 0 ? " 7" : "-1e-3", u % 3 == 0 ? "red" : "blue");
+    body += buf;
+    body += u % 17 == 0 ? "\r\n" : u % 19 == 0 ? "\n\n" : "\n";
+  }
+  const std::string header = "x,k,m,p,colour\n";
+  const auto read = [&](const std::string& text, int threads, bool with_header = true) {
+    CsvOptions o;
+    o.threads = threads;
+    o.header = with_header;
+    return parse_csv(text, "big.csv", o);
+  };
+  const Table one = read(header + body, 1);
+  ASSERT_EQ(one.rows(), n);
+  ASSERT_TRUE(one.columns[2].numeric);
+  ASSERT_TRUE(one.columns[3].numeric);
+  ASSERT_FALSE(one.columns[4].numeric);
+  for (const int threads : {2, 3, 4, 7}) {
+    const std::size_t before = detail::csv_parallel_reads();
+    expect_same_table(read(header + body, threads), one);
+    EXPECT_EQ(detail::csv_parallel_reads(), before + 1) << threads << " threads";
+  }
+  // No header: the first row sets the width, the rest is read in parallel.
+  const std::size_t before = detail::csv_parallel_reads();
+  expect_same_table(read(body, 3, false), read(body, 1, false));
+  EXPECT_EQ(detail::csv_parallel_reads(), before + 1);
+
+  // A quoted field with a line break in the middle of the file: the cut may fall inside it.
+  const std::size_t middle = body.find('\n', body.size() / 2) + 1;
+  const std::string quoted =
+      header + body.substr(0, middle) + "1,2,3,4,\"a\nb\"\n" + body.substr(middle);
+  const Table q = read(quoted, 2);
+  expect_same_table(q, read(quoted, 1));
+  EXPECT_NE(std::find(q.columns[4].text.begin(), q.columns[4].text.end(), "a\nb"),
+            q.columns[4].text.end());
+
+  // A short row near the end, and a word in a numeric column: the same message, same line.
+  const std::string short_row = header + body + "1,2,3\n";
+  EXPECT_EQ(error_of([&] { read(short_row, 2); }), error_of([&] { read(short_row, 1); }));
+  EXPECT_NE(error_of([&] { read(short_row, 2); }).find("expected 5 fields"), std::string::npos);
+  std::string word = header + body;
+  word.replace(word.rfind("-1e-3"), 5, "oops!");
+  for (int i = 0; i < 3; ++i)  // enough of them that the column stays numeric
+    word.replace(word.find("-1e-3"), 5, "-2e-3");
+  const std::string expected = error_of([&] { read(word, 1); });
+  EXPECT_EQ(error_of([&] { read(word, 4); }), expected);
+  EXPECT_NE(expected.find("'oops!'"), std::string::npos) << expected;
+  const std::size_t oops_line =
+      1 + std::size_t(std::count(word.begin(), word.begin() + long(word.find("oops!")), '\n'));
+  EXPECT_NE(expected.find("big.csv:" + std::to_string(oops_line) + ":4"), std::string::npos)
+      << expected;
 }
 
 }  // namespace

@@ -15,6 +15,9 @@ struct CsvOptions {
   char delimiter = ',';
   bool header = true;         ///< false: columns are named c0, c1, ...
   std::size_t skip_rows = 0;  ///< lines to skip before the header (a preamble)
+  /// Threads that read the data rows of a large file (1 MiB or more) in spans; 0: the setting of
+  /// set_blas_threads (threads.hpp). The table is the same for every count.
+  int threads = 0;
 };
 
 /// One column: numbers (missing values are NaN) or text (missing values are empty strings).
@@ -70,5 +73,10 @@ Table read_idx(const std::string& images, const std::string& labels = "");
 
 /// Reads a whole file, decompressing gzip transparently. Throws DataError.
 std::string read_file(const std::string& path);
+
+namespace detail {
+/// How many CSV texts so far had their data rows read in parallel spans (for the tests).
+std::size_t csv_parallel_reads();
+}  // namespace detail
 
 }  // namespace chainrule

@@ -1,12 +1,13 @@
-// Threads of the matrix products. Until chainrule has its own thread pool, the products run on
-// one thread: OpenBLAS's threaded GEMM allocates a job queue on every call, and a training step
-// must allocate nothing.
+// Threads: OpenBLAS's, for the matrix products, are chainrule's only pool. The same setting says
+// how many short-lived threads read a large CSV file and write its input matrix (before any
+// product runs, so the two never compete).
 #pragma once
 
 namespace chainrule {
 
 /// Threads OpenBLAS may use for one matrix product (n >= 1): chainrule's only worker threads,
-/// so there is no oversubscription between two pools. The library's default is 1 (unless the
+/// so there is no oversubscription between two pools. Also the threads that read a large CSV
+/// file (CsvOptions::threads = 0) and that write Preprocessor::transform's large matrices. The library's default is 1 (unless the
 /// OPENBLAS_NUM_THREADS environment variable says otherwise); the command line's is every core.
 /// With n > 1 each large product allocates OpenBLAS's job queue, and OpenBLAS runs small
 /// products on one thread anyway. Results are bit-identical for a fixed n.

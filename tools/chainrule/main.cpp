@@ -19,8 +19,8 @@ int main(int argc, char** argv) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // last one wins
   int threads = int(std::max(1u, std::thread::hardware_concurrency()));
   app.add_option("--threads", threads,
-                 "Threads for the matrix products (default: every core; results are "
-                 "bit-identical for a fixed count)")
+                 "Threads for the matrix products and for reading large CSV files (default: every "
+                 "core; results are bit-identical for a fixed count)")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   app.fallthrough();  // --threads may follow the command
