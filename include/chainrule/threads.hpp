@@ -7,10 +7,10 @@ namespace chainrule {
 
 /// Threads OpenBLAS may use for one matrix product (n >= 1): chainrule's only worker threads,
 /// so there is no oversubscription between two pools. Also the threads that read a large CSV
-/// file (CsvOptions::threads = 0) and that write Preprocessor::transform's large matrices. The library's default is 1 (unless the
-/// OPENBLAS_NUM_THREADS environment variable says otherwise); the command line's is every core.
-/// With n > 1 each large product allocates OpenBLAS's job queue, and OpenBLAS runs small
-/// products on one thread anyway. Results are bit-identical for a fixed n.
+/// file (CsvOptions::threads = 0) and that write Preprocessor::transform's large matrices. The
+/// library's default is 1 (unless the OPENBLAS_NUM_THREADS environment variable says otherwise);
+/// the command line's is every core. With n > 1 each large product allocates OpenBLAS's job queue,
+/// and OpenBLAS runs small products on one thread anyway. Results are bit-identical for a fixed n.
 void set_blas_threads(int n);
 
 /// The current setting of set_blas_threads.
