@@ -17,7 +17,15 @@ import resource
 import sys
 import time
 
-import numpy as np
+# The command's thread count (w2, w3, w4: their last argument; the others run on one thread), set
+# for every library that reads it when it loads, before numpy or torch loads: OpenBLAS (Debian's
+# pthread build, shared by numpy and torch) and OpenMP. torch.set_num_threads alone does not reach
+# OpenBLAS: "1 thread" then ran its products on both cores (measured: 2.0 s of CPU time per second).
+THREADS = int(sys.argv[-1]) if len(sys.argv) > 3 and sys.argv[1] in ("w2", "w3", "w4") else 1
+os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))  # unless bench/run tries another
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+
+import numpy as np  # noqa: E402 (after the environment above)
 
 
 def emit(**kw):
@@ -39,6 +47,7 @@ def fashion(d, prefix, limit=None):
 
 
 def torch_setup(threads):
+    assert threads == THREADS, "the thread count is set when peers.py starts"
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(1)
@@ -94,17 +103,18 @@ def w2(d, threads):
     model = mlp(torch, [128, 64])
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     ce = torch.nn.CrossEntropyLoss()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for first in range(0, 60000, 64):
         opt.zero_grad(set_to_none=True)
         loss = ce(model(X[first:first + 64]), y[first:first + 64])
         loss.backward()
         opt.step()
     s = time.perf_counter() - start
+    cores = (time.process_time() - cpu) / s
     with torch.no_grad():
         acc = float((model(Xt).argmax(1).numpy() == yt).mean())
     emit(workload="w2", peer="PyTorch", threads=threads, seconds=s, samples_per_s=60000 / s,
-         accuracy=acc, peak_rss_mib=peak_rss_mib())
+         cores=cores, accuracy=acc, peak_rss_mib=peak_rss_mib())
 
 
 def w2_sklearn(d):
@@ -140,12 +150,13 @@ def w3(d, threads):
             ce(model(X[first:first + 256]), y[first:first + 256]).backward()
             opt.step()
     epoch(512)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     epoch(n)
     s = time.perf_counter() - start
+    cores = (time.process_time() - cpu) / s
     params = sum(p.numel() for p in model.parameters())
     emit(workload="w3", peer="PyTorch", threads=threads, seconds=s, samples_per_s=n / s,
-         gflops=6 * params * n / s / 1e9)
+         cores=cores, gflops=6 * params * n / s / 1e9)
 
 
 def w4(d, threads):
@@ -157,13 +168,13 @@ def w4(d, threads):
         for batch in (1, 1024):
             n = 10000 if batch == 1 else 10 * 1024
             model(Xt[:batch])
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             for first in range(0, n, batch):
                 f = first % (10000 - batch + 1)
                 model(Xt[f:f + batch])
             s = time.perf_counter() - start
             emit(workload="w4", peer="PyTorch", threads=threads, batch=batch, seconds=s,
-                 samples_per_s=n / s)
+                 samples_per_s=n / s, cores=(time.process_time() - cpu) / s)
 
 
 def w5(csv, how):

@@ -21,6 +21,15 @@ def find(workload, peer, **kw):
     return None
 
 
+def note(r):
+    return f" ({r['note']})" if r.get("note") else ""
+
+
+def thr(r, threads):
+    """The thread count, and the cores the process kept busy (CPU time / wall time) if known."""
+    return f"{threads} ({r['cores']:.1f} cores)" if "cores" in r else f"{threads}"
+
+
 def fmt_s(s):
     return f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s"
 
@@ -57,8 +66,7 @@ for threads in (1, 2):
     t = find("w2", "PyTorch", threads=threads)
     for r in (c, t):
         if r:
-            note = f" ({r['note']})" if r.get("note") else ""
-            out(f"| W2 Fashion-MNIST 784-128-64-10, 1 epoch | {r['peer']}{note} | {threads} | "
+            out(f"| W2 Fashion-MNIST 784-128-64-10, 1 epoch | {r['peer']}{note(r)} | {thr(r, threads)} | "
                 f"{fmt_s(r['seconds'])} | {r['samples_per_s']:,.0f} | "
                 f"{t['seconds'] / r['seconds']:.2f}× vs PyTorch | test accuracy {r['accuracy']:.4f} | "
                 f"{r['process_rss_mib']:.0f} MiB |")
@@ -86,7 +94,8 @@ for threads in (1, 2):
     t = find("w3", "PyTorch", threads=threads)
     g = find("gemm", "OpenBLAS sgemm", threads=threads)
     for r in (c, t):
-        out(f"| W3 784-1024-1024-10, batch 256 | {r['peer']} | {threads} | {fmt_s(r['seconds'])} | "
+        out(f"| W3 784-1024-1024-10, batch 256 | {r['peer']}{note(r)} | {thr(r, threads)} | "
+            f"{fmt_s(r['seconds'])} | "
             f"{r['samples_per_s']:,.0f} | {t['seconds'] / r['seconds']:.2f}× vs PyTorch | "
             f"{r['gflops']:.1f} GFLOP/s = {100 * r['gflops'] / g['gflops']:.0f}% of sgemm | "
             f"{r['process_rss_mib']:.0f} MiB |")
@@ -101,7 +110,8 @@ for threads in (1, 2):
         c = find("w4", "chainrule", threads=threads, batch=batch)
         t = find("w4", "PyTorch", threads=threads, batch=batch)
         for r in (c, t):
-            out(f"| W4 inference, batch {batch} | {r['peer']} | {threads} | {fmt_s(r['seconds'])} | "
+            out(f"| W4 inference, batch {batch} | {r['peer']}{note(r)} | {thr(r, threads)} | "
+                f"{fmt_s(r['seconds'])} | "
                 f"{r['samples_per_s']:,.0f} | {c['samples_per_s'] / t['samples_per_s']:.2f}× vs "
                 f"PyTorch | | {r['process_rss_mib']:.0f} MiB |")
         need = 5 if batch == 1 else 1

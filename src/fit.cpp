@@ -132,7 +132,7 @@ void train_model(const Table& table, const Split& split, const FitOptions& o,
   // Final metrics of the kept weights on both splits.
   const std::string metric(to_string(t.metric));
   const auto measure = [&](const Batch<T>& Xs, const Batch<T>& Ys) {
-    const Batch<T>& P = net.forward(Xs);
+    const Batch<T>& P = net.infer(Xs);
     return nlohmann::json{
         {"loss", net.loss(Ys)},
         {"rows", Xs.rows()},
@@ -188,10 +188,10 @@ namespace {
 Batch<double> outputs(const Model& m, const Batch<double>& X) {
   if (m.dtype == Dtype::float64) {
     Network<double> net = m.network<double>();
-    return net.forward(X);
+    return net.infer(X);
   }
   Network<float> net = m.network<float>();
-  return net.forward(X.cast<float>()).cast<double>();
+  return net.infer(X.cast<float>()).cast<double>();
 }
 
 // Class probabilities (rows, classes) from the outputs: two classes have one sigmoid output.
@@ -236,7 +236,7 @@ Evaluation evaluate(const Model& m, const Table& t) {
   e.rows = t.rows();
   {
     Network<double> net = m.network<double>();
-    net.forward(X);
+    net.infer(X);
     e.loss = net.loss(Y);
   }
   const Predictions p = predictions_from(m, outputs(m, X));

@@ -121,16 +121,31 @@ void Network<T>::set_dropout_rate(double p) {
 template <class T>
 const Batch<T>& Network<T>::forward(const BatchView<T>& X, Rng* dropout) {
   input_ = X;  // no allocation once N is steady
+  kept_ = true;
+  return run(input_, dropout);
+}
+
+template <class T>
+const Batch<T>& Network<T>::infer(const BatchView<T>& X) {
+  kept_ = false;
+  return run(X, nullptr);
+}
+
+template <class T>
+const Batch<T>& Network<T>::run(const BatchView<T>& X, Rng* dropout) {
   dropped_ = dropout != nullptr && dropout_ > 0;
   one_ = X.rows() == 1 && small_ && !dropped_;
   if (one_) {
-    forward_one(input_.data());
+    forward_one(X.data());
     return work_.back().A;
   }
   const T keep_scale = T(1.0 / (1.0 - dropout_));
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     Workspace& w = work_[l];
-    layers_[l].forward(params_.data(), layer_input(l), w.Z, w.A);
+    if (l == 0)
+      layers_[l].forward(params_.data(), X, w.Z, w.A);
+    else
+      layers_[l].forward(params_.data(), layer_input(l), w.Z, w.A);
     if (dropped_ && l + 1 < layers_.size()) {
       w.mask.resize(w.A.rows(), w.A.cols());
       for (Index i = 0; i < w.mask.size(); ++i)
@@ -148,6 +163,7 @@ double Network<T>::loss(const BatchView<T>& Y) const {
 
 template <class T>
 void Network<T>::backward(const BatchView<T>& Y) {
+  if (!kept_) throw ConfigError("backward needs a forward pass before it (infer keeps no input)");
   if (one_) return backward_one(Y);
   Workspace& top = work_.back();
   loss_gradient<T>(spec_.loss, top.A, Y, top.dZ);  // ∂L/∂Z if fused, else ∂L/∂A

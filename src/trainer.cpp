@@ -162,7 +162,7 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
     r.train_loss = loss_sum / double(N);
     r.lr = optimizer->learning_rate();
     if (validate) {
-      const Batch<T>& P = net.forward(Xv);
+      const Batch<T>& P = net.infer(Xv);
       r.val_loss = net.loss(Yv);
       if (o.metric == Metric::accuracy) r.val_metric = accuracy<T>(P, Yv);
       if (o.metric == Metric::r2) r.val_metric = r2_score<T>(P, Yv);

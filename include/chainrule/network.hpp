@@ -56,6 +56,10 @@ class Network {
   /// Keeps what backward needs. Workspaces are reused while N stays the same. With `dropout`
   /// (training), hidden activations are dropped with probability dropout_rate(), drawn from it.
   const Batch<T>& forward(const BatchView<T>& X, Rng* dropout = nullptr);
+  /// The outputs for X (N, outputs), as forward(X) gives them, without keeping a copy of X for
+  /// a backward pass: for prediction and evaluation. loss() may follow it; backward() may not
+  /// (it throws ConfigError until the next forward).
+  const Batch<T>& infer(const BatchView<T>& X);
   /// Mean loss of the last forward batch against the targets Y (N, outputs).
   double loss(const BatchView<T>& Y) const;
   /// Backpropagates the loss of the last forward batch against Y; ADDS to grads().
@@ -84,6 +88,8 @@ class Network {
   void forward_one(const T* x);
   void backward_one(const BatchView<T>& Y);
 
+  // Runs X through every layer (the work of forward and infer), X being the kept input_ or not.
+  const Batch<T>& run(const BatchView<T>& X, Rng* dropout);
   // The input of layer l in the last forward pass.
   const Batch<T>& layer_input(std::size_t l) const {
     if (l == 0) return input_;
@@ -99,6 +105,7 @@ class Network {
   bool dropped_ = false;  // whether the last forward applied dropout
   bool small_ = false;    // every layer small enough for forward_one/backward_one
   bool one_ = false;      // the last forward took forward_one
+  bool kept_ = false;     // the last pass was forward, which keeps its input for backward
 };
 
 extern template class Network<float>;
