@@ -259,6 +259,30 @@ TEST(Network, SmallNetworkPathMatchesTheMatrixPath) {
     }
 }
 
+// infer gives forward's outputs and loss, bit for bit (batch of one and of many, dropout set
+// but not drawn), keeps no input, so a backward after it is refused; a forward makes it legal again.
+TEST(Network, InferEqualsForwardWithoutKeepingTheInput) {
+  Rng rng(8);
+  Network<float> net({.inputs = 40,
+                      .layers = {{30, Activation::relu}, {4, Activation::softmax}},
+                      .loss = Loss::softmax_cross_entropy});
+  initialize(net, Init::he, rng);
+  net.set_dropout_rate(0.5);
+  for (const Index n : {Index(1), Index(33)}) {
+    const Batch<float> X = random_batch(n, 40, rng).cast<float>();
+    const Batch<float> Y = random_targets(Loss::softmax_cross_entropy, n, 4, rng).cast<float>();
+    const Batch<float> by_forward = net.forward(X);
+    const double loss_forward = net.loss(Y);
+    const Batch<float> by_infer = net.infer(X);
+    EXPECT_EQ(net.loss(Y), loss_forward);
+    ASSERT_EQ(by_infer.rows(), n);
+    EXPECT_TRUE((by_infer.array() == by_forward.array()).all());
+    EXPECT_THROW(net.backward(Y), ConfigError);
+    net.forward(X);
+    EXPECT_NO_THROW(net.backward(Y));
+  }
+}
+
 TEST(Network, MatrixProductsRunOnOneThreadByDefault) {
   if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) GTEST_SKIP() << "OPENBLAS_NUM_THREADS is set";
   Network<float> net({.inputs = 1, .layers = {{1, Activation::identity}}});
