@@ -74,24 +74,46 @@ void Network<T>::forward_one(const T* x) {
 }
 
 template <class T>
-void Network<T>::backward_one(const BatchView<T>& Y) {
+void Network<T>::backward_one(const T* x0, const T* y, bool assign) {
+  // ∂L/∂Z of the output layer (∂L/∂A first where the loss is not fused), as loss_gradient and
+  // activation_backward compute it, element by element.
   Workspace& top = work_.back();
-  loss_gradient<T>(spec_.loss, top.A, Y, top.dZ);  // ∂L/∂Z if fused, else ∂L/∂A
-  if (!is_fused(spec_.loss))
-    activation_backward(layers_.back().activation(), top.A, top.dZ, top.dZ);
+  const Index K = outputs();
+  const Activation out_act = layers_.back().activation();
+  top.dZ.resize(1, K);
+  const T* a = top.A.data();
+  T* d = top.dZ.data();
+  const T factor = T(detail::gradient_factor(spec_.loss, 1, K));
+  for (Index k = 0; k < K; ++k)
+    d[k] = (a[k] - y[k]) * factor;
+  if (!is_fused(spec_.loss)) {
+    if (out_act == Activation::softmax)
+      activation_backward(out_act, top.A, top.dZ, top.dZ);
+    else
+      for (Index k = 0; k < K; ++k)
+        d[k] = d[k] * detail::derivative_one(out_act, a[k]);
+  }
   const T* p = params_.data();
   T* g = grads_.data();
   for (std::size_t l = layers_.size(); l-- > 0;) {
     const Dense<T>& layer = layers_[l];
     const Index in = layer.in(), out = layer.out();
-    const T* x = layer_input(l).data();
+    const T* x = l == 0 ? x0 : work_[l - 1].A.data();
     const T* dz = work_[l].dZ.data();
     T* gW = g + layer.offset();
     T* gb = g + layer.bias_offset();
-    for (Index j = 0; j < out; ++j) {
-      for (Index i = 0; i < in; ++i)
-        gW[i + in * j] += x[i] * dz[j];
-      gb[j] += dz[j];
+    if (assign) {  // 0 + v, as adding to zeroed gradients gives it (the same signed zeros)
+      for (Index j = 0; j < out; ++j) {
+        for (Index i = 0; i < in; ++i)
+          gW[i + in * j] = T(0) + x[i] * dz[j];
+        gb[j] = T(0) + dz[j];
+      }
+    } else {
+      for (Index j = 0; j < out; ++j) {
+        for (Index i = 0; i < in; ++i)
+          gW[i + in * j] += x[i] * dz[j];
+        gb[j] += dz[j];
+      }
     }
     if (l == 0) break;
     Workspace& below = work_[l - 1];
@@ -105,6 +127,17 @@ void Network<T>::backward_one(const BatchView<T>& Y) {
       below.dZ.data()[i] = sum * detail::derivative_one(act, below.A.data()[i]);
     }
   }
+}
+
+template <class T>
+double Network<T>::step_one(const T* x, const T* y) {
+  forward_one(x);
+  kept_ = false;  // x is not kept: a backward() now needs a forward() first
+  const Workspace& top = work_.back();
+  double sum = 0;
+  detail::add_sample_loss<T>(spec_.loss, top.Z.data(), top.A.data(), y, outputs(), sum);
+  backward_one(x, y, true);
+  return sum / detail::loss_count(spec_.loss, 1, outputs());
 }
 
 template <class T>
@@ -164,7 +197,7 @@ double Network<T>::loss(const BatchView<T>& Y) const {
 template <class T>
 void Network<T>::backward(const BatchView<T>& Y) {
   if (!kept_) throw ConfigError("backward needs a forward pass before it (infer keeps no input)");
-  if (one_) return backward_one(Y);
+  if (one_) return backward_one(input_.data(), Y.data(), false);
   Workspace& top = work_.back();
   loss_gradient<T>(spec_.loss, top.A, Y, top.dZ);  // ∂L/∂Z if fused, else ∂L/∂A
   if (!is_fused(spec_.loss))

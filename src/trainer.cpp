@@ -112,6 +112,8 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
                               ": a weight is no longer finite; try a lower learning rate (--lr)");
   };
 
+  // Per-sample steps through a small network without dropout take Network::step_one.
+  const bool one_sample = B == 1 && net.one_sample_path();
   Batch<T> Xb(B, X.cols()), Yb(B, Y.cols());
   for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
@@ -124,24 +126,30 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
     double loss_sum = resuming ? resumed_loss_sum : 0;
     for (Index b = b0; b < batches; ++b) {
       const Index first = b * B, n = std::min(B, N - first);
-      if (Xb.rows() != n) {
-        Xb.resize(n, X.cols());
-        Yb.resize(n, Y.cols());
+      double loss;
+      if (one_sample) {  // the same step as below, in one call, with no row copies
+        const Index r = order[std::size_t(first)];
+        loss = net.step_one(&X(r, 0), &Y(r, 0));
+      } else {
+        if (Xb.rows() != n) {
+          Xb.resize(n, X.cols());
+          Yb.resize(n, Y.cols());
+        }
+        for (Index i = 0; i < n; ++i) {
+          Xb.row(i) = X.row(order[std::size_t(first + i)]);
+          Yb.row(i) = Y.row(order[std::size_t(first + i)]);
+        }
+        net.zero_grad();
+        net.forward(Xb, &rng);
+        loss = net.loss(Yb);
       }
-      for (Index i = 0; i < n; ++i) {
-        Xb.row(i) = X.row(order[std::size_t(first + i)]);
-        Yb.row(i) = Y.row(order[std::size_t(first + i)]);
-      }
-      net.zero_grad();
-      net.forward(Xb, &rng);
-      const double loss = net.loss(Yb);
       if (!std::isfinite(loss))
         throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) +
                               ", batch " + std::to_string(b + 1) + ": the loss is " +
                               (std::isnan(loss) ? "NaN" : "infinite") +
                               "; try a lower learning rate (--lr)");
       loss_sum += loss * double(n);
-      net.backward(Yb);
+      if (!one_sample) net.backward(Yb);
       optimizer->step(net.params(), net.grads());
       if (callbacks.on_batch)
         callbacks.on_batch({epoch + 1, b + 1, batches, loss_sum / double(first + n)});

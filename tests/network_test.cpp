@@ -259,8 +259,40 @@ TEST(Network, SmallNetworkPathMatchesTheMatrixPath) {
     }
 }
 
+// step_one fuses zero_grad, forward, loss and backward for one sample: the same loss, outputs and
+// gradients, bit for bit, for every output layer, loss and hidden activation.
+TEST(Network, StepOneEqualsTheStepsItFuses) {
+  for (const OutputCase& oc : kOutputs)
+    for (const Activation hidden : kHidden) {
+      SCOPED_TRACE(std::string(to_string(hidden)) + " / " + std::string(to_string(oc.out)) + "+" +
+                   std::string(to_string(oc.loss)));
+      Rng rng(22);
+      Network<double> net(
+          {.inputs = 5, .layers = {{7, hidden}, {6, hidden}, {3, oc.out}}, .loss = oc.loss});
+      initialize(net, Init::xavier, rng);
+      ASSERT_TRUE(net.one_sample_path());
+      const Batch<double> x = random_batch(1, 5, rng);
+      const Batch<double> y = random_targets(oc.loss, 1, 3, rng);
+      net.zero_grad();
+      const Batch<double> out = net.forward(x);
+      const double loss = net.loss(y);
+      net.backward(y);
+      const std::vector<double> g(net.grads().begin(), net.grads().end());
+      std::fill(net.grads().begin(), net.grads().end(), 123.0);  // set, not added to
+      EXPECT_EQ(net.step_one(x.data(), y.data()), loss);
+      EXPECT_TRUE((net.activation(2).array() == out.array()).all());
+      for (std::size_t i = 0; i < g.size(); ++i)
+        ASSERT_EQ(net.grads()[i], g[i]) << "parameter " << i;
+      EXPECT_THROW(net.backward(y), ConfigError);  // step_one keeps no input
+    }
+  Network<double> dropped({.inputs = 2, .layers = {{2, Activation::sigmoid}, {1}}});
+  dropped.set_dropout_rate(0.2);
+  EXPECT_FALSE(dropped.one_sample_path());
+}
+
 // infer gives forward's outputs and loss, bit for bit (batch of one and of many, dropout set
-// but not drawn), keeps no input, so a backward after it is refused; a forward makes it legal again.
+// but not drawn), keeps no input, so a backward after it is refused; a forward makes it legal
+// again.
 TEST(Network, InferEqualsForwardWithoutKeepingTheInput) {
   Rng rng(8);
   Network<float> net({.inputs = 40,

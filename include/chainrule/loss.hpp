@@ -32,6 +32,21 @@ void check_loss_output(Loss loss, Activation output);
 template <class T>
 double loss_value(Loss loss, const Batch<T>& Z, const Batch<T>& A, const BatchView<T>& Y);
 
+namespace detail {
+/// Adds one sample's loss terms to `sum` (z, a, y: its K outputs), in the order loss_value adds
+/// them; loss_value is the sum over the batch divided by loss_count.
+template <class T>
+void add_sample_loss(Loss loss, const T* z, const T* a, const T* y, Index K, double& sum);
+/// What the sum of a batch's loss terms is divided by: N K, or N for softmax cross-entropy.
+inline double loss_count(Loss loss, Index N, Index K) {
+  return loss == Loss::softmax_cross_entropy ? double(N) : double(N * K);
+}
+/// loss_gradient = (A - Y) · this factor: 2 / (N K) for MSE, 1 / loss_count for the fused ones.
+inline double gradient_factor(Loss loss, Index N, Index K) {
+  return (loss == Loss::mse ? 2.0 : 1.0) / loss_count(loss, N, K);
+}
+}  // namespace detail
+
 /// Gradient that starts backpropagation: ∂L/∂A for MSE, ∂L/∂Z for the fused losses. (N, K).
 template <class T>
 void loss_gradient(Loss loss, const Batch<T>& A, const BatchView<T>& Y, Batch<T>& G);

@@ -60,6 +60,12 @@ class Network {
   /// a backward pass: for prediction and evaluation. loss() may follow it; backward() may not
   /// (it throws ConfigError until the next forward).
   const Batch<T>& infer(const BatchView<T>& X);
+  /// One training sample: forward, loss and backward in one call, with grads() SET to the
+  /// sample's gradient (as zero_grad, forward, loss and backward give it, bit for bit); returns
+  /// the loss. x: inputs() values, y: outputs() values. Only where one_sample_path() holds.
+  double step_one(const T* x, const T* y);
+  /// True when step_one applies: every layer small (at most 1024 weights) and no dropout.
+  bool one_sample_path() const { return small_ && dropout_ == 0; }
   /// Mean loss of the last forward batch against the targets Y (N, outputs).
   double loss(const BatchView<T>& Y) const;
   /// Backpropagates the loss of the last forward batch against Y; ADDS to grads().
@@ -86,7 +92,9 @@ class Network {
   // costs more than the arithmetic at these sizes). Same results as the general path up to
   // the order of additions.
   void forward_one(const T* x);
-  void backward_one(const BatchView<T>& Y);
+  // x0: the input of the forward_one before; y: the targets (outputs()). assign: set grads()
+  // to this sample's gradient instead of adding it.
+  void backward_one(const T* x0, const T* y, bool assign);
 
   // Runs X through every layer (the work of forward and infer), X being the kept input_ or not.
   const Batch<T>& run(const BatchView<T>& X, Rng* dropout);
