@@ -5,7 +5,6 @@
 #include <map>
 #include <numeric>
 #include <set>
-#include <thread>
 
 #include "chainrule/error.hpp"
 #include "chainrule/random.hpp"
@@ -285,23 +284,21 @@ Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> ro
         ok = ok && encode<T>(*this, *s.feature, *s.column, rows[i], &X(Index(i), s.col));
     return ok;
   };
+  // At least kParallelValues / 4 entries per span: a thread costs more than writing fewer.
+  const double values = double(rows.size()) * double(inputs());
   const std::size_t threads =
-      double(rows.size()) * double(inputs()) >= kParallelValues ? std::size_t(blas_threads()) : 1;
+      values >= kParallelValues
+          ? std::min(std::size_t(blas_threads()), std::size_t(values / (kParallelValues / 4)))
+          : 1;
   if (threads > 1) {
     std::vector<char> ok(threads, 0);
-    {
-      const auto span = [&](std::size_t k) {
-        try {
-          ok[k] = fill(rows.size() * k / threads, rows.size() * (k + 1) / threads);
-        } catch (const std::exception&) {  // (bad_alloc) the single-thread pass below says it
-          ok[k] = 0;
-        }
-      };
-      std::vector<std::jthread> pool;
-      for (std::size_t k = 1; k < threads; ++k)
-        pool.emplace_back(span, k);
-      span(0);
-    }
+    detail::run_spans(threads, [&](std::size_t k) {
+      try {
+        ok[k] = fill(rows.size() * k / threads, rows.size() * (k + 1) / threads);
+      } catch (const std::exception&) {  // (bad_alloc) the single-thread pass below says it
+        ok[k] = 0;
+      }
+    });
     if (std::find(ok.begin(), ok.end(), 0) == ok.end()) return X;
   }
   if (fill(0, rows.size())) return X;

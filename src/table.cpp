@@ -19,7 +19,6 @@
 #include <fstream>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "chainrule/error.hpp"
@@ -411,9 +410,12 @@ constexpr std::size_t kParallelBytes = std::size_t(1) << 20;
 // error as it would have.
 bool parallel_rows(std::string_view text, char delim, std::size_t width, std::size_t pos,
                    std::size_t line, int threads, Rows& out) {
+  // At least kParallelBytes / 4 per span: a thread costs more than reading less than that.
+  const std::size_t spans_wanted =
+      std::min(std::size_t(threads), (text.size() - pos) / (kParallelBytes / 4));
   std::vector<std::size_t> cuts{pos};
-  for (int k = 1; k < threads; ++k) {
-    const std::size_t at = pos + (text.size() - pos) / std::size_t(threads) * std::size_t(k);
+  for (std::size_t k = 1; k < spans_wanted; ++k) {
+    const std::size_t at = pos + (text.size() - pos) / spans_wanted * k;
     const std::size_t nl = text.find('\n', std::max(at, cuts.back()));
     if (nl == std::string_view::npos) break;
     if (nl + 1 < text.size()) cuts.push_back(nl + 1);
@@ -431,16 +433,11 @@ bool parallel_rows(std::string_view text, char delim, std::size_t width, std::si
       const std::size_t expect = i == 0 ? text.size() - pos : cuts[i + 1] - cuts[i];
       ok[i] = fast_rows(text, delim, width, cuts[i], cuts[i + 1], expect, lines[i], parts[i]) ==
               cuts[i + 1];
-    } catch (const std::bad_alloc&) {
+    } catch (const std::exception&) {  // (bad_alloc) the read in order then says what it is
       ok[i] = 0;
     }
   };
-  {
-    std::vector<std::jthread> pool;
-    for (std::size_t i = 1; i < spans; ++i)
-      pool.emplace_back(read, i);
-    read(0);
-  }
+  detail::run_spans(spans, read);
   if (std::find(ok.begin(), ok.end(), 0) != ok.end()) return false;
   parallel_reads.fetch_add(1, std::memory_order_relaxed);
   std::size_t line_base = 0;  // the first span's lines are already absolute

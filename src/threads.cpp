@@ -3,6 +3,9 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include "chainrule/error.hpp"
 
@@ -39,6 +42,24 @@ void detail::threads_for_product(double multiply_adds) {
     openblas_set_num_threads(want);
     active = want;
   }
+}
+
+void detail::run_spans(std::size_t n, const std::function<void(std::size_t)>& work) {
+  std::vector<std::size_t> inline_spans;
+  {
+    std::vector<std::jthread> pool;
+    pool.reserve(n);
+    for (std::size_t i = 1; i < n; ++i) {
+      try {
+        pool.emplace_back(work, i);
+      } catch (const std::system_error&) {  // no more threads: this one does the rest
+        inline_spans.push_back(i);
+      }
+    }
+    if (n > 0) work(0);
+    for (const std::size_t i : inline_spans)
+      work(i);
+  }  // the jthreads join here
 }
 
 void detail::configure_blas_once() {

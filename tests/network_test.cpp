@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "chainrule/error.hpp"
 #include "chainrule/init.hpp"
@@ -320,6 +324,31 @@ TEST(Network, MatrixProductsRunOnOneThreadByDefault) {
   Network<float> net({.inputs = 1, .layers = {{1, Activation::identity}}});
   EXPECT_EQ(blas_threads(), 1);
   EXPECT_THROW(set_blas_threads(0), ConfigError);
+}
+
+// run_spans runs every span exactly once, span 0 on the calling thread, and returns only when
+// all are done; the others run at the same time (each waits until all have started).
+TEST(Threads, RunSpansRunsEachSpanOnceAtTheSameTime) {
+  for (const std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(5)}) {
+    std::vector<std::atomic<int>> runs(n);
+    std::atomic<std::size_t> started{0}, together{0};
+    std::thread::id first;
+    detail::run_spans(n, [&](std::size_t i) {
+      if (i == 0) first = std::this_thread::get_id();
+      ++started;
+      // Every span waits (10 s at most) until all have started: spans run one after another
+      // would leave the first waiting in vain.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (started.load() < n && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
+      together += started.load() == n;
+      ++runs[i];
+    });
+    EXPECT_EQ(together.load(), n);
+    for (std::size_t i = 0; i < n; ++i)
+      EXPECT_EQ(runs[i].load(), 1) << "span " << i;
+    if (n > 0) EXPECT_EQ(first, std::this_thread::get_id());
+  }
 }
 
 TEST(Network, InvalidSpecsAreRejected) {

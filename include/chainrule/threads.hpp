@@ -3,6 +3,9 @@
 // product runs, so the two never compete).
 #pragma once
 
+#include <cstddef>
+#include <functional>
+
 namespace chainrule {
 
 /// Threads OpenBLAS may use for one matrix product (n >= 1): chainrule's only worker threads,
@@ -21,6 +24,10 @@ namespace detail {
 void configure_blas_once();
 /// Before a matrix product of this many multiply-adds: small products run on one thread.
 void threads_for_product(double multiply_adds);
+/// Runs work(0), ..., work(n - 1) at once and returns when all are done: work(0) on the calling
+/// thread, each other on a short-lived thread of its own, or on the calling thread after work(0)
+/// where no thread can be started. `work` must not throw (it runs on other threads).
+void run_spans(std::size_t n, const std::function<void(std::size_t)>& work);
 }  // namespace detail
 
 }  // namespace chainrule
