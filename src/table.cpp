@@ -400,19 +400,15 @@ void append_rows(Rows& out, Rows& part, std::size_t line_base) {
 
 std::atomic<std::size_t> parallel_reads{0};  // for detail::csv_parallel_reads
 
-// Below this many bytes of data rows, one thread reads them all.
-constexpr std::size_t kParallelBytes = std::size_t(1) << 20;
-
-// The data rows from `pos` (line `line`) to the end, cut into `threads` spans at line starts and
-// read by fast_rows on as many threads; `out` gets them in file order, exactly as one fast_rows
-// over the whole text would give them. False when a span holds a row fast_rows cannot read (or a
-// quoted field that crosses a cut): the caller then reads the rows in order, and reports any
-// error as it would have.
+// The data rows from `pos` (line `line`) to the end, cut into `threads` spans (of at least
+// `min_span` bytes) at line starts and read by fast_rows on as many threads; `out` gets them in
+// file order, exactly as one fast_rows over the whole text would give them. False when a span holds
+// a row fast_rows cannot read (or a quoted field that crosses a cut): the caller then reads the
+// rows in order, and reports any error as it would have.
 bool parallel_rows(std::string_view text, char delim, std::size_t width, std::size_t pos,
-                   std::size_t line, int threads, Rows& out) {
-  // At least kParallelBytes / 4 per span: a thread costs more than reading less than that.
+                   std::size_t line, int threads, std::size_t min_span, Rows& out) {
   const std::size_t spans_wanted =
-      std::min(std::size_t(threads), (text.size() - pos) / (kParallelBytes / 4));
+      std::min(std::size_t(threads), (text.size() - pos) / std::max<std::size_t>(min_span, 1));
   std::vector<std::size_t> cuts{pos};
   for (std::size_t k = 1; k < spans_wanted; ++k) {
     const std::size_t at = pos + (text.size() - pos) / spans_wanted * k;
@@ -590,8 +586,10 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
     return true;
   };
   if (width == 0 && !slow_row()) pos = text.size();
-  if (threads > 1 && width > 0 && text.size() - pos >= kParallelBytes &&
-      parallel_rows(text, options.delimiter, width, pos, line, threads, read))
+  // Spans of at least a quarter of the threshold: a thread costs more than reading less.
+  if (threads > 1 && width > 0 && text.size() - pos >= options.parallel_bytes &&
+      parallel_rows(text, options.delimiter, width, pos, line, threads, options.parallel_bytes / 4,
+                    read))
     pos = text.size();
   while (pos < text.size()) {
     pos =

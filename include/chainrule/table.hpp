@@ -15,9 +15,11 @@ struct CsvOptions {
   char delimiter = ',';
   bool header = true;         ///< false: columns are named c0, c1, ...
   std::size_t skip_rows = 0;  ///< lines to skip before the header (a preamble)
-  /// Threads that read the data rows of a large file (1 MiB or more) in spans; 0: the setting of
+  /// Threads that read the data rows of a large file in spans; 0: the setting of
   /// set_blas_threads (threads.hpp). The table is the same for every count.
   int threads = 0;
+  /// Data rows of fewer bytes than this are read on one thread (spans are at least a quarter).
+  std::size_t parallel_bytes = std::size_t(1) << 20;
 };
 
 /// One column: numbers (missing values are NaN) or text (missing values are empty strings).
