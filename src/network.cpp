@@ -74,7 +74,7 @@ void Network<T>::forward_one(const T* x) {
 }
 
 template <class T>
-void Network<T>::backward_one(const T* x0, const T* y, bool assign) {
+void Network<T>::backward_one(const T* x0, const T* y) {
   // ∂L/∂Z of the output layer (∂L/∂A first where the loss is not fused), as loss_gradient and
   // activation_backward compute it, element by element.
   Workspace& top = work_.back();
@@ -102,18 +102,10 @@ void Network<T>::backward_one(const T* x0, const T* y, bool assign) {
     const T* dz = work_[l].dZ.data();
     T* gW = g + layer.offset();
     T* gb = g + layer.bias_offset();
-    if (assign) {  // 0 + v, as adding to zeroed gradients gives it (the same signed zeros)
-      for (Index j = 0; j < out; ++j) {
-        for (Index i = 0; i < in; ++i)
-          gW[i + in * j] = T(0) + x[i] * dz[j];
-        gb[j] = T(0) + dz[j];
-      }
-    } else {
-      for (Index j = 0; j < out; ++j) {
-        for (Index i = 0; i < in; ++i)
-          gW[i + in * j] += x[i] * dz[j];
-        gb[j] += dz[j];
-      }
+    for (Index j = 0; j < out; ++j) {
+      for (Index i = 0; i < in; ++i)
+        gW[i + in * j] += x[i] * dz[j];
+      gb[j] += dz[j];
     }
     if (l == 0) break;
     Workspace& below = work_[l - 1];
@@ -131,12 +123,13 @@ void Network<T>::backward_one(const T* x0, const T* y, bool assign) {
 
 template <class T>
 double Network<T>::step_one(const T* x, const T* y) {
+  zero_grad();
   forward_one(x);
   kept_ = false;  // x is not kept: a backward() now needs a forward() first
   const Workspace& top = work_.back();
   double sum = 0;
   detail::add_sample_loss<T>(spec_.loss, top.Z.data(), top.A.data(), y, outputs(), sum);
-  backward_one(x, y, true);
+  backward_one(x, y);
   return sum / detail::loss_count(spec_.loss, 1, outputs());
 }
 
@@ -197,7 +190,7 @@ double Network<T>::loss(const BatchView<T>& Y) const {
 template <class T>
 void Network<T>::backward(const BatchView<T>& Y) {
   if (!kept_) throw ConfigError("backward needs a forward pass before it (infer keeps no input)");
-  if (one_) return backward_one(input_.data(), Y.data(), false);
+  if (one_) return backward_one(input_.data(), Y.data());
   Workspace& top = work_.back();
   loss_gradient<T>(spec_.loss, top.A, Y, top.dZ);  // ∂L/∂Z if fused, else ∂L/∂A
   if (!is_fused(spec_.loss))

@@ -142,6 +142,7 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
         net.zero_grad();
         net.forward(Xb, &rng);
         loss = net.loss(Yb);
+        net.backward(Yb);
       }
       if (!std::isfinite(loss))
         throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) +
@@ -149,7 +150,6 @@ TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const B
                               (std::isnan(loss) ? "NaN" : "infinite") +
                               "; try a lower learning rate (--lr)");
       loss_sum += loss * double(n);
-      if (!one_sample) net.backward(Yb);
       optimizer->step(net.params(), net.grads());
       if (callbacks.on_batch)
         callbacks.on_batch({epoch + 1, b + 1, batches, loss_sum / double(first + n)});

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <thread>
 #include <vector>
@@ -229,66 +230,68 @@ TEST(Network, StableWithHugePreActivations) {
 // One sample through a small network takes plain loops (forward_one/backward_one); the same
 // sample twice in a batch takes the matrix products. Same loss, outputs and gradients (the mean
 // over two equal samples is the sample's), up to the order of additions.
-TEST(Network, SmallNetworkPathMatchesTheMatrixPath) {
+// Every output layer and loss × hidden activation, as a small 5-7-6-3 network with Xavier
+// weights, with one random sample x and its targets y: f(net, x, y).
+template <class F>
+void for_each_small_network(std::uint64_t seed, F f) {
   for (const OutputCase& oc : kOutputs)
     for (const Activation hidden : kHidden) {
       SCOPED_TRACE(std::string(to_string(hidden)) + " / " + std::string(to_string(oc.out)) + "+" +
                    std::string(to_string(oc.loss)));
-      Rng rng(21);
+      Rng rng(seed);
       Network<double> net(
           {.inputs = 5, .layers = {{7, hidden}, {6, hidden}, {3, oc.out}}, .loss = oc.loss});
       initialize(net, Init::xavier, rng);
       const Batch<double> x = random_batch(1, 5, rng);
       const Batch<double> y = random_targets(oc.loss, 1, 3, rng);
-      Batch<double> x2(2, 5), y2(2, 3);
-      x2 << x, x;
-      y2 << y, y;
-      net.zero_grad();
-      const Batch<double> out1 = net.forward(x);
-      const double loss1 = net.loss(y);
-      net.backward(y);
-      const std::vector<double> g1(net.grads().begin(), net.grads().end());
-      net.zero_grad();
-      const Batch<double> out2 = net.forward(x2);
-      const double loss2 = net.loss(y2);
-      net.backward(y2);
-      EXPECT_NEAR(loss1, loss2, 1e-14 * (1 + std::abs(loss2)));
-      for (Index k = 0; k < 3; ++k)
-        EXPECT_NEAR(out1(0, k), out2(1, k), 1e-15);
-      double scale = 0;
-      for (const double g : net.grads())
-        scale = std::max(scale, std::abs(g));
-      for (std::size_t i = 0; i < g1.size(); ++i)
-        ASSERT_NEAR(g1[i], net.grads()[i], 1e-13 * scale) << "parameter " << i;
+      f(net, x, y);
     }
+}
+
+TEST(Network, SmallNetworkPathMatchesTheMatrixPath) {
+  for_each_small_network(21,
+                         [](Network<double>& net, const Batch<double>& x, const Batch<double>& y) {
+                           Batch<double> x2(2, 5), y2(2, 3);
+                           x2 << x, x;
+                           y2 << y, y;
+                           net.zero_grad();
+                           const Batch<double> out1 = net.forward(x);
+                           const double loss1 = net.loss(y);
+                           net.backward(y);
+                           const std::vector<double> g1(net.grads().begin(), net.grads().end());
+                           net.zero_grad();
+                           const Batch<double> out2 = net.forward(x2);
+                           const double loss2 = net.loss(y2);
+                           net.backward(y2);
+                           EXPECT_NEAR(loss1, loss2, 1e-14 * (1 + std::abs(loss2)));
+                           for (Index k = 0; k < 3; ++k)
+                             EXPECT_NEAR(out1(0, k), out2(1, k), 1e-15);
+                           double scale = 0;
+                           for (const double g : net.grads())
+                             scale = std::max(scale, std::abs(g));
+                           for (std::size_t i = 0; i < g1.size(); ++i)
+                             ASSERT_NEAR(g1[i], net.grads()[i], 1e-13 * scale) << "parameter " << i;
+                         });
 }
 
 // step_one fuses zero_grad, forward, loss and backward for one sample: the same loss, outputs and
 // gradients, bit for bit, for every output layer, loss and hidden activation.
 TEST(Network, StepOneEqualsTheStepsItFuses) {
-  for (const OutputCase& oc : kOutputs)
-    for (const Activation hidden : kHidden) {
-      SCOPED_TRACE(std::string(to_string(hidden)) + " / " + std::string(to_string(oc.out)) + "+" +
-                   std::string(to_string(oc.loss)));
-      Rng rng(22);
-      Network<double> net(
-          {.inputs = 5, .layers = {{7, hidden}, {6, hidden}, {3, oc.out}}, .loss = oc.loss});
-      initialize(net, Init::xavier, rng);
-      ASSERT_TRUE(net.one_sample_path());
-      const Batch<double> x = random_batch(1, 5, rng);
-      const Batch<double> y = random_targets(oc.loss, 1, 3, rng);
-      net.zero_grad();
-      const Batch<double> out = net.forward(x);
-      const double loss = net.loss(y);
-      net.backward(y);
-      const std::vector<double> g(net.grads().begin(), net.grads().end());
-      std::fill(net.grads().begin(), net.grads().end(), 123.0);  // set, not added to
-      EXPECT_EQ(net.step_one(x.data(), y.data()), loss);
-      EXPECT_TRUE((net.activation(2).array() == out.array()).all());
-      for (std::size_t i = 0; i < g.size(); ++i)
-        ASSERT_EQ(net.grads()[i], g[i]) << "parameter " << i;
-      EXPECT_THROW(net.backward(y), ConfigError);  // step_one keeps no input
-    }
+  for_each_small_network(
+      22, [](Network<double>& net, const Batch<double>& x, const Batch<double>& y) {
+        ASSERT_TRUE(net.one_sample_path());
+        net.zero_grad();
+        const Batch<double> out = net.forward(x);
+        const double loss = net.loss(y);
+        net.backward(y);
+        const std::vector<double> g(net.grads().begin(), net.grads().end());
+        std::fill(net.grads().begin(), net.grads().end(), 123.0);  // set, not added to
+        EXPECT_EQ(net.step_one(x.data(), y.data()), loss);
+        EXPECT_TRUE((net.activation(2).array() == out.array()).all());
+        for (std::size_t i = 0; i < g.size(); ++i)
+          ASSERT_EQ(net.grads()[i], g[i]) << "parameter " << i;
+        EXPECT_THROW(net.backward(y), ConfigError);  // step_one keeps no input
+      });
   Network<double> dropped({.inputs = 2, .layers = {{2, Activation::sigmoid}, {1}}});
   dropped.set_dropout_rate(0.2);
   EXPECT_FALSE(dropped.one_sample_path());

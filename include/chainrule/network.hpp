@@ -92,9 +92,8 @@ class Network {
   // costs more than the arithmetic at these sizes). Same results as the general path up to
   // the order of additions.
   void forward_one(const T* x);
-  // x0: the input of the forward_one before; y: the targets (outputs()). assign: set grads()
-  // to this sample's gradient instead of adding it.
-  void backward_one(const T* x0, const T* y, bool assign);
+  // x0: the input of the forward_one before; y: the targets (outputs()). Adds to grads().
+  void backward_one(const T* x0, const T* y);
 
   // Runs X through every layer (the work of forward and infer), X being the kept input_ or not.
   const Batch<T>& run(const BatchView<T>& X, Rng* dropout);
