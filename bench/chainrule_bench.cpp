@@ -201,9 +201,9 @@ double test_accuracy(Network<float>& net, const Data& test) {
 }
 
 int w2(const std::string& dir, int threads) {
-  set_blas_threads(threads);
   const Data train_set = fashion(dir, "train"), test = fashion(dir, "t10k");
   Network<float> net(mlp({128, 64}));
+  net.set_threads(threads);
   Rng rng(1);
   initialize(net, Init::he, rng);
   TrainOptions o;
@@ -223,10 +223,10 @@ int w2(const std::string& dir, int threads) {
 }
 
 int w3(const std::string& dir, int threads) {
-  set_blas_threads(threads);
   const Index n = 256 * 40;
   const Data d = fashion(dir, "train", n);
   Network<float> net(mlp({1024, 1024}));
+  net.set_threads(threads);
   Rng rng(1);
   initialize(net, Init::he, rng);
   TrainOptions o;
@@ -250,9 +250,9 @@ int w3(const std::string& dir, int threads) {
 }
 
 int w4(const std::string& dir, int threads) {
-  set_blas_threads(threads);
   const Data test = fashion(dir, "t10k");
   Network<float> net(mlp({128, 64}));
+  net.set_threads(threads);
   Rng rng(1);
   initialize(net, Init::he, rng);
   for (const Index batch : {Index(1), Index(1024)}) {
@@ -274,10 +274,9 @@ int w4(const std::string& dir, int threads) {
 }
 
 int w5(const std::string& csv, int threads) {
-  set_blas_threads(threads);
   const double mb = double(std::filesystem::file_size(csv)) / 1e6;
   const auto t = Clock::now();
-  const Table table = read_csv(csv);
+  const Table table = read_csv(csv, {.threads = threads});
   const double read_s = seconds_since(t);
   PreprocessOptions p;
   p.scale = Scale::none;
@@ -285,7 +284,7 @@ int w5(const std::string& csv, int threads) {
   const auto rows = all_rows(table.rows());
   const Preprocessor prep = Preprocessor::fit(table, rows, p);
   const double fit_s = seconds_since(t) - read_s;
-  const Batch<float> X = prep.transform<float>(table, rows);
+  const Batch<float> X = prep.transform<float>(table, rows, threads);
   const double s = seconds_since(t);
   fmt::print(
       R"({{"workload":"w5","peer":"chainrule","threads":{},"seconds":{},"read_s":{:.3f},"fit_s":{:.3f},"transform_s":{:.3f},"mb_per_s":{},"rows":{},"cols":{},"peak_rss_mib":{:.0f}}})"
@@ -296,7 +295,7 @@ int w5(const std::string& csv, int threads) {
 }
 
 int gemm(int threads) {
-  set_blas_threads(threads);
+  set_openblas_threads(threads);  // OpenBLAS's own threads: what sgemm alone does with the cores
   // W3's largest products: (256, 1024)·(1024, 1024), forward and both backward shapes alike.
   const int m = 256, k = 1024, n = 1024;
   std::vector<float> A(std::size_t(m) * k, 0.5f), B(std::size_t(k) * n, 0.25f),
@@ -326,6 +325,8 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   const int threads = std::stoi(arg(argc, argv, "--threads", "1"));
   const int reps = std::stoi(arg(argc, argv, "--reps", "15"));
+  // As the command line: OpenBLAS on one thread, the networks' own threads share the work.
+  set_openblas_threads(1);
   try {
     if (cmd == "w1") return w1(reps);
     if (cmd == "w1-hand") return w1_hand(reps);

@@ -1,13 +1,10 @@
 #include "chainrule/dense.hpp"
 
-#include "chainrule/threads.hpp"
-
 namespace chainrule {
 
 template <class T>
 void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A) const {
   Z.resize(X.rows(), out_);
-  detail::threads_for_product(double(X.rows()) * double(in_) * double(out_));
   Z.noalias() = X * weight(params);  // (N, in)·(in, out)
   const auto b = bias(params);
   if (activation_ == Activation::relu) {  // + b and the activation in one pass, row by row
@@ -25,10 +22,14 @@ void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batc
 
 template <class T>
 void Dense<T>::backward(const T* params, T* grads, const BatchView<T>& X, const Batch<T>& dZ,
-                        Batch<T>* dX) const {
-  detail::threads_for_product(double(X.rows()) * double(in_) * double(out_));
-  weight(grads).noalias() += X.transpose() * dZ;  // ∂L/∂W = Xᵀ·∂L/∂Z      (in, out)
-  bias(grads) += dZ.colwise().sum();              // ∂L/∂b = Σ_n ∂L/∂Z_n   (1, out)
+                        Batch<T>* dX, Grads mode) const {
+  if (mode == Grads::add) {
+    weight(grads).noalias() += X.transpose() * dZ;  // ∂L/∂W = Xᵀ·∂L/∂Z      (in, out)
+    bias(grads) += dZ.colwise().sum();              // ∂L/∂b = Σ_n ∂L/∂Z_n   (1, out)
+  } else {
+    weight(grads).noalias() = X.transpose() * dZ;
+    bias(grads) = dZ.colwise().sum();
+  }
   if (dX != nullptr) {
     dX->resize(X.rows(), in_);
     dX->noalias() = dZ * weight(params).transpose();  // ∂L/∂X = ∂L/∂Z·Wᵀ  (N, in)

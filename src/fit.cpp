@@ -101,9 +101,10 @@ void train_model(const Table& table, const Split& split, const FitOptions& o,
   const Model* base = o.resume ? &o.resume->model : o.init_from;
   Network<T> net = base ? base->network<T>() : Network<T>(model.spec);
   if (!base) initialize(net, init_of(o), rng);
-  const Batch<T> X = model.prep.transform<T>(table, split.train);
+  net.set_threads(o.threads);
+  const Batch<T> X = model.prep.transform<T>(table, split.train, o.threads);
   const Batch<T> Y = model.prep.targets<T>(table, split.train);
-  const Batch<T> Xv = model.prep.transform<T>(table, split.validation);
+  const Batch<T> Xv = model.prep.transform<T>(table, split.validation, o.threads);
   const Batch<T> Yv = model.prep.targets<T>(table, split.validation);
   const std::uint32_t crc = data_crc<T>({&X, &Y, &Xv, &Yv});
   if (o.resume && o.resume->data_crc != crc)
@@ -148,6 +149,27 @@ void train_model(const Table& table, const Split& split, const FitOptions& o,
 
 }  // namespace
 
+std::uint64_t estimate_memory(const NetworkSpec& spec, Dtype dtype, std::size_t rows,
+                              const TrainOptions& train) {
+  // In doubles, so that no product overflows; the result is capped, not wrapped.
+  const double width = dtype == Dtype::float32 ? 4 : 8;
+  double params = 0, units = double(spec.inputs), in = double(spec.inputs);
+  for (const LayerSpec& l : spec.layers) {
+    params += in * double(l.units) + double(l.units);
+    units += double(l.units);
+    in = double(l.units);
+  }
+  // Weights, gradients and up to two optimizer moments in the training precision; the model's,
+  // the best and a checkpoint's copies in double.
+  const double weights = params * (4 * width + 3 * 8);
+  // Per batch row: every layer's input, pre-activation, activation and delta (and dropout mask).
+  const double workspaces = double(std::max<Index>(train.batch, 1)) * units * width * 5;
+  // The data matrices: inputs and outputs of every row, and the predictions for metrics.
+  const double data = double(rows) * (double(spec.inputs) + 2 * in) * width;
+  const double total = weights + workspaces + data + double(64 << 20);
+  return total > 1.8e19 ? UINT64_MAX : std::uint64_t(total);
+}
+
 FitResult fit(const Table& table, const FitOptions& o, const TrainCallbacks& callbacks,
               const CheckpointSink& on_checkpoint) {
   FitResult r;
@@ -175,6 +197,21 @@ FitResult fit(const Table& table, const FitOptions& o, const TrainCallbacks& cal
   }
   r.train_rows = split.train.size();
   r.validation_rows = split.validation.size();
+  const std::uint64_t need = estimate_memory(model.spec, o.dtype, table.rows(), o.train);
+  const std::uint64_t limit = o.max_memory > 0 ? o.max_memory : available_memory();
+  if (need > limit)
+    throw LimitError("the run needs about " + format_bytes(need) + " (" + describe(model.spec) +
+                         ", batches of " + std::to_string(o.train.batch) + ", " +
+                         std::to_string(table.rows()) + " rows), more than the " +
+                         format_bytes(limit) +
+                         (o.max_memory > 0 ? " allowed" : " of memory available"),
+                     "max_memory");
+  const std::size_t K = model.prep.classes.size();
+  if (model.prep.task == Task::classify && K > 20 && 2 * K > table.rows())
+    r.notes.push_back({"the target column '" + model.prep.target + "' has " + std::to_string(K) +
+                           " distinct values in " + std::to_string(table.rows()) +
+                           " rows, each a class: if it is a measured quantity, it is a regression",
+                       "task"});
   if (o.dtype == Dtype::float64)
     train_model<double>(table, split, o, callbacks, on_checkpoint, r);
   else
@@ -203,8 +240,17 @@ Batch<double> probabilities(const Model& m, const Batch<double>& P) {
   return Q;
 }
 
-// Labels, probabilities or values from the network outputs P.
-Predictions predictions_from(const Model& m, const Batch<double>& P) {
+// Labels, probabilities or values from the network outputs P. A non-finite output (inputs far
+// outside the training range, or a damaged model) is an error naming the row, never a label.
+Predictions predictions_from(const Model& m, const Batch<double>& P, const Table& t) {
+  for (Index n = 0; n < P.rows(); ++n)
+    if (!P.row(n).allFinite())
+      throw DataError(
+          (std::size_t(n) < t.lines.size()
+               ? t.source + ":" + std::to_string(t.lines[std::size_t(n)])
+               : t.source + ": row " + std::to_string(n + 1)) +
+          ": the model's output for this row is not finite (NaN or infinite): expected values "
+          "within the range the model was trained on");
   Predictions p;
   if (m.prep.task == Task::regress) {
     for (Index n = 0; n < P.rows(); ++n)
@@ -223,7 +269,7 @@ Predictions predictions_from(const Model& m, const Batch<double>& P) {
 }  // namespace
 
 Predictions predict(const Model& m, const Table& t) {
-  return predictions_from(m, outputs(m, m.prep.transform<double>(t, all_rows(t.rows()))));
+  return predictions_from(m, outputs(m, m.prep.transform<double>(t, all_rows(t.rows()))), t);
 }
 
 Evaluation evaluate(const Model& m, const Table& t) {
@@ -239,7 +285,7 @@ Evaluation evaluate(const Model& m, const Table& t) {
     net.infer(X);
     e.loss = net.loss(Y);
   }
-  const Predictions p = predictions_from(m, outputs(m, X));
+  const Predictions p = predictions_from(m, outputs(m, X), t);
   if (m.prep.task == Task::classify) {
     const std::size_t K = m.prep.classes.size();
     const std::vector<int> truth = m.prep.class_ids(t);

@@ -5,10 +5,13 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "chainrule/error.hpp"
 
@@ -45,34 +48,6 @@ template Network<float> Model::network<float>() const;
 template Network<double> Model::network<double>() const;
 template void Model::set_params<float>(const Network<float>&);
 template void Model::set_params<double>(const Network<double>&);
-
-void write_file_atomically(const std::string& path, std::string_view bytes) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(path + ": cannot write: " + std::strerror(errno));
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw Error(path + ": cannot write: " + std::strerror(e));
-    }
-    done += std::size_t(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    throw Error(path + ": cannot write: " + std::strerror(e));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    throw Error(path + ": cannot replace the file: " + std::strerror(e));
-  }
-}
 
 namespace {
 
@@ -236,6 +211,14 @@ std::string serialize(const Model& m, const json& extra_meta,
   return file;
 }
 
+// The header's size bound: a checkpoint's history of 100 000 epochs fits many times over.
+constexpr std::uint64_t kMaxHeaderBytes = std::uint64_t(64) << 20;
+// JSON nesting deeper than this is refused before parsing: chainrule's own is at most 4 deep, and
+// a header of 50 000 '[' would otherwise overflow the stack in the recursive dump and destructor.
+constexpr int kMaxJsonDepth = 32;
+// Bytes after the tensor data read to be judged by the checksum, at most.
+constexpr std::uint64_t kMaxTrailingBytes = std::uint64_t(1) << 20;
+
 // A model file read and checked as far as its layout, format, version and checksum.
 struct ModelFile {
   std::string path, bytes;
@@ -264,26 +247,92 @@ struct ModelFile {
   }
 };
 
-ModelFile read_model_file(const std::string& path) {
-  ModelFile f;
-  f.path = path;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ModelError(path + ": cannot open the model file: " + std::strerror(errno));
-  f.bytes.assign((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::string& bytes = f.bytes;
-  if (bytes.size() < 8) throw f.bad("the file is shorter than the 8-byte header length");
-  std::uint64_t hlen;
-  std::memcpy(&hlen, bytes.data(), 8);
-  if (hlen > bytes.size() - 8)
-    throw f.bad("the header length (" + std::to_string(hlen) +
-                " bytes) runs past the end of the file (" + std::to_string(bytes.size()) +
-                " bytes)");
+// Parses JSON of a model file after checking its nesting depth (brackets outside strings).
+template <class File>
+json parse_bounded(std::string_view text, const File& f) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        throw f.bad("its JSON is nested more than " + std::to_string(kMaxJsonDepth) +
+                    " levels deep at byte " + std::to_string(i));
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
   try {
-    f.header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(hlen));
+    return json::parse(text);
   } catch (const json::exception& e) {
     throw f.bad(std::string("the header is not JSON (") + e.what() + ")");
   }
-  f.data = std::string_view(bytes.data() + 8 + hlen, bytes.size() - 8 - hlen);
+}
+
+ModelFile read_model_file(const std::string& path) {
+  ModelFile f;
+  f.path = path;
+  std::unique_ptr<InputFile> in;
+  try {
+    in = std::make_unique<InputFile>(path);
+  } catch (const DataError&) {
+    throw ModelError(path + ": cannot open the model file: " + std::strerror(errno));
+  }
+  char len[8];
+  if (in->read(len, 8) < 8) throw f.bad("the file is shorter than the 8-byte header length");
+  std::uint64_t hlen;
+  std::memcpy(&hlen, len, 8);
+  if (in->regular() && hlen > in->size() - 8)
+    throw f.bad("the header length (" + std::to_string(hlen) +
+                " bytes) runs past the end of the file (" + std::to_string(in->size()) + " bytes)");
+  if (hlen > kMaxHeaderBytes)
+    throw f.bad("the header length (" + std::to_string(hlen) + " bytes) is over the limit of " +
+                std::to_string(kMaxHeaderBytes) + " bytes");
+  // The header, then the tensor data its offsets promise: nothing is allocated or read past
+  // what the header says, and nothing is parsed before its nesting depth is checked.
+  const Bytes head = in->read_up_to(hlen);
+  if (head.size() < hlen)
+    throw f.bad("the header length (" + std::to_string(hlen) +
+                " bytes) runs past the end of the file (" + std::to_string(8 + head.size()) +
+                " bytes)");
+  f.header = parse_bounded(head.view(), f);
+  std::uint64_t data_end = 0;
+  if (!f.header.is_object()) throw f.bad("the header is not a JSON object");
+  for (const auto& [name, t] : f.header.items()) {
+    if (name == "__metadata__") continue;
+    const json* offsets =
+        t.is_object() && t.contains("data_offsets") ? &t["data_offsets"] : nullptr;
+    if (offsets == nullptr || !offsets->is_array() || offsets->size() != 2 ||
+        !(*offsets)[1].is_number_unsigned())
+      throw f.bad("tensor '" + name + "' has no valid data_offsets");
+    data_end = std::max(data_end, (*offsets)[1].get<std::uint64_t>());
+  }
+  // Offsets past the data or past the input limit are reported tensor by tensor below (and a
+  // short file by its checksum); the read itself never goes past either.
+  const Bytes data = in->read_up_to(std::min(data_end, default_max_input_bytes()));
+  f.bytes.assign(data.data(), data.size());
+  // Bytes past the promised data are kept for the checksum to judge, up to a bound (a header
+  // followed by an endless device is not read to the memory limit).
+  if (data.size() == data_end) {
+    const Bytes rest = in->read_up_to(kMaxTrailingBytes + 1);
+    if (rest.size() > kMaxTrailingBytes)
+      throw f.bad("the file goes on past the " + std::to_string(data_end) +
+                  " bytes of tensor data its header promises");
+    f.bytes.append(rest.data(), rest.size());
+  }
+  try {
+    in->check_unchanged();
+  } catch (const DataError& e) {
+    throw ModelError(e.what());
+  }
+  f.data = f.bytes;
   try {
     const json& meta = f.header.at("__metadata__");
     if (!meta.is_object() || meta.value("format", "") != "chainrule")
@@ -302,11 +351,65 @@ ModelFile read_model_file(const std::string& path) {
   return f;
 }
 
+// Everything predict, eval, explain and training rely on, checked once at load time: a file with
+// a valid checksum can still have been written by someone else.
+void check_invariants(const Model& m, const ModelFile& f) {
+  const auto finite = [](double v) { return std::isfinite(v); };
+  for (std::size_t i = 0; i < m.params.size(); ++i)
+    if (!finite(m.params[i]))
+      throw f.bad("parameter " + std::to_string(i) + " of the flat buffer is " +
+                  (std::isnan(m.params[i]) ? "NaN" : "infinite") + ": expected finite weights");
+  std::set<std::string> names;
+  for (const Feature& feat : m.prep.features) {
+    if (!names.insert(feat.name).second) throw f.bad("feature '" + feat.name + "' appears twice");
+    if (feat.numeric) {
+      if (!finite(feat.center) || !finite(feat.scale) || !finite(feat.fill))
+        throw f.bad("feature '" + feat.name + "' has a non-finite center, scale or fill");
+      continue;
+    }
+    if (feat.categories.empty()) throw f.bad("feature '" + feat.name + "' has no categories");
+    for (std::size_t k = 1; k < feat.categories.size(); ++k)
+      if (!(feat.categories[k - 1] < feat.categories[k]))
+        throw f.bad("the categories of feature '" + feat.name +
+                    "' are not sorted and distinct: expected byte order");
+  }
+  const Preprocessor& p = m.prep;
+  if (p.task == Task::classify) {
+    if (p.classes.size() < 2) throw f.bad("a classifier with fewer than two classes");
+    if (p.target_numeric && p.class_values.size() != p.classes.size())
+      throw f.bad("the numeric class values do not match the class labels");
+    for (std::size_t k = 1; k < p.classes.size(); ++k) {
+      const bool sorted = p.target_numeric ? p.class_values[k - 1] < p.class_values[k]
+                                           : p.classes[k - 1] < p.classes[k];
+      if (!sorted) throw f.bad("the class labels are not sorted and distinct");
+    }
+    for (const double v : p.class_values)
+      if (!finite(v)) throw f.bad("a numeric class value is not finite");
+  } else if (!finite(p.target_center) || !finite(p.target_scale) || p.target_scale == 0) {
+    throw f.bad("the target's center and scale must be finite, the scale not 0");
+  }
+  const LayerSpec& out = m.spec.layers.back();
+  if (out.units != p.outputs())
+    throw f.bad("the output layer has " + std::to_string(out.units) + " units, the " +
+                (p.task == Task::classify ? std::to_string(p.classes.size()) + " classes need "
+                                          : std::string("regression target needs ")) +
+                std::to_string(p.outputs()));
+  const Activation want = p.task == Task::regress ? Activation::identity
+                          : p.classes.size() == 2 ? Activation::sigmoid
+                                                  : Activation::softmax;
+  if (out.activation != want)
+    throw f.bad("the output activation is " + std::string(to_string(out.activation)) +
+                ", the task needs " + std::string(to_string(want)));
+  for (std::size_t l = 0; l + 1 < m.spec.layers.size(); ++l)
+    if (m.spec.layers[l].activation == Activation::softmax)
+      throw f.bad("hidden layer " + std::to_string(l) + " has a softmax activation");
+}
+
 Model model_from(const ModelFile& f) {
   Model m;
   try {
     const json& meta = f.header.at("__metadata__");
-    const json arch = json::parse(meta.at("architecture").get<std::string>());
+    const json arch = parse_bounded(meta.at("architecture").get<std::string>(), f);
     m.spec.inputs = arch.at("inputs").get<Index>();
     for (const json& l : arch.at("layers"))
       m.spec.layers.push_back(
@@ -325,9 +428,11 @@ Model model_from(const ModelFile& f) {
         throw f.bad("the architecture needs more weights than the file holds");
       in = out;
     }
-    m.prep = preprocessing_from(json::parse(meta.at("preprocessing").get<std::string>()));
+    m.prep = preprocessing_from(parse_bounded(meta.at("preprocessing").get<std::string>(), f));
     m.training = meta.at("training").get<std::string>();
     m.metrics = meta.at("metrics").get<std::string>();
+    parse_bounded(m.training, f);  // parsed again to print: bounded and valid now
+    parse_bounded(m.metrics, f);
     const Network<double> shape(m.spec);
     if (m.prep.inputs() != m.spec.inputs)
       throw f.bad("the preprocessing does not fit the network's inputs");
@@ -359,6 +464,7 @@ Model model_from(const ModelFile& f) {
   } catch (const ConfigError& e) {
     throw f.bad(e.what());
   }
+  check_invariants(m, f);
   return m;
 }
 
@@ -464,7 +570,7 @@ Checkpoint load_checkpoint(const std::string& path) {
     const json& meta = f.header.at("__metadata__");
     if (!meta.contains("checkpoint"))
       throw ModelError(path + ": a model file, not a checkpoint: it holds no training state");
-    const json j = json::parse(meta.at("checkpoint").get<std::string>());
+    const json j = parse_bounded(meta.at("checkpoint").get<std::string>(), f);
     s.epoch = j.at("epoch").get<int>();
     s.batch = j.at("batch").get<Index>();
     s.loss_sum = j.at("loss_sum").get<double>();

@@ -1,6 +1,7 @@
 #include "chainrule/network.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <string>
 
 #include "chainrule/error.hpp"
@@ -30,7 +31,6 @@ std::string describe(const NetworkSpec& spec) {
 template <class T>
 Network<T>::Network(NetworkSpec spec) : spec_(std::move(spec)) {
   validate(spec_);
-  detail::configure_blas_once();
   Index offset = 0, in = spec_.inputs;
   for (const LayerSpec& ls : spec_.layers) {
     layers_.emplace_back(in, ls.units, ls.activation, offset);
@@ -145,15 +145,39 @@ void Network<T>::set_dropout_rate(double p) {
 }
 
 template <class T>
+void Network<T>::set_threads(int n) {
+  if (n < 1 || n > kMaxThreads)
+    throw ConfigError("threads must be in [1, " + std::to_string(kMaxThreads) + "], got " +
+                      std::to_string(n));
+  threads_ = n;
+  if (n == 1) pool_.pool.reset();  // no thread left waiting
+}
+
+template <class T>
+std::size_t Network<T>::blocks_for(Index N) const {
+  if (threads_ <= 1) return 1;
+  // Measured (bench W2, W4): below these, handing rows to another thread costs more than it saves.
+  constexpr double kSplitMultiplyAdds = 1e6;
+  constexpr Index kMinRows = 8;
+  double per_row = 0;
+  for (const Dense<T>& l : layers_)
+    per_row += double(l.in()) * double(l.out());
+  if (double(N) * per_row < kSplitMultiplyAdds) return 1;
+  return std::size_t(std::clamp<Index>(N / kMinRows, 1, threads_));
+}
+
+template <class T>
 const Batch<T>& Network<T>::forward(const BatchView<T>& X, Rng* dropout) {
-  input_ = X;  // no allocation once N is steady
   kept_ = true;
+  if (blocks_for(X.rows()) > 1) return run_blocks(X, true, dropout);
+  input_ = X;  // no allocation once N is steady
   return run(input_, dropout);
 }
 
 template <class T>
 const Batch<T>& Network<T>::infer(const BatchView<T>& X) {
   kept_ = false;
+  if (blocks_for(X.rows()) > 1) return run_blocks(X, false, nullptr);
   return run(X, nullptr);
 }
 
@@ -161,6 +185,7 @@ template <class T>
 const Batch<T>& Network<T>::run(const BatchView<T>& X, Rng* dropout) {
   dropped_ = dropout != nullptr && dropout_ > 0;
   one_ = X.rows() == 1 && small_ && !dropped_;
+  split_ = 0;
   if (one_) {
     forward_one(X.data());
     return work_.back().A;
@@ -191,6 +216,7 @@ template <class T>
 void Network<T>::backward(const BatchView<T>& Y) {
   if (!kept_) throw ConfigError("backward needs a forward pass before it (infer keeps no input)");
   if (one_) return backward_one(input_.data(), Y.data());
+  if (split_ > 1) return backward_blocks(Y);
   Workspace& top = work_.back();
   loss_gradient<T>(spec_.loss, top.A, Y, top.dZ);  // ∂L/∂Z if fused, else ∂L/∂A
   if (!is_fused(spec_.loss))
@@ -203,6 +229,113 @@ void Network<T>::backward(const BatchView<T>& Y) {
     if (dropped_) *dX = dX->cwiseProduct(work_[l - 1].mask);  // ∂(A ⊙ mask)/∂A = mask
     activation_backward(layers_[l - 1].activation(), work_[l - 1].A, *dX, *dX);
   }
+}
+
+// A batch cut into blocks of rows. Every row's forward pass, and its part of the backward pass,
+// depends on that row only, so block b runs all its layers on its own thread with no exchange
+// between blocks; only the weight gradient is a sum over rows: block 0 adds its Xᵀ·dZ to grads_,
+// every other block writes its own, and a second pass adds blocks 1, 2, ... in that order.
+
+template <class T>
+template <class F>
+void Network<T>::each_block(F&& f) {
+  if (!pool_.pool) pool_.pool = std::make_unique<detail::WorkerPool>();
+  for (std::size_t b = 0; b < split_; ++b)
+    blocks_[b].error = nullptr;
+  auto job = [&](std::size_t b) {
+    try {
+      f(b);
+    } catch (...) {  // (bad_alloc sizing a workspace) rethrown on the calling thread
+      blocks_[b].error = std::current_exception();
+    }
+  };
+  pool_.pool->run(split_, job);
+  for (std::size_t b = 0; b < split_; ++b)
+    if (blocks_[b].error) std::rethrow_exception(blocks_[b].error);
+}
+
+template <class T>
+const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dropout) {
+  const Index N = X.rows(), K = outputs();
+  const std::size_t L = layers_.size();
+  dropped_ = dropout != nullptr && dropout_ > 0;
+  one_ = false;
+  split_ = blocks_for(N);
+  if (blocks_.size() < split_) blocks_.resize(split_);
+  for (std::size_t b = 0; b < split_; ++b) {
+    Block& k = blocks_[b];
+    k.begin = N * Index(b) / Index(split_);
+    k.rows = N * Index(b + 1) / Index(split_) - k.begin;
+    k.work.resize(L);
+  }
+  if (dropped_) {  // masks drawn here, in the order of the one-block path (layer, row, column)
+    const T keep_scale = T(1.0 / (1.0 - dropout_));
+    for (std::size_t l = 0; l + 1 < L; ++l)
+      for (std::size_t b = 0; b < split_; ++b) {
+        Batch<T>& mask = blocks_[b].work[l].mask;
+        mask.resize(blocks_[b].rows, layers_[l].out());
+        for (Index i = 0; i < mask.size(); ++i)
+          mask.data()[i] = dropout->uniform() < dropout_ ? T(0) : keep_scale;
+      }
+  }
+  Workspace& top = work_.back();  // the blocks' outputs, gathered (N, K)
+  top.Z.resize(N, K);
+  top.A.resize(N, K);
+  each_block([&](std::size_t b) {
+    Block& k = blocks_[b];
+    const auto rows = X.middleRows(k.begin, k.rows);
+    if (keep) k.input = rows;
+    for (std::size_t l = 0; l < L; ++l) {
+      Workspace& w = k.work[l];
+      const BatchView<T> in = l > 0  ? BatchView<T>(dropped_ ? k.work[l - 1].D : k.work[l - 1].A)
+                              : keep ? BatchView<T>(k.input)
+                                     : BatchView<T>(rows);
+      layers_[l].forward(params_.data(), in, w.Z, w.A);
+      if (dropped_ && l + 1 < L) w.D = w.A.cwiseProduct(w.mask);
+    }
+    top.Z.middleRows(k.begin, k.rows) = k.work.back().Z;
+    top.A.middleRows(k.begin, k.rows) = k.work.back().A;
+  });
+  return top.A;
+}
+
+template <class T>
+void Network<T>::backward_blocks(const BatchView<T>& Y) {
+  const Index N = work_.back().A.rows(), K = outputs();
+  const T factor = T(detail::gradient_factor(spec_.loss, N, K));
+  for (std::size_t b = 1; b < split_; ++b)
+    blocks_[b].grads.resize(params_.size());
+  each_block([&](std::size_t b) {
+    Block& k = blocks_[b];
+    Workspace& top = k.work.back();
+    top.dZ = (top.A - Y.middleRows(k.begin, k.rows)) * factor;  // as loss_gradient, its rows
+    if (!is_fused(spec_.loss))
+      activation_backward(layers_.back().activation(), top.A, top.dZ, top.dZ);
+    T* g = b == 0 ? grads_.data() : k.grads.data();
+    const auto mode = b == 0 ? Dense<T>::Grads::add : Dense<T>::Grads::assign;
+    for (std::size_t l = layers_.size(); l-- > 0;) {
+      Batch<T>* dX = l == 0 ? nullptr : &k.work[l - 1].dZ;
+      const Batch<T>& in = l == 0 ? k.input : (dropped_ ? k.work[l - 1].D : k.work[l - 1].A);
+      layers_[l].backward(params_.data(), g, in, k.work[l].dZ, dX, mode);
+      if (l == 0) break;
+      if (dropped_) *dX = dX->cwiseProduct(k.work[l - 1].mask);
+      activation_backward(layers_[l - 1].activation(), k.work[l - 1].A, *dX, *dX);
+    }
+  });
+  // grads_ += blocks 1 + 2 + ..., left to right, each thread over its own range of parameters.
+  const std::size_t P = params_.size();
+  each_block([&](std::size_t b) {
+    const std::size_t from = P * b / split_, to = P * (b + 1) / split_;
+    T* sum = blocks_[1].grads.data();
+    for (std::size_t c = 2; c < split_; ++c) {
+      const T* more = blocks_[c].grads.data();
+      for (std::size_t i = from; i < to; ++i)
+        sum[i] += more[i];
+    }
+    T* g = grads_.data();
+    for (std::size_t i = from; i < to; ++i)
+      g[i] += sum[i];
+  });
 }
 
 template class Network<float>;

@@ -86,6 +86,12 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
       distinct = y.numbers;
       std::sort(distinct.begin(), distinct.end());
       distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+      if (distinct.size() > o.max_classes)
+        throw LimitError(t.source + ": the target column '" + y.name + "' has " +
+                             std::to_string(distinct.size()) +
+                             " distinct values: expected at most " + std::to_string(o.max_classes) +
+                             " classes",
+                         "max_classes");
     } else if (integers) {
       for (const double v : y.numbers)
         if (std::find(distinct.begin(), distinct.end(), v) == distinct.end()) {
@@ -119,7 +125,13 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
       throw DataError(t.source + ": the target column '" + y.name +
                       "' holds text: regression needs numbers");
     p.task = Task::classify;
-    std::set<std::string> distinct(y.text.begin(), y.text.end());  // byte order
+    std::set<std::string> distinct;  // byte order
+    for (const std::string& label : y.text)
+      if (distinct.insert(label).second && distinct.size() > o.max_classes)
+        throw LimitError(t.source + ": the target column '" + y.name + "' has more than " +
+                             std::to_string(o.max_classes) +
+                             " distinct values: expected at most that many classes",
+                         "max_classes");
     p.classes.assign(distinct.begin(), distinct.end());
   }
   if (p.task == Task::classify && p.classes.size() < 2)
@@ -132,8 +144,13 @@ Preprocessor Preprocessor::fit(const Table& t, std::span<const std::size_t> rows
                                const PreprocessOptions& o) {
   Preprocessor p = fit_target(t, o);
   std::set<std::string> dropped;
-  for (const std::string& d : o.drop)
-    dropped.insert(column_of(t, d, "named in --drop").name);
+  for (const std::string& d : o.drop) {
+    const std::string& name = column_of(t, d, "among the dropped columns").name;
+    if (name == p.target)
+      throw ConfigError("column '" + name + "' is the target: it cannot also be dropped");
+    if (!dropped.insert(name).second)
+      throw ConfigError("column '" + name + "' is named twice among the dropped columns");
+  }
   if (rows.empty()) throw DataError(t.source + ": no rows to train on");
   for (const Column& c : t.columns) {
     if (c.name == p.target || dropped.count(c.name)) continue;
@@ -178,7 +195,12 @@ Preprocessor Preprocessor::fit(const Table& t, std::span<const std::size_t> rows
       std::set<std::string> cats;
       for (std::size_t r : rows) {
         if (c.text[r].empty()) missing_value(t, r, c, false);
-        cats.insert(c.text[r]);
+        if (cats.insert(c.text[r]).second && cats.size() > o.max_categories)
+          throw LimitError(t.source + ": the text column '" + c.name + "' has more than " +
+                               std::to_string(o.max_categories) +
+                               " categories, each a network input: expected at most that many "
+                               "(an identifier or free text is better dropped)",
+                           "max_categories");
       }
       f.categories.assign(cats.begin(), cats.end());
     }
@@ -259,7 +281,8 @@ template <class T>
 }
 
 template <class T>
-Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> rows) const {
+Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> rows,
+                                 int threads_given) const {
   struct Source {
     const Column* column;
     const Feature* feature;
@@ -275,7 +298,7 @@ Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> ro
     col += f.numeric ? 1 : Index(f.categories.size());
   }
   // Row by row, so the row-major matrix is written in order, in one pass; a large matrix in row
-  // spans on the threads of set_blas_threads (each row depends on its own values only).
+  // spans on `threads_given` threads (each row depends on its own values only).
   Batch<T> X(Index(rows.size()), inputs());
   const auto fill = [&](std::size_t from, std::size_t to) {
     bool ok = true;
@@ -286,10 +309,10 @@ Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> ro
   };
   // At least kParallelValues / 4 entries per span: a thread costs more than writing fewer.
   const double values = double(rows.size()) * double(inputs());
-  const std::size_t threads =
-      values >= kParallelValues
-          ? std::min(std::size_t(blas_threads()), std::size_t(values / (kParallelValues / 4)))
-          : 1;
+  const std::size_t threads = values >= kParallelValues
+                                  ? std::min(std::size_t(std::max(threads_given, 1)),
+                                             std::size_t(values / (kParallelValues / 4)))
+                                  : 1;
   if (threads > 1) {
     std::vector<char> ok(threads, 0);
     detail::run_spans(threads, [&](std::size_t k) {
@@ -337,10 +360,10 @@ Batch<T> Preprocessor::targets(const Table& t, std::span<const std::size_t> rows
   return Y;
 }
 
-template Batch<float> Preprocessor::transform<float>(const Table&,
-                                                     std::span<const std::size_t>) const;
-template Batch<double> Preprocessor::transform<double>(const Table&,
-                                                       std::span<const std::size_t>) const;
+template Batch<float> Preprocessor::transform<float>(const Table&, std::span<const std::size_t>,
+                                                     int) const;
+template Batch<double> Preprocessor::transform<double>(const Table&, std::span<const std::size_t>,
+                                                       int) const;
 template Batch<float> Preprocessor::targets<float>(const Table&,
                                                    std::span<const std::size_t>) const;
 template Batch<double> Preprocessor::targets<double>(const Table&,

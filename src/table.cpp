@@ -1,7 +1,6 @@
 #include "chainrule/table.hpp"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -15,13 +14,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "chainrule/error.hpp"
+#include "chainrule/file_io.hpp"
 #include "chainrule/threads.hpp"
 
 namespace chainrule {
@@ -266,12 +265,31 @@ std::from_chars_result to_double(const char* p, const char* end, double& out) {
 
 enum class Parsed { number, missing, not_a_number, out_of_range };
 
+// The first field of column `c` that holds a comma (for the decimal-comma note).
+template <class Others>
+std::string_view first_comma_number(const Others& others, std::size_t c) {
+  for (const auto& o : others)
+    if (o.col == c && o.text.find(',') != std::string_view::npos) return o.text;
+  return {};
+}
+
 Parsed parse_number(std::string_view field, double& out) {
   std::string_view s = trim(field);
   if (is_missing(s)) return Parsed::missing;
   if (!s.empty() && s.front() == '+') s.remove_prefix(1);
   if (s.empty()) return Parsed::not_a_number;
   const auto [end, ec] = to_double(s.data(), s.data() + s.size(), out);
+  if (ec == std::errc::result_out_of_range && end == s.data() + s.size()) {
+    // Too small for a double (1e-400) is the nearest double, 0 (as strtod and pandas read it);
+    // too large (1e999) is an error.
+    const std::string copy(s);
+    const double v = std::strtod(copy.c_str(), nullptr);
+    if (std::abs(v) < 1) {
+      out = v;
+      return Parsed::number;
+    }
+    return Parsed::out_of_range;
+  }
   if (ec == std::errc::result_out_of_range) return Parsed::out_of_range;
   if (ec != std::errc() || end != s.data() + s.size()) return Parsed::not_a_number;
   if (!std::isfinite(out)) return Parsed::out_of_range;  // "inf", "infinity"
@@ -490,7 +508,30 @@ std::string Table::where(std::size_t row, const Column& column) const {
   return source + ": row " + std::to_string(row + 1) + ", column '" + column.name + "'";
 }
 
+namespace {
+
+// UTF-16 and UTF-32 text (Excel's "Unicode text", PowerShell's default) by its byte-order mark or
+// its zero bytes beside ASCII characters, named so that the user knows what to convert.
+std::string_view wide_encoding(std::string_view t) {
+  if (t.substr(0, 64).find('\0') == std::string_view::npos) return {};  // ASCII would hold NULs
+  const auto b = [&](std::size_t i) { return i < t.size() ? static_cast<unsigned char>(t[i]) : 1; };
+  if (b(0) == 0xFF && b(1) == 0xFE) return b(2) == 0 && b(3) == 0 ? "UTF-32LE" : "UTF-16LE";
+  if (b(0) == 0 && b(1) == 0 && b(2) == 0xFE && b(3) == 0xFF) return "UTF-32BE";
+  if (b(0) == 0xFE && b(1) == 0xFF) return "UTF-16BE";
+  if (t.size() >= 4 && b(0) != 0 && b(0) < 0x80 && b(1) == 0 && b(2) != 0 && b(3) == 0)
+    return "UTF-16LE";
+  if (t.size() >= 4 && b(0) == 0 && b(1) != 0 && b(1) < 0x80 && b(2) == 0 && b(3) != 0)
+    return "UTF-16BE";
+  return {};
+}
+
+}  // namespace
+
 Table parse_csv(std::string_view text, const std::string& source, const CsvOptions& options) {
+  if (const std::string_view enc = wide_encoding(text); !enc.empty())
+    fail(source + ":1:1", "the text is encoded as " + std::string(enc) +
+                              ": expected UTF-8 (convert it: iconv -f " + std::string(enc) +
+                              " -t UTF-8)");
   if (const std::size_t nul = text.find('\0'); nul != std::string_view::npos) {
     const std::size_t line =
         1 + std::size_t(std::count(text.begin(), text.begin() + long(nul), '\n'));
@@ -545,7 +586,7 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
   const std::string expected_fields =
       " fields" + std::string(options.header ? " (as in the header)" : " (as in the first row)");
   const std::size_t data_start = tok.position(), data_line = tok.line();
-  const int threads = options.threads > 0 ? options.threads : blas_threads();
+  const int threads = std::max(options.threads, 1);
   Rows read;
   read.values.resize(width);
   std::size_t pos = data_start, line = data_line;
@@ -608,9 +649,26 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
   const std::size_t rows = t.lines.size();
   std::vector<std::size_t> missing(width), numbers(width, rows), first_bad(width, rows);
   std::vector<Parsed> bad(width, Parsed::number);
+  std::vector<std::size_t> comma_numbers(width, 0);  // fields such as 1,5 (a decimal comma)
+  std::string swapped;
   for (const Other& o : others) {  // in row order
     double v;
-    const Parsed kind = parse_number(o.text, v);
+    Parsed kind = parse_number(o.text, v);
+    if (kind == Parsed::not_a_number && options.delimiter != ',' &&
+        std::count(o.text.begin(), o.text.end(), ',') == 1 &&
+        o.text.find('.') == std::string_view::npos) {
+      swapped.assign(o.text);
+      std::replace(swapped.begin(), swapped.end(), ',', '.');
+      double w;
+      if (parse_number(swapped, w) == Parsed::number) {
+        if (options.decimal_comma) {
+          kind = Parsed::number;
+          v = w;
+        } else {
+          ++comma_numbers[o.col];
+        }
+      }
+    }
     if (kind == Parsed::missing) {
       ++missing[o.col];
       --numbers[o.col];
@@ -629,6 +687,12 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
     Column& col = t.columns[c];
     const std::size_t present = rows - missing[c];
     col.numeric = present == 0 || 2 * numbers[c] > present;
+    if (!col.numeric && 2 * (numbers[c] + comma_numbers[c]) > present)
+      t.notes.push_back({"column " + quote(col.name) +
+                             " holds numbers with a decimal comma (such "
+                             "as " +
+                             quote(first_comma_number(others, c)) + "), read as text",
+                         "decimal_comma"});
     if (!col.numeric) {
       text_columns.push_back(c);
       std::vector<double>().swap(values[c]);
@@ -666,109 +730,65 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
   return t;
 }
 
-std::string read_file(const std::string& path) {
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path, std::string("cannot open the file: ") + std::strerror(errno));
-    char magic[2] = {0, 0};
-    in.read(magic, 2);
-    if (!(magic[0] == '\x1f' && magic[1] == '\x8b')) {  // not gzip: one read, no copies
-      std::error_code ec;
-      const auto size = std::filesystem::file_size(path, ec);
-      if (!ec) {
-        std::string out(std::size_t(size), '\0');
-        in.clear();
-        in.seekg(0);
-        in.read(out.data(), std::streamsize(size));
-        if (std::size_t(in.gcount()) == size) return out;
-      }
-    }
-  }
-  gzFile gz = gzopen(path.c_str(), "rb");  // reads plain files as they are
-  if (gz == nullptr) fail(path, "cannot open the file");
-  std::unique_ptr<gzFile_s, int (*)(gzFile)> guard(gz, gzclose);
-  gzbuffer(gz, 1 << 17);
-  std::string out;
-  std::error_code ec;  // a gzip file's text is at least its size
-  if (const auto size = std::filesystem::file_size(path, ec); !ec) out.reserve(std::size_t(size));
-  char buf[1 << 16];
-  for (;;) {
-    const int n = gzread(gz, buf, sizeof buf);
-    if (n < 0) {
-      int code = 0;
-      const char* msg = gzerror(gz, &code);
-      fail(path, std::string("cannot read the file: ") + msg);
-    }
-    if (n == 0) break;
-    out.append(buf, std::size_t(n));
-  }
-  int code = 0;
-  const char* msg = gzerror(gz, &code);
-  if (code != Z_OK) fail(path, std::string("the compressed file is damaged or cut short: ") + msg);
-  return out;
-}
-
 Table read_csv(const std::string& path, const CsvOptions& options) {
-  // A plain file is parsed where the page cache holds it (mmap): no copy, no zero-filled pages.
-  // The table copies what it keeps, so the mapping ends with this call.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    struct stat st {};
-    unsigned char magic[2] = {0, 0};
-    const bool plain = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 2 &&
-                       ::pread(fd, magic, 2, 0) == 2 && !(magic[0] == 0x1f && magic[1] == 0x8b);
-    void* map = plain ? ::mmap(nullptr, std::size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0)
-                      : MAP_FAILED;
-    ::close(fd);
-    if (map != MAP_FAILED) {
-      const struct Unmap {
-        void* p;
-        std::size_t n;
-        ~Unmap() { ::munmap(p, n); }
-      } unmap{map, std::size_t(st.st_size)};
-      ::madvise(map, std::size_t(st.st_size), MADV_SEQUENTIAL);
-      return parse_csv(std::string_view(static_cast<const char*>(map), std::size_t(st.st_size)),
-                       path, options);
-    }
-  }
-  return parse_csv(read_file(path), path, options);
+  // One open, one pass: pipes and /dev/stdin are read as they come, and a NUL byte stops the
+  // read at once (the parser reports where; /dev/zero is not read to the limit).
+  InputFile in(path);
+  const Bytes text = in.read_all(options.max_bytes, true);
+  return parse_csv(text.view(), path, options);
 }
 
 namespace {
 
 struct Idx {
   std::vector<std::size_t> dims;
-  std::string bytes;
-  std::size_t data_offset = 0;
+  Bytes bytes;  // the data after the header
+  std::size_t size() const { return bytes.size(); }
+  const unsigned char* data() const { return reinterpret_cast<const unsigned char*>(bytes.data()); }
 };
 
-Idx read_idx_file(const std::string& path) {
+// The header is read first; the data the header declares is checked against the input limit
+// before it is read, and the stream must hold exactly that much.
+Idx read_idx_file(const std::string& path, std::uint64_t max_bytes) {
+  InputFile in(path);
   Idx idx;
-  idx.bytes = read_file(path);
-  const std::string& b = idx.bytes;
-  if (b.size() < 4 || b[0] != 0 || b[1] != 0)
+  unsigned char head[4 + 4 * 3] = {};
+  const std::size_t got = in.read(reinterpret_cast<char*>(head), 4);
+  if (got < 4 || head[0] != 0 || head[1] != 0)
     fail(path + ": byte 0", "not an IDX file: expected the magic bytes 00 00 <type> <dims>");
-  if (static_cast<unsigned char>(b[2]) != 0x08)
-    fail(path + ": byte 2", "unsupported IDX element type 0x" +
-                                std::to_string(static_cast<unsigned char>(b[2])) +
+  if (head[2] != 0x08)
+    fail(path + ": byte 2", "unsupported IDX element type 0x" + std::to_string(head[2]) +
                                 ": expected 0x08 (unsigned bytes)");
-  const std::size_t ndim = static_cast<unsigned char>(b[3]);
+  const std::size_t ndim = head[3];
   if (ndim < 1 || ndim > 3)
     fail(path + ": byte 3", "expected 1 to 3 dimensions, found " + std::to_string(ndim));
-  if (b.size() < 4 + 4 * ndim) fail(path, "the IDX header is cut short");
+  if (in.read(reinterpret_cast<char*>(head + 4), 4 * ndim) < 4 * ndim)
+    fail(path, "the IDX header is cut short");
   std::size_t total = 1;
   for (std::size_t d = 0; d < ndim; ++d) {
-    const auto* p = reinterpret_cast<const unsigned char*>(b.data() + 4 + 4 * d);
+    const unsigned char* p = head + 4 + 4 * d;
     const std::size_t n =
         (std::size_t(p[0]) << 24) | (std::size_t(p[1]) << 16) | (std::size_t(p[2]) << 8) | p[3];
     idx.dims.push_back(n);
     if (__builtin_mul_overflow(total, n, &total))
       fail(path, "the header's dimensions multiply to more bytes than any file holds");
   }
-  idx.data_offset = 4 + 4 * ndim;
-  if (b.size() - idx.data_offset != total)
+  if (max_bytes == 0) max_bytes = default_max_input_bytes();
+  if (total > max_bytes)
+    throw LimitError(path + ": the header promises " + format_bytes(total) +
+                         " of data, more than the input size limit of " + format_bytes(max_bytes),
+                     "max_input_bytes");
+  // Read what the header promises; a stream that holds more is counted to its end.
+  idx.bytes = in.read_up_to(total);
+  std::size_t actual = idx.size();
+  char buf[1 << 16];
+  for (std::size_t n; (n = in.read(buf, sizeof buf)) > 0 && actual < (std::size_t(1) << 40);)
+    actual += n;
+  in.check_unchanged();
+  if (actual != total) {
     fail(path, "the header promises " + std::to_string(total) + " bytes of data, the file holds " +
-                   std::to_string(b.size() - idx.data_offset));
+                   std::to_string(actual));
+  }
   return idx;
 }
 
@@ -791,11 +811,11 @@ std::pair<std::size_t, std::size_t> image_shape(const Idx& img, const std::strin
 }  // namespace
 
 template <class T>
-Batch<T> read_idx_images(const std::string& path, double scale) {
-  const Idx img = read_idx_file(path);
+Batch<T> read_idx_images(const std::string& path, double scale, std::uint64_t max_bytes) {
+  const Idx img = read_idx_file(path, max_bytes);
   const auto [n, features] = image_shape(img, path);
   Batch<T> X(static_cast<Index>(n), static_cast<Index>(features));
-  const auto* data = reinterpret_cast<const unsigned char*>(img.bytes.data() + img.data_offset);
+  const auto* data = reinterpret_cast<const unsigned char*>(img.data());
   T lut[256];  // the same product for every pixel value
   for (int v = 0; v < 256; ++v)
     lut[v] = T(double(v) * scale);
@@ -804,21 +824,32 @@ Batch<T> read_idx_images(const std::string& path, double scale) {
   return X;
 }
 
-template Batch<float> read_idx_images<float>(const std::string&, double);
-template Batch<double> read_idx_images<double>(const std::string&, double);
+template Batch<float> read_idx_images<float>(const std::string&, double, std::uint64_t);
+template Batch<double> read_idx_images<double>(const std::string&, double, std::uint64_t);
 
-std::vector<int> read_idx_labels(const std::string& path) {
-  const Idx lab = read_idx_file(path);
+std::vector<int> read_idx_labels(const std::string& path, std::uint64_t max_bytes) {
+  const Idx lab = read_idx_file(path, max_bytes);
   if (lab.dims.size() != 1) fail(path, "expected labels (a 1-dimensional IDX file)");
   std::vector<int> y(lab.dims[0]);
   for (std::size_t r = 0; r < y.size(); ++r)
-    y[r] = static_cast<unsigned char>(lab.bytes[lab.data_offset + r]);
+    y[r] = static_cast<unsigned char>(lab.data()[r]);
   return y;
 }
 
-Table read_idx(const std::string& images, const std::string& labels) {
-  const Idx img = read_idx_file(images);
+Table read_idx(const std::string& images, const std::string& labels, std::uint64_t max_bytes) {
+  const Idx img = read_idx_file(images, max_bytes);
   const auto [n, features] = image_shape(img, images);
+  // A table holds a double per pixel (8 bytes per byte read) and a column per pixel.
+  if (features > kMaxColumns)
+    throw LimitError(images + ": images of " + std::to_string(features) +
+                         " pixels: expected at most " + std::to_string(kMaxColumns),
+                     "max_columns");
+  if (const std::uint64_t need = 8 * std::uint64_t(img.size()) + 96 * std::uint64_t(features);
+      need > available_memory())
+    throw LimitError(images + ": a table of these images needs " + format_bytes(need) +
+                         ", more than the " + format_bytes(available_memory()) +
+                         " of memory available",
+                     "memory");
   Table t;
   t.source = images;
   t.columns.resize(features + (labels.empty() ? 0 : 1));
@@ -828,12 +859,12 @@ Table read_idx(const std::string& images, const std::string& labels) {
     c.field = f + 1;
     c.numbers.resize(n);
   }
-  const auto* data = reinterpret_cast<const unsigned char*>(img.bytes.data() + img.data_offset);
+  const auto* data = reinterpret_cast<const unsigned char*>(img.data());
   for (std::size_t r = 0; r < n; ++r)
     for (std::size_t f = 0; f < features; ++f)
       t.columns[f].numbers[r] = data[r * features + f];
   if (!labels.empty()) {
-    const std::vector<int> y = read_idx_labels(labels);
+    const std::vector<int> y = read_idx_labels(labels, max_bytes);
     if (y.size() != n)
       fail(labels, "holds " + std::to_string(y.size()) + " labels for " + std::to_string(n) +
                        " images in " + images);

@@ -1,7 +1,12 @@
 #include "chainrule/threads.hpp"
 
-#include <cstdlib>
-#include <mutex>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -10,41 +15,153 @@
 #include "chainrule/error.hpp"
 
 extern "C" {
-// OpenBLAS's own extensions (cblas.h declares them; we avoid pulling in the whole header).
+// OpenBLAS's own extension (cblas.h declares it; we avoid pulling in the whole header).
 void openblas_set_num_threads(int n);
-int openblas_get_num_threads(void);
 }
 
 namespace chainrule {
 
-namespace {
-std::once_flag default_once;  // the default applies once, and never after set_blas_threads
-int setting = 1;              // what set_blas_threads asked for
-int active = 1;               // what OpenBLAS is set to now
-}  // namespace
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return int(std::max(1u, std::thread::hardware_concurrency()));
+}
 
-void set_blas_threads(int n) {
+void set_openblas_threads(int n) {
   if (n < 1) throw ConfigError("thread count must be at least 1, got " + std::to_string(n));
-  std::call_once(default_once, [] {});
-  setting = active = n;
   openblas_set_num_threads(n);
 }
 
-int blas_threads() {
-  return setting;
+namespace detail {
+
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
 }
 
-void detail::threads_for_product(double multiply_adds) {
-  // Measured (bench W2, W3): below ~16 M multiply-adds, waking a second thread costs more than
-  // it saves ((64×784)·(784×128) is slower on two threads than on one).
-  const int want = multiply_adds >= 16e6 ? setting : 1;
-  if (want != active) {
-    openblas_set_num_threads(want);
-    active = want;
+// How long a thread spins before it sleeps: longer than the serial work between two parallel
+// passes of a training step (the loss, an optimizer step of ~100 K parameters), so that a step's
+// passes meet spinning workers, and short enough not to hold a core after the work is done.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+// Waits until `a` is no longer `old`: spinning, then sleeping (futex).
+void await_change(const std::atomic<std::uint32_t>& a, std::uint32_t old) {
+  const auto start = std::chrono::steady_clock::now();
+  for (unsigned i = 1;; ++i) {
+    if (a.load(std::memory_order_acquire) != old) return;
+    cpu_relax();
+    if (i % 256 == 0 && std::chrono::steady_clock::now() - start > kSpin) break;
   }
+  while (a.load(std::memory_order_acquire) == old)
+    a.wait(old, std::memory_order_acquire);
 }
 
-void detail::run_spans(std::size_t n, const std::function<void(std::size_t)>& work) {
+// Waits until `a` is 0: spinning, then sleeping.
+void await_zero(const std::atomic<std::uint32_t>& a) {
+  const auto start = std::chrono::steady_clock::now();
+  for (unsigned i = 1;; ++i) {
+    if (a.load(std::memory_order_acquire) == 0) return;
+    cpu_relax();
+    if (i % 256 == 0 && std::chrono::steady_clock::now() - start > kSpin) break;
+  }
+  for (std::uint32_t left; (left = a.load(std::memory_order_acquire)) != 0;)
+    a.wait(left, std::memory_order_acquire);
+}
+
+// Address space a worker needs: its stack (8 MiB) and, once it calls OpenBLAS, a buffer of
+// OpenBLAS's (up to 128 MiB reserved, little of it touched), which OpenBLAS retries forever
+// rather than give up when the address-space limit (ulimit -v) leaves no room for it.
+constexpr std::size_t kWorkerAddressSpace = std::size_t(256) << 20;
+
+// False when an address-space limit leaves no room for one more worker (tried by reserving it).
+bool room_for_worker() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return true;
+  void* p = mmap(nullptr, kWorkerAddressSpace, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return false;
+  munmap(p, kWorkerAddressSpace);
+  return true;
+}
+
+}  // namespace
+
+struct WorkerPool::State {
+  std::vector<std::thread> threads;  // worker i runs part i + 1
+  bool cannot_start = false;         // a start failed: no more tries
+  // The calling thread writes the job, then bumps `epoch` (release); every worker runs its part
+  // (if any) and counts `pending` down (acq_rel); the caller waits for 0 (acquire). Job fields
+  // are written only while every worker is waiting for the next epoch.
+  std::atomic<std::uint32_t> epoch{0}, pending{0};
+  bool stop = false;
+  void (*job)(void*, std::size_t) = nullptr;
+  void* ctx = nullptr;
+  std::size_t parts = 0;
+
+  void loop(std::size_t part, std::uint32_t seen) {
+    for (;;) {
+      await_change(epoch, seen);
+      seen = epoch.load(std::memory_order_acquire);
+      if (stop) return;
+      if (part < parts) job(ctx, part);
+      if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) pending.notify_one();
+    }
+  }
+};
+
+WorkerPool::WorkerPool() : state_(std::make_unique<State>()) {}
+
+WorkerPool::~WorkerPool() {
+  State& s = *state_;
+  if (s.threads.empty()) return;
+  s.stop = true;
+  s.epoch.fetch_add(1, std::memory_order_release);
+  s.epoch.notify_all();
+  for (std::thread& t : s.threads)
+    t.join();
+}
+
+std::size_t WorkerPool::workers() const {
+  return state_->threads.size();
+}
+
+void WorkerPool::run(std::size_t parts, void (*job)(void*, std::size_t), void* ctx) {
+  State& s = *state_;
+  if (parts <= 1) {
+    if (parts == 1) job(ctx, 0);
+    return;
+  }
+  while (!s.cannot_start && s.threads.size() + 1 < parts) {
+    const std::size_t part = s.threads.size() + 1;
+    const std::uint32_t seen = s.epoch.load(std::memory_order_relaxed);
+    try {
+      if (!room_for_worker())
+        throw std::system_error(std::make_error_code(std::errc::not_enough_memory));
+      s.threads.emplace_back([&s, part, seen] { s.loop(part, seen); });
+    } catch (const std::exception&) {  // no thread (or no room for one): the caller runs its part
+      s.cannot_start = true;
+    }
+  }
+  const std::size_t running = s.threads.size();
+  if (running > 0) {
+    s.job = job;
+    s.ctx = ctx;
+    s.parts = parts;
+    s.pending.store(std::uint32_t(running), std::memory_order_relaxed);
+    s.epoch.fetch_add(1, std::memory_order_release);
+    s.epoch.notify_all();
+  }
+  job(ctx, 0);
+  for (std::size_t p = running + 1; p < parts; ++p)
+    job(ctx, p);
+  if (running > 0) await_zero(s.pending);
+}
+
+void run_spans(std::size_t n, const std::function<void(std::size_t)>& work) {
   std::vector<std::size_t> inline_spans;
   {
     std::vector<std::jthread> pool;
@@ -62,13 +179,6 @@ void detail::run_spans(std::size_t n, const std::function<void(std::size_t)>& wo
   }  // the jthreads join here
 }
 
-void detail::configure_blas_once() {
-  std::call_once(default_once, [] {
-    if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr)
-      openblas_set_num_threads(1);
-    else
-      setting = active = openblas_get_num_threads();
-  });
-}
+}  // namespace detail
 
 }  // namespace chainrule

@@ -322,11 +322,14 @@ TEST(Network, InferEqualsForwardWithoutKeepingTheInput) {
   }
 }
 
-TEST(Network, MatrixProductsRunOnOneThreadByDefault) {
-  if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) GTEST_SKIP() << "OPENBLAS_NUM_THREADS is set";
+TEST(Network, OneThreadByDefault) {
   Network<float> net({.inputs = 1, .layers = {{1, Activation::identity}}});
-  EXPECT_EQ(blas_threads(), 1);
-  EXPECT_THROW(set_blas_threads(0), ConfigError);
+  EXPECT_EQ(net.threads(), 1);
+  EXPECT_THROW(net.set_threads(0), ConfigError);
+  EXPECT_THROW(net.set_threads(Network<float>::kMaxThreads + 1), ConfigError);
+  net.set_threads(2);
+  EXPECT_EQ(net.threads(), 2);
+  EXPECT_EQ(Network<float>(net).threads(), 2);  // a copy keeps the count (with threads of its own)
 }
 
 // run_spans runs every span exactly once, span 0 on the calling thread, and returns only when

@@ -128,11 +128,9 @@ TEST(Preprocess, ParallelTransformGivesTheSameMatrixAndError) {
     std::swap(rows[i - 1], rows[gen.below(i)]);
   const Preprocessor p = Preprocessor::fit(t, rows, {});
   ASSERT_EQ(p.inputs(), 13);
-  set_blas_threads(1);
-  const Batch<float> one = p.transform<float>(t, rows);
+  const Batch<float> one = p.transform<float>(t, rows, 1);
   for (const int threads : {2, 3}) {
-    set_blas_threads(threads);
-    const Batch<float> many = p.transform<float>(t, rows);
+    const Batch<float> many = p.transform<float>(t, rows, threads);
     ASSERT_EQ(many.rows(), one.rows());
     EXPECT_EQ(std::memcmp(many.data(), one.data(), sizeof(float) * std::size_t(one.size())), 0);
   }
@@ -140,12 +138,9 @@ TEST(Preprocess, ParallelTransformGivesTheSameMatrixAndError) {
   Table holes = t;
   holes.columns[7].numbers[99'990] = std::nan("");
   holes.columns[9].numbers[10] = std::nan("");
-  set_blas_threads(1);
-  const std::string expected = error_of([&] { p.transform<float>(holes, all_rows(n)); });
+  const std::string expected = error_of([&] { p.transform<float>(holes, all_rows(n), 1); });
   EXPECT_NE(expected.find("wide.csv:99992:8"), std::string::npos) << expected;
-  set_blas_threads(2);
-  EXPECT_EQ(error_of([&] { p.transform<float>(holes, all_rows(n)); }), expected);
-  set_blas_threads(1);
+  EXPECT_EQ(error_of([&] { p.transform<float>(holes, all_rows(n), 2); }), expected);
 }
 
 TEST(Split, StratifiedAndDeterministic) {

@@ -38,10 +38,13 @@ class Dense {
   /// Z = X·W + b (N, out); A = f(Z).
   void forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A) const;
 
-  /// Given dZ (N, out) and the layer input X (N, in): dW += Xᵀ·dZ, db += Σ_rows dZ, and, when dX
-  /// is not null, dX = dZ·Wᵀ (N, in).
-  void backward(const T* params, T* grads, const BatchView<T>& X, const Batch<T>& dZ,
-                Batch<T>* dX) const;
+  /// How backward writes dW and db into `grads`: added to them, or in place of them.
+  enum class Grads { add, assign };
+
+  /// Given dZ (N, out) and the layer input X (N, in): dW += Xᵀ·dZ, db += Σ_rows dZ (= with
+  /// Grads::assign), and, when dX is not null, dX = dZ·Wᵀ (N, in).
+  void backward(const T* params, T* grads, const BatchView<T>& X, const Batch<T>& dZ, Batch<T>* dX,
+                Grads mode = Grads::add) const;
 
  private:
   Index in_, out_;

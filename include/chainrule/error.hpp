@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace chainrule {
 
@@ -34,6 +35,16 @@ class DivergenceError : public Error {
 class ModelError : public Error {
  public:
   using Error::Error;
+};
+
+/// A size over one of the limits that bound memory before anything is allocated (the input's
+/// bytes, the categories of a column, the classes, a run's estimated memory). `limit` names the
+/// option that raises it, in the library's terms (docs/errors.md lists them).
+class LimitError : public DataError {
+ public:
+  LimitError(const std::string& what, std::string limit)
+      : DataError(what), limit(std::move(limit)) {}
+  std::string limit;
 };
 
 }  // namespace chainrule

@@ -29,13 +29,25 @@ struct FitOptions {
   /// uninterrupted run gives, byte for byte.
   const Checkpoint* resume = nullptr;
   std::string settings = "{}";  ///< JSON object stored in checkpoints (Checkpoint::settings)
+  /// Threads for preprocessing and training (Network::set_threads): the same count gives the
+  /// same model, bit for bit.
+  int threads = 1;
+  /// The memory a run may take, estimated before anything large is allocated (parameters,
+  /// gradients, optimizer state, kept weights, workspaces, the data matrices): a LimitError
+  /// beyond. 0: available_memory() (file_io.hpp).
+  std::uint64_t max_memory = 0;
 };
+
+/// The estimate fit() checks against FitOptions::max_memory, in bytes.
+std::uint64_t estimate_memory(const NetworkSpec& spec, Dtype dtype, std::size_t rows,
+                              const TrainOptions& train);
 
 struct FitResult {
   Model model;
   TrainResult history;
   std::size_t train_rows = 0, validation_rows = 0;
-  double seconds = 0;  ///< training time
+  double seconds = 0;       ///< training time
+  std::vector<Note> notes;  ///< what fit noticed that may be a mistake (not errors)
   /// history.interrupted: the run was stopped (FitOptions::train.stop) and `model` holds the
   /// weights of that moment without final metrics; the checkpoint was passed to on_checkpoint.
 };

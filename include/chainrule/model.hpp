@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "chainrule/file_io.hpp"
 #include "chainrule/network.hpp"
 #include "chainrule/preprocess.hpp"
 #include "chainrule/trainer.hpp"
@@ -57,8 +58,5 @@ void save_checkpoint(const Checkpoint& checkpoint, const std::string& path);
 /// Reads a checkpoint file. Throws ModelError naming the file and what is wrong with it; a model
 /// file without training state is such an error.
 Checkpoint load_checkpoint(const std::string& path);
-
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename). Throws Error.
-void write_file_atomically(const std::string& path, std::string_view bytes);
 
 }  // namespace chainrule

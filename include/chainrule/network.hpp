@@ -2,6 +2,8 @@
 // of the same length. The canonical step is zero_grad(); forward(X); backward(Y); optimizer step.
 #pragma once
 
+#include <exception>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -9,6 +11,7 @@
 #include "chainrule/dense.hpp"
 #include "chainrule/loss.hpp"
 #include "chainrule/random.hpp"
+#include "chainrule/threads.hpp"
 #include "chainrule/types.hpp"
 
 namespace chainrule {
@@ -71,12 +74,23 @@ class Network {
   /// Backpropagates the loss of the last forward batch against Y; ADDS to grads().
   void backward(const BatchView<T>& Y);
 
+  /// Threads that share a large batch's forward and backward passes (1 by default, at most
+  /// kMaxThreads; more than available_cores() gains nothing). The batch is cut into that many
+  /// blocks of rows, each run through every layer on a worker thread the network owns; the
+  /// weight gradients of the blocks are added in block order. Results are bit-identical for a
+  /// fixed count (whichever threads run the blocks) and, with 1, the one-block path's. A batch
+  /// too small to gain runs as one block. Two networks never share threads or settings.
+  void set_threads(int n);
+  int threads() const { return threads_; }
+  static constexpr int kMaxThreads = 256;
+
   /// Inverted dropout on every hidden layer's output: kept values are scaled by 1/(1 - p).
   /// 0 <= p < 1; it only acts in a forward pass given a generator.
   void set_dropout_rate(double p);
   double dropout_rate() const { return dropout_; }
 
-  /// Layer l's pre-activations Z and activations A from the last forward (N, units).
+  /// Layer l's pre-activations Z and activations A from the last forward (N, units). For a
+  /// hidden layer, only after a pass run as one block (one thread, or a small batch).
   const Batch<T>& pre_activation(std::size_t l) const { return work_[l].Z; }
   const Batch<T>& activation(std::size_t l) const { return work_[l].A; }
 
@@ -97,6 +111,36 @@ class Network {
 
   // Runs X through every layer (the work of forward and infer), X being the kept input_ or not.
   const Batch<T>& run(const BatchView<T>& X, Rng* dropout);
+  // The one-block backward, from the top layer's dZ.
+  void backward_layers();
+
+  // A block of rows of a batch split over threads: its own input rows and workspaces, and for
+  // blocks after the first, its own weight gradients (the first adds to grads_ directly).
+  struct Block {
+    Index begin = 0, rows = 0;
+    Batch<T> input;  // its rows of the last forward's X
+    std::vector<Workspace> work;
+    std::vector<T> grads;
+    std::exception_ptr error;
+  };
+  // How many blocks a batch of N rows is cut into: 1 unless threads_ > 1 and it is large enough.
+  std::size_t blocks_for(Index N) const;
+  // run and backward for a batch cut into blocks_.size() > 1 blocks.
+  const Batch<T>& run_blocks(const BatchView<T>& X, bool keep, Rng* dropout);
+  void backward_blocks(const BatchView<T>& Y);
+  // Runs f(block index) on every block, one per thread; rethrows the first block's exception.
+  template <class F>
+  void each_block(F&& f);
+
+  // The network's worker threads; a copy of the network starts its own.
+  struct Pool {
+    std::unique_ptr<detail::WorkerPool> pool;
+    Pool() = default;
+    Pool(const Pool&) {}
+    Pool& operator=(const Pool&) { return *this; }
+    Pool(Pool&&) noexcept = default;
+    Pool& operator=(Pool&&) noexcept = default;
+  };
   // The input of layer l in the last forward pass.
   const Batch<T>& layer_input(std::size_t l) const {
     if (l == 0) return input_;
@@ -113,6 +157,10 @@ class Network {
   bool small_ = false;    // every layer small enough for forward_one/backward_one
   bool one_ = false;      // the last forward took forward_one
   bool kept_ = false;     // the last pass was forward, which keeps its input for backward
+  int threads_ = 1;
+  std::vector<Block> blocks_;  // kept from pass to pass (no allocation while N stays the same)
+  std::size_t split_ = 0;      // blocks of the last pass; 0: it ran as one block
+  Pool pool_;
 };
 
 extern template class Network<float>;

@@ -31,6 +31,10 @@ struct PreprocessOptions {
   Scale scale = Scale::standard;
   Impute impute = Impute::none;
   std::optional<Task> task;  ///< empty: inferred from the target
+  /// Limits checked before anything of that size is allocated (LimitError beyond): the
+  /// categories of one text feature (each is a network input) and the classes of the target.
+  std::size_t max_categories = 10000;
+  std::size_t max_classes = 10000;
 };
 
 /// One input column and how it becomes network inputs.
@@ -66,9 +70,10 @@ struct Preprocessor {
 
   /// Class index (classify) of every row; throws DataError on a missing or unknown label.
   std::vector<int> class_ids(const Table& table) const;
-  /// Network inputs (rows, inputs()). Columns are matched by name, in any order.
+  /// Network inputs (rows, inputs()). Columns are matched by name, in any order. A large
+  /// matrix is written in `threads` row spans at once; the matrix is the same for every count.
   template <class T>
-  Batch<T> transform(const Table& table, std::span<const std::size_t> rows) const;
+  Batch<T> transform(const Table& table, std::span<const std::size_t> rows, int threads = 1) const;
   /// Network targets (rows, outputs()): one-hot, 0/1 for two classes, or the scaled value.
   template <class T>
   Batch<T> targets(const Table& table, std::span<const std::size_t> rows) const;

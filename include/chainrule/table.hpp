@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "chainrule/file_io.hpp"
 #include "chainrule/types.hpp"
 
 namespace chainrule {
@@ -15,11 +17,17 @@ struct CsvOptions {
   char delimiter = ',';
   bool header = true;         ///< false: columns are named c0, c1, ...
   std::size_t skip_rows = 0;  ///< lines to skip before the header (a preamble)
-  /// Threads that read the data rows of a large file in spans; 0: the setting of
-  /// set_blas_threads (threads.hpp). The table is the same for every count.
-  int threads = 0;
+  /// Threads that read the data rows of a large file in spans (0 counts as 1). The table is
+  /// the same for every count.
+  int threads = 1;
   /// Data rows of fewer bytes than this are read on one thread (spans are at least a quarter).
   std::size_t parallel_bytes = std::size_t(1) << 20;
+  /// Numbers written with a decimal comma (1,5) under another delimiter are read as numbers.
+  /// Without it, a column of them is read as text and the table gets a Note saying so.
+  bool decimal_comma = false;
+  /// Bytes the file may hold once decompressed (0: default_max_input_bytes(), file_io.hpp),
+  /// checked as it is read: a LimitError beyond.
+  std::uint64_t max_bytes = 0;
 };
 
 /// One column: numbers (missing values are NaN) or text (missing values are empty strings).
@@ -31,11 +39,19 @@ struct Column {
   std::size_t field = 0;          ///< 1-based position in the file's rows, for messages
 };
 
+/// Something a reader or trainer noticed that is not an error but may be a mistake (a column of
+/// numbers read as text). `option` names the library option that changes it, empty if none.
+struct Note {
+  std::string text;
+  std::string option;
+};
+
 /// A table read from a file: columns of equal length, and where each row starts in the file.
 struct Table {
   std::string source;  ///< the file name, used in messages
   std::vector<Column> columns;
   std::vector<std::size_t> lines;  ///< 1-based line of each row (empty for binary formats)
+  std::vector<Note> notes;         ///< what the reader noticed (see Note)
 
   std::size_t rows() const {
     return columns.empty()      ? 0
@@ -64,17 +80,17 @@ Table read_csv(const std::string& path, const CsvOptions& options = {});
 /// IDX images straight into a matrix (N, rows·cols) of pixel·scale, with no table in between:
 /// sizeof(T) bytes per pixel, for data sets too large for a table of doubles. Throws DataError.
 template <class T>
-Batch<T> read_idx_images(const std::string& path, double scale = 1);
+Batch<T> read_idx_images(const std::string& path, double scale = 1, std::uint64_t max_bytes = 0);
 /// IDX labels (N unsigned bytes) as integers. Throws DataError.
-std::vector<int> read_idx_labels(const std::string& path);
+std::vector<int> read_idx_labels(const std::string& path, std::uint64_t max_bytes = 0);
 
 /// Reads IDX images (`images`, N × rows × cols of unsigned bytes, plain or .gz) as numeric columns
 /// px0, px1, ..., and, when `labels` is not empty, the labels (N unsigned bytes) as a last numeric
 /// column "label". Throws DataError.
-Table read_idx(const std::string& images, const std::string& labels = "");
-
-/// Reads a whole file, decompressing gzip transparently. Throws DataError.
-std::string read_file(const std::string& path);
+/// `max_bytes` bounds the data an IDX header may declare (0: default_max_input_bytes()), checked
+/// before it is read; the stream must then hold exactly that much.
+Table read_idx(const std::string& images, const std::string& labels = "",
+               std::uint64_t max_bytes = 0);
 
 namespace detail {
 /// How many CSV texts so far had their data rows read in parallel spans (for the tests).

@@ -1,33 +1,61 @@
-// Threads: OpenBLAS's, for the matrix products, are chainrule's only pool. The same setting says
-// how many short-lived threads read a large CSV file and write its input matrix (before any
-// product runs, so the two never compete).
+// Threads. The library keeps no process-wide thread setting: a Network owns its worker threads
+// (Network::set_threads), and reading a CSV file or writing a matrix takes its thread count from
+// its own options (CsvOptions::threads, Preprocessor::transform's `threads`). OpenBLAS's own
+// thread count is process-wide; the library never changes it (see set_openblas_threads).
 #pragma once
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 
 namespace chainrule {
 
-/// Threads OpenBLAS may use for one matrix product (n >= 1): chainrule's only worker threads,
-/// so there is no oversubscription between two pools. Also the threads that read a large CSV
-/// file (CsvOptions::threads = 0) and that write Preprocessor::transform's large matrices. The
-/// library's default is 1 (unless the OPENBLAS_NUM_THREADS environment variable says otherwise);
-/// the command line's is every core. With n > 1 each large product allocates OpenBLAS's job queue,
-/// and OpenBLAS runs small products on one thread anyway. Results are bit-identical for a fixed n.
-void set_blas_threads(int n);
+/// The cores this process may run on (its CPU affinity; std::thread::hardware_concurrency where
+/// that is unknown), at least 1. A sensible upper bound for every thread count.
+int available_cores();
 
-/// The current setting of set_blas_threads.
-int blas_threads();
+/// Sets OpenBLAS's thread count for the whole process (openblas_set_num_threads). This is a
+/// program's choice, made once at its start, never the library's: the command line sets 1, so
+/// that its threads are its networks' own and `--threads 1` keeps one core busy. A program that
+/// leaves it alone keeps OpenBLAS's setting (OPENBLAS_NUM_THREADS, or every core), and OpenBLAS
+/// may then spread one large product of a network over its own threads too.
+void set_openblas_threads(int n);
 
 namespace detail {
-/// Applies the default once per process; every Network constructor calls it.
-void configure_blas_once();
-/// Before a matrix product of this many multiply-adds: small products run on one thread.
-void threads_for_product(double multiply_adds);
+
+/// Persistent worker threads owned by one object (a Network): run(parts, job) runs job(0) on the
+/// calling thread and job(1) ... job(parts - 1) on workers 1 ... parts - 1, started on first
+/// use and kept (they wait spinning briefly, then sleeping). A part whose worker cannot be
+/// started (no more threads, or no room in the address-space limit) runs on the calling thread
+/// after job(0): which thread runs a part never changes what it computes. Dispatching allocates
+/// nothing once the workers are running. Not copyable; one caller at a time.
+class WorkerPool {
+ public:
+  WorkerPool();
+  ~WorkerPool();  // stops and joins the workers
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  /// job(ctx, p) for p in [0, parts); returns when all are done. `job` must not throw.
+  void run(std::size_t parts, void (*job)(void* ctx, std::size_t part), void* ctx);
+  template <class F>
+  void run(std::size_t parts, F& f) {
+    run(
+        parts, [](void* c, std::size_t p) { (*static_cast<F*>(c))(p); }, &f);
+  }
+  /// Workers running now (not counting the calling thread).
+  std::size_t workers() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
 /// Runs work(0), ..., work(n - 1) at once and returns when all are done: work(0) on the calling
 /// thread, each other on a short-lived thread of its own, or on the calling thread after work(0)
 /// where no thread can be started. `work` must not throw (it runs on other threads).
 void run_spans(std::size_t n, const std::function<void(std::size_t)>& work);
+
 }  // namespace detail
 
 }  // namespace chainrule

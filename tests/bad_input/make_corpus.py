@@ -97,6 +97,14 @@ with tempfile.TemporaryDirectory() as tmp:
                     "--out", model, "--checkpoint-every", "1"], check=True)
     base = open(model, "rb").read()
     ckpt = open(model + ".ckpt", "rb").read()
+    # A model with a text feature (one-hot categories) and three classes.
+    csv3 = os.path.join(tmp, "d3.csv")
+    with open(csv3, "w") as f:
+        f.write("a,c,y\n" + "".join(f"{i},{'pqr'[i % 3]},{'uvw'[i % 3]}\n" for i in range(30)))
+    model3 = os.path.join(tmp, "m3.safetensors")
+    subprocess.run([chainrule, "train", csv3, "--layers", "3", "--epochs", "2", "--quiet",
+                    "--out", model3], check=True)
+    text_model = open(model3, "rb").read()
 
 
 def split(b):
@@ -170,4 +178,24 @@ write("checkpoint_bad_order.ckpt", edit(ckpt, lambda h, d: d[:h["checkpoint.orde
       + struct.pack("<q", 1 << 40) + d[h["checkpoint.order"]["data_offsets"][0] + 8:]))
 write("checkpoint_bad_rng.ckpt", edit(ckpt, meta_json("checkpoint", lambda c: c.update(rng="1 2 3"))))
 write("checkpoint_no_state.ckpt", base)
+# Round two of the attack: nesting that overflowed the stack, and files whose checksum is valid
+# but whose content breaks what predict relies on.
+deep = b'{"__metadata__":' + b"[" * 50000 + b"]" * 50000 + b"}"
+write("model_nested_json.safetensors", struct.pack("<Q", len(deep)) + deep)
+write("model_nested_metadata.safetensors",
+      edit(base, lambda h, d: h["__metadata__"].update(metrics="[" * 50000 + "]" * 50000)))
+write("model_unsorted_categories.safetensors",
+      edit(text_model, meta_json("preprocessing",
+                                 lambda p: p["features"][1].update(categories=["r", "q", "p"]))))
+write("model_nan_weight.safetensors",
+      edit(base, lambda h, d: struct.pack("<f", float("nan")) + d[4:]))
+write("model_classes_disagree.safetensors",
+      edit(base, meta_json("preprocessing", lambda p: p.update(classes=["x", "y", "z"]))))
+write("model_trailing_bytes.safetensors", base + b"\0" * 8)
+# UTF-16 text (Excel's "Unicode text"), with and without a byte-order mark.
+write("utf16_bom.csv", "\ufeffa,b,y\n1,2,x\n3,4,z\n".encode("utf-16-le"))
+write("utf16_no_bom.csv", "a,b,y\n1,2,x\n3,4,z\n".encode("utf-16-be"))
+# A 4 KB gzip file whose IDX header declares 1000 images of 1000 x 1000 pixels.
+with open(os.path.join(out, "images_declared_huge-ubyte.gz"), "wb") as f:
+    f.write(gzip.compress(idx([1000, 1000, 1000], bytes(4000000)))[:4096])
 print(len(os.listdir(out)), "files in", out)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds examples/csv_pipeline.cpp against chainrule three ways and runs it on people.csv:
+# Builds examples/csv_pipeline.cpp against chainrule four ways and runs it on people.csv:
 #   install   cmake --install into a prefix, then find_package(chainrule) in a fresh project
 #   subdir    add_subdirectory of the source tree
 #   pkgconfig g++ with the flags of the installed chainrule.pc
-# Usage: run.sh install|subdir|pkgconfig SOURCE_DIR BUILD_DIR WORK_DIR
+#   libonly   the library alone (-DCHAINRULE_BUILD_CLI=OFF) built, installed and consumed where
+#             the command line's packages (CLI11, fmt, protobuf, ONNX) cannot be found
+# Usage: run.sh install|subdir|pkgconfig|libonly SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 mode=$1 src=$2 build=$3 work=$4
 rm -rf "$work" && mkdir -p "$work"
@@ -29,6 +31,27 @@ case "$mode" in
     # shellcheck disable=SC2046
     g++ -O2 "$src/examples/csv_pipeline.cpp" -o "$work/consumer" $(pkg-config --cflags --libs chainrule)
     "$work/consumer" "$people" gender "$work/model.safetensors"
+    ;;
+  libonly)
+    # CMAKE_DISABLE_FIND_PACKAGE_X makes every find_package(X) fail (and REQUIRED ones an error).
+    no_cli=(-DCMAKE_DISABLE_FIND_PACKAGE_CLI11=TRUE -DCMAKE_DISABLE_FIND_PACKAGE_fmt=TRUE
+      -DCMAKE_DISABLE_FIND_PACKAGE_Protobuf=TRUE -DCMAKE_DISABLE_FIND_PACKAGE_ONNX=TRUE
+      -DCMAKE_DISABLE_FIND_PACKAGE_GTest=TRUE)
+    cmake -S "$src" -B "$work/lib" -DCMAKE_BUILD_TYPE=Release -DCHAINRULE_BUILD_CLI=OFF \
+      "${no_cli[@]}" >/dev/null
+    cmake --build "$work/lib" -j 2 >/dev/null
+    cmake --install "$work/lib" --prefix "$work/prefix" >/dev/null
+    test ! -e "$work/prefix/bin/chainrule"
+    # The installed package names none of them either.
+    if grep -rliE '\b(fmt|CLI11|protobuf|onnx)\b' "$work"/prefix/lib*/cmake/chainrule \
+      "$work"/prefix/lib*/pkgconfig; then
+      echo "the installed package mentions a package of the command line" >&2
+      exit 1
+    fi
+    cmake -S "$src/tests/consumer" -B "$work/build" -DCMAKE_PREFIX_PATH="$work/prefix" \
+      -DCMAKE_BUILD_TYPE=Release "${no_cli[@]}" >/dev/null
+    cmake --build "$work/build" -j 2 >/dev/null
+    "$work/build/consumer" "$people" gender "$work/model.safetensors"
     ;;
 esac
 echo "consumer ($mode): ok"

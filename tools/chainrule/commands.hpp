@@ -15,6 +15,10 @@ struct Command {
   std::function<int()> run;
 };
 
+/// The --threads count (at most the cores available): what each command passes to the library
+/// (CsvOptions::threads, FitOptions::threads, ...). The library itself keeps no thread setting.
+int threads();
+
 Command add_demo(CLI::App& root);
 Command add_explain(CLI::App& root);
 Command add_train(CLI::App& root);

@@ -2,6 +2,9 @@
 
 #include <fmt/core.h>
 
+#include <charconv>
+#include <cmath>
+
 #include "chainrule/error.hpp"
 
 namespace chainrule::cli {
@@ -12,7 +15,36 @@ void add_data_options(CLI::App* app, DataArgs& a) {
       ->capture_default_str();
   app->add_flag("--no-header", a.no_header, "The CSV has no header line: columns are c0, c1, ...");
   app->add_option("--skip-rows", a.skip_rows, "Lines to skip before the header (a preamble)")
+      ->check(whole_number("a whole number of lines >= 0"))
       ->capture_default_str();
+  app->add_flag("--decimal-comma", a.decimal_comma,
+                "Numbers use a decimal comma (1,5), as in European CSV files; needs another "
+                "--delimiter, such as ';'");
+  app->add_option("--max-input-size", a.max_input,
+                  "Refuse a data file that holds more than this once decompressed, such as 512M "
+                  "or 8G (default: half the memory available)");
+}
+
+std::string hint_for(const std::string& option) {
+  static const std::pair<const char*, const char*> kFlags[] = {
+      {"max_input_bytes", "raise it with --max-input-size"},
+      {"max_categories", "raise it with --max-categories, or --drop the column"},
+      {"max_classes", "raise it with --max-classes, or use --task regress"},
+      {"max_memory", "use smaller --layers or --batch, or set --max-memory"},
+      {"max_columns", "expected a table of at most 1000000 columns"},
+      {"decimal_comma", "use --decimal-comma to read them as numbers"},
+      {"task", "use --task regress"},
+  };
+  for (const auto& [name, hint] : kFlags)
+    if (option == name) return hint;
+  return {};
+}
+
+void print_notes(const std::vector<Note>& notes) {
+  for (const Note& n : notes) {
+    const std::string hint = hint_for(n.option);
+    fmt::print(stderr, "chainrule: warning: {}{}\n", n.text, hint.empty() ? "" : " (" + hint + ")");
+  }
 }
 
 Table load_table(const DataArgs& a) {
@@ -20,26 +52,41 @@ Table load_table(const DataArgs& a) {
     return a.path.size() >= suffix.size() &&
            a.path.compare(a.path.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
+  const std::uint64_t max_bytes = a.max_input.empty() ? 0 : parse_bytes(a.max_input);
   if (!a.labels.empty() || ends_with("-ubyte") || ends_with("-ubyte.gz"))
-    return read_idx(a.path, a.labels);
+    return read_idx(a.path, a.labels, max_bytes);
   std::string d = a.delimiter == "\\t" ? "\t" : a.delimiter;
   if (d.size() != 1)
     throw ConfigError("--delimiter must be one character, got '" + a.delimiter + "'");
-  return read_csv(a.path, {.delimiter = d[0], .header = !a.no_header, .skip_rows = a.skip_rows});
+  if (a.decimal_comma && d[0] == ',')
+    throw ConfigError("--decimal-comma needs another --delimiter than ',' (such as ';')");
+  Table t = read_csv(a.path, {.delimiter = d[0],
+                              .header = !a.no_header,
+                              .skip_rows = a.skip_rows,
+                              .decimal_comma = a.decimal_comma,
+                              .max_bytes = max_bytes});
+  print_notes(t.notes);
+  return t;
 }
 
-std::vector<std::string> split_list(const std::string& s) {
+std::vector<std::string> split_list(const std::string& s, const std::string& option) {
   std::vector<std::string> out;
+  if (s.empty()) return out;
   std::string cur;
-  for (char c : s) {
-    if (c == ',') {
-      if (!cur.empty()) out.push_back(cur);
+  int depth = 0;  // commas inside brackets belong to the item: layers.0.weight[0,1]
+  for (std::size_t i = 0; i <= s.size(); ++i) {
+    const char c = i < s.size() ? s[i] : ',';
+    if (c == ',' && depth == 0) {
+      if (cur.empty())
+        throw ConfigError(option + ": an empty item in the list '" + s +
+                          "': expected items separated by single commas");
+      out.push_back(cur);
       cur.clear();
-    } else {
-      cur += c;
+      continue;
     }
+    depth += c == '[' ? 1 : c == ']' && depth > 0 ? -1 : 0;
+    cur += c;
   }
-  if (!cur.empty()) out.push_back(cur);
   return out;
 }
 
@@ -48,13 +95,19 @@ CLI::Validator number_check(std::string description, std::function<bool(double)>
   return CLI::Validator(
       [description, ok](std::string& s) -> std::string {
         double v = 0;
-        try {
-          std::size_t used = 0;
-          v = std::stod(s, &used);
-          if (used != s.size()) return "expected a number " + description + ", got '" + s + "'";
-        } catch (const std::exception&) {
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (end != s.data() + s.size() ||
+            (ec != std::errc() && ec != std::errc::result_out_of_range))
           return "expected a number " + description + ", got '" + s + "'";
-        }
+        // Out of range: too large, or so small it underflows (1e-400); subnormal values (1e-320)
+        // become 0 in float32 training.
+        if (ec == std::errc::result_out_of_range || (v != 0 && std::abs(v) < 1e-30))
+          return "'" + s + "' is " +
+                 (ec == std::errc::result_out_of_range && std::abs(v) > 1
+                      ? "too large"
+                      : "too small (it would be 0 in float32)") +
+                 ": expected a number " + description + " between 1e-30 and 1e30";
+        if (std::abs(v) > 1e30) return "'" + s + "' is too large: expected a number " + description;
         return ok(v) ? std::string() : "must be " + description + ", got " + s;
       },
       description);
@@ -67,6 +120,18 @@ CLI::Validator positive() {
 CLI::Validator at_least(double min) {
   return number_check(fmt::format(">= {}", min), [min](double v) { return v >= min; });
 }
+CLI::Validator whole_number(const std::string& description) {
+  return CLI::Validator(
+      [description](std::string& s) -> std::string {
+        std::uint64_t v = 0;
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (s.empty() || end != s.data() + s.size() || ec != std::errc())
+          return "expected " + description + ", got '" + s + "'";
+        return {};
+      },
+      description);
+}
+
 CLI::Validator in_unit_interval() {
   return number_check("in [0, 1)", [](double v) { return v >= 0 && v < 1; });
 }

@@ -17,9 +17,12 @@ struct DataArgs {
   std::string delimiter = ",";
   bool no_header = false;
   std::size_t skip_rows = 0;
+  bool decimal_comma = false;
+  std::string max_input;  ///< --max-input-size; a limit of this machine, not a setting to store
 };
 // As JSON, for the settings a checkpoint stores.
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DataArgs, path, labels, delimiter, no_header, skip_rows)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataArgs, path, labels, delimiter, no_header,
+                                                skip_rows, decimal_comma)
 
 /// Adds DATA (positional) and --labels, --delimiter, --no-header, --skip-rows to `app`.
 void add_data_options(CLI::App* app, DataArgs& args);
@@ -28,13 +31,21 @@ void add_data_options(CLI::App* app, DataArgs& args);
 /// ".gz"), CSV otherwise.
 Table load_table(const DataArgs& args);
 
-/// Comma-separated list ("64,32" or "name,id") into its items; empty items are dropped.
-std::vector<std::string> split_list(const std::string& s);
+/// What the CLI tells a user to do about a library option named in a LimitError or Note.
+std::string hint_for(const std::string& option);
+/// Prints notes as "chainrule: warning: ..." lines with the CLI's hint.
+void print_notes(const std::vector<Note>& notes);
+
+/// Comma-separated list ("64,32", "name,id", "layers.0.weight[0,1],layers.1.bias[0]") into its
+/// items; commas inside brackets do not split. An empty item is a ConfigError naming `option`.
+std::vector<std::string> split_list(const std::string& s, const std::string& option);
 
 /// Validators with messages that say the allowed range.
 CLI::Validator positive();            ///< > 0
 CLI::Validator at_least(double min);  ///< >= min
 CLI::Validator in_unit_interval();    ///< [0, 1)
+/// Plain digits that fit in 64 bits (no sign, no exponent).
+CLI::Validator whole_number(const std::string& description);
 
 /// Writes a CSV field, quoted when it holds the delimiter, a quote or a line break.
 std::string csv_field(const std::string& s, char delimiter = ',');

@@ -1,9 +1,11 @@
 // chainrule eval and chainrule predict: replay a model's preprocessing on new data.
 #include <fmt/core.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <fstream>
-#include <iostream>
+
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "chainrule/error.hpp"
@@ -81,20 +83,29 @@ std::string cell_text(const Column& c, std::size_t r) {
 }
 
 int run_predict(const PredictArgs& a) {
+  if (!a.out.empty()) check_writable(a.out, "the predictions", true);
   const Model m = load_model(a.model);
   const Table t = load_table(a.data);
   std::vector<const Column*> keep;
-  for (const std::string& k : split_list(a.keep)) {
+  for (const std::string& k : split_list(a.keep, "--keep")) {
     const long c = t.find(k);
     if (c < 0) throw DataError(a.data.path + ": no column '" + k + "' to --keep");
     keep.push_back(&t.columns[std::size_t(c)]);
   }
   const Predictions p = predict(m, t);
 
+  // The prediction column is named after the target; when the target itself is kept (to compare),
+  // the prediction becomes <target>_predicted, so that the header's names stay distinct.
+  std::string predicted = m.prep.target;
+  const auto kept = [&](const std::string& name) {
+    return std::any_of(keep.begin(), keep.end(), [&](const Column* c) { return c->name == name; });
+  };
+  while (kept(predicted))
+    predicted += "_predicted";
   std::string out;
   for (const Column* c : keep)
     out += csv_field(c->name) + ",";
-  out += csv_field(m.prep.target);
+  out += csv_field(predicted);
   if (m.prep.task == Task::classify)
     for (const auto& c : m.prep.classes)
       out += "," + csv_field("p_" + c);
@@ -112,9 +123,9 @@ int run_predict(const PredictArgs& a) {
     out += "\n";
   }
   if (a.out.empty())
-    std::cout << out << std::flush;
+    write_all(STDOUT_FILENO, out, "standard output");
   else
-    write_file_atomically(a.out, out);
+    write_output(a.out, out);
   return kOk;
 }
 

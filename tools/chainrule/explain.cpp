@@ -37,7 +37,7 @@ std::vector<Index> selected_params(const ExplainCliOptions& o, const Network<dou
                                    std::span<const double> x, std::span<const double> y,
                                    std::string& note) {
   std::vector<Index> chosen;
-  for (const std::string& name : split_list(o.params))
+  for (const std::string& name : split_list(o.params, "--param"))
     chosen.push_back(find_param(net, name));
   if (!chosen.empty()) return chosen;
   const std::size_t top = o.top > 0 ? o.top : net.num_params() > 100 ? 10 : 0;

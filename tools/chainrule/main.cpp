@@ -3,13 +3,26 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <exception>
+#include <new>
 #include <thread>
 #include <vector>
 
 #include "chainrule/error.hpp"
 #include "chainrule/threads.hpp"
 #include "commands.hpp"
+#include "data_args.hpp"
+
+namespace {
+int g_threads = 1;  // --threads, capped; set once, before any command runs
+}  // namespace
+
+int chainrule::cli::threads() {
+  return g_threads;
+}
 
 int main(int argc, char** argv) {
   using namespace chainrule::cli;
@@ -17,10 +30,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "chainrule 0.1.0");
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // last one wins
-  int threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = chainrule::available_cores();
   app.add_option("--threads", threads,
-                 "Threads for the matrix products and for reading large CSV files (default: every "
-                 "core; results are bit-identical for a fixed count)")
+                 "Threads for training, prediction and reading large CSV files (default and "
+                 "maximum: the cores available; results are bit-identical for a fixed count)")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   app.fallthrough();  // --threads may follow the command
@@ -41,9 +54,30 @@ int main(int argc, char** argv) {
     return kUsage;
   }
   try {
-    chainrule::set_blas_threads(threads);
+    // OpenBLAS on one thread: the threads are the networks' own, so --threads 1 keeps one core
+    // busy; and no more than the cores available (more would only wait on one another).
+    chainrule::set_openblas_threads(1);
+    g_threads = std::min(threads, chainrule::available_cores());
     for (const Command& c : commands)
-      if (c.app->parsed()) return c.run();
+      if (c.app->parsed()) {
+        const int code = c.run();
+        // Output to a full disk or a closed pipe is an error, not a silent success.
+        if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+          fmt::print(stderr, "chainrule: error: standard output: cannot write: {}\n",
+                     std::strerror(errno));
+          return kUsage;
+        }
+        return code;
+      }
+  } catch (const chainrule::LimitError& e) {
+    const std::string hint = hint_for(e.limit);
+    fmt::print(stderr, "chainrule: error: {}{}\n", e.what(), hint.empty() ? "" : " (" + hint + ")");
+    return kUsage;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr,
+               "chainrule: error: out of memory: the data or the network is too large for the "
+               "memory available (see the limits in docs/errors.md)\n");
+    return kUsage;
   } catch (const chainrule::Error& e) {
     fmt::print(stderr, "chainrule: error: {}\n", e.what());
     return kUsage;

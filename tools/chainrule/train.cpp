@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
-#include <fstream>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -45,6 +47,10 @@ struct TrainArgs {
   std::string resume;
   bool quiet = false;
   std::string log;
+  // Limits of this machine, not settings of the run: never stored in a checkpoint.
+  std::string max_memory;
+  std::size_t max_categories = PreprocessOptions{}.max_categories;
+  std::size_t max_classes = PreprocessOptions{}.max_classes;
 };
 
 // The settings a checkpoint stores, so that `--resume` rebuilds exactly the same options.
@@ -56,7 +62,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainArgs, data, target, drop, scale, task, i
 
 // Options that may be given beside --resume; every other one comes from the checkpoint.
 constexpr const char* kResumeOptions[] = {"--out", "--checkpoint", "--checkpoint-every", "--quiet",
-                                          "--log"};
+                                          "--log", "--max-memory", "--max-input-size"};
 
 // SIGINT and SIGTERM ask the training loop to stop after the current batch; a second signal
 // acts as if there were no handler (SA_RESETHAND).
@@ -134,9 +140,42 @@ class Progress {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
 };
 
+// --log: one JSON line per epoch, each write checked. After a failed write (a full disk) the log
+// stops and remembers why; training goes on, and the command reports it at the end.
+class LogFile {
+ public:
+  LogFile(const std::string& path, bool append)
+      : path_(path), fd_(open_output_stream(path, append)) {}
+  ~LogFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  LogFile(const LogFile&) = delete;
+  LogFile& operator=(const LogFile&) = delete;
+  void write(const std::string& line) {
+    if (!error_.empty()) return;
+    try {
+      write_all(fd_, line, path_);
+    } catch (const Error& e) {
+      error_ = e.what();
+    }
+  }
+  bool close() {
+    if (fd_ >= 0 && ::close(fd_) != 0 && error_.empty())
+      error_ = path_ + ": cannot write: " + std::strerror(errno);
+    fd_ = -1;
+    return error_.empty();
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string path_;
+  int fd_;
+  std::string error_;
+};
+
 std::vector<Index> parse_layers(const std::string& list) {
   std::vector<Index> layers;
-  for (const std::string& item : split_list(list)) {
+  for (const std::string& item : split_list(list, "--layers")) {
     long units = 0;
     try {
       std::size_t used = 0;
@@ -158,7 +197,10 @@ FitOptions fit_options(const TrainArgs& a) {
     throw ConfigError("--val must be in [0, 1), got " + fmt::format("{}", a.val));
   FitOptions o;
   o.data.target = a.target;
-  o.data.drop = split_list(a.drop);
+  o.data.drop = split_list(a.drop, "--drop");
+  o.data.max_categories = a.max_categories;
+  o.data.max_classes = a.max_classes;
+  if (!a.max_memory.empty()) o.max_memory = parse_bytes(a.max_memory);
   o.data.scale = parse_scale(a.scale);
   o.data.impute = a.impute == "mean" ? Impute::mean : Impute::none;
   if (!a.task.empty()) o.data.task = parse_task(a.task);
@@ -201,9 +243,40 @@ TrainArgs resumed_args(const TrainArgs& given, const Checkpoint& c, const CLI::A
   a.resume = given.resume;
   a.quiet = given.quiet;
   a.log = given.log;
+  a.max_memory = given.max_memory;
+  a.data.max_input = given.data.max_input;
   if (!given.data.path.empty()) a.data.path = given.data.path;  // the data moved
-  if (app.count("--out")) a.out = given.out;
-  if (app.count("--checkpoint")) a.checkpoint = given.checkpoint;
+  // A checkpoint does not choose which files get written: the paths stored in it are used only
+  // when they lie in the checkpoint's own directory; anywhere else needs --out / --checkpoint.
+  const auto dir_of = [](const std::string& p) {
+    char* r = ::realpath(p.c_str(), nullptr);
+    std::string full = r ? r : p;
+    std::free(r);
+    const std::size_t slash = full.rfind('/');
+    return slash == std::string::npos ? std::string(".") : full.substr(0, slash);
+  };
+  const auto stored_ok = [&](const std::string& stored) {
+    if (stored.empty()) return true;
+    const std::size_t slash = stored.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : stored.substr(0, slash + 1);
+    char* r = ::realpath(dir.c_str(), nullptr);
+    const bool same = r != nullptr && std::string(r) == dir_of(given.resume);
+    std::free(r);
+    return same;
+  };
+  if (app.count("--out"))
+    a.out = given.out;
+  else if (!stored_ok(a.out))
+    throw ConfigError(given.resume + ": the checkpoint names " + a.out +
+                      " as its model file, outside the checkpoint's directory: say where to "
+                      "write the model with --out");
+  if (app.count("--checkpoint"))
+    a.checkpoint = given.checkpoint;
+  else if (!stored_ok(a.checkpoint))
+    throw ConfigError(given.resume + ": the checkpoint names " + a.checkpoint +
+                      " as its checkpoint file, outside its own directory: say where with "
+                      "--checkpoint");
+
   if (app.count("--checkpoint-every")) a.checkpoint_every = given.checkpoint_every;
   return a;
 }
@@ -227,13 +300,19 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   o.train.checkpoint_every = a.checkpoint_every;
   g_stop.store(false);
   o.train.stop = &g_stop;
+  // Every place the run will write is checked before the data is read and training starts: a
+  // missing directory found after hours (or at the first Ctrl-C) would lose the run.
+  check_writable(a.out, "the model");
+  check_writable(checkpoint, "the checkpoint");
+  if (!a.log.empty()) check_writable(a.log, "the log", true);
+  if (resume && !a.quiet)
+    fmt::print(stderr, "resuming {}; the model will be written to {}\n", a.resume, a.out);
   const Table table = load_table(a.data);
 
-  std::unique_ptr<std::ofstream> log;
-  if (!a.log.empty()) {
-    log = std::make_unique<std::ofstream>(a.log, resume ? std::ios::app : std::ios::trunc);
-    if (!*log) throw Error(a.log + ": cannot write the log file");
-  }
+  // The log: every write checked; a failed write stops the log (not the run) and the command
+  // ends with an error after the model is saved.
+  std::unique_ptr<LogFile> log;
+  if (!a.log.empty()) log = std::make_unique<LogFile>(a.log, resume != nullptr);
   Progress progress(a.quiet, Index(table.rows()));
   progress.set_epochs(a.epochs);
   TrainCallbacks cb;
@@ -246,7 +325,7 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
           {"epoch", r.epoch}, {"train_loss", r.train_loss}, {"lr", r.lr}, {"seconds", r.seconds}};
       if (r.val_loss) j["val_loss"] = *r.val_loss;
       if (r.val_metric) j["val_" + metric] = *r.val_metric;
-      *log << j.dump() << '\n' << std::flush;
+      log->write(j.dump() + "\n");
     }
   };
   // The last checkpoint written (or resumed from): what a diverged run keeps.
@@ -279,6 +358,7 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
                kept, checkpoint, checkpoint);
     return kInterrupted;
   }
+  print_notes(r.notes);
   save_model(r.model, a.out);
 
   fmt::print(
@@ -293,6 +373,11 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   fmt::print("{} loss {:.6f}, {} {:.4f}\n", has_val ? "validation" : "training",
              shown["loss"].get<double>(), metric, shown[metric].get<double>());
   fmt::print("model written to {}\n", a.out);
+  if (log && !log->close()) {
+    fmt::print(stderr, "chainrule: error: {} (the log is incomplete; the model was written)\n",
+               log->error());
+    return kUsage;
+  }
   return kOk;
 }
 
@@ -324,7 +409,9 @@ Command add_train(CLI::App& root) {
                   "Override the loss: mse, binary_cross_entropy, softmax_cross_entropy");
   app->add_option("--init", a->init,
                   "Initializer: normal, xavier, he (default: he for relu, xavier otherwise)");
-  app->add_option("--seed", a->seed, "Seed of the one random generator")->capture_default_str();
+  app->add_option("--seed", a->seed, "Seed of the one random generator")
+      ->check(whole_number("a whole number from 0 to 18446744073709551615"))
+      ->capture_default_str();
   app->add_option("--optimizer", a->optimizer, "sgd, adam, adamw or rmsprop")
       ->capture_default_str();
   app->add_option("--lr", a->lr, "Learning rate (default: PyTorch's for the optimizer)")
@@ -375,6 +462,16 @@ Command add_train(CLI::App& root) {
       ->check(at_least(0));
   app->add_flag("--quiet", a->quiet, "No progress output");
   app->add_option("--log", a->log, "Write one JSON object per epoch to this file");
+  app->add_option("--max-memory", a->max_memory,
+                  "Refuse a run estimated to need more memory than this, such as 2G (default: "
+                  "the memory available)");
+  app->add_option("--max-categories", a->max_categories,
+                  "Refuse a text column with more categories than this (each is an input)")
+      ->check(at_least(1))
+      ->capture_default_str();
+  app->add_option("--max-classes", a->max_classes, "Refuse a target with more classes than this")
+      ->check(at_least(2))
+      ->capture_default_str();
   CLI::Option* resume =
       app->add_option("--resume", a->resume,
                       "Continue the run saved in this checkpoint, with its settings and data");
