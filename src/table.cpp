@@ -724,7 +724,10 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
           fail(t.where(r, col), "the text in column " +
                                     quote(valid_utf8(col.name) ? col.name : "?") +
                                     " is not valid UTF-8: expected UTF-8 text");
-        col.text.emplace_back(trim(row.fields[c]));
+        // A missing value (NA, null, ...) is the empty string, as in numeric columns NaN: never a
+        // category named after the token.
+        const std::string_view v = trim(row.fields[c]);
+        col.text.emplace_back(is_missing(v) ? std::string_view() : v);
       }
   }
   return t;

@@ -88,7 +88,7 @@ TEST(FileIo, ReadsAreBoundedBeforeTheyGrow) {
     read_file(t / "f", 4999);
     FAIL() << "no error";
   } catch (const LimitError& e) {
-    EXPECT_EQ(e.limit, "max_input_bytes");
+    EXPECT_EQ(e.option, "max_input_bytes");
     EXPECT_NE(std::string(e.what()).find("larger than the input size limit of 4.88 KiB"),
               std::string::npos)
         << e.what();

@@ -7,10 +7,15 @@
 
 namespace chainrule {
 
-/// Base of every error the library throws; what() is one line a user can act on.
+/// Base of every error the library throws; what() is one line a user can act on, in the
+/// library's terms. `option` names the library option that changes the outcome (for example
+/// "impute", "max_classes"), empty if none: each front-end turns it into its own advice (the
+/// command line into a flag, docs/errors.md).
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& what, std::string option = {})
+      : std::runtime_error(what), option(std::move(option)) {}
+  std::string option;
 };
 
 /// A configuration or argument outside its allowed range (for example a layer of size 0).
@@ -38,13 +43,11 @@ class ModelError : public Error {
 };
 
 /// A size over one of the limits that bound memory before anything is allocated (the input's
-/// bytes, the categories of a column, the classes, a run's estimated memory). `limit` names the
-/// option that raises it, in the library's terms (docs/errors.md lists them).
+/// bytes, the categories of a column, the classes, a run's estimated memory). `option` names the
+/// limit that raises it (docs/errors.md lists them).
 class LimitError : public DataError {
  public:
-  LimitError(const std::string& what, std::string limit)
-      : DataError(what), limit(std::move(limit)) {}
-  std::string limit;
+  using DataError::DataError;
 };
 
 }  // namespace chainrule

@@ -55,7 +55,8 @@ CASES = {
     "duplicate_columns.csv": (TRAIN, r":1:5: duplicate column name 'a' \(also column 1\)"),
     "one_class.csv": (TRAIN, r": the target column 'y' has only one class \('x'\): expected at "
                              r"least two"),
-    "all_missing_target.csv": (TRAIN, r":2:3: missing value in column 'y'"),
+    "all_missing_target.csv": (TRAIN, r": the target column 'y' has no values \(every row's is "
+                                      r"missing\)"),
     "constant_regression_target.csv": (TRAIN, r": the target column 'y' has only one class"),
     "text_in_numeric.csv": (TRAIN, r":3:2: expected a number in column 'b'"),
     "missing_value.csv": (TRAIN, r":2:2: missing value in column 'b'"),

@@ -34,6 +34,13 @@ std::string hint_for(const std::string& option) {
       {"max_columns", "expected a table of at most 1000000 columns"},
       {"decimal_comma", "use --decimal-comma to read them as numbers"},
       {"task", "use --task regress"},
+      {"impute", "or use --impute mean to fill numeric gaps"},
+      {"impute_text", "or use --impute mean to give missing text its own category"},
+      {"target", "choose it with --target"},
+      {"dtype", "or use --dtype float64 or --scale standard"},
+      {"lr", "try a lower learning rate (--lr)"},
+      {"nesterov", "--nesterov is for --optimizer sgd"},
+      {"momentum", "--momentum is for --optimizer sgd and rmsprop"},
   };
   for (const auto& [name, hint] : kFlags)
     if (option == name) return hint;
@@ -43,7 +50,9 @@ std::string hint_for(const std::string& option) {
 void print_notes(const std::vector<Note>& notes) {
   for (const Note& n : notes) {
     const std::string hint = hint_for(n.option);
-    fmt::print(stderr, "chainrule: warning: {}{}\n", n.text, hint.empty() ? "" : " (" + hint + ")");
+    // A note with advice is probably a mistake (a warning); one without is information.
+    fmt::print(stderr, "chainrule: {}: {}{}\n", hint.empty() ? "note" : "warning", n.text,
+               hint.empty() ? "" : " (" + hint + ")");
   }
 }
 

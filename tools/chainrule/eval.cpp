@@ -35,6 +35,12 @@ int run_eval(const EvalArgs& a) {
   const Evaluation e = evaluate(m, t);
   nlohmann::json j = {
       {"model", a.model}, {"data", a.data.path}, {"rows", e.rows}, {"loss", e.loss}};
+  if (e.skipped > 0) {
+    j["rows_without_target"] = e.skipped;
+    fmt::print(stderr,
+               "chainrule: note: {} rows have no value in the target column '{}': left out\n",
+               e.skipped, m.prep.target);
+  }
   if (m.prep.task == Task::classify) {
     j["accuracy"] = e.accuracy;
     j["classes"] = nlohmann::json::array();

@@ -69,17 +69,14 @@ int main(int argc, char** argv) {
         }
         return code;
       }
-  } catch (const chainrule::LimitError& e) {
-    const std::string hint = hint_for(e.limit);
-    fmt::print(stderr, "chainrule: error: {}{}\n", e.what(), hint.empty() ? "" : " (" + hint + ")");
-    return kUsage;
   } catch (const std::bad_alloc&) {
     fmt::print(stderr,
                "chainrule: error: out of memory: the data or the network is too large for the "
                "memory available (see the limits in docs/errors.md)\n");
     return kUsage;
-  } catch (const chainrule::Error& e) {
-    fmt::print(stderr, "chainrule: error: {}\n", e.what());
+  } catch (const chainrule::Error& e) {  // the library's terms, with the flag that helps
+    const std::string hint = hint_for(e.option);
+    fmt::print(stderr, "chainrule: error: {}{}\n", e.what(), hint.empty() ? "" : " (" + hint + ")");
     return kUsage;
   } catch (const std::exception& e) {
     fmt::print(stderr, "chainrule: internal error: {}\n", e.what());
