@@ -4,13 +4,16 @@
 #include <string>
 
 #include "chainrule/error.hpp"
+#include "enum_names.hpp"
 
 namespace chainrule {
 
 namespace {
 
-constexpr std::string_view kNames[] = {"identity", "sigmoid",    "tanh",
-                                       "relu",     "leaky_relu", "softmax"};
+using A = Activation;
+constexpr detail::EnumName<A> kNames[] = {
+    {A::identity, "identity"}, {A::sigmoid, "sigmoid"},       {A::tanh, "tanh"},
+    {A::relu, "relu"},         {A::leaky_relu, "leaky_relu"}, {A::softmax, "softmax"}};
 
 }  // namespace
 
@@ -19,14 +22,11 @@ void detail::not_elementwise() {
 }
 
 std::string_view to_string(Activation a) {
-  return kNames[static_cast<int>(a)];
+  return detail::name_of<Activation>(kNames, a);
 }
 
 Activation parse_activation(std::string_view name) {
-  for (int i = 0; i < 6; ++i)
-    if (kNames[i] == name) return static_cast<Activation>(i);
-  throw ConfigError("unknown activation '" + std::string(name) +
-                    "': expected identity, sigmoid, tanh, relu, leaky_relu or softmax");
+  return detail::parse_name<Activation>(kNames, name, "activation");
 }
 
 double scalar::activate(Activation act, double z) {

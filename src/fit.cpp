@@ -1,13 +1,12 @@
 #include "chainrule/fit.hpp"
 
-#include <zlib.h>
 #include <chrono>
 #include <cmath>
 
-#include <nlohmann/json.hpp>
-
 #include "chainrule/error.hpp"
 #include "chainrule/init.hpp"
+#include "chainrule/metrics.hpp"
+#include "crc.hpp"
 
 namespace chainrule {
 
@@ -53,43 +52,41 @@ Init init_of(const FitOptions& o) {
 // CRC-32 of the matrices' bytes: the fingerprint that ties a checkpoint to its data.
 template <class T>
 std::uint32_t data_crc(std::initializer_list<const Batch<T>*> parts) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  for (const Batch<T>* m : parts) {
-    const auto* p = reinterpret_cast<const Bytef*>(m->data());
-    std::size_t left = std::size_t(m->size()) * sizeof(T);
-    while (left > 0) {
-      const std::size_t n = std::min<std::size_t>(left, 1u << 30);
-      crc = crc32(crc, p, uInt(n));
-      p += n;
-      left -= n;
-    }
-  }
-  return std::uint32_t(crc);
+  std::uint32_t crc = 0;
+  for (const Batch<T>* m : parts)
+    crc = detail::crc32_update(crc, m->data(), std::size_t(m->size()) * sizeof(T));
+  return crc;
 }
 
-std::string training_json(const FitOptions& o, const TrainOptions& t, std::size_t rows) {
-  std::string layers;
-  for (Index u : o.layers)
-    layers += (layers.empty() ? "" : ",") + std::to_string(u);
-  return nlohmann::json{{"rows", rows},
-                        {"seed", o.seed},
-                        {"layers", layers},
-                        {"activation", to_string(o.activation)},
-                        {"init", o.init_from ? "from a model" : std::string(to_string(init_of(o)))},
-                        {"optimizer", to_string(t.optimizer.kind)},
-                        {"lr", t.optimizer.learning_rate()},
-                        {"momentum", t.optimizer.momentum},
-                        {"nesterov", t.optimizer.nesterov},
-                        {"weight_decay", t.optimizer.decay()},
-                        {"schedule", to_string(t.schedule.kind)},
-                        {"batch", t.batch},
-                        {"epochs", t.epochs},
-                        {"shuffle", t.shuffle},
-                        {"val", o.validation},
-                        {"patience", t.patience},
-                        {"dropout", t.dropout},
-                        {"dtype", to_string(o.dtype)}}
-      .dump();
+TrainingSettings training_settings(const FitOptions& o, const TrainOptions& t, std::size_t rows) {
+  return {.rows = rows,
+          .seed = o.seed,
+          .layers = o.layers,
+          .activation = o.activation,
+          .init = o.init_from ? std::nullopt : std::optional<Init>(init_of(o)),
+          .optimizer = t.optimizer.kind,
+          .lr = t.optimizer.learning_rate(),
+          .momentum = t.optimizer.momentum,
+          .nesterov = t.optimizer.nesterov,
+          .weight_decay = t.optimizer.decay(),
+          .schedule = t.schedule.kind,
+          .batch = t.batch,
+          .epochs = t.epochs,
+          .shuffle = t.shuffle,
+          .validation = o.validation,
+          .patience = t.patience,
+          .dropout = t.dropout,
+          .dtype = o.dtype};
+}
+
+// Loss and the task's metric of the network's current weights on (X, Y).
+template <class T>
+SplitMetrics measure(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, Metric metric) {
+  const Batch<T>& P = net.infer(X);
+  return {.loss = net.loss(Y),
+          .rows = X.rows(),
+          .metric = metric,
+          .value = metric == Metric::accuracy ? accuracy<T>(P, Y) : r2_score<T>(P, Y)};
 }
 
 template <class T>
@@ -116,7 +113,7 @@ void train_model(const Table& table, const Split& split, const FitOptions& o,
   t.metric = model.prep.task == Task::classify ? Metric::accuracy : Metric::r2;
   t.schedule.total_epochs = t.epochs;
   // A resumed run keeps the settings it started with (its --init-from file need not exist now).
-  model.training = o.resume ? o.resume->model.training : training_json(o, t, table.rows());
+  model.training = o.resume ? o.resume->model.training : training_settings(o, t, table.rows());
   TrainCallbacks cb = callbacks;
   if (on_checkpoint)
     cb.on_checkpoint = [&](const TrainState& state) {
@@ -131,20 +128,13 @@ void train_model(const Table& table, const Split& split, const FitOptions& o,
   if (r.history.interrupted) return;
 
   // Final metrics of the kept weights on both splits.
-  const std::string metric(to_string(t.metric));
-  const auto measure = [&](const Batch<T>& Xs, const Batch<T>& Ys) {
-    const Batch<T>& P = net.infer(Xs);
-    return nlohmann::json{
-        {"loss", net.loss(Ys)},
-        {"rows", Xs.rows()},
-        {metric, t.metric == Metric::accuracy ? accuracy<T>(P, Ys) : r2_score<T>(P, Ys)}};
-  };
-  nlohmann::json metrics = {{"train", measure(X, Y)},
-                            {"epochs_run", r.history.history.size()},
-                            {"best_epoch", r.history.best_epoch},
-                            {"stopped_early", r.history.stopped_early}};
-  if (Xv.rows() > 0) metrics["validation"] = measure(Xv, Yv);
-  model.metrics = metrics.dump();
+  ModelMetrics metrics{.train = measure(net, X, Y, t.metric),
+                       .validation = {},
+                       .epochs_run = r.history.history.size(),
+                       .best_epoch = r.history.best_epoch,
+                       .stopped_early = r.history.stopped_early};
+  if (Xv.rows() > 0) metrics.validation = measure(net, Xv, Yv, t.metric);
+  model.metrics = metrics;
 }
 
 }  // namespace
@@ -254,7 +244,7 @@ Predictions predictions_from(const Model& m, const Batch<double>& P, const Table
   Predictions p;
   if (m.prep.task == Task::regress) {
     for (Index n = 0; n < P.rows(); ++n)
-      p.value.push_back(P(n, 0) * m.prep.target_scale + m.prep.target_center);
+      p.value.push_back(m.prep.target_value(P(n, 0)));
     return p;
   }
   p.probabilities = probabilities(m, P);
@@ -288,45 +278,22 @@ Evaluation evaluate(const Model& m, const Table& t) {
   const Predictions p = predictions_from(m, outputs(m, X), t);
   if (m.prep.task == Task::classify) {
     const std::size_t K = m.prep.classes.size();
-    const std::vector<int> truth = m.prep.class_ids(t);
-    e.confusion.assign(K, std::vector<long>(K, 0));
-    long correct = 0;
-    for (std::size_t n = 0; n < p.label.size(); ++n) {
-      ++e.confusion[std::size_t(truth[n])][p.label[n]];
-      correct += p.label[n] == std::size_t(truth[n]);
-    }
-    e.accuracy = double(correct) / double(e.rows);
-    for (std::size_t k = 0; k < K; ++k) {
-      long predicted = 0, actual = 0;
-      for (std::size_t i = 0; i < K; ++i) {
-        predicted += e.confusion[i][k];
-        actual += e.confusion[k][i];
-      }
-      ClassMetrics c{.label = m.prep.classes[k], .support = actual};
-      const long tp = e.confusion[k][k];
-      c.precision = predicted ? double(tp) / double(predicted) : 0.0;
-      c.recall = actual ? double(tp) / double(actual) : 0.0;
-      c.f1 =
-          c.precision + c.recall > 0 ? 2 * c.precision * c.recall / (c.precision + c.recall) : 0.0;
-      e.classes.push_back(c);
-    }
+    const std::vector<int> ids = m.prep.class_ids(t);
+    std::vector<std::size_t> truth;
+    for (std::size_t n = 0; n < p.label.size(); ++n)
+      truth.push_back(std::size_t(ids[n]));
+    e.confusion = confusion_matrix(truth, p.label, K);
+    e.accuracy = accuracy(e.confusion);
+    e.classes = class_metrics(e.confusion, m.prep.classes);
     return e;
   }
-  double mean = 0;
+  std::vector<double> truth(std::size_t(Y.rows()));
   for (Index n = 0; n < Y.rows(); ++n)
-    mean += Y(n, 0) * m.prep.target_scale + m.prep.target_center;
-  mean /= double(e.rows);
-  double se = 0, ae = 0, st = 0;
-  for (Index n = 0; n < Y.rows(); ++n) {
-    const double y = Y(n, 0) * m.prep.target_scale + m.prep.target_center;
-    const double d = y - p.value[std::size_t(n)];
-    se += d * d;
-    ae += std::abs(d);
-    st += (y - mean) * (y - mean);
-  }
-  e.mse = se / double(e.rows);
-  e.mae = ae / double(e.rows);
-  e.r2 = st > 0 ? 1 - se / st : 0.0;
+    truth[std::size_t(n)] = m.prep.target_value(Y(n, 0));
+  const RegressionMetrics r = regression_metrics(truth, p.value);
+  e.mse = r.mse;
+  e.mae = r.mae;
+  e.r2 = r.r2;
   return e;
 }
 

@@ -4,27 +4,24 @@
 #include <string>
 
 #include "chainrule/error.hpp"
+#include "enum_names.hpp"
 
 namespace chainrule {
 
+namespace {
+constexpr detail::EnumName<Init> kNames[] = {{Init::normal, "normal"},
+                                             {Init::xavier, "xavier"},
+                                             {Init::he, "he"},
+                                             {Init::xavier, "glorot"},
+                                             {Init::he, "kaiming"}};
+}  // namespace
+
 std::string_view to_string(Init i) {
-  switch (i) {
-    case Init::normal:
-      return "normal";
-    case Init::xavier:
-      return "xavier";
-    case Init::he:
-      return "he";
-  }
-  return "?";
+  return detail::name_of<Init>(kNames, i);
 }
 
 Init parse_init(std::string_view name) {
-  if (name == "normal") return Init::normal;
-  if (name == "xavier" || name == "glorot") return Init::xavier;
-  if (name == "he" || name == "kaiming") return Init::he;
-  throw ConfigError("unknown initializer '" + std::string(name) +
-                    "': expected normal, xavier or he");
+  return detail::parse_name<Init>(kNames, name, "initializer");
 }
 
 template <class T>

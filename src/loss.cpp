@@ -4,28 +4,24 @@
 #include <string>
 
 #include "chainrule/error.hpp"
+#include "enum_names.hpp"
 
 namespace chainrule {
 
+namespace {
+constexpr detail::EnumName<Loss> kNames[] = {{Loss::mse, "mse"},
+                                             {Loss::binary_cross_entropy, "binary_cross_entropy"},
+                                             {Loss::softmax_cross_entropy, "softmax_cross_entropy"},
+                                             {Loss::binary_cross_entropy, "bce"},
+                                             {Loss::softmax_cross_entropy, "cross_entropy"}};
+}  // namespace
+
 std::string_view to_string(Loss l) {
-  switch (l) {
-    case Loss::mse:
-      return "mse";
-    case Loss::binary_cross_entropy:
-      return "binary_cross_entropy";
-    case Loss::softmax_cross_entropy:
-      return "softmax_cross_entropy";
-  }
-  return "?";
+  return detail::name_of<Loss>(kNames, l);
 }
 
 Loss parse_loss(std::string_view name) {
-  if (name == "mse") return Loss::mse;
-  if (name == "binary_cross_entropy" || name == "bce") return Loss::binary_cross_entropy;
-  if (name == "softmax_cross_entropy" || name == "cross_entropy")
-    return Loss::softmax_cross_entropy;
-  throw ConfigError("unknown loss '" + std::string(name) +
-                    "': expected mse, binary_cross_entropy or softmax_cross_entropy");
+  return detail::parse_name<Loss>(kNames, name, "loss");
 }
 
 void check_loss_output(Loss loss, Activation output) {

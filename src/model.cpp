@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cerrno>
 #include <cmath>
@@ -14,18 +13,26 @@
 #include <set>
 
 #include "chainrule/error.hpp"
+#include "chainrule/model_json.hpp"
+#include "crc.hpp"
+#include "enum_names.hpp"
 
 namespace chainrule {
 
 using nlohmann::json;
 
+namespace {
+constexpr detail::EnumName<Dtype> kDtypeNames[] = {{Dtype::float32, "float32"},
+                                                   {Dtype::float64, "float64"},
+                                                   {Dtype::float32, "f32"},
+                                                   {Dtype::float64, "f64"}};
+}  // namespace
+
 std::string_view to_string(Dtype d) {
-  return d == Dtype::float32 ? "float32" : "float64";
+  return detail::name_of<Dtype>(kDtypeNames, d);
 }
 Dtype parse_dtype(std::string_view s) {
-  if (s == "float32" || s == "f32") return Dtype::float32;
-  if (s == "float64" || s == "f64") return Dtype::float64;
-  throw ConfigError("unknown dtype '" + std::string(s) + "': expected float32 or float64");
+  return detail::parse_name<Dtype>(kDtypeNames, s, "dtype");
 }
 
 template <class T>
@@ -125,13 +132,8 @@ Preprocessor preprocessing_from(const json& j) {
 std::string content_checksum(json header, std::string_view data) {
   header["__metadata__"].erase("checksum");
   const std::string h = header.dump();
-  uLong crc = crc32(0L, Z_NULL, 0);
-  for (const std::string_view bytes : {std::string_view(h), data})
-    for (std::size_t done = 0; done < bytes.size();) {  // crc32 takes a 32-bit length
-      const std::size_t n = std::min<std::size_t>(bytes.size() - done, 1u << 30);
-      crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + done), uInt(n));
-      done += n;
-    }
+  const std::uint32_t crc =
+      detail::crc32_update(detail::crc32_update(0, h.data(), h.size()), data.data(), data.size());
   char buf[16];
   std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(crc));
   return std::string("crc32:") + buf;
@@ -195,8 +197,8 @@ std::string serialize(const Model& m, const json& extra_meta,
       {"format_version", std::to_string(kModelFormatVersion)},
       {"architecture", architecture_json(m).dump()},
       {"preprocessing", preprocessing_json(m.prep).dump()},
-      {"training", json::parse(m.training).dump()},
-      {"metrics", json::parse(m.metrics).dump()},
+      {"training", metadata_json(m.training).dump()},
+      {"metrics", metadata_json(m.metrics).dump()},
   };
   header["__metadata__"].update(extra_meta);
   header["__metadata__"]["checksum"] = content_checksum(header, data);
@@ -429,10 +431,10 @@ Model model_from(const ModelFile& f) {
       in = out;
     }
     m.prep = preprocessing_from(parse_bounded(meta.at("preprocessing").get<std::string>(), f));
-    m.training = meta.at("training").get<std::string>();
-    m.metrics = meta.at("metrics").get<std::string>();
-    parse_bounded(m.training, f);  // parsed again to print: bounded and valid now
-    parse_bounded(m.metrics, f);
+    m.training =
+        metadata_from<TrainingSettings>(parse_bounded(meta.at("training").get<std::string>(), f));
+    m.metrics =
+        metadata_from<ModelMetrics>(parse_bounded(meta.at("metrics").get<std::string>(), f));
     const Network<double> shape(m.spec);
     if (m.prep.inputs() != m.spec.inputs)
       throw f.bad("the preprocessing does not fit the network's inputs");
@@ -519,10 +521,6 @@ json history_json(const TrainResult& r) {
   return h;
 }
 
-Metric metric_from(const std::string& s) {
-  return s == "accuracy" ? Metric::accuracy : s == "r2" ? Metric::r2 : Metric::none;
-}
-
 }  // namespace
 
 void save_checkpoint(const Checkpoint& c, const std::string& path) {
@@ -585,7 +583,7 @@ Checkpoint load_checkpoint(const std::string& path) {
       r.lr = e.at("lr").get<double>();
       r.seconds = e.at("seconds").get<double>();
       r.best = e.at("best").get<bool>();
-      r.metric = metric_from(e.at("metric").get<std::string>());
+      r.metric = parse_metric(e.at("metric").get<std::string>());
       if (e.contains("val_loss")) r.val_loss = e.at("val_loss").get<double>();
       if (e.contains("val_metric")) r.val_metric = e.at("val_metric").get<double>();
       s.result.history.push_back(r);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "chainrule/error.hpp"
+#include "enum_names.hpp"
 
 namespace chainrule {
 
@@ -130,18 +131,21 @@ void Rmsprop<T>::step(std::span<T> params, std::span<const T> grads) {
   ++this->steps_;
 }
 
+namespace {
+using K = OptimizerKind;
+constexpr detail::EnumName<K> kOptimizerNames[] = {
+    {K::sgd, "sgd"}, {K::adam, "adam"}, {K::adamw, "adamw"}, {K::rmsprop, "rmsprop"}};
+constexpr detail::EnumName<ScheduleKind> kScheduleNames[] = {{ScheduleKind::constant, "constant"},
+                                                             {ScheduleKind::step, "step"},
+                                                             {ScheduleKind::cosine, "cosine"}};
+}  // namespace
+
 std::string_view to_string(OptimizerKind k) {
-  constexpr std::string_view names[] = {"sgd", "adam", "adamw", "rmsprop"};
-  return names[int(k)];
+  return detail::name_of<OptimizerKind>(kOptimizerNames, k);
 }
 
 OptimizerKind parse_optimizer(std::string_view name) {
-  if (name == "sgd") return OptimizerKind::sgd;
-  if (name == "adam") return OptimizerKind::adam;
-  if (name == "adamw") return OptimizerKind::adamw;
-  if (name == "rmsprop") return OptimizerKind::rmsprop;
-  throw ConfigError("unknown optimizer '" + std::string(name) +
-                    "': expected sgd, adam, adamw or rmsprop");
+  return detail::parse_name<OptimizerKind>(kOptimizerNames, name, "optimizer");
 }
 
 double OptimizerOptions::learning_rate() const {
@@ -156,9 +160,9 @@ double OptimizerOptions::decay() const {
 template <class T>
 std::unique_ptr<Optimizer<T>> make_optimizer(const OptimizerOptions& o) {
   if (o.kind != OptimizerKind::sgd && o.nesterov)
-    throw ConfigError("--nesterov applies to sgd only");
+    throw ConfigError("Nesterov momentum applies to the sgd optimizer only", "nesterov");
   if ((o.kind == OptimizerKind::adam || o.kind == OptimizerKind::adamw) && o.momentum != 0)
-    throw ConfigError("--momentum applies to sgd and rmsprop; Adam's are --beta1 and --beta2");
+    throw ConfigError("momentum applies to the sgd and rmsprop optimizers only", "momentum");
   switch (o.kind) {
     case OptimizerKind::sgd:
       return std::make_unique<Sgd<T>>(SgdOptions{.lr = o.learning_rate(),
@@ -184,15 +188,11 @@ std::unique_ptr<Optimizer<T>> make_optimizer(const OptimizerOptions& o) {
 }
 
 std::string_view to_string(ScheduleKind k) {
-  return k == ScheduleKind::constant ? "constant" : k == ScheduleKind::step ? "step" : "cosine";
+  return detail::name_of<ScheduleKind>(kScheduleNames, k);
 }
 
 ScheduleKind parse_schedule(std::string_view name) {
-  if (name == "constant") return ScheduleKind::constant;
-  if (name == "step") return ScheduleKind::step;
-  if (name == "cosine") return ScheduleKind::cosine;
-  throw ConfigError("unknown schedule '" + std::string(name) +
-                    "': expected constant, step or cosine");
+  return detail::parse_name<ScheduleKind>(kScheduleNames, name, "schedule");
 }
 
 double Schedule::at(double lr0, int epoch) const {

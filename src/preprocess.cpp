@@ -9,6 +9,7 @@
 #include "chainrule/error.hpp"
 #include "chainrule/random.hpp"
 #include "chainrule/threads.hpp"
+#include "enum_names.hpp"
 
 namespace chainrule {
 
@@ -28,22 +29,24 @@ const Column& column_of(const Table& t, const std::string& name, const std::stri
 
 }  // namespace
 
+namespace {
+constexpr detail::EnumName<Scale> kScaleNames[] = {
+    {Scale::standard, "standard"}, {Scale::minmax, "minmax"}, {Scale::none, "none"}};
+constexpr detail::EnumName<Task> kTaskNames[] = {{Task::classify, "classify"},
+                                                 {Task::regress, "regress"}};
+}  // namespace
+
 std::string_view to_string(Scale s) {
-  return s == Scale::standard ? "standard" : s == Scale::minmax ? "minmax" : "none";
+  return detail::name_of<Scale>(kScaleNames, s);
 }
 std::string_view to_string(Task t) {
-  return t == Task::classify ? "classify" : "regress";
+  return detail::name_of<Task>(kTaskNames, t);
 }
 Scale parse_scale(std::string_view s) {
-  if (s == "standard") return Scale::standard;
-  if (s == "minmax") return Scale::minmax;
-  if (s == "none") return Scale::none;
-  throw ConfigError("unknown scaling '" + std::string(s) + "': expected standard, minmax or none");
+  return detail::parse_name<Scale>(kScaleNames, s, "scaling");
 }
 Task parse_task(std::string_view s) {
-  if (s == "classify") return Task::classify;
-  if (s == "regress") return Task::regress;
-  throw ConfigError("unknown task '" + std::string(s) + "': expected classify or regress");
+  return detail::parse_name<Task>(kTaskNames, s, "task");
 }
 
 Index Preprocessor::inputs() const {

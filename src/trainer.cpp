@@ -1,7 +1,6 @@
 #include "chainrule/trainer.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -11,198 +10,230 @@
 
 namespace chainrule {
 
-std::string_view to_string(Metric m) {
-  return m == Metric::accuracy ? "accuracy" : m == Metric::r2 ? "r2" : "none";
+namespace {
+
+void check_options(const TrainOptions& o, Index rows) {
+  if (o.epochs < 1) throw ConfigError("epochs must be at least 1, got " + std::to_string(o.epochs));
+  if (o.batch < 1)
+    throw ConfigError("batch size must be at least 1, got " + std::to_string(o.batch));
+  if (o.patience < 0) throw ConfigError("patience must be >= 0");
+  if (rows == 0) throw ConfigError("no training rows");
 }
 
 template <class T>
-double accuracy(const Batch<T>& P, const BatchView<T>& Y) {
-  Index correct = 0;
-  for (Index n = 0; n < P.rows(); ++n) {
-    if (P.cols() == 1) {
-      correct += (P(n, 0) >= T(0.5)) == (Y(n, 0) >= T(0.5));
-    } else {
-      Index p, y;
-      P.row(n).maxCoeff(&p);
-      Y.row(n).maxCoeff(&y);
-      correct += p == y;
-    }
+bool finite(std::span<const T> values) {
+  return std::all_of(values.begin(), values.end(), [](T v) { return std::isfinite(v); });
+}
+
+}  // namespace
+
+template <class T>
+Trainer<T>::Trainer(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const Batch<T>& Xv,
+                    const Batch<T>& Yv, const TrainOptions& o, Rng& rng,
+                    const TrainCallbacks& callbacks, const TrainState* resume)
+    : net_(net), X_(X), Y_(Y), Xv_(Xv), Yv_(Yv), o_(o), rng_(rng), cb_(callbacks) {
+  check_options(o, X.rows());
+  net.set_dropout_rate(o.dropout);
+  optimizer_ = make_optimizer<T>(o.optimizer);
+  lr0_ = o.optimizer.learning_rate();
+  N_ = X.rows();
+  B_ = std::min(o.batch, N_);
+  batches_ = (N_ + B_ - 1) / B_;
+  // Per-sample steps through a small network without dropout take Network::step_one.
+  one_sample_ = B_ == 1 && net.one_sample_path();
+  Xb_.resize(B_, X.cols());
+  Yb_.resize(B_, Y.cols());
+  if (!resume) {
+    s_.order.resize(std::size_t(N_));
+    std::iota(s_.order.begin(), s_.order.end(), Index(0));
+    s_.best_params.assign(net.params().begin(), net.params().end());
+    return;
   }
-  return P.rows() == 0 ? 0.0 : double(correct) / double(P.rows());
+  const TrainState& r = *resume;
+  const auto n_params = std::size_t(net.num_params());
+  if (r.order.size() != std::size_t(N_) || r.params.size() != n_params ||
+      r.best_params.size() != n_params || r.epoch < 0 || r.batch < 0 || r.batch > batches_ ||
+      std::any_of(r.order.begin(), r.order.end(), [&](Index i) { return i < 0 || i >= N_; }))
+    throw ConfigError("the saved training state does not fit these data and this network");
+  s_ = r;
+  std::copy(r.params.begin(), r.params.end(), net.params().begin());
+  optimizer_->set_state(r.optimizer);
+  rng.set_state(r.rng);
+  s_.result.interrupted = false;
+  s_.params.clear();  // live in the network, the optimizer and the generator
+  s_.optimizer = {};
+  s_.rng.clear();
 }
 
 template <class T>
-double r2_score(const Batch<T>& P, const BatchView<T>& Y) {
-  double sse = 0, sst = 0;
-  for (Index k = 0; k < Y.cols(); ++k) {
-    const double mean = Y.col(k).template cast<double>().mean();
-    for (Index n = 0; n < Y.rows(); ++n) {
-      sse += std::pow(double(Y(n, k)) - double(P(n, k)), 2);
-      sst += std::pow(double(Y(n, k)) - mean, 2);
-    }
+Trainer<T>::~Trainer() = default;
+
+template <class T>
+TrainResult Trainer<T>::run() {
+  while (s_.epoch < o_.epochs) {
+    begin_epoch();
+    while (s_.batch < batches_)
+      if (run_batch() == StopReason::interrupted) return interrupt();
+    const StopReason stop = end_epoch();
+    if (stop == StopReason::interrupted) return interrupt();
+    if (stop != StopReason::none) break;
   }
-  return sst == 0 ? 0.0 : 1 - sse / sst;
+  if (o_.patience > 0)
+    std::copy(s_.best_params.begin(), s_.best_params.end(), net_.params().begin());
+  return s_.result;
+}
+
+template <class T>
+void Trainer<T>::begin_epoch() {
+  epoch_start_ = std::chrono::steady_clock::now();
+  optimizer_->set_learning_rate(o_.schedule.at(lr0_, s_.epoch));
+  if (o_.shuffle && s_.batch == 0) shuffle(std::span(s_.order), rng_);
+}
+
+template <class T>
+double Trainer<T>::forward_backward(Index first, Index n) {
+  if (one_sample_) {  // the same step as below, in one call, with no row copies
+    const Index r = s_.order[std::size_t(first)];
+    return net_.step_one(&X_(r, 0), &Y_(r, 0));
+  }
+  if (Xb_.rows() != n) {
+    Xb_.resize(n, X_.cols());
+    Yb_.resize(n, Y_.cols());
+  }
+  for (Index i = 0; i < n; ++i) {
+    Xb_.row(i) = X_.row(s_.order[std::size_t(first + i)]);
+    Yb_.row(i) = Y_.row(s_.order[std::size_t(first + i)]);
+  }
+  net_.zero_grad();
+  net_.forward(Xb_, &rng_);
+  const double loss = net_.loss(Yb_);
+  net_.backward(Yb_);
+  return loss;
+}
+
+template <class T>
+StopReason Trainer<T>::run_batch() {
+  const Index first = s_.batch * B_, n = std::min(B_, N_ - first);
+  const double loss = forward_backward(first, n);
+  if (cb_.after_backward) cb_.after_backward(net_.grads(), n);
+  optimizer_->step(net_.params(), net_.grads());
+  s_.loss_sum += loss * double(n);
+  ++s_.batch;
+  // Progress first (a finite loss only): a stop asked for there takes effect after this batch.
+  if (cb_.on_batch && std::isfinite(loss))
+    cb_.on_batch({s_.epoch + 1, s_.batch, batches_, s_.loss_sum / double(first + n)});
+  return decide(batch_decision(loss));
+}
+
+// This process's decision after a batch: a loss that is not finite, or (checked at a stop and at
+// the end of every epoch) a weight that is not, is a divergence; the stop flag an interrupt.
+template <class T>
+StopReason Trainer<T>::batch_decision(double loss) {
+  if (!std::isfinite(loss)) {
+    divergence_ = "training diverged at epoch " + std::to_string(s_.epoch + 1) + ", batch " +
+                  std::to_string(s_.batch) + ": the loss is " +
+                  (std::isnan(loss) ? "NaN" : "infinite") + "; try a lower learning rate (--lr)";
+    return StopReason::diverged;
+  }
+  const bool stop = o_.stop && o_.stop->load(std::memory_order_relaxed);
+  if (!stop && s_.batch < batches_) return StopReason::none;
+  if (!finite<T>(net_.params())) {
+    divergence_ = "training diverged in epoch " + std::to_string(s_.epoch + 1) +
+                  ": a weight is no longer finite; try a lower learning rate (--lr)";
+    return StopReason::diverged;
+  }
+  return stop ? StopReason::interrupted : StopReason::none;
+}
+
+template <class T>
+StopReason Trainer<T>::decide(StopReason local) {
+  const StopReason agreed = cb_.decide_stop ? cb_.decide_stop(local) : local;
+  if (agreed == StopReason::diverged)
+    throw DivergenceError(local == StopReason::diverged
+                              ? divergence_
+                              : "training diverged in another process in epoch " +
+                                    std::to_string(s_.epoch + 1));
+  return agreed;
+}
+
+// The epoch's report (validation included), and the best monitored loss and weights so far.
+template <class T>
+EpochReport Trainer<T>::epoch_report() {
+  EpochReport r;
+  r.epoch = s_.epoch + 1;
+  r.epochs = o_.epochs;
+  r.metric = o_.metric;
+  r.train_loss = s_.loss_sum / double(N_);
+  r.lr = optimizer_->learning_rate();
+  if (Xv_.rows() > 0) {
+    const Batch<T>& P = net_.infer(Xv_);
+    r.val_loss = net_.loss(Yv_);
+    if (o_.metric == Metric::accuracy) r.val_metric = accuracy<T>(P, Yv_);
+    if (o_.metric == Metric::r2) r.val_metric = r2_score<T>(P, Yv_);
+  }
+  // The monitored loss: validation's, or training's without validation.
+  const double monitored = r.val_loss.value_or(r.train_loss);
+  if (monitored < s_.best.value_or(std::numeric_limits<double>::infinity())) {
+    s_.best = monitored;
+    s_.result.best_epoch = r.epoch;
+    s_.since_best = 0;
+    r.best = true;
+    if (o_.patience > 0) s_.best_params.assign(net_.params().begin(), net_.params().end());
+  } else {
+    ++s_.since_best;
+  }
+  r.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
+  return r;
+}
+
+template <class T>
+StopReason Trainer<T>::end_epoch() {
+  const EpochReport r = epoch_report();
+  s_.result.history.push_back(r);
+  if (cb_.on_epoch) cb_.on_epoch(r);
+  const bool patience_out = o_.patience > 0 && s_.since_best >= o_.patience;
+  const StopReason stop = decide(patience_out                ? StopReason::early_stop
+                                 : s_.epoch + 1 >= o_.epochs ? StopReason::epochs_done
+                                                             : StopReason::none);
+  ++s_.epoch;
+  s_.batch = 0;
+  s_.loss_sum = 0;
+  if (stop == StopReason::early_stop) s_.result.stopped_early = s_.epoch < o_.epochs;
+  if (stop == StopReason::none && o_.checkpoint_every > 0 && s_.epoch % o_.checkpoint_every == 0 &&
+      s_.epoch < o_.epochs && cb_.on_checkpoint)
+    cb_.on_checkpoint(snapshot());
+  return stop;
+}
+
+template <class T>
+TrainState Trainer<T>::snapshot() {
+  TrainState s = s_;
+  if (s.best && !std::isfinite(*s.best)) s.best.reset();
+  s.params.assign(net_.params().begin(), net_.params().end());
+  s.optimizer = optimizer_->state();
+  s.rng = rng_.state();
+  return s;
+}
+
+// A stop asked for (TrainOptions::stop): the state of this moment to on_checkpoint, the weights
+// as they are.
+template <class T>
+TrainResult Trainer<T>::interrupt() {
+  if (cb_.on_checkpoint) cb_.on_checkpoint(snapshot());
+  s_.result.interrupted = true;
+  return s_.result;
 }
 
 template <class T>
 TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const Batch<T>& Xv,
                   const Batch<T>& Yv, const TrainOptions& o, Rng& rng,
                   const TrainCallbacks& callbacks, const TrainState* resume) {
-  if (o.epochs < 1) throw ConfigError("epochs must be at least 1, got " + std::to_string(o.epochs));
-  if (o.batch < 1)
-    throw ConfigError("batch size must be at least 1, got " + std::to_string(o.batch));
-  if (o.patience < 0) throw ConfigError("patience must be >= 0");
-  if (X.rows() == 0) throw ConfigError("no training rows");
-  net.set_dropout_rate(o.dropout);
-  auto optimizer = make_optimizer<T>(o.optimizer);
-  const double lr0 = o.optimizer.learning_rate();
-  const Index N = X.rows(), B = std::min(o.batch, N);
-  const Index batches = (N + B - 1) / B;
-  const bool validate = Xv.rows() > 0;
-
-  // The loop's state: fresh, or taken from `resume`.
-  std::vector<Index> order(static_cast<std::size_t>(N));
-  std::iota(order.begin(), order.end(), Index(0));
-  TrainResult result;
-  double best = std::numeric_limits<double>::infinity();
-  std::vector<T> best_params(net.params().begin(), net.params().end());
-  int since_best = 0, first_epoch = 0;
-  Index first_batch = 0;
-  double resumed_loss_sum = 0;
-  if (resume) {
-    const TrainState& s = *resume;
-    const auto n_params = std::size_t(net.num_params());
-    if (s.order.size() != order.size() || s.params.size() != n_params ||
-        s.best_params.size() != n_params || s.epoch < 0 || s.batch < 0 || s.batch > batches ||
-        std::any_of(s.order.begin(), s.order.end(), [&](Index i) { return i < 0 || i >= N; }))
-      throw ConfigError("the saved training state does not fit these data and this network");
-    order = s.order;
-    std::copy(s.params.begin(), s.params.end(), net.params().begin());
-    best_params.assign(s.best_params.begin(), s.best_params.end());
-    optimizer->set_state(s.optimizer);
-    rng.set_state(s.rng);
-    result = s.result;
-    result.interrupted = false;
-    best = s.best.value_or(std::numeric_limits<double>::infinity());
-    since_best = s.since_best;
-    first_epoch = s.epoch;
-    first_batch = s.batch;
-    resumed_loss_sum = s.loss_sum;
-  }
-  const auto snapshot = [&](int epoch, Index batch, double loss_sum) {
-    TrainState s;
-    s.epoch = epoch;
-    s.batch = batch;
-    s.order = order;
-    s.loss_sum = loss_sum;
-    if (std::isfinite(best)) s.best = best;
-    s.since_best = since_best;
-    s.result = result;
-    s.params.assign(net.params().begin(), net.params().end());
-    s.best_params.assign(best_params.begin(), best_params.end());
-    s.optimizer = optimizer->state();
-    s.rng = rng.state();
-    return s;
-  };
-
-  const auto check_weights = [&](int epoch) {
-    for (const T p : net.params())
-      if (!std::isfinite(p))
-        throw DivergenceError("training diverged in epoch " + std::to_string(epoch + 1) +
-                              ": a weight is no longer finite; try a lower learning rate (--lr)");
-  };
-
-  // Per-sample steps through a small network without dropout take Network::step_one.
-  const bool one_sample = B == 1 && net.one_sample_path();
-  Batch<T> Xb(B, X.cols()), Yb(B, Y.cols());
-  for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
-    const auto start = std::chrono::steady_clock::now();
-    optimizer->set_learning_rate(o.schedule.at(lr0, epoch));
-    const bool resuming = epoch == first_epoch && resume;
-    const Index b0 = resuming ? first_batch : 0;
-    if (o.shuffle && b0 == 0)
-      for (std::size_t i = order.size(); i > 1; --i)  // Fisher–Yates from the one generator
-        std::swap(order[i - 1], order[rng.below(i)]);
-    double loss_sum = resuming ? resumed_loss_sum : 0;
-    for (Index b = b0; b < batches; ++b) {
-      const Index first = b * B, n = std::min(B, N - first);
-      double loss;
-      if (one_sample) {  // the same step as below, in one call, with no row copies
-        const Index r = order[std::size_t(first)];
-        loss = net.step_one(&X(r, 0), &Y(r, 0));
-      } else {
-        if (Xb.rows() != n) {
-          Xb.resize(n, X.cols());
-          Yb.resize(n, Y.cols());
-        }
-        for (Index i = 0; i < n; ++i) {
-          Xb.row(i) = X.row(order[std::size_t(first + i)]);
-          Yb.row(i) = Y.row(order[std::size_t(first + i)]);
-        }
-        net.zero_grad();
-        net.forward(Xb, &rng);
-        loss = net.loss(Yb);
-        net.backward(Yb);
-      }
-      if (!std::isfinite(loss))
-        throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) +
-                              ", batch " + std::to_string(b + 1) + ": the loss is " +
-                              (std::isnan(loss) ? "NaN" : "infinite") +
-                              "; try a lower learning rate (--lr)");
-      loss_sum += loss * double(n);
-      optimizer->step(net.params(), net.grads());
-      if (callbacks.on_batch)
-        callbacks.on_batch({epoch + 1, b + 1, batches, loss_sum / double(first + n)});
-      if (o.stop && o.stop->load(std::memory_order_relaxed)) {
-        check_weights(epoch);
-        if (callbacks.on_checkpoint) callbacks.on_checkpoint(snapshot(epoch, b + 1, loss_sum));
-        result.interrupted = true;
-        return result;
-      }
-    }
-
-    check_weights(epoch);
-
-    EpochReport r;
-    r.epoch = epoch + 1;
-    r.epochs = o.epochs;
-    r.metric = o.metric;
-    r.train_loss = loss_sum / double(N);
-    r.lr = optimizer->learning_rate();
-    if (validate) {
-      const Batch<T>& P = net.infer(Xv);
-      r.val_loss = net.loss(Yv);
-      if (o.metric == Metric::accuracy) r.val_metric = accuracy<T>(P, Yv);
-      if (o.metric == Metric::r2) r.val_metric = r2_score<T>(P, Yv);
-    }
-    const double monitored = validate ? *r.val_loss : r.train_loss;
-    if (monitored < best) {
-      best = monitored;
-      result.best_epoch = r.epoch;
-      since_best = 0;
-      r.best = true;
-      if (o.patience > 0) best_params.assign(net.params().begin(), net.params().end());
-    } else {
-      ++since_best;
-    }
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    result.history.push_back(r);
-    if (callbacks.on_epoch) callbacks.on_epoch(r);
-    if (o.patience > 0 && since_best >= o.patience) {
-      result.stopped_early = epoch + 1 < o.epochs;
-      break;
-    }
-    if (o.checkpoint_every > 0 && (epoch + 1) % o.checkpoint_every == 0 && epoch + 1 < o.epochs &&
-        callbacks.on_checkpoint)
-      callbacks.on_checkpoint(snapshot(epoch + 1, 0, 0));
-  }
-  if (o.patience > 0) std::copy(best_params.begin(), best_params.end(), net.params().begin());
-  return result;
+  return Trainer<T>(net, X, Y, Xv, Yv, o, rng, callbacks, resume).run();
 }
 
 #define CHAINRULE_INSTANTIATE(T)                                                                   \
-  template double accuracy<T>(const Batch<T>&, const BatchView<T>&);                               \
-  template double r2_score<T>(const Batch<T>&, const BatchView<T>&);                               \
+  template class Trainer<T>;                                                                       \
   template TrainResult train<T>(Network<T>&, const Batch<T>&, const Batch<T>&, const Batch<T>&,    \
                                 const Batch<T>&, const TrainOptions&, Rng&, const TrainCallbacks&, \
                                 const TrainState*);

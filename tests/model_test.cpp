@@ -9,6 +9,7 @@
 
 #include "chainrule/error.hpp"
 #include "chainrule/init.hpp"
+#include "chainrule/model_json.hpp"
 
 namespace chainrule {
 namespace {
@@ -38,8 +39,10 @@ Model sample_model(Dtype dtype) {
   if (dtype == Dtype::float32)
     for (double& p : m.params)
       p = float(p);
-  m.training = R"({"seed":1})";
-  m.metrics = R"({"train":{"accuracy":0.75}})";
+  m.training =
+      TrainingSettings{.rows = 4, .seed = 1, .layers = {4}, .activation = Activation::relu};
+  m.metrics =
+      ModelMetrics{.train = {.loss = 0.5, .rows = 4, .metric = Metric::accuracy, .value = 0.75}};
   return m;
 }
 
@@ -58,6 +61,7 @@ TEST(ModelFile, RoundTripIsExact) {
     EXPECT_EQ(back.prep.features[0].center, m.prep.features[0].center);
     EXPECT_EQ(back.prep.features[0].scale, m.prep.features[0].scale);
     EXPECT_EQ(back.training, m.training);
+    EXPECT_EQ(back.metrics, m.metrics);
     // The same model writes the same bytes.
     const std::string again = temp_path("again.safetensors");
     save_model(back, again);
@@ -206,6 +210,121 @@ TEST(CheckpointFile, RoundTripIsExact) {
   } catch (const ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("not a checkpoint"), std::string::npos) << e.what();
   }
+}
+
+// The stored JSON of the typed metadata, written out by hand: keys sorted, names as the CLI
+// spells them, "{}" for none (what files written before the structs hold).
+TEST(ModelMetadata, JsonIsTheStoredForm) {
+  const TrainingSettings t{.rows = 7,
+                           .seed = 42,
+                           .layers = {100, 5},
+                           .activation = Activation::leaky_relu,
+                           .init = std::nullopt,
+                           .optimizer = OptimizerKind::adamw,
+                           .lr = 0.001,
+                           .momentum = 0,
+                           .nesterov = false,
+                           .weight_decay = 0.01,
+                           .schedule = ScheduleKind::cosine,
+                           .batch = 32,
+                           .epochs = 200,
+                           .shuffle = true,
+                           .validation = 0.1,
+                           .patience = 20,
+                           .dropout = 0,
+                           .dtype = Dtype::float64};
+  const std::string want =
+      R"({"activation":"leaky_relu","batch":32,"dropout":0.0,"dtype":"float64","epochs":200,)"
+      R"("init":"from a model","layers":"100,5","lr":0.001,"momentum":0.0,"nesterov":false,)"
+      R"("optimizer":"adamw","patience":20,"rows":7,"schedule":"cosine","seed":42,"shuffle":true,)"
+      R"("val":0.1,"weight_decay":0.01})";
+  EXPECT_EQ(nlohmann::json(t).dump(), want);
+  EXPECT_EQ(nlohmann::json::parse(want).get<TrainingSettings>(), t);
+  TrainingSettings he = t;
+  he.init = Init::he;
+  EXPECT_EQ(nlohmann::json(he).at("init"), "he");
+
+  const ModelMetrics m{.train = {.loss = 0.25, .rows = 9, .metric = Metric::r2, .value = 0.5},
+                       .validation = SplitMetrics{.loss = 1, .rows = 1, .metric = Metric::r2},
+                       .epochs_run = 3,
+                       .best_epoch = 2,
+                       .stopped_early = true};
+  const std::string want_m =
+      R"({"best_epoch":2,"epochs_run":3,"stopped_early":true,"train":{"loss":0.25,"r2":0.5,)"
+      R"("rows":9},"validation":{"loss":1.0,"r2":0.0,"rows":1}})";
+  EXPECT_EQ(nlohmann::json(m).dump(), want_m);
+  EXPECT_EQ(nlohmann::json::parse(want_m).get<ModelMetrics>(), m);
+  EXPECT_EQ(metadata_json(std::optional<ModelMetrics>()).dump(), "{}");
+  EXPECT_FALSE(metadata_from<TrainingSettings>(nlohmann::json::object()));
+  EXPECT_THROW(nlohmann::json::parse(R"({"activation":"swish"})").get<TrainingSettings>(),
+               ConfigError);
+  EXPECT_THROW(nlohmann::json::parse(R"({"layers":"10,x"})").get<TrainingSettings>(), ConfigError);
+}
+
+// A model without training settings or metrics (a checkpoint's) stores "{}" and reads it back
+// as none.
+TEST(ModelMetadata, NoneIsAnEmptyObject) {
+  Model m = sample_model(Dtype::float32);
+  m.training.reset();
+  m.metrics.reset();
+  const std::string path = temp_path("none.safetensors");
+  save_model(m, path);
+  const std::string bytes = slurp(path);
+  EXPECT_NE(bytes.find(R"("metrics":"{}")"), std::string::npos);
+  EXPECT_NE(bytes.find(R"("training":"{}")"), std::string::npos);
+  const Model back = load_model(path);
+  EXPECT_FALSE(back.training);
+  EXPECT_FALSE(back.metrics);
+}
+
+// Every enum's names, written once in a table: to_string and parse are inverses, aliases parse,
+// and the messages list the names as they did when each was written out by hand.
+TEST(EnumNames, ToStringParseAndMessages) {
+  const auto message = [](auto parse, const char* name) {
+    try {
+      parse(name);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  for (Activation a : {Activation::identity, Activation::sigmoid, Activation::tanh,
+                       Activation::relu, Activation::leaky_relu, Activation::softmax})
+    EXPECT_EQ(parse_activation(to_string(a)), a);
+  EXPECT_EQ(to_string(Activation::leaky_relu), "leaky_relu");
+  EXPECT_EQ(message(parse_activation, "gelu"),
+            "unknown activation 'gelu': expected identity, sigmoid, tanh, relu, leaky_relu or "
+            "softmax");
+  EXPECT_EQ(parse_loss("bce"), Loss::binary_cross_entropy);
+  EXPECT_EQ(parse_loss("cross_entropy"), Loss::softmax_cross_entropy);
+  EXPECT_EQ(to_string(Loss::softmax_cross_entropy), "softmax_cross_entropy");
+  EXPECT_EQ(message(parse_loss, "hinge"),
+            "unknown loss 'hinge': expected mse, binary_cross_entropy or softmax_cross_entropy");
+  EXPECT_EQ(parse_init("glorot"), Init::xavier);
+  EXPECT_EQ(parse_init("kaiming"), Init::he);
+  EXPECT_EQ(to_string(Init::he), "he");
+  EXPECT_EQ(message(parse_init, "zeros"),
+            "unknown initializer 'zeros': expected normal, xavier or he");
+  EXPECT_EQ(to_string(OptimizerKind::rmsprop), "rmsprop");
+  EXPECT_EQ(parse_optimizer("adamw"), OptimizerKind::adamw);
+  EXPECT_EQ(message(parse_optimizer, "lbfgs"),
+            "unknown optimizer 'lbfgs': expected sgd, adam, adamw or rmsprop");
+  EXPECT_EQ(to_string(ScheduleKind::step), "step");
+  EXPECT_EQ(parse_schedule("cosine"), ScheduleKind::cosine);
+  EXPECT_EQ(message(parse_schedule, "linear"),
+            "unknown schedule 'linear': expected constant, step or cosine");
+  EXPECT_EQ(to_string(Scale::minmax), "minmax");
+  EXPECT_EQ(parse_scale("none"), Scale::none);
+  EXPECT_EQ(message(parse_scale, "log"),
+            "unknown scaling 'log': expected standard, minmax or none");
+  EXPECT_EQ(to_string(Task::regress), "regress");
+  EXPECT_EQ(message(parse_task, "rank"), "unknown task 'rank': expected classify or regress");
+  EXPECT_EQ(parse_dtype("f64"), Dtype::float64);
+  EXPECT_EQ(to_string(Dtype::float32), "float32");
+  EXPECT_EQ(message(parse_dtype, "f16"), "unknown dtype 'f16': expected float32 or float64");
+  EXPECT_EQ(to_string(Metric::r2), "r2");
+  EXPECT_EQ(parse_metric("accuracy"), Metric::accuracy);
+  EXPECT_EQ(parse_metric("mystery"), Metric::none);
 }
 
 }  // namespace

@@ -300,5 +300,131 @@ TEST(Trainer, OutOfRangeOptionsAreRejected) {
   EXPECT_THROW(train(net, X, Y, Batch<double>(0, 3), Batch<double>(0, 2), o, rng), ConfigError);
 }
 
+// The hook between backward and the optimizer step sees the gradient of each batch with its
+// size, and what it leaves in the buffer is what the optimizer steps with: doubling every
+// gradient under plain SGD is the step of twice the learning rate.
+TEST(TrainerHooks, AfterBackwardGetsTheGradientBeforeTheStep) {
+  Rng data_rng(3);
+  const Batch<double> X = random_batch(10, 3, data_rng), Y = random_batch(10, 2, data_rng);
+  const auto run = [&](double lr, bool doubled, std::vector<Index>* sizes) {
+    Network<double> net(kSpec);
+    Rng rng(5);
+    initialize(net, Init::xavier, rng);
+    TrainOptions o;
+    o.epochs = 2;
+    o.batch = 4;  // batches of 4, 4 and 2
+    o.shuffle = false;
+    o.optimizer = {.kind = OptimizerKind::sgd, .lr = lr};
+    TrainCallbacks cb;
+    cb.after_backward = [&](GradientSpan grads, Index rows) {
+      auto g = std::get<std::span<double>>(grads);
+      EXPECT_EQ(g.size(), std::size_t(net.num_params()));
+      EXPECT_EQ(g.data(), net.grads().data());
+      if (sizes) sizes->push_back(rows);
+      if (doubled)
+        for (double& v : g)
+          v *= 2;
+    };
+    train(net, X, Y, Batch<double>(0, 3), Batch<double>(0, 2), o, rng, cb);
+    return std::vector<double>(net.params().begin(), net.params().end());
+  };
+  std::vector<Index> sizes;
+  const auto doubled = run(0.05, true, &sizes);
+  EXPECT_EQ(sizes, (std::vector<Index>{4, 4, 2, 4, 4, 2}));
+  const auto twice_lr = run(0.1, false, nullptr);
+  ASSERT_EQ(doubled.size(), twice_lr.size());
+  for (std::size_t i = 0; i < doubled.size(); ++i)
+    EXPECT_NEAR(doubled[i], twice_lr[i], 1e-12) << i;
+  EXPECT_NE(run(0.05, false, nullptr), twice_lr);  // the hook did change the run
+}
+
+// Every stop decision passes through decide_stop: after each batch (none, or an interrupt) and
+// after each epoch (none, early stop, epochs done); what it returns is what the loop does.
+TEST(TrainerHooks, DecideStopSeesEveryDecisionAndIsObeyed) {
+  Rng data_rng(4);
+  const Batch<double> X = random_batch(6, 3, data_rng), Y = random_batch(6, 2, data_rng);
+  Network<double> net(kSpec);
+  Rng rng(6);
+  initialize(net, Init::xavier, rng);
+  TrainOptions o;
+  o.epochs = 3;
+  o.batch = 3;
+  std::vector<StopReason> seen;
+  TrainCallbacks cb;
+  cb.decide_stop = [&](StopReason local) {
+    seen.push_back(local);
+    return local;
+  };
+  const TrainResult r = train(net, X, Y, Batch<double>(0, 3), Batch<double>(0, 2), o, rng, cb);
+  using S = StopReason;
+  EXPECT_EQ(seen, (std::vector<S>{S::none, S::none, S::none, S::none, S::none, S::none, S::none,
+                                  S::none, S::epochs_done}));
+  EXPECT_EQ(r.history.size(), 3u);
+
+  // Another process asks to stop after the 4th batch (epoch 2, batch 2): this one checkpoints
+  // there and returns interrupted, as with its own stop flag.
+  Network<double> net2(kSpec);
+  Rng rng2(6);
+  initialize(net2, Init::xavier, rng2);
+  int calls = 0;
+  std::optional<TrainState> state;
+  cb.decide_stop = [&](StopReason local) { return ++calls == 5 ? S::interrupted : local; };
+  cb.on_checkpoint = [&](const TrainState& s) { state = s; };
+  const TrainResult r2 = train(net2, X, Y, Batch<double>(0, 3), Batch<double>(0, 2), o, rng2, cb);
+  EXPECT_TRUE(r2.interrupted);
+  ASSERT_TRUE(state);
+  EXPECT_EQ(state->epoch, 1);
+  EXPECT_EQ(state->batch, 2);
+  EXPECT_EQ(r2.history.size(), 1u);
+
+  // A divergence agreed elsewhere stops this process with DivergenceError.
+  Network<double> net3(kSpec);
+  Rng rng3(6);
+  cb = {};
+  cb.decide_stop = [](StopReason local) { return local == S::none ? S::diverged : local; };
+  EXPECT_THROW(train(net3, X, Y, Batch<double>(0, 3), Batch<double>(0, 2), o, rng3, cb),
+               DivergenceError);
+
+  // Early stop decided elsewhere after epoch 1.
+  Network<double> net4(kSpec);
+  Rng rng4(6);
+  calls = 0;
+  cb.decide_stop = [&](StopReason local) { return ++calls == 3 ? S::early_stop : local; };
+  const TrainResult r4 = train(net4, X, Y, Batch<double>(0, 3), Batch<double>(0, 2), o, rng4, cb);
+  EXPECT_TRUE(r4.stopped_early);
+  EXPECT_EQ(r4.history.size(), 1u);
+}
+
+// The steps of Trainer, driven by hand, are train(): the same weights, bit for bit.
+TEST(TrainerHooks, StepsByHandEqualTrain) {
+  Rng data_rng(8);
+  const Batch<double> X = random_batch(9, 3, data_rng), Y = random_batch(9, 2, data_rng);
+  const Batch<double> Xv = random_batch(3, 3, data_rng), Yv = random_batch(3, 2, data_rng);
+  TrainOptions o;
+  o.epochs = 4;
+  o.batch = 2;
+  o.patience = 2;
+  Network<double> a(kSpec), b(kSpec);
+  Rng ra(9), rb(9);
+  initialize(a, Init::xavier, ra);
+  initialize(b, Init::xavier, rb);
+  const TrainResult want = train(a, X, Y, Xv, Yv, o, ra);
+  Trainer<double> t(b, X, Y, Xv, Yv, o, rb, {});
+  int epochs = 0;
+  for (StopReason stop = StopReason::none; stop == StopReason::none; ++epochs) {
+    t.begin_epoch();
+    while (t.state().batch < 5)
+      EXPECT_EQ(t.run_batch(), StopReason::none);
+    stop = t.end_epoch();
+  }
+  EXPECT_EQ(epochs, int(want.history.size()));
+  EXPECT_EQ(t.state().result.best_epoch, want.best_epoch);
+  const TrainState s = t.snapshot();
+  EXPECT_EQ(s.rng, ra.state());
+  if (!want.stopped_early) {  // train() then restores the best weights; compare the last ones
+    EXPECT_EQ(s.params, std::vector<double>(a.params().begin(), a.params().end()));
+  }
+}
+
 }  // namespace
 }  // namespace chainrule

@@ -61,12 +61,6 @@ using CheckpointSink = std::function<void(const Checkpoint&)>;
 FitResult fit(const Table& table, const FitOptions& options, const TrainCallbacks& callbacks = {},
               const CheckpointSink& on_checkpoint = {});
 
-struct ClassMetrics {
-  std::string label;
-  double precision = 0, recall = 0, f1 = 0;
-  long support = 0;
-};
-
 struct Evaluation {
   std::size_t rows = 0;
   double loss = 0;  ///< the training loss, on the network's targets

@@ -2,10 +2,12 @@
 // the training said about itself. Saved in the safetensors layout (docs/model-format.md).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "chainrule/file_io.hpp"
+#include "chainrule/init.hpp"
 #include "chainrule/network.hpp"
 #include "chainrule/preprocess.hpp"
 #include "chainrule/trainer.hpp"
@@ -18,13 +20,58 @@ std::string_view to_string(Dtype d);
 /// Inverse of to_string; throws ConfigError naming the allowed values.
 Dtype parse_dtype(std::string_view s);
 
+/// The settings a model was trained with, as fit records them (the JSON keys in brackets,
+/// model_json.hpp). Names are the enums' own (to_string).
+struct TrainingSettings {
+  std::size_t rows = 0;  ///< rows of the table, both splits
+  std::uint64_t seed = 0;
+  std::vector<Index> layers;  ///< hidden layer sizes ("100,50")
+  Activation activation = Activation::tanh;
+  std::optional<Init> init;  ///< empty: the weights came from a model ("from a model")
+  OptimizerKind optimizer = OptimizerKind::adam;
+  double lr = 0, momentum = 0;
+  bool nesterov = false;
+  double weight_decay = 0;
+  ScheduleKind schedule = ScheduleKind::constant;
+  Index batch = 0;
+  int epochs = 0;
+  bool shuffle = true;
+  double validation = 0;  ///< the fraction held out ("val")
+  int patience = 0;
+  double dropout = 0;
+  Dtype dtype = Dtype::float32;
+
+  bool operator==(const TrainingSettings&) const = default;
+};
+
+/// Loss and the task's metric of the final weights on one split.
+struct SplitMetrics {
+  double loss = 0;
+  Index rows = 0;
+  Metric metric = Metric::none;  ///< accuracy or r2 (its name is the JSON key of `value`)
+  double value = 0;
+
+  bool operator==(const SplitMetrics&) const = default;
+};
+
+/// What a finished training said about itself.
+struct ModelMetrics {
+  SplitMetrics train;
+  std::optional<SplitMetrics> validation;  ///< with a validation split
+  std::size_t epochs_run = 0;
+  int best_epoch = 0;
+  bool stopped_early = false;
+
+  bool operator==(const ModelMetrics&) const = default;
+};
+
 struct Model {
   NetworkSpec spec;
   Dtype dtype = Dtype::float32;
   std::vector<double> params;  ///< the flat buffer (float32 values are exact in double)
   Preprocessor prep;
-  std::string training = "{}";  ///< JSON object: the settings the model was trained with
-  std::string metrics = "{}";   ///< JSON object: final metrics
+  std::optional<TrainingSettings> training;  ///< empty: not recorded (the file's "{}")
+  std::optional<ModelMetrics> metrics;       ///< empty: none (an interrupted run, a checkpoint)
 
   /// A network with this model's architecture and weights, in precision T.
   template <class T>

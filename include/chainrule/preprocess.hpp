@@ -61,6 +61,8 @@ struct Preprocessor {
   Index inputs() const;
   /// Number of network outputs: 1 for regression and two classes, else one per class.
   Index outputs() const;
+  /// A regression output in the target's units: the inverse of the target's scaling.
+  double target_value(double y) const { return y * target_scale + target_center; }
 
   /// Fits the target (task, classes) on every row and the features on `train_rows` only.
   static Preprocessor fit(const Table& table, std::span<const std::size_t> train_rows,

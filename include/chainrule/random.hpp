@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <random>
+#include <span>
 #include <string>
+#include <utility>
 
 namespace chainrule {
 
@@ -33,5 +35,12 @@ class Rng {
  private:
   std::mt19937_64 engine_;
 };
+
+/// Fisher–Yates shuffle of `items` from `rng`: every reshuffle of rows in chainrule is this one.
+template <class T>
+void shuffle(std::span<T> items, Rng& rng) {
+  for (std::size_t i = items.size(); i > 1; --i)
+    std::swap(items[i - 1], items[rng.below(i)]);
+}
 
 }  // namespace chainrule

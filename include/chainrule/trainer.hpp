@@ -1,25 +1,31 @@
 // The training loop: epochs of shuffled mini-batches, a learning-rate schedule, validation,
-// early stopping that restores the best weights, and progress events.
+// early stopping that restores the best weights, and progress events. One object, Trainer, holds
+// the loop's state (a TrainState) and runs it in steps; hooks let a front-end all-reduce the
+// gradients (after_backward), draw after each epoch (on_epoch) and agree on stopping
+// (decide_stop).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
+#include <span>
+#include <string>
+#include <variant>
 #include <vector>
 
+#include "chainrule/metrics.hpp"
 #include "chainrule/network.hpp"
 #include "chainrule/optimizer.hpp"
 #include "chainrule/random.hpp"
 
 namespace chainrule {
 
-/// What validation reports besides the loss.
-enum class Metric { none, accuracy, r2 };
-
 struct TrainOptions {
   int epochs = 200;
-  Index batch = 200;    ///< samples per step; 1 is per-sample SGD; the last partial batch is used
+  Index batch = 32;     ///< samples per step; 1 is per-sample SGD; the last partial batch is used
   bool shuffle = true;  ///< reshuffle the rows every epoch (from the generator)
   int patience = 0;     ///< > 0: stop after this many epochs without a better monitored loss
                         ///< (validation loss, or training loss without validation) and
@@ -60,7 +66,9 @@ struct TrainResult {
 
 /// Everything train() needs to continue a run exactly where it was: passed back to train() with
 /// the same data and options, the run ends with the same weights, bit for bit, as one that was
-/// never stopped. Values of a float network are exact in double.
+/// never stopped. Values of a float network are exact in double. It is also the loop's own
+/// state: Trainer keeps one and advances it; params, optimizer and rng, whose live values belong
+/// to the network, the optimizer and the generator, are filled in by Trainer::snapshot.
 struct TrainState {
   int epoch = 0;    ///< 0-based epoch to continue in
   Index batch = 0;  ///< batches of that epoch already done; 0: its shuffle is not drawn yet
@@ -74,27 +82,88 @@ struct TrainState {
   std::string rng;  ///< Rng::state()
 };
 
+/// Why a run stops, in increasing severity: a merge of several processes' decisions (an MPI
+/// all-reduce with MAX) takes the most severe.
+enum class StopReason {
+  none,         ///< go on
+  epochs_done,  ///< the last epoch is done
+  early_stop,   ///< the monitored loss did not improve for `patience` epochs
+  interrupted,  ///< TrainOptions::stop was set: checkpoint and return
+  diverged,     ///< the loss or a weight is not finite: DivergenceError
+};
+
+/// The flat gradient buffer of one step, in the network's precision.
+using GradientSpan = std::variant<std::span<float>, std::span<double>>;
+
 struct TrainCallbacks {
+  /// After every epoch, with its validation done and its report appended to the history: where
+  /// a report draws its curves and a terminal prints a line.
   std::function<void(const EpochReport&)> on_epoch;
   std::function<void(const BatchProgress&)> on_batch;
   /// Every TrainOptions::checkpoint_every epochs and on a stop: the state to continue from.
   std::function<void(const TrainState&)> on_checkpoint;
+  /// After backward, before the optimizer step, every batch: the flat gradient buffer (the mean
+  /// over the batch's `rows` samples), which the hook may change in place. Where an MPI
+  /// front-end all-reduces the gradients (weighting each process's mean by its rows).
+  std::function<void(GradientSpan grads, Index rows)> after_backward;
+  /// The one place every stop decision passes: after every batch (none, interrupted, diverged)
+  /// and after every epoch (none, early_stop, epochs_done), with this process's decision;
+  /// returns the one to act on. Several processes agree here (the most severe, say); unset,
+  /// the local decision stands.
+  std::function<StopReason(StopReason local)> decide_stop;
 };
 
-/// "accuracy", "r2" or "none".
-std::string_view to_string(Metric m);
-
-/// Accuracy of outputs P against targets Y: argmax for several outputs, threshold 0.5 for one.
+/// The training loop as one object: run() is the whole loop; begin_epoch, run_batch, end_epoch
+/// and snapshot are its steps, over one TrainState. Throws as train() does.
 template <class T>
-double accuracy(const Batch<T>& P, const BatchView<T>& Y);
-/// Coefficient of determination R² = 1 - Σ(y - p)² / Σ(y - ȳ)², over all outputs.
-template <class T>
-double r2_score(const Batch<T>& P, const BatchView<T>& Y);
+class Trainer {
+ public:
+  /// Checks the options and takes `resume` (the network's weights, the optimizer and `rng` are
+  /// set from it) or starts fresh. The data and callbacks must outlive the Trainer.
+  Trainer(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const Batch<T>& Xv,
+          const Batch<T>& Yv, const TrainOptions& options, Rng& rng,
+          const TrainCallbacks& callbacks, const TrainState* resume = nullptr);
+  ~Trainer();
 
-/// Trains `net` on (X, Y), validating on (Xv, Yv) when Xv has rows. Draws shuffles and dropout
-/// masks from `rng`. With `resume`, continues that state instead: the network's weights, the
-/// optimizer and `rng` are set from it. Throws ConfigError on options out of range or a state
-/// that does not fit, DivergenceError when the loss or a weight stops being finite.
+  /// Epochs until a stop decision; restores the best weights when patience is on.
+  TrainResult run();
+  /// Sets the epoch's learning rate and, at its first batch, draws its shuffle.
+  void begin_epoch();
+  /// One step: forward, backward, after_backward, the optimizer step, the stop decision.
+  StopReason run_batch();
+  /// Validation, the best weights, on_epoch, the stop decision and a due checkpoint.
+  StopReason end_epoch();
+  /// The whole state to continue from.
+  TrainState snapshot();
+  const TrainState& state() const { return s_; }
+
+ private:
+  double forward_backward(Index first, Index n);
+  StopReason batch_decision(double loss);
+  StopReason decide(StopReason local);
+  EpochReport epoch_report();
+  TrainResult interrupt();
+
+  Network<T>& net_;
+  const Batch<T>&X_, &Y_, &Xv_, &Yv_;
+  const TrainOptions& o_;
+  Rng& rng_;
+  const TrainCallbacks& cb_;
+  std::unique_ptr<Optimizer<T>> optimizer_;
+  double lr0_;
+  Index N_, B_, batches_;
+  bool one_sample_;
+  Batch<T> Xb_, Yb_;  // the batch's rows, reused
+  std::chrono::steady_clock::time_point epoch_start_;
+  std::string divergence_;  // why this process diverged
+  TrainState s_;
+};
+
+/// Trains `net` on (X, Y), validating on (Xv, Yv) when Xv has rows: Trainer(...).run(). Draws
+/// shuffles and dropout masks from `rng`. With `resume`, continues that state instead: the
+/// network's weights, the optimizer and `rng` are set from it. Throws ConfigError on options out
+/// of range or a state that does not fit, DivergenceError when the loss or a weight stops being
+/// finite.
 template <class T>
 TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const Batch<T>& Xv,
                   const Batch<T>& Yv, const TrainOptions& options, Rng& rng,

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chainrule/model.hpp"
+#include "chainrule/model_json.hpp"
 #include "commands.hpp"
 
 namespace chainrule::cli {
@@ -14,6 +15,51 @@ struct InfoArgs {
   std::string model;
   bool json = false;
 };
+
+// Lines under a 13-column label: the first beside it, the others below it.
+void print_block(std::string_view label, const std::vector<std::string>& lines) {
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    fmt::print("{:<13}{}\n", i == 0 ? label : "", lines[i]);
+}
+
+std::string yes_no(bool b) {
+  return b ? "yes" : "no";
+}
+
+void print_training(const std::optional<TrainingSettings>& t) {
+  if (!t) return print_block("training", {"not recorded"});
+  std::string layers;
+  for (const Index u : t->layers)
+    layers += (layers.empty() ? "" : ",") + std::to_string(u);
+  print_block(
+      "training",
+      {fmt::format("{} rows, {:g} held out for validation, seed {}", t->rows, t->validation,
+                   t->seed),
+       fmt::format("layers {} ({}), init {}, {}", layers.empty() ? "none" : layers,
+                   to_string(t->activation), t->init ? to_string(*t->init) : "from a model",
+                   to_string(t->dtype)),
+       fmt::format("optimizer {}, lr {:g}, momentum {:g}, nesterov {}, weight decay {:g}",
+                   to_string(t->optimizer), t->lr, t->momentum, yes_no(t->nesterov),
+                   t->weight_decay),
+       fmt::format("schedule {}, batch {}, epochs {}, shuffle {}, patience {}, dropout {:g}",
+                   to_string(t->schedule), t->batch, t->epochs, yes_no(t->shuffle), t->patience,
+                   t->dropout)});
+}
+
+std::string split_line(std::string_view name, const SplitMetrics& s) {
+  std::string line = fmt::format("{:<11}loss {:.6f}", name, s.loss);
+  if (s.metric != Metric::none) line += fmt::format(", {} {:.4f}", to_string(s.metric), s.value);
+  return line + fmt::format(" ({} rows)", s.rows);
+}
+
+void print_metrics(const std::optional<ModelMetrics>& m) {
+  if (!m) return print_block("metrics", {"none (training did not finish)"});
+  std::vector<std::string> lines = {split_line("train", m->train)};
+  if (m->validation) lines.push_back(split_line("validation", *m->validation));
+  lines.push_back(fmt::format("{:<11}{} run, best {}{}", "epochs", m->epochs_run, m->best_epoch,
+                              m->stopped_early ? ", stopped early" : ""));
+  print_block("metrics", lines);
+}
 
 int run_info(const InfoArgs& a) {
   const Model m = load_model(a.model);
@@ -41,8 +87,8 @@ int run_info(const InfoArgs& a) {
             {"target", m.prep.target},
             {"features", features},
             {"scale", to_string(m.prep.scale)},
-            {"training", json::parse(m.training)},
-            {"metrics", json::parse(m.metrics)}};
+            {"training", metadata_json(m.training)},
+            {"metrics", metadata_json(m.metrics)}};
   if (m.prep.task == Task::classify) j["classes"] = m.prep.classes;
   if (a.json) {
     fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -72,7 +118,8 @@ int run_info(const InfoArgs& a) {
       fmt::print("             {}: text, one-hot over {} categories\n", f.name,
                  f.categories.size());
   }
-  fmt::print("training     {}\nmetrics      {}\n", m.training, m.metrics);
+  print_training(m.training);
+  print_metrics(m.metrics);
   return kOk;
 }
 

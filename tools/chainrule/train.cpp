@@ -22,24 +22,37 @@ namespace chainrule::cli {
 
 namespace {
 
+// The library's defaults, written once (fit.hpp, trainer.hpp): the CLI's are taken from them.
+const FitOptions kFit;
+const TrainOptions& kTrain = kFit.train;
+
+std::string default_layers() {
+  std::string s;
+  for (const Index u : kFit.layers)
+    s += (s.empty() ? "" : ",") + std::to_string(u);
+  return s;
+}
+
 struct TrainArgs {
   DataArgs data;
-  std::string target, drop, scale = "standard", task, impute = "none";
-  std::string layers = "100", activation = "tanh", loss, init;
-  std::uint64_t seed = 42;
-  std::string optimizer = "adam";
-  double lr = 0, momentum = 0, weight_decay = -1;
-  bool nesterov = false;
-  std::string schedule = "constant";
+  std::string target, drop, scale = std::string(to_string(kFit.data.scale)), task,
+                            impute = kFit.data.impute == Impute::mean ? "mean" : "none";
+  std::string layers = default_layers(), activation = std::string(to_string(kFit.activation)), loss,
+              init;
+  std::uint64_t seed = kFit.seed;
+  std::string optimizer = std::string(to_string(kTrain.optimizer.kind));
+  double lr = 0, momentum = kTrain.optimizer.momentum, weight_decay = -1;
+  bool nesterov = kTrain.optimizer.nesterov;
+  std::string schedule = std::string(to_string(kTrain.schedule.kind));
   int step_size = 0;  // 0: not given (30)
   double gamma = 0;   // 0: not given (0.1)
-  double dropout = 0;
-  long batch = 32;
-  int epochs = 200;
-  bool no_shuffle = false;
-  double val = 0.1;
+  double dropout = kTrain.dropout;
+  long batch = kTrain.batch;
+  int epochs = kTrain.epochs;
+  bool no_shuffle = !kTrain.shuffle;
+  double val = kFit.validation;
   int patience = -1;  // -1: 20 with a validation split, off without
-  std::string dtype = "float32";
+  std::string dtype = std::string(to_string(kFit.dtype));
   std::string init_from;
   std::string out = "model.safetensors";
   std::string checkpoint;  // empty: out + ".ckpt"
@@ -366,12 +379,10 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
       describe(r.model.spec), r.train_rows, r.validation_rows, r.seconds, r.history.history.size(),
       r.history.stopped_early ? fmt::format(" (early stop; best epoch {})", r.history.best_epoch)
                               : "");
-  const auto metrics = nlohmann::json::parse(r.model.metrics);
-  const bool has_val = metrics.contains("validation");
-  const auto& shown = has_val ? metrics["validation"] : metrics["train"];
-  const std::string metric = shown.contains("accuracy") ? "accuracy" : "r2";
-  fmt::print("{} loss {:.6f}, {} {:.4f}\n", has_val ? "validation" : "training",
-             shown["loss"].get<double>(), metric, shown[metric].get<double>());
+  const ModelMetrics& metrics = *r.model.metrics;
+  const SplitMetrics& shown = metrics.validation.value_or(metrics.train);
+  fmt::print("{} loss {:.6f}, {} {:.4f}\n", metrics.validation ? "validation" : "training",
+             shown.loss, to_string(shown.metric), shown.value);
   fmt::print("model written to {}\n", a.out);
   if (log && !log->close()) {
     fmt::print(stderr, "chainrule: error: {} (the log is incomplete; the model was written)\n",
