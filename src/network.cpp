@@ -154,6 +154,16 @@ void Network<T>::set_threads(int n) {
 }
 
 template <class T>
+void Network<T>::check_blas_room() {
+  if (blas_room_) return;
+  if (!detail::room_for_blas(1))
+    throw LimitError(
+        "the address-space limit (ulimit -v or -d) leaves no room for OpenBLAS's 128 MiB work "
+        "buffer: raise it");
+  blas_room_ = true;
+}
+
+template <class T>
 std::size_t Network<T>::blocks_for(Index N) const {
   if (threads_ <= 1) return 1;
   // Measured (bench W2, W4): below these, handing rows to another thread costs more than it saves.
@@ -190,6 +200,7 @@ const Batch<T>& Network<T>::run(const BatchView<T>& X, Rng* dropout) {
     forward_one(X.data());
     return work_.back().A;
   }
+  check_blas_room();
   const T keep_scale = T(1.0 / (1.0 - dropout_));
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     Workspace& w = work_[l];
@@ -261,6 +272,7 @@ const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dr
   dropped_ = dropout != nullptr && dropout_ > 0;
   one_ = false;
   split_ = blocks_for(N);
+  check_blas_room();
   if (blocks_.size() < split_) blocks_.resize(split_);
   for (std::size_t b = 0; b < split_; ++b) {
     Block& k = blocks_[b];

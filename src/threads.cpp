@@ -72,23 +72,27 @@ void await_zero(const std::atomic<std::uint32_t>& a) {
     a.wait(left, std::memory_order_acquire);
 }
 
-// Address space a worker needs: its stack (8 MiB) and, once it calls OpenBLAS, a buffer of
-// OpenBLAS's (up to 128 MiB reserved, little of it touched), which OpenBLAS retries forever
-// rather than give up when the address-space limit (ulimit -v) leaves no room for it.
-constexpr std::size_t kWorkerAddressSpace = std::size_t(256) << 20;
+// What one thread calling OpenBLAS needs: OpenBLAS's buffer (BUFFER_SIZE, 128 MiB for the
+// Haswell, Zen and SkylakeX kernels), a stack and some slack.
+constexpr std::size_t kBlasCaller = std::size_t(160) << 20;
 
-// False when an address-space limit leaves no room for one more worker (tried by reserving it).
-bool room_for_worker() {
+bool limited(int resource) {
   rlimit limit{};
-  if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return true;
-  void* p = mmap(nullptr, kWorkerAddressSpace, PROT_NONE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return false;
-  munmap(p, kWorkerAddressSpace);
-  return true;
+  return getrlimit(resource, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY;
 }
 
 }  // namespace
+
+bool room_for_blas(std::size_t callers) {
+  if (callers == 0 || (!limited(RLIMIT_AS) && !limited(RLIMIT_DATA))) return true;
+  // A private writable mapping counts against both limits, and nothing of it is touched.
+  const std::size_t bytes = callers * kBlasCaller;
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return false;
+  munmap(p, bytes);
+  return true;
+}
 
 struct WorkerPool::State {
   std::vector<std::thread> threads;  // worker i runs part i + 1
@@ -135,15 +139,21 @@ void WorkerPool::run(std::size_t parts, void (*job)(void*, std::size_t), void* c
     if (parts == 1) job(ctx, 0);
     return;
   }
-  while (!s.cannot_start && s.threads.size() + 1 < parts) {
-    const std::size_t part = s.threads.size() + 1;
-    const std::uint32_t seen = s.epoch.load(std::memory_order_relaxed);
-    try {
-      if (!room_for_worker())
-        throw std::system_error(std::make_error_code(std::errc::not_enough_memory));
-      s.threads.emplace_back([&s, part, seen] { s.loop(part, seen); });
-    } catch (const std::exception&) {  // no thread (or no room for one): the caller runs its part
-      s.cannot_start = true;
+  if (!s.cannot_start && s.threads.size() + 1 < parts) {
+    // As many workers as there is room for, the caller and all of them calling OpenBLAS at once.
+    std::size_t want = parts - 1;
+    while (want > s.threads.size() && !room_for_blas(want + 1))
+      --want;
+    if (want + 1 < parts) s.cannot_start = true;
+    while (s.threads.size() < want) {
+      const std::size_t part = s.threads.size() + 1;
+      const std::uint32_t seen = s.epoch.load(std::memory_order_relaxed);
+      try {
+        s.threads.emplace_back([&s, part, seen] { s.loop(part, seen); });
+      } catch (const std::exception&) {  // no more threads: the caller runs the remaining parts
+        s.cannot_start = true;
+        break;
+      }
     }
   }
   const std::size_t running = s.threads.size();

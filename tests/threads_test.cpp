@@ -3,11 +3,15 @@
 #include "chainrule/threads.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -171,6 +175,42 @@ TEST(Threads, BlocksDrawTheOneBlockDropoutMasks) {
   const Batch<double> out_one = one.forward(X, &a), out_many = many.forward(X, &b);
   EXPECT_TRUE(((out_one - out_many).array().abs() < 1e-12).all());
   EXPECT_EQ(a.uniform(), b.uniform());  // as many draws
+}
+
+// Under an address-space limit that leaves OpenBLAS no room for its buffer (which OpenBLAS
+// 0.3.21 retries forever), a network's first product is a LimitError, not a hang; where there
+// is room for one caller but not three, the blocks run on the calling thread. In a child process
+// (the limit is process-wide), which an alarm ends if it hangs.
+TEST(Threads, NoRoomForOpenBlasIsAnErrorNotAHang) {
+  EXPECT_TRUE(detail::room_for_blas(4));  // no limit here
+  const auto in_child = [](std::size_t headroom_mib, int threads) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      alarm(60);
+      std::size_t pages = 0;
+      std::ifstream("/proc/self/statm") >> pages;
+      const rlim_t limit = rlim_t(pages) * rlim_t(sysconf(_SC_PAGESIZE)) + (headroom_mib << 20);
+      const rlimit l{limit, limit};
+      if (setrlimit(RLIMIT_AS, &l) != 0) _exit(10);
+      const bool blocks_ran_inline = !detail::room_for_blas(3) && detail::room_for_blas(1);
+      try {
+        Network<float> net({.inputs = 200, .layers = {{100, Activation::tanh}, {2}}});
+        net.set_threads(threads);
+        net.forward(Batch<float>::Ones(100, 200));
+        _exit(blocks_ran_inline ? 0 : 11);
+      } catch (const LimitError&) {
+        _exit(1);
+      } catch (...) {
+        _exit(12);
+      }
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+  };
+  EXPECT_EQ(in_child(64, 1), 1);  // no room for the buffer: the error
+  EXPECT_EQ(in_child(64, 3), 1);
+  EXPECT_EQ(in_child(240, 3), 0);  // room for one caller: the three blocks on the calling thread
 }
 
 }  // namespace

@@ -123,6 +123,9 @@ class Network {
     std::vector<T> grads;
     std::exception_ptr error;
   };
+  // Before the first matrix product: a LimitError where OpenBLAS would have no room for its
+  // buffer (it would retry forever instead of failing).
+  void check_blas_room();
   // How many blocks a batch of N rows is cut into: 1 unless threads_ > 1 and it is large enough.
   std::size_t blocks_for(Index N) const;
   // run and backward for a batch cut into blocks_.size() > 1 blocks.
@@ -158,6 +161,7 @@ class Network {
   bool one_ = false;      // the last forward took forward_one
   bool kept_ = false;     // the last pass was forward, which keeps its input for backward
   int threads_ = 1;
+  bool blas_room_ = false;     // check_blas_room passed
   std::vector<Block> blocks_;  // kept from pass to pass (no allocation while N stays the same)
   std::size_t split_ = 0;      // blocks of the last pass; 0: it ran as one block
   Pool pool_;

@@ -26,7 +26,7 @@ namespace detail {
 /// Persistent worker threads owned by one object (a Network): run(parts, job) runs job(0) on the
 /// calling thread and job(1) ... job(parts - 1) on workers 1 ... parts - 1, started on first
 /// use and kept (they wait spinning briefly, then sleeping). A part whose worker cannot be
-/// started (no more threads, or no room in the address-space limit) runs on the calling thread
+/// started (no more threads, or no room_for_blas) runs on the calling thread
 /// after job(0): which thread runs a part never changes what it computes. Dispatching allocates
 /// nothing once the workers are running. Not copyable; one caller at a time.
 class WorkerPool {
@@ -50,6 +50,12 @@ class WorkerPool {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+/// False when an address-space or data limit (ulimit -v, ulimit -d) leaves no room for `callers`
+/// threads to call OpenBLAS at once (tried by reserving it for a moment): each needs a work
+/// buffer of OpenBLAS's (128 MiB on x86-64), whose allocation OpenBLAS 0.3.21 retries forever
+/// instead of failing, and a stack. True without such a limit.
+bool room_for_blas(std::size_t callers);
 
 /// Runs work(0), ..., work(n - 1) at once and returns when all are done: work(0) on the calling
 /// thread, each other on a short-lived thread of its own, or on the calling thread after work(0)
