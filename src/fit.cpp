@@ -171,11 +171,29 @@ FitResult fit(const Table& table, const FitOptions& o, const TrainCallbacks& cal
                       std::string(to_string(o.resume->model.dtype)) + ", not " +
                       std::string(to_string(o.dtype)));
   const Preprocessor target_only = base ? base->prep : Preprocessor::fit_target(table, o.data);
+  // The examples: rows whose target is present (the others are left out, with a note).
+  const std::vector<std::size_t> examples = target_only.rows_with_target(table);
+  if (examples.empty())
+    throw DataError(table.source + ": the target column '" + target_only.target +
+                    "' has no values (every row's is missing): expected a target to learn");
+  if (examples.size() < table.rows())
+    r.notes.push_back({std::to_string(table.rows() - examples.size()) + " of " +
+                           std::to_string(table.rows()) +
+                           " rows have no value in the target column '" + target_only.target +
+                           "': they are left out of training and validation",
+                       ""});
   std::vector<int> strata;
-  if (target_only.task == Task::classify) strata = target_only.class_ids(table);
+  if (target_only.task == Task::classify) {
+    const std::vector<int> ids = target_only.class_ids(table);
+    for (const std::size_t row : examples)
+      strata.push_back(ids[row]);
+  }
   Rng split_rng(o.seed ^ 0x9E3779B97F4A7C15ULL);  // its own stream (docs/design-notes.md)
-  const Split split =
-      split_rows(table.rows(), o.validation, split_rng, strata.empty() ? nullptr : &strata);
+  Split split =
+      split_rows(examples.size(), o.validation, split_rng, strata.empty() ? nullptr : &strata);
+  for (auto* part : {&split.train, &split.validation})
+    for (std::size_t& i : *part)
+      i = examples[i];
   if (split.train.empty())
     throw DataError(table.source + ": no rows left for training after the validation split");
   if (base) {
@@ -232,13 +250,15 @@ Batch<double> probabilities(const Model& m, const Batch<double>& P) {
 
 // Labels, probabilities or values from the network outputs P. A non-finite output (inputs far
 // outside the training range, or a damaged model) is an error naming the row, never a label.
-Predictions predictions_from(const Model& m, const Batch<double>& P, const Table& t) {
+// `rows[n]` is the table row of output row n.
+Predictions predictions_from(const Model& m, const Batch<double>& P, const Table& t,
+                             std::span<const std::size_t> rows) {
   for (Index n = 0; n < P.rows(); ++n)
     if (!P.row(n).allFinite())
       throw DataError(
-          (std::size_t(n) < t.lines.size()
-               ? t.source + ":" + std::to_string(t.lines[std::size_t(n)])
-               : t.source + ": row " + std::to_string(n + 1)) +
+          (rows[std::size_t(n)] < t.lines.size()
+               ? t.source + ":" + std::to_string(t.lines[rows[std::size_t(n)]])
+               : t.source + ": row " + std::to_string(rows[std::size_t(n)] + 1)) +
           ": the model's output for this row is not finite (NaN or infinite): expected values "
           "within the range the model was trained on");
   Predictions p;
@@ -259,29 +279,35 @@ Predictions predictions_from(const Model& m, const Batch<double>& P, const Table
 }  // namespace
 
 Predictions predict(const Model& m, const Table& t) {
-  return predictions_from(m, outputs(m, m.prep.transform<double>(t, all_rows(t.rows()))), t);
+  const std::vector<std::size_t> rows = all_rows(t.rows());
+  return predictions_from(m, outputs(m, m.prep.transform<double>(t, rows)), t, rows);
 }
 
 Evaluation evaluate(const Model& m, const Table& t) {
   if (!m.prep.has_target(t))
     throw DataError(t.source + ": no target column '" + m.prep.target + "' to evaluate against");
-  const auto rows = all_rows(t.rows());
+  // Rows with a missing target are left out (and counted).
+  const std::vector<std::size_t> rows = m.prep.rows_with_target(t);
+  if (rows.empty())
+    throw DataError(t.source + ": the target column '" + m.prep.target +
+                    "' has no values (every row's is missing): nothing to evaluate against");
   const Batch<double> X = m.prep.transform<double>(t, rows);
   const Batch<double> Y = m.prep.targets<double>(t, rows);
   Evaluation e;
-  e.rows = t.rows();
+  e.rows = rows.size();
+  e.skipped = t.rows() - rows.size();
   {
     Network<double> net = m.network<double>();
     net.infer(X);
     e.loss = net.loss(Y);
   }
-  const Predictions p = predictions_from(m, outputs(m, X), t);
+  const Predictions p = predictions_from(m, outputs(m, X), t, rows);
   if (m.prep.task == Task::classify) {
     const std::size_t K = m.prep.classes.size();
     const std::vector<int> ids = m.prep.class_ids(t);
     std::vector<std::size_t> truth;
     for (std::size_t n = 0; n < p.label.size(); ++n)
-      truth.push_back(std::size_t(ids[n]));
+      truth.push_back(std::size_t(ids[rows[n]]));
     e.confusion = confusion_matrix(truth, p.label, K);
     e.accuracy = accuracy(e.confusion);
     e.classes = class_metrics(e.confusion, m.prep.classes);

@@ -21,10 +21,15 @@ const Column& column_of(const Table& t, const std::string& name, const std::stri
   return t.columns[std::size_t(c)];
 }
 
-[[noreturn]] void missing_value(const Table& t, std::size_t row, const Column& c, bool can_impute) {
+// A missing feature value: an error unless imputed (PreprocessOptions::impute names the fix).
+[[noreturn]] void missing_value(const Table& t, std::size_t row, const Column& c) {
   throw DataError(t.where(row, c) + ": missing value in column '" + c.name + "': expected a " +
-                  (c.numeric ? "number" : "value") +
-                  (can_impute ? " (or use --impute mean to fill numeric gaps)" : ""));
+                      (c.numeric ? "number" : "value"),
+                  c.numeric ? "impute" : "impute_text");
+}
+
+bool target_missing(const Column& y, std::size_t r) {
+  return y.numeric ? std::isnan(y.numbers[r]) : y.text[r].empty();
 }
 
 }  // namespace
@@ -73,20 +78,32 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
   p.scale = o.scale;
   p.impute = o.impute;
   const std::string target_name = o.target.empty() ? t.columns.back().name : o.target;
-  const Column& y = column_of(t, target_name, "the target, chosen with --target");
+  const Column& y = column_of(t, target_name, "the target");
   p.target = y.name;
   p.target_numeric = y.numeric;
+  // Rows with a missing target are no examples: left out here, and of training and evaluation
+  // (rows_with_target). Everything below counts the present values only.
+  std::size_t present = 0;
   for (std::size_t r = 0; r < t.rows(); ++r)
-    if (y.numeric ? std::isnan(y.numbers[r]) : y.text[r].empty()) missing_value(t, r, y, false);
+    present += !target_missing(y, r);
+  if (present == 0)
+    throw DataError(t.source + ": the target column '" + y.name +
+                    "' has no values (every row's is missing): expected a target to learn");
+  std::vector<double> values;  // numeric targets: the present values
+  if (y.numeric) {
+    values.reserve(present);
+    for (const double v : y.numbers)
+      if (!std::isnan(v)) values.push_back(v);
+  }
 
   if (y.numeric) {
-    const bool integers = std::all_of(y.numbers.begin(), y.numbers.end(),
-                                      [](double v) { return v == std::floor(v); });
+    const bool integers =
+        std::all_of(values.begin(), values.end(), [](double v) { return v == std::floor(v); });
     // The distinct values, sorted: all of them when the task is classification by request, else
     // at most 21 (enough to tell labels from a regression target without a tree of a million).
     std::vector<double> distinct;
     if (o.task == Task::classify) {
-      distinct = y.numbers;
+      distinct = values;
       std::sort(distinct.begin(), distinct.end());
       distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
       if (distinct.size() > o.max_classes)
@@ -96,7 +113,7 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
                              " classes",
                          "max_classes");
     } else if (integers) {
-      for (const double v : y.numbers)
+      for (const double v : values)
         if (std::find(distinct.begin(), distinct.end(), v) == distinct.end()) {
           distinct.push_back(v);
           if (distinct.size() > 20) break;
@@ -106,7 +123,7 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
     // A small set of integer labels is a classification: at most 20 distinct values, each seen
     // twice on average (two distinct values always qualify).
     const std::size_t k = distinct.size();
-    const bool labels = integers && (k == 2 || (k <= 20 && 2 * k <= t.rows()));
+    const bool labels = integers && (k == 2 || (k <= 20 && 2 * k <= present));
     p.task = o.task.value_or(labels ? Task::classify : Task::regress);
     if (p.task == Task::classify) {
       p.class_values.assign(distinct.begin(), distinct.end());
@@ -114,13 +131,13 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
         p.classes.push_back(format_number(v));
     } else {
       double sum = 0;
-      for (double v : y.numbers)
+      for (double v : values)
         sum += v;
-      p.target_center = sum / double(t.rows());
+      p.target_center = sum / double(present);
       double sq = 0;
-      for (double v : y.numbers)
+      for (double v : values)
         sq += (v - p.target_center) * (v - p.target_center);
-      p.target_scale = std::sqrt(sq / double(t.rows()));
+      p.target_scale = std::sqrt(sq / double(present));
       if (!(p.target_scale > 0)) p.target_scale = 1;
     }
   } else {
@@ -130,7 +147,7 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
     p.task = Task::classify;
     std::set<std::string> distinct;  // byte order
     for (const std::string& label : y.text)
-      if (distinct.insert(label).second && distinct.size() > o.max_classes)
+      if (!label.empty() && distinct.insert(label).second && distinct.size() > o.max_classes)
         throw LimitError(t.source + ": the target column '" + y.name + "' has more than " +
                              std::to_string(o.max_classes) +
                              " distinct values: expected at most that many classes",
@@ -166,7 +183,7 @@ Preprocessor Preprocessor::fit(const Table& t, std::span<const std::size_t> rows
       for (std::size_t r : rows) {
         const double v = c.numbers[r];
         if (std::isnan(v)) {
-          if (o.impute == Impute::none) missing_value(t, r, c, true);
+          if (o.impute == Impute::none) missing_value(t, r, c);
           continue;
         }
         sum += v;
@@ -197,7 +214,8 @@ Preprocessor Preprocessor::fit(const Table& t, std::span<const std::size_t> rows
     } else {
       std::set<std::string> cats;
       for (std::size_t r : rows) {
-        if (c.text[r].empty()) missing_value(t, r, c, false);
+        // A missing text value is its own category "" (one-hot input '<name>=') when imputing.
+        if (c.text[r].empty() && o.impute == Impute::none) missing_value(t, r, c);
         if (cats.insert(c.text[r]).second && cats.size() > o.max_categories)
           throw LimitError(t.source + ": the text column '" + c.name + "' has more than " +
                                std::to_string(o.max_categories) +
@@ -214,6 +232,15 @@ Preprocessor Preprocessor::fit(const Table& t, std::span<const std::size_t> rows
   return p;
 }
 
+std::vector<std::size_t> Preprocessor::rows_with_target(const Table& t) const {
+  const Column& y = column_of(t, target, "the target");
+  std::vector<std::size_t> rows;
+  rows.reserve(t.rows());
+  for (std::size_t r = 0; r < t.rows(); ++r)
+    if (!target_missing(y, r)) rows.push_back(r);
+  return rows;
+}
+
 std::vector<int> Preprocessor::class_ids(const Table& t) const {
   const Column& y = column_of(t, target, "the target");
   std::vector<int> ids(t.rows());
@@ -223,12 +250,14 @@ std::vector<int> Preprocessor::class_ids(const Table& t) const {
       throw DataError(t.where(r, y) + ": the target column '" + y.name + "' holds " +
                       (y.numeric ? "numbers" : "text") + ", the model was trained on " +
                       (target_numeric ? "numbers" : "text"));
+    if (target_missing(y, r)) {
+      ids[r] = -1;  // no target: left out (rows_with_target)
+      continue;
+    }
     if (y.numeric) {
-      if (std::isnan(y.numbers[r])) missing_value(t, r, y, false);
       const auto it = std::lower_bound(class_values.begin(), class_values.end(), y.numbers[r]);
       if (it != class_values.end() && *it == y.numbers[r]) id = it - class_values.begin();
     } else {
-      if (y.text[r].empty()) missing_value(t, r, y, false);
       const auto it = std::lower_bound(classes.begin(), classes.end(), y.text[r]);
       if (it != classes.end() && *it == y.text[r]) id = it - classes.begin();
     }
@@ -244,11 +273,11 @@ std::vector<int> Preprocessor::class_ids(const Table& t) const {
 // A value that overflows the training precision once scaled (1e39 in float32 with --scale none).
 template <class T>
 [[noreturn]] void out_of_range(const Table& t, std::size_t row, const Column& c, double v) {
-  throw DataError(t.where(row, c) + ": the number " + format_number(v) + " in column '" + c.name +
-                  "' is out of range of " + (sizeof(T) == 4 ? "float32" : "float64") +
-                  (sizeof(T) == 4 ? " after scaling: expected a magnitude below 3.4e38 (or use "
-                                    "--dtype float64 or --scale standard)"
-                                  : " after scaling"));
+  throw DataError(
+      t.where(row, c) + ": the number " + format_number(v) + " in column '" + c.name +
+          "' is out of range of " + (sizeof(T) == 4 ? "float32" : "float64") +
+          (sizeof(T) == 4 ? " after scaling: expected a magnitude below 3.4e38" : " after scaling"),
+      sizeof(T) == 4 ? "dtype" : "");
 }
 
 // Below this many matrix entries, transform writes on one thread.
@@ -269,7 +298,7 @@ bool encode(const Preprocessor& p, const Feature& f, const Column& c, std::size_
   }
   // A numeric column read where text was trained: compare its text form.
   const std::string v = c.numeric ? format_number(c.numbers[r]) : c.text[r];
-  if (v.empty()) return false;
+  if (v.empty() && p.impute == Impute::none) return false;  // else the category "" (missing)
   std::fill(x, x + f.categories.size(), T(0));  // an unseen category encodes as all zeros
   const auto it = std::lower_bound(f.categories.begin(), f.categories.end(), v);
   if (it != f.categories.end() && *it == v) x[it - f.categories.begin()] = T(1);
@@ -279,7 +308,7 @@ bool encode(const Preprocessor& p, const Feature& f, const Column& c, std::size_
 // The error for row r of feature f, which encode refused.
 template <class T>
 [[noreturn]] void throw_problem(const Table& t, const Feature& f, const Column& c, std::size_t r) {
-  if (!f.numeric || std::isnan(c.numbers[r])) missing_value(t, r, c, f.numeric);
+  if (!f.numeric || std::isnan(c.numbers[r])) missing_value(t, r, c);
   out_of_range<T>(t, r, c, c.numbers[r]);
 }
 
@@ -345,7 +374,7 @@ Batch<T> Preprocessor::targets(const Table& t, std::span<const std::size_t> rows
     if (!y.numeric) throw DataError(t.source + ": the target column '" + y.name + "' holds text");
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const double v = y.numbers[rows[i]];
-      if (std::isnan(v)) missing_value(t, rows[i], y, false);
+      if (std::isnan(v)) missing_value(t, rows[i], y);
       const T x = T((v - target_center) / target_scale);
       if (!std::isfinite(x)) out_of_range<T>(t, rows[i], y, v);
       Y(Index(i), 0) = x;
@@ -355,6 +384,7 @@ Batch<T> Preprocessor::targets(const Table& t, std::span<const std::size_t> rows
   const std::vector<int> ids = class_ids(t);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const int id = ids[rows[i]];
+    if (id < 0) missing_value(t, rows[i], column_of(t, target, "the target"));
     if (classes.size() == 2)
       Y(Index(i), 0) = T(id);
     else

@@ -288,8 +288,37 @@ TEST(Cli, InitFromContinuesTraining) {
     EXPECT_EQ(m.params[i], demo.net.params()[i]) << i;
   const Outcome r = chainrule(resume + " --layers 5 --out " + second);  // would do nothing
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("--layers excludes --init-from"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--layers differs from the model's 2: --init-from takes the architecture"),
+            std::string::npos)
+      << r.err;
+  // The model's own values, repeated as scripts do, are accepted and change nothing.
+  const std::string third = temp("third.safetensors");
+  ASSERT_EQ(chainrule(resume + " --layers 2 --target gender --drop name --activation sigmoid " +
+                      "--out " + third)
+                .code,
+            0);
+  EXPECT_EQ(chainrule::load_model(third).params, chainrule::load_model(second).params);
+  std::remove(third.c_str());
   for (const auto& f : {first, second})
+    std::remove(f.c_str());
+}
+
+// Scripts and shell history re-run the whole command: --resume accepts the original options
+// repeated, gives the uninterrupted run's bytes, and refuses only a value that differs.
+TEST(Cli, ResumeAcceptsTheOriginalCommandLineRepeated) {
+  const std::string first = temp("rep_first.safetensors"), again = temp("rep_again.safetensors");
+  const std::string args = "train " + kPeople + kTutorialFlags +
+                           " --seed 5 --epochs 3 --checkpoint-every 2 --lr 0.05 --optimizer sgd";
+  ASSERT_EQ(chainrule(args + " --out " + first).code, 0);  // checkpoint after epoch 2
+  const std::string ckpt = first + ".ckpt";
+  const Outcome same = chainrule(args + " --resume " + ckpt + " --out " + again);
+  ASSERT_EQ(same.code, 0) << same.err;
+  EXPECT_EQ(slurp(again), slurp(first));  // epoch 3 from the checkpoint: the same bytes
+  const Outcome other = chainrule(args + " --lr 0.1 --resume " + ckpt + " --out " + again);
+  EXPECT_EQ(other.code, 2);
+  EXPECT_NE(other.err.find("--lr 0.1 differs from the checkpoint's 0.05"), std::string::npos)
+      << other.err;
+  for (const auto& f : {first, again, ckpt})
     std::remove(f.c_str());
 }
 

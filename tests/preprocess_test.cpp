@@ -92,19 +92,40 @@ TEST(Preprocess, ColumnsMatchByNameInAnyOrder) {
 
 TEST(Preprocess, MissingValuesAreErrorsUnlessImputed) {
   const Table t = parse_csv("a,b,y\n1,,0\n3,4,1\n5,8,0\n", "g.csv");
-  EXPECT_EQ(
-      error_of([&] { Preprocessor::fit(t, all_rows(3), {}); }),
-      "g.csv:2:2: missing value in column 'b': expected a number (or use --impute mean to fill "
-      "numeric gaps)");
+  // The library speaks library: the message names the option that fixes it, not a flag.
+  try {
+    Preprocessor::fit(t, all_rows(3), {});
+    ADD_FAILURE() << "no error";
+  } catch (const DataError& e) {
+    EXPECT_STREQ(e.what(), "g.csv:2:2: missing value in column 'b': expected a number");
+    EXPECT_EQ(e.option, "impute");
+  }
   const Preprocessor p =
       Preprocessor::fit(t, all_rows(3), {.scale = Scale::none, .impute = Impute::mean});
   EXPECT_DOUBLE_EQ(p.transform<double>(t, all_rows(3))(0, 1), 6.0);  // the mean of 4 and 8
   const Table no_target = parse_csv("a,b\n1,2\n", "n.csv");
   EXPECT_EQ(error_of([&] { Preprocessor::fit(no_target, all_rows(1), {.target = "y"}); }),
-            "n.csv: no column 'y' (the target, chosen with --target)");
+            "n.csv: no column 'y' (the target)");
   const Table one_class = parse_csv("a,y\n1,x\n2,x\n", "o.csv");
   EXPECT_EQ(error_of([&] { Preprocessor::fit(one_class, all_rows(2), {}); }),
             "o.csv: the target column 'y' has only one class ('x'): expected at least two");
+  // A missing text value: an error naming the fix, or its own category "" when imputing; a
+  // missing token is never a category, and a row without a target is no example.
+  const Table text = parse_csv("c,y\nred,1\nNA,0\nblue,1\nred,\ngreen,NA\n", "c.csv");
+  try {
+    Preprocessor::fit(text, all_rows(3), {});
+    ADD_FAILURE() << "no error";
+  } catch (const DataError& e) {
+    EXPECT_STREQ(e.what(), "c.csv:3:1: missing value in column 'c': expected a value");
+    EXPECT_EQ(e.option, "impute_text");
+  }
+  const Preprocessor q = Preprocessor::fit(text, all_rows(3), {.impute = Impute::mean});
+  EXPECT_EQ(q.features[0].categories, (std::vector<std::string>{"", "blue", "red"}));
+  EXPECT_EQ(q.classes, (std::vector<std::string>{"0", "1"}));
+  EXPECT_EQ(q.rows_with_target(text), (std::vector<std::size_t>{0, 1, 2}));
+  const Batch<double> X = q.transform<double>(text, all_rows(5));
+  EXPECT_EQ(X.row(1), (Eigen::RowVector3d(1, 0, 0)));  // NA: the category ""
+  EXPECT_EQ(X.row(4), (Eigen::RowVector3d(0, 0, 0)));  // green: unseen, all zeros
 }
 
 // A large matrix (100,000 rows × 13 inputs) is written in row spans on several threads: the same

@@ -62,8 +62,9 @@ FitResult fit(const Table& table, const FitOptions& options, const TrainCallback
               const CheckpointSink& on_checkpoint = {});
 
 struct Evaluation {
-  std::size_t rows = 0;
-  double loss = 0;  ///< the training loss, on the network's targets
+  std::size_t rows = 0;     ///< rows evaluated: those with a target value
+  std::size_t skipped = 0;  ///< rows left out because their target is missing
+  double loss = 0;          ///< the training loss, on the network's targets
   // classification
   double accuracy = 0;
   std::vector<ClassMetrics> classes;

@@ -14,6 +14,8 @@ namespace chainrule {
 
 enum class Scale { standard, minmax, none };
 enum class Task { classify, regress };
+/// Missing feature values: an error (none), or filled (mean): a numeric gap with the training
+/// mean, a text gap with a category of its own ("", the input '<column>=').
 enum class Impute { none, mean };
 
 /// The name used on the command line and in model files.
@@ -70,8 +72,11 @@ struct Preprocessor {
   /// Fits only the target part (used first, to stratify the validation split).
   static Preprocessor fit_target(const Table& table, const PreprocessOptions& options);
 
-  /// Class index (classify) of every row; throws DataError on a missing or unknown label.
+  /// Class index (classify) of every row, -1 where the target is missing; throws DataError on
+  /// an unknown label.
   std::vector<int> class_ids(const Table& table) const;
+  /// The rows whose target is present: the examples (a row with a missing target is none).
+  std::vector<std::size_t> rows_with_target(const Table& table) const;
   /// Network inputs (rows, inputs()). Columns are matched by name, in any order. A large
   /// matrix is written in `threads` row spans at once; the matrix is the same for every count.
   template <class T>

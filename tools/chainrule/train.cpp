@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -244,6 +245,78 @@ FitOptions fit_options(const TrainArgs& a) {
   return o;
 }
 
+bool allowed_beside_resume(const std::string& name) {
+  return std::any_of(std::begin(kResumeOptions), std::end(kResumeOptions),
+                     [&](const char* n) { return name == n; }) ||
+         name == "--resume" || name == "--help";
+}
+
+// A resumed run may be given its original command line again (scripts and shell history re-run
+// it): an option is refused only when its value differs from the checkpoint's, naming both.
+void refuse_differing_settings(const TrainArgs& given, const TrainArgs& stored,
+                               const CLI::App& app) {
+  const nlohmann::json want = nlohmann::json(given), have = nlohmann::json(stored);
+  for (const CLI::Option* opt : app.get_options()) {
+    const std::string name = opt->get_name();
+    if (opt->get_positional() || app.count(name) == 0 || allowed_beside_resume(name)) continue;
+    std::string field = name.substr(2);
+    std::replace(field.begin(), field.end(), '-', '_');
+    const auto find = [&](const nlohmann::json& j) -> const nlohmann::json* {
+      if (j.contains(field)) return &j[field];
+      if (j.at("data").contains(field)) return &j.at("data")[field];
+      return nullptr;
+    };
+    const nlohmann::json *w = find(want), *h = find(have);
+    if (w == nullptr || h == nullptr) continue;  // a limit of this machine, not a setting
+    if (*w != *h)
+      throw ConfigError(fmt::format(
+          "{} {} differs from the checkpoint's {}: a resumed run keeps the settings it started "
+          "with (leave {} out, or start a new run with --init-from)",
+          name, w->dump(), h->dump(), name));
+  }
+}
+
+// With --init-from the model decides the architecture and preprocessing: an option that would
+// change them is accepted only when it says what the model already is.
+void refuse_differing_model_options(const TrainArgs& a, const Model& m, const CLI::App& app) {
+  const auto differs = [&](const std::string& name, const std::string& model_value) {
+    throw ConfigError(name + " differs from the model's " + model_value + ": --init-from takes " +
+                      "the architecture and preprocessing from " + a.init_from + " (leave " + name +
+                      " out)");
+  };
+  const std::vector<LayerSpec>& layers = m.spec.layers;
+  if (app.count("--target") && a.target != m.prep.target) differs("--target", m.prep.target);
+  if (app.count("--task") && parse_task(a.task) != m.prep.task)
+    differs("--task", std::string(to_string(m.prep.task)));
+  if (app.count("--scale") && parse_scale(a.scale) != m.prep.scale)
+    differs("--scale", std::string(to_string(m.prep.scale)));
+  if (app.count("--impute") && (a.impute == "mean") != (m.prep.impute == Impute::mean))
+    differs("--impute", m.prep.impute == Impute::mean ? "mean" : "none");
+  if (app.count("--loss") && parse_loss(a.loss) != m.spec.loss)
+    differs("--loss", std::string(to_string(m.spec.loss)));
+  std::vector<Index> hidden;
+  for (std::size_t l = 0; l + 1 < layers.size(); ++l)
+    hidden.push_back(layers[l].units);
+  if (app.count("--layers") && parse_layers(a.layers) != hidden) {
+    std::string h;
+    for (const Index u : hidden)
+      h += (h.empty() ? "" : ",") + std::to_string(u);
+    differs("--layers", h);
+  }
+  if (app.count("--activation") && layers.size() > 1 &&
+      parse_activation(a.activation) != layers.front().activation)
+    differs("--activation", std::string(to_string(layers.front().activation)));
+  for (const std::string& d : split_list(a.drop, "--drop")) {
+    const bool used =
+        d == m.prep.target || std::any_of(m.prep.features.begin(), m.prep.features.end(),
+                                          [&](const Feature& f) { return f.name == d; });
+    if (used) differs("--drop " + d, "features, which include '" + d + "'");
+  }
+  if (app.count("--init"))
+    throw ConfigError("--init does nothing beside --init-from: the weights come from " +
+                      a.init_from);
+}
+
 // With --resume: the checkpoint's settings, with the options allowed beside it taken from the
 // command line when given there.
 TrainArgs resumed_args(const TrainArgs& given, const Checkpoint& c, const CLI::App& app) {
@@ -253,6 +326,7 @@ TrainArgs resumed_args(const TrainArgs& given, const Checkpoint& c, const CLI::A
   } catch (const nlohmann::json::exception&) {
     throw ModelError(given.resume + ": the checkpoint holds no settings of chainrule train");
   }
+  refuse_differing_settings(given, a, app);
   a.resume = given.resume;
   a.quiet = given.quiet;
   a.log = given.log;
@@ -307,6 +381,7 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
     o.resume = resume.get();
   } else if (!a.init_from.empty()) {
     init_from = std::make_unique<Model>(load_model(a.init_from));
+    refuse_differing_model_options(a, *init_from, app);
     o.init_from = init_from.get();
   }
   o.settings = nlohmann::json(a).dump();
@@ -457,13 +532,9 @@ Command add_train(CLI::App& root) {
                   "default 20 with a validation split, off without)")
       ->check(at_least(0));
   app->add_option("--dtype", a->dtype, "float32 or float64")->capture_default_str();
-  CLI::Option* init_from = app->add_option(
-      "--init-from", a->init_from,
-      "Start from this model's weights, architecture and preprocessing (fine-tuning)");
-  // The model decides these: asking for them too would be a flag that does nothing.
-  for (const char* fixed : {"--target", "--drop", "--scale", "--impute", "--task", "--layers",
-                            "--activation", "--loss", "--init"})
-    init_from->excludes(app->get_option(fixed));
+  // The options the model decides may be repeated only with the model's values (run_train).
+  app->add_option("--init-from", a->init_from,
+                  "Start from this model's weights, architecture and preprocessing (fine-tuning)");
   app->add_option("--out", a->out, "Model file to write")->capture_default_str();
   app->add_option("--checkpoint", a->checkpoint,
                   "Checkpoint file, written on SIGINT/SIGTERM and by --checkpoint-every "
@@ -483,16 +554,9 @@ Command add_train(CLI::App& root) {
   app->add_option("--max-classes", a->max_classes, "Refuse a target with more classes than this")
       ->check(at_least(2))
       ->capture_default_str();
-  CLI::Option* resume =
-      app->add_option("--resume", a->resume,
-                      "Continue the run saved in this checkpoint, with its settings and data");
-  for (CLI::Option* opt : app->get_options()) {
-    const std::string name = opt->get_name();
-    const bool allowed = std::any_of(std::begin(kResumeOptions), std::end(kResumeOptions),
-                                     [&](const char* n) { return name == n; });
-    if (opt != resume && !allowed && !opt->get_positional() && name != "--help")
-      resume->excludes(opt);
-  }
+  // Other options beside it must repeat the checkpoint's values (refuse_differing_settings).
+  app->add_option("--resume", a->resume,
+                  "Continue the run saved in this checkpoint, with its settings and data");
   return {app, [a, app] { return run_train(*a, *app); }};
 }
 

@@ -1,0 +1,165 @@
+// IDX files (the MNIST family), plain, gzip or a pipe: the header first, its declared size checked
+// against the input limit before the data is read, then exactly that much data.
+#include "chainrule/table.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "chainrule/error.hpp"
+#include "chainrule/file_io.hpp"
+
+namespace chainrule {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& where, const std::string& what) {
+  throw DataError(where + ": " + what);
+}
+
+// More pixels per image than this is a broken file, not a table (as kMaxColumns for CSV).
+constexpr std::size_t kMaxColumns = 1'000'000;
+
+}  // namespace
+
+namespace {
+
+struct Idx {
+  std::vector<std::size_t> dims;
+  Bytes bytes;  // the data after the header
+  std::size_t size() const { return bytes.size(); }
+  const unsigned char* data() const { return reinterpret_cast<const unsigned char*>(bytes.data()); }
+};
+
+// The header is read first; the data the header declares is checked against the input limit
+// before it is read, and the stream must hold exactly that much.
+Idx read_idx_file(const std::string& path, std::uint64_t max_bytes) {
+  InputFile in(path);
+  Idx idx;
+  unsigned char head[4 + 4 * 3] = {};
+  const std::size_t got = in.read(reinterpret_cast<char*>(head), 4);
+  if (got < 4 || head[0] != 0 || head[1] != 0)
+    fail(path + ": byte 0", "not an IDX file: expected the magic bytes 00 00 <type> <dims>");
+  if (head[2] != 0x08)
+    fail(path + ": byte 2", "unsupported IDX element type 0x" + std::to_string(head[2]) +
+                                ": expected 0x08 (unsigned bytes)");
+  const std::size_t ndim = head[3];
+  if (ndim < 1 || ndim > 3)
+    fail(path + ": byte 3", "expected 1 to 3 dimensions, found " + std::to_string(ndim));
+  if (in.read(reinterpret_cast<char*>(head + 4), 4 * ndim) < 4 * ndim)
+    fail(path, "the IDX header is cut short");
+  std::size_t total = 1;
+  for (std::size_t d = 0; d < ndim; ++d) {
+    const unsigned char* p = head + 4 + 4 * d;
+    const std::size_t n =
+        (std::size_t(p[0]) << 24) | (std::size_t(p[1]) << 16) | (std::size_t(p[2]) << 8) | p[3];
+    idx.dims.push_back(n);
+    if (__builtin_mul_overflow(total, n, &total))
+      fail(path, "the header's dimensions multiply to more bytes than any file holds");
+  }
+  if (max_bytes == 0) max_bytes = default_max_input_bytes();
+  if (total > max_bytes)
+    throw LimitError(path + ": the header promises " + format_bytes(total) +
+                         " of data, more than the input size limit of " + format_bytes(max_bytes),
+                     "max_input_bytes");
+  // Read what the header promises; a stream that holds more is counted to its end.
+  idx.bytes = in.read_up_to(total);
+  std::size_t actual = idx.size();
+  char buf[1 << 16];
+  for (std::size_t n; (n = in.read(buf, sizeof buf)) > 0 && actual < (std::size_t(1) << 40);)
+    actual += n;
+  in.check_unchanged();
+  if (actual != total) {
+    fail(path, "the header promises " + std::to_string(total) + " bytes of data, the file holds " +
+                   std::to_string(actual));
+  }
+  return idx;
+}
+
+}  // namespace
+
+namespace {
+
+// Images count and pixels per image of an IDX images file, checked.
+std::pair<std::size_t, std::size_t> image_shape(const Idx& img, const std::string& path) {
+  if (img.dims.size() < 2)
+    fail(path, "expected images (N × rows × cols), found a 1-dimensional file");
+  const std::size_t n = img.dims[0];
+  const std::size_t features = img.dims.size() == 3 ? img.dims[1] * img.dims[2] : img.dims[1];
+  if (n == 0 || features == 0)  // an empty file could otherwise claim billions of columns
+    fail(path, "the header promises " + std::to_string(n) + " images of " +
+                   std::to_string(features) + " pixels: expected at least one of at least one");
+  return {n, features};
+}
+
+}  // namespace
+
+template <class T>
+Batch<T> read_idx_images(const std::string& path, double scale, std::uint64_t max_bytes) {
+  const Idx img = read_idx_file(path, max_bytes);
+  const auto [n, features] = image_shape(img, path);
+  Batch<T> X(static_cast<Index>(n), static_cast<Index>(features));
+  const auto* data = reinterpret_cast<const unsigned char*>(img.data());
+  T lut[256];  // the same product for every pixel value
+  for (int v = 0; v < 256; ++v)
+    lut[v] = T(double(v) * scale);
+  for (std::size_t i = 0; i < n * features; ++i)
+    X.data()[i] = lut[data[i]];
+  return X;
+}
+
+template Batch<float> read_idx_images<float>(const std::string&, double, std::uint64_t);
+template Batch<double> read_idx_images<double>(const std::string&, double, std::uint64_t);
+
+std::vector<int> read_idx_labels(const std::string& path, std::uint64_t max_bytes) {
+  const Idx lab = read_idx_file(path, max_bytes);
+  if (lab.dims.size() != 1) fail(path, "expected labels (a 1-dimensional IDX file)");
+  std::vector<int> y(lab.dims[0]);
+  for (std::size_t r = 0; r < y.size(); ++r)
+    y[r] = static_cast<unsigned char>(lab.data()[r]);
+  return y;
+}
+
+Table read_idx(const std::string& images, const std::string& labels, std::uint64_t max_bytes) {
+  const Idx img = read_idx_file(images, max_bytes);
+  const auto [n, features] = image_shape(img, images);
+  // A table holds a double per pixel (8 bytes per byte read) and a column per pixel.
+  if (features > kMaxColumns)
+    throw LimitError(images + ": images of " + std::to_string(features) +
+                         " pixels: expected at most " + std::to_string(kMaxColumns),
+                     "max_columns");
+  if (const std::uint64_t need = 8 * std::uint64_t(img.size()) + 96 * std::uint64_t(features);
+      need > available_memory())
+    throw LimitError(images + ": a table of these images needs " + format_bytes(need) +
+                         ", more than the " + format_bytes(available_memory()) +
+                         " of memory available",
+                     "memory");
+  Table t;
+  t.source = images;
+  t.columns.resize(features + (labels.empty() ? 0 : 1));
+  for (std::size_t f = 0; f < features; ++f) {
+    Column& c = t.columns[f];
+    c.name = "px" + std::to_string(f);
+    c.field = f + 1;
+    c.numbers.resize(n);
+  }
+  const auto* data = reinterpret_cast<const unsigned char*>(img.data());
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t f = 0; f < features; ++f)
+      t.columns[f].numbers[r] = data[r * features + f];
+  if (!labels.empty()) {
+    const std::vector<int> y = read_idx_labels(labels, max_bytes);
+    if (y.size() != n)
+      fail(labels, "holds " + std::to_string(y.size()) + " labels for " + std::to_string(n) +
+                       " images in " + images);
+    Column& c = t.columns.back();
+    c.name = "label";
+    c.field = features + 1;
+    c.numbers.assign(y.begin(), y.end());
+  }
+  return t;
+}
+
+}  // namespace chainrule
