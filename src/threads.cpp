@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -95,8 +96,10 @@ bool room_for_blas(std::size_t callers) {
 }
 
 struct WorkerPool::State {
-  std::vector<std::thread> threads;  // worker i runs part i + 1
-  bool cannot_start = false;         // a start failed: no more tries
+  std::vector<std::thread> threads;  // thread t (0: the caller) runs parts t, t + stride, ...
+  // Never more threads than cores: more parts than that take turns on the threads there are.
+  const std::size_t max_workers = std::size_t(available_cores()) - 1;
+  bool cannot_start = false;  // a start failed: no more tries
   // The calling thread writes the job, then bumps `epoch` (release); every worker runs its part
   // (if any) and counts `pending` down (acq_rel); the caller waits for 0 (acquire). Job fields
   // are written only while every worker is waiting for the next epoch.
@@ -104,14 +107,15 @@ struct WorkerPool::State {
   bool stop = false;
   void (*job)(void*, std::size_t) = nullptr;
   void* ctx = nullptr;
-  std::size_t parts = 0;
+  std::size_t parts = 0, stride = 1;
 
-  void loop(std::size_t part, std::uint32_t seen) {
+  void loop(std::size_t thread, std::uint32_t seen) {
     for (;;) {
       await_change(epoch, seen);
       seen = epoch.load(std::memory_order_acquire);
       if (stop) return;
-      if (part < parts) job(ctx, part);
+      for (std::size_t p = thread; p < parts; p += stride)
+        job(ctx, p);
       if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) pending.notify_one();
     }
   }
@@ -139,34 +143,35 @@ void WorkerPool::run(std::size_t parts, void (*job)(void*, std::size_t), void* c
     if (parts == 1) job(ctx, 0);
     return;
   }
-  if (!s.cannot_start && s.threads.size() + 1 < parts) {
+  const std::size_t needed = std::min(parts - 1, s.max_workers);
+  if (!s.cannot_start && s.threads.size() < needed) {
     // As many workers as there is room for, the caller and all of them calling OpenBLAS at once.
-    std::size_t want = parts - 1;
+    std::size_t want = needed;
     while (want > s.threads.size() && !room_for_blas(want + 1))
       --want;
-    if (want + 1 < parts) s.cannot_start = true;
+    if (want < needed) s.cannot_start = true;
     while (s.threads.size() < want) {
-      const std::size_t part = s.threads.size() + 1;
+      const std::size_t thread = s.threads.size() + 1;
       const std::uint32_t seen = s.epoch.load(std::memory_order_relaxed);
       try {
-        s.threads.emplace_back([&s, part, seen] { s.loop(part, seen); });
-      } catch (const std::exception&) {  // no more threads: the caller runs the remaining parts
+        s.threads.emplace_back([&s, thread, seen] { s.loop(thread, seen); });
+      } catch (const std::exception&) {  // no more threads: the others take the parts in turn
         s.cannot_start = true;
         break;
       }
     }
   }
-  const std::size_t running = s.threads.size();
+  const std::size_t running = s.threads.size(), stride = running + 1;
   if (running > 0) {
     s.job = job;
     s.ctx = ctx;
     s.parts = parts;
+    s.stride = stride;
     s.pending.store(std::uint32_t(running), std::memory_order_relaxed);
     s.epoch.fetch_add(1, std::memory_order_release);
     s.epoch.notify_all();
   }
-  job(ctx, 0);
-  for (std::size_t p = running + 1; p < parts; ++p)
+  for (std::size_t p = 0; p < parts; p += stride)
     job(ctx, p);
   if (running > 0) await_zero(s.pending);
 }

@@ -25,10 +25,11 @@ namespace detail {
 
 /// Persistent worker threads owned by one object (a Network): run(parts, job) runs job(0) on the
 /// calling thread and job(1) ... job(parts - 1) on workers 1 ... parts - 1, started on first
-/// use and kept (they wait spinning briefly, then sleeping). A part whose worker cannot be
-/// started (no more threads, or no room_for_blas) runs on the calling thread
-/// after job(0): which thread runs a part never changes what it computes. Dispatching allocates
-/// nothing once the workers are running. Not copyable; one caller at a time.
+/// use and kept (they wait spinning briefly, then sleeping). There are never more threads than
+/// available_cores(), nor more than could be started (no more threads, or no room_for_blas):
+/// with fewer threads than parts, thread t runs parts t, t + threads, ... Which thread runs a
+/// part never changes what it computes. Dispatching allocates nothing once the workers are
+/// running. Not copyable; one caller at a time.
 class WorkerPool {
  public:
   WorkerPool();
