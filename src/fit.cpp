@@ -90,7 +90,7 @@ SplitMetrics measure(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, Metr
 }
 
 template <class T>
-void train_model(const Table& table, const Split& split, const FitOptions& o,
+void train_model(const Dataset& data, const Split& split, const FitOptions& o,
                  const TrainCallbacks& callbacks, const CheckpointSink& on_checkpoint,
                  FitResult& r) {
   Model& model = r.model;
@@ -99,9 +99,10 @@ void train_model(const Table& table, const Split& split, const FitOptions& o,
   Network<T> net = base ? base->network<T>() : Network<T>(model.spec);
   if (!base) initialize(net, init_of(o), rng);
   net.set_threads(o.threads);
-  const Batch<T> X = model.prep.transform<T>(table, split.train, o.threads);
+  const Table& table = data.table();
+  const Batch<T> X = model.prep.transform<T>(data, split.train, o.threads);
   const Batch<T> Y = model.prep.targets<T>(table, split.train);
-  const Batch<T> Xv = model.prep.transform<T>(table, split.validation, o.threads);
+  const Batch<T> Xv = model.prep.transform<T>(data, split.validation, o.threads);
   const Batch<T> Yv = model.prep.targets<T>(table, split.validation);
   const std::uint32_t crc = data_crc<T>({&X, &Y, &Xv, &Yv});
   if (o.resume && o.resume->data_crc != crc)
@@ -113,7 +114,7 @@ void train_model(const Table& table, const Split& split, const FitOptions& o,
   t.metric = model.prep.task == Task::classify ? Metric::accuracy : Metric::r2;
   t.schedule.total_epochs = t.epochs;
   // A resumed run keeps the settings it started with (its --init-from file need not exist now).
-  model.training = o.resume ? o.resume->model.training : training_settings(o, t, table.rows());
+  model.training = o.resume ? o.resume->model.training : training_settings(o, t, data.rows());
   TrainCallbacks cb = callbacks;
   if (on_checkpoint)
     cb.on_checkpoint = [&](const TrainState& state) {
@@ -160,8 +161,10 @@ std::uint64_t estimate_memory(const NetworkSpec& spec, Dtype dtype, std::size_t 
   return total > 1.8e19 ? UINT64_MAX : std::uint64_t(total);
 }
 
-FitResult fit(const Table& table, const FitOptions& o, const TrainCallbacks& callbacks,
+FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& callbacks,
               const CheckpointSink& on_checkpoint) {
+  const Table& table = data.table();  // the target (and, for a table, the features)
+
   FitResult r;
   Model& model = r.model;
   model.dtype = o.dtype;
@@ -176,9 +179,9 @@ FitResult fit(const Table& table, const FitOptions& o, const TrainCallbacks& cal
   if (examples.empty())
     throw DataError(table.source + ": the target column '" + target_only.target +
                     "' has no values (every row's is missing): expected a target to learn");
-  if (examples.size() < table.rows())
-    r.notes.push_back({std::to_string(table.rows() - examples.size()) + " of " +
-                           std::to_string(table.rows()) +
+  if (examples.size() < data.rows())
+    r.notes.push_back({std::to_string(data.rows() - examples.size()) + " of " +
+                           std::to_string(data.rows()) +
                            " rows have no value in the target column '" + target_only.target +
                            "': they are left out of training and validation",
                        ""});
@@ -200,30 +203,30 @@ FitResult fit(const Table& table, const FitOptions& o, const TrainCallbacks& cal
     model.prep = base->prep;
     model.spec = base->spec;
   } else {
-    model.prep = Preprocessor::fit(table, split.train, o.data);
+    model.prep = Preprocessor::fit(data, split.train, o.data);
     model.spec = network_spec(o, model.prep);
   }
   r.train_rows = split.train.size();
   r.validation_rows = split.validation.size();
-  const std::uint64_t need = estimate_memory(model.spec, o.dtype, table.rows(), o.train);
+  const std::uint64_t need = estimate_memory(model.spec, o.dtype, data.rows(), o.train);
   const std::uint64_t limit = o.max_memory > 0 ? o.max_memory : available_memory();
   if (need > limit)
     throw LimitError("the run needs about " + format_bytes(need) + " (" + describe(model.spec) +
                          ", batches of " + std::to_string(o.train.batch) + ", " +
-                         std::to_string(table.rows()) + " rows), more than the " +
+                         std::to_string(data.rows()) + " rows), more than the " +
                          format_bytes(limit) +
                          (o.max_memory > 0 ? " allowed" : " of memory available"),
                      "max_memory");
   const std::size_t K = model.prep.classes.size();
-  if (model.prep.task == Task::classify && K > 20 && 2 * K > table.rows())
+  if (model.prep.task == Task::classify && K > 20 && 2 * K > data.rows())
     r.notes.push_back({"the target column '" + model.prep.target + "' has " + std::to_string(K) +
-                           " distinct values in " + std::to_string(table.rows()) +
+                           " distinct values in " + std::to_string(data.rows()) +
                            " rows, each a class: if it is a measured quantity, it is a regression",
                        "task"});
   if (o.dtype == Dtype::float64)
-    train_model<double>(table, split, o, callbacks, on_checkpoint, r);
+    train_model<double>(data, split, o, callbacks, on_checkpoint, r);
   else
-    train_model<float>(table, split, o, callbacks, on_checkpoint, r);
+    train_model<float>(data, split, o, callbacks, on_checkpoint, r);
   return r;
 }
 
@@ -278,12 +281,13 @@ Predictions predictions_from(const Model& m, const Batch<double>& P, const Table
 
 }  // namespace
 
-Predictions predict(const Model& m, const Table& t) {
-  const std::vector<std::size_t> rows = all_rows(t.rows());
-  return predictions_from(m, outputs(m, m.prep.transform<double>(t, rows)), t, rows);
+Predictions predict(const Model& m, const Dataset& data) {
+  const std::vector<std::size_t> rows = all_rows(data.rows());
+  return predictions_from(m, outputs(m, m.prep.transform<double>(data, rows)), data.table(), rows);
 }
 
-Evaluation evaluate(const Model& m, const Table& t) {
+Evaluation evaluate(const Model& m, const Dataset& data) {
+  const Table& t = data.table();
   if (!m.prep.has_target(t))
     throw DataError(t.source + ": no target column '" + m.prep.target + "' to evaluate against");
   // Rows with a missing target are left out (and counted).
@@ -291,11 +295,11 @@ Evaluation evaluate(const Model& m, const Table& t) {
   if (rows.empty())
     throw DataError(t.source + ": the target column '" + m.prep.target +
                     "' has no values (every row's is missing): nothing to evaluate against");
-  const Batch<double> X = m.prep.transform<double>(t, rows);
+  const Batch<double> X = m.prep.transform<double>(data, rows);
   const Batch<double> Y = m.prep.targets<double>(t, rows);
   Evaluation e;
   e.rows = rows.size();
-  e.skipped = t.rows() - rows.size();
+  e.skipped = data.rows() - rows.size();
   {
     Network<double> net = m.network<double>();
     net.infer(X);

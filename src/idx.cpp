@@ -1,5 +1,6 @@
 // IDX files (the MNIST family), plain, gzip or a pipe: the header first, its declared size checked
 // against the input limit before the data is read, then exactly that much data.
+#include "chainrule/dataset.hpp"
 #include "chainrule/table.hpp"
 
 #include <algorithm>
@@ -95,6 +96,20 @@ std::pair<std::size_t, std::size_t> image_shape(const Idx& img, const std::strin
 }
 
 }  // namespace
+
+IdxImages read_idx_pixels(const std::string& path, std::uint64_t max_bytes) {
+  Idx img = read_idx_file(path, max_bytes);
+  const auto [n, features] = image_shape(img, path);
+  if (features > kMaxColumns)
+    throw LimitError(path + ": images of " + std::to_string(features) +
+                         " pixels: expected at most " + std::to_string(kMaxColumns),
+                     "max_columns");
+  IdxImages out;
+  out.pixels = std::move(img.bytes);
+  out.count = Index(n);
+  out.features = Index(features);
+  return out;
+}
 
 template <class T>
 Batch<T> read_idx_images(const std::string& path, double scale, std::uint64_t max_bytes) {

@@ -21,11 +21,57 @@ const Column& column_of(const Table& t, const std::string& name, const std::stri
   return t.columns[std::size_t(c)];
 }
 
-// A missing feature value: an error unless imputed (PreprocessOptions::impute names the fix).
+// One input column: a table's, or a column of a matrix in memory (numbers only).
+struct ColumnRef {
+  const Table* table;
+  const Column* column = nullptr;      // a table's column, or
+  const MatrixView* matrix = nullptr;  // a matrix's column j
+  Index j = 0;
+  std::string name;
+
+  bool numeric() const { return column == nullptr || column->numeric; }
+  double number(std::size_t r) const {
+    return column ? column->numbers[r] : matrix->at(Index(r), j);
+  }
+  const std::string& text(std::size_t r) const { return column->text[r]; }
+  std::string where(std::size_t r) const {
+    return column ? table->where(r, *column)
+                  : table->source + ": row " + std::to_string(r + 1) + ", column '" + name + "'";
+  }
+};
+
+// Every column a dataset's features may come from, in order.
+std::vector<ColumnRef> columns_of(const Dataset& d) {
+  std::vector<ColumnRef> out;
+  if (const MatrixView* m = d.matrix()) {
+    for (Index j = 0; j < m->cols; ++j)
+      out.push_back({&d.table(), nullptr, m, j, d.feature_names()[std::size_t(j)]});
+    return out;
+  }
+  for (const Column& c : d.table().columns)
+    out.push_back({&d.table(), &c, nullptr, 0, c.name});
+  return out;
+}
+
+// The column called `name` (or of the index it spells, for a table).
+ColumnRef find_column(const Dataset& d, const std::string& name, const std::string& role) {
+  if (d.matrix() == nullptr) {
+    const Column& c = column_of(d.table(), name, role);
+    return {&d.table(), &c, nullptr, 0, c.name};
+  }
+  for (const ColumnRef& c : columns_of(d))
+    if (c.name == name) return c;
+  throw DataError(d.source() + ": no column '" + name + "' (" + role + ")");
+}
+
+// A missing value: an error unless imputed (PreprocessOptions::impute names the fix).
+[[noreturn]] void missing_value(const ColumnRef& c, std::size_t row) {
+  throw DataError(c.where(row) + ": missing value in column '" + c.name + "': expected a " +
+                      (c.numeric() ? "number" : "value"),
+                  c.numeric() ? "impute" : "impute_text");
+}
 [[noreturn]] void missing_value(const Table& t, std::size_t row, const Column& c) {
-  throw DataError(t.where(row, c) + ": missing value in column '" + c.name + "': expected a " +
-                      (c.numeric ? "number" : "value"),
-                  c.numeric ? "impute" : "impute_text");
+  missing_value(ColumnRef{&t, &c, nullptr, 0, c.name}, row);
 }
 
 bool target_missing(const Column& y, std::size_t r) {
@@ -160,30 +206,31 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
   return p;
 }
 
-Preprocessor Preprocessor::fit(const Table& t, std::span<const std::size_t> rows,
+Preprocessor Preprocessor::fit(const Dataset& data, std::span<const std::size_t> rows,
                                const PreprocessOptions& o) {
+  const Table& t = data.table();
   Preprocessor p = fit_target(t, o);
   std::set<std::string> dropped;
   for (const std::string& d : o.drop) {
-    const std::string& name = column_of(t, d, "among the dropped columns").name;
+    const std::string name = find_column(data, d, "among the dropped columns").name;
     if (name == p.target)
       throw ConfigError("column '" + name + "' is the target: it cannot also be dropped");
     if (!dropped.insert(name).second)
       throw ConfigError("column '" + name + "' is named twice among the dropped columns");
   }
   if (rows.empty()) throw DataError(t.source + ": no rows to train on");
-  for (const Column& c : t.columns) {
+  for (const ColumnRef& c : columns_of(data)) {
     if (c.name == p.target || dropped.count(c.name)) continue;
     Feature f;
     f.name = c.name;
-    f.numeric = c.numeric;
-    if (c.numeric) {
+    f.numeric = c.numeric();
+    if (f.numeric) {
       double sum = 0, lo = INFINITY, hi = -INFINITY;
       std::size_t n = 0;
       for (std::size_t r : rows) {
-        const double v = c.numbers[r];
+        const double v = c.number(r);
         if (std::isnan(v)) {
-          if (o.impute == Impute::none) missing_value(t, r, c);
+          if (o.impute == Impute::none) missing_value(c, r);
           continue;
         }
         sum += v;
@@ -196,7 +243,7 @@ Preprocessor Preprocessor::fit(const Table& t, std::span<const std::size_t> rows
       const double mean = sum / double(n);
       double sq = 0;
       for (std::size_t r : rows)
-        if (!std::isnan(c.numbers[r])) sq += (c.numbers[r] - mean) * (c.numbers[r] - mean);
+        if (const double v = c.number(r); !std::isnan(v)) sq += (v - mean) * (v - mean);
       f.fill = mean;
       switch (o.scale) {
         case Scale::standard:  // x' = (x - mean) / std (population std; 1 for a constant column)
@@ -215,8 +262,8 @@ Preprocessor Preprocessor::fit(const Table& t, std::span<const std::size_t> rows
       std::set<std::string> cats;
       for (std::size_t r : rows) {
         // A missing text value is its own category "" (one-hot input '<name>=') when imputing.
-        if (c.text[r].empty() && o.impute == Impute::none) missing_value(t, r, c);
-        if (cats.insert(c.text[r]).second && cats.size() > o.max_categories)
+        if (c.text(r).empty() && o.impute == Impute::none) missing_value(c, r);
+        if (cats.insert(c.text(r)).second && cats.size() > o.max_categories)
           throw LimitError(t.source + ": the text column '" + c.name + "' has more than " +
                                std::to_string(o.max_categories) +
                                " categories, each a network input: expected at most that many "
@@ -272,9 +319,9 @@ std::vector<int> Preprocessor::class_ids(const Table& t) const {
 
 // A value that overflows the training precision once scaled (1e39 in float32 with --scale none).
 template <class T>
-[[noreturn]] void out_of_range(const Table& t, std::size_t row, const Column& c, double v) {
+[[noreturn]] void out_of_range(const ColumnRef& c, std::size_t row, double v) {
   throw DataError(
-      t.where(row, c) + ": the number " + format_number(v) + " in column '" + c.name +
+      c.where(row) + ": the number " + format_number(v) + " in column '" + c.name +
           "' is out of range of " + (sizeof(T) == 4 ? "float32" : "float64") +
           (sizeof(T) == 4 ? " after scaling: expected a magnitude below 3.4e38" : " after scaling"),
       sizeof(T) == 4 ? "dtype" : "");
@@ -286,9 +333,9 @@ constexpr double kParallelValues = 1 << 20;
 // Writes the inputs of feature f for row r at x (one number, or its one-hot block). False when the
 // value is missing (and not imputed) or out of T's range once scaled: throw_problem says which.
 template <class T>
-bool encode(const Preprocessor& p, const Feature& f, const Column& c, std::size_t r, T* x) {
+bool encode(const Preprocessor& p, const Feature& f, const ColumnRef& c, std::size_t r, T* x) {
   if (f.numeric) {
-    double v = c.numbers[r];
+    double v = c.number(r);
     if (std::isnan(v)) {
       if (p.impute == Impute::none) return false;
       v = f.fill;
@@ -297,7 +344,7 @@ bool encode(const Preprocessor& p, const Feature& f, const Column& c, std::size_
     return std::isfinite(*x);
   }
   // A numeric column read where text was trained: compare its text form.
-  const std::string v = c.numeric ? format_number(c.numbers[r]) : c.text[r];
+  const std::string v = c.numeric() ? format_number(c.number(r)) : c.text(r);
   if (v.empty() && p.impute == Impute::none) return false;  // else the category "" (missing)
   std::fill(x, x + f.categories.size(), T(0));  // an unseen category encodes as all zeros
   const auto it = std::lower_bound(f.categories.begin(), f.categories.end(), v);
@@ -307,26 +354,27 @@ bool encode(const Preprocessor& p, const Feature& f, const Column& c, std::size_
 
 // The error for row r of feature f, which encode refused.
 template <class T>
-[[noreturn]] void throw_problem(const Table& t, const Feature& f, const Column& c, std::size_t r) {
-  if (!f.numeric || std::isnan(c.numbers[r])) missing_value(t, r, c);
-  out_of_range<T>(t, r, c, c.numbers[r]);
+[[noreturn]] void throw_problem(const Feature& f, const ColumnRef& c, std::size_t r) {
+  if (!f.numeric || std::isnan(c.number(r))) missing_value(c, r);
+  out_of_range<T>(c, r, c.number(r));
 }
 
 template <class T>
-Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> rows,
+Batch<T> Preprocessor::transform(const Dataset& data, std::span<const std::size_t> rows,
                                  int threads_given) const {
   struct Source {
-    const Column* column;
+    ColumnRef column;
     const Feature* feature;
     Index col;
   };
   std::vector<Source> sources;
   Index col = 0;
   for (const Feature& f : features) {
-    const Column& c = column_of(t, f.name, "a feature the model was trained on");
-    if (f.numeric && !c.numeric)
-      throw DataError(t.source + ": column '" + c.name + "' holds text, the model expects numbers");
-    sources.push_back({&c, &f, col});
+    ColumnRef c = find_column(data, f.name, "a feature the model was trained on");
+    if (f.numeric && !c.numeric())
+      throw DataError(data.source() + ": column '" + c.name +
+                      "' holds text, the model expects numbers");
+    sources.push_back({std::move(c), &f, col});
     col += f.numeric ? 1 : Index(f.categories.size());
   }
   // Row by row, so the row-major matrix is written in order, in one pass; a large matrix in row
@@ -336,7 +384,7 @@ Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> ro
     bool ok = true;
     for (std::size_t i = from; i < to && ok; ++i)
       for (const Source& s : sources)
-        ok = ok && encode<T>(*this, *s.feature, *s.column, rows[i], &X(Index(i), s.col));
+        ok = ok && encode<T>(*this, *s.feature, s.column, rows[i], &X(Index(i), s.col));
     return ok;
   };
   // At least kParallelValues / 4 entries per span: a thread costs more than writing fewer.
@@ -361,8 +409,8 @@ Batch<T> Preprocessor::transform(const Table& t, std::span<const std::size_t> ro
   std::vector<T> scratch(std::size_t(std::max<Index>(inputs(), 1)));
   for (const Source& s : sources)
     for (const std::size_t r : rows)
-      if (!encode<T>(*this, *s.feature, *s.column, r, scratch.data()))
-        throw_problem<T>(t, *s.feature, *s.column, r);
+      if (!encode<T>(*this, *s.feature, s.column, r, scratch.data()))
+        throw_problem<T>(*s.feature, s.column, r);
   return X;  // not reached: encode refused some value
 }
 
@@ -376,7 +424,7 @@ Batch<T> Preprocessor::targets(const Table& t, std::span<const std::size_t> rows
       const double v = y.numbers[rows[i]];
       if (std::isnan(v)) missing_value(t, rows[i], y);
       const T x = T((v - target_center) / target_scale);
-      if (!std::isfinite(x)) out_of_range<T>(t, rows[i], y, v);
+      if (!std::isfinite(x)) out_of_range<T>(ColumnRef{&t, &y, nullptr, 0, y.name}, rows[i], v);
       Y(Index(i), 0) = x;
     }
     return Y;
@@ -393,9 +441,9 @@ Batch<T> Preprocessor::targets(const Table& t, std::span<const std::size_t> rows
   return Y;
 }
 
-template Batch<float> Preprocessor::transform<float>(const Table&, std::span<const std::size_t>,
+template Batch<float> Preprocessor::transform<float>(const Dataset&, std::span<const std::size_t>,
                                                      int) const;
-template Batch<double> Preprocessor::transform<double>(const Table&, std::span<const std::size_t>,
+template Batch<double> Preprocessor::transform<double>(const Dataset&, std::span<const std::size_t>,
                                                        int) const;
 template Batch<float> Preprocessor::targets<float>(const Table&,
                                                    std::span<const std::size_t>) const;

@@ -132,14 +132,14 @@ StopReason Trainer<T>::batch_decision(double loss) {
   if (!std::isfinite(loss)) {
     divergence_ = "training diverged at epoch " + std::to_string(s_.epoch + 1) + ", batch " +
                   std::to_string(s_.batch) + ": the loss is " +
-                  (std::isnan(loss) ? "NaN" : "infinite") + "; try a lower learning rate (--lr)";
+                  (std::isnan(loss) ? "NaN" : "infinite") + "; try a lower learning rate";
     return StopReason::diverged;
   }
   const bool stop = o_.stop && o_.stop->load(std::memory_order_relaxed);
   if (!stop && s_.batch < batches_) return StopReason::none;
   if (!finite<T>(net_.params())) {
     divergence_ = "training diverged in epoch " + std::to_string(s_.epoch + 1) +
-                  ": a weight is no longer finite; try a lower learning rate (--lr)";
+                  ": a weight is no longer finite; try a lower learning rate";
     return StopReason::diverged;
   }
   return stop ? StopReason::interrupted : StopReason::none;
@@ -149,10 +149,11 @@ template <class T>
 StopReason Trainer<T>::decide(StopReason local) {
   const StopReason agreed = cb_.decide_stop ? cb_.decide_stop(local) : local;
   if (agreed == StopReason::diverged)
-    throw DivergenceError(local == StopReason::diverged
-                              ? divergence_
-                              : "training diverged in another process in epoch " +
-                                    std::to_string(s_.epoch + 1));
+    throw DivergenceError(
+        local == StopReason::diverged
+            ? divergence_
+            : "training diverged in another process in epoch " + std::to_string(s_.epoch + 1),
+        "lr");  // the option that helps
   return agreed;
 }
 

@@ -58,7 +58,9 @@ using CheckpointSink = std::function<void(const Checkpoint&)>;
 /// Splits the rows, fits the preprocessing on the training split, builds, initializes and
 /// trains the network, and returns the model with its settings and final metrics. Throws Error;
 /// DataError when a resumed checkpoint was made on other data.
-FitResult fit(const Table& table, const FitOptions& options, const TrainCallbacks& callbacks = {},
+/// `data` is a Table (a CSV or IDX file) or features in memory with their targets (dataset.hpp):
+/// one pipeline for both.
+FitResult fit(const Dataset& data, const FitOptions& options, const TrainCallbacks& callbacks = {},
               const CheckpointSink& on_checkpoint = {});
 
 struct Evaluation {
@@ -74,7 +76,7 @@ struct Evaluation {
 };
 
 /// Loss and metrics of `model` on a table that holds the target column. Throws DataError.
-Evaluation evaluate(const Model& model, const Table& table);
+Evaluation evaluate(const Model& model, const Dataset& data);
 
 struct Predictions {
   std::vector<std::size_t> label;  ///< classification: index into model.prep.classes
@@ -83,6 +85,6 @@ struct Predictions {
 };
 
 /// Predictions for every row; feature columns are matched by name, the target may be absent.
-Predictions predict(const Model& model, const Table& table);
+Predictions predict(const Model& model, const Dataset& data);
 
 }  // namespace chainrule

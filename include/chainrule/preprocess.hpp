@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "chainrule/dataset.hpp"
 #include "chainrule/table.hpp"
 #include "chainrule/types.hpp"
 
@@ -67,7 +68,7 @@ struct Preprocessor {
   double target_value(double y) const { return y * target_scale + target_center; }
 
   /// Fits the target (task, classes) on every row and the features on `train_rows` only.
-  static Preprocessor fit(const Table& table, std::span<const std::size_t> train_rows,
+  static Preprocessor fit(const Dataset& data, std::span<const std::size_t> train_rows,
                           const PreprocessOptions& options);
   /// Fits only the target part (used first, to stratify the validation split).
   static Preprocessor fit_target(const Table& table, const PreprocessOptions& options);
@@ -80,7 +81,7 @@ struct Preprocessor {
   /// Network inputs (rows, inputs()). Columns are matched by name, in any order. A large
   /// matrix is written in `threads` row spans at once; the matrix is the same for every count.
   template <class T>
-  Batch<T> transform(const Table& table, std::span<const std::size_t> rows, int threads = 1) const;
+  Batch<T> transform(const Dataset& data, std::span<const std::size_t> rows, int threads = 1) const;
   /// Network targets (rows, outputs()): one-hot, 0/1 for two classes, or the scaled value.
   template <class T>
   Batch<T> targets(const Table& table, std::span<const std::size_t> rows) const;

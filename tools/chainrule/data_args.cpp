@@ -38,7 +38,7 @@ std::string hint_for(const std::string& option) {
       {"impute_text", "or use --impute mean to give missing text its own category"},
       {"target", "choose it with --target"},
       {"dtype", "or use --dtype float64 or --scale standard"},
-      {"lr", "try a lower learning rate (--lr)"},
+      {"lr", "--lr"},
       {"nesterov", "--nesterov is for --optimizer sgd"},
       {"momentum", "--momentum is for --optimizer sgd and rmsprop"},
   };
@@ -56,14 +56,24 @@ void print_notes(const std::vector<Note>& notes) {
   }
 }
 
-Table load_table(const DataArgs& a) {
+namespace {
+
+bool is_idx(const DataArgs& a) {
   const auto ends_with = [&](std::string_view suffix) {
     return a.path.size() >= suffix.size() &&
            a.path.compare(a.path.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
-  const std::uint64_t max_bytes = a.max_input.empty() ? 0 : parse_bytes(a.max_input);
-  if (!a.labels.empty() || ends_with("-ubyte") || ends_with("-ubyte.gz"))
-    return read_idx(a.path, a.labels, max_bytes);
+  return !a.labels.empty() || ends_with("-ubyte") || ends_with("-ubyte.gz");
+}
+
+std::uint64_t max_bytes(const DataArgs& a) {
+  return a.max_input.empty() ? 0 : parse_bytes(a.max_input);
+}
+
+}  // namespace
+
+Table load_table(const DataArgs& a) {
+  if (is_idx(a)) return read_idx(a.path, a.labels, max_bytes(a));
   std::string d = a.delimiter == "\\t" ? "\t" : a.delimiter;
   if (d.size() != 1)
     throw ConfigError("--delimiter must be one character, got '" + a.delimiter + "'");
@@ -73,9 +83,31 @@ Table load_table(const DataArgs& a) {
                               .header = !a.no_header,
                               .skip_rows = a.skip_rows,
                               .decimal_comma = a.decimal_comma,
-                              .max_bytes = max_bytes});
+                              .max_bytes = max_bytes(a)});
   print_notes(t.notes);
   return t;
+}
+
+LoadedData::LoadedData(const DataArgs& a) {
+  if (!is_idx(a)) {
+    table_ = load_table(a);
+    dataset_ = std::make_unique<Dataset>(table_);
+    return;
+  }
+  images_ = read_idx_pixels(a.path, max_bytes(a));
+  Targets y;
+  y.name = "label";
+  if (!a.labels.empty()) {
+    const std::vector<int> labels = read_idx_labels(a.labels, max_bytes(a));
+    if (labels.size() != std::size_t(images_.count))
+      throw DataError(a.labels + ": holds " + std::to_string(labels.size()) + " labels for " +
+                      std::to_string(images_.count) + " images in " + a.path);
+    y.numbers.assign(labels.begin(), labels.end());
+  }
+  std::vector<std::string> names;
+  for (Index f = 0; f < images_.features; ++f)
+    names.push_back("px" + std::to_string(f));
+  dataset_ = std::make_unique<Dataset>(images_.view(), std::move(y), std::move(names), a.path);
 }
 
 std::vector<std::string> split_list(const std::string& s, const std::string& option) {

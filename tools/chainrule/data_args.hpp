@@ -2,10 +2,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "chainrule/dataset.hpp"
 #include "chainrule/model.hpp"
 #include "chainrule/table.hpp"
 
@@ -27,9 +29,25 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataArgs, path, labels, delimite
 /// Adds DATA (positional) and --labels, --delimiter, --no-header, --skip-rows to `app`.
 void add_data_options(CLI::App* app, DataArgs& args);
 
-/// Reads the data file: IDX when --labels is given or the name ends in "-ubyte" (optionally
-/// ".gz"), CSV otherwise.
+/// Reads the data file as a table: IDX when --labels is given or the name ends in "-ubyte"
+/// (optionally ".gz"), CSV otherwise.
 Table load_table(const DataArgs& args);
+
+/// A data file as train, eval and predict read it: a CSV table, or IDX images kept as their bytes
+/// (a u8 matrix read in place: one byte per pixel, not a table of doubles) with their labels.
+class LoadedData {
+ public:
+  explicit LoadedData(const DataArgs& args);
+  const Dataset& dataset() const { return *dataset_; }
+  /// The CSV table, or the IDX labels as a column "label" (absent without --labels).
+  const Table& table() const { return dataset_->table(); }
+  std::size_t rows() const { return dataset_->rows(); }
+
+ private:
+  Table table_;
+  IdxImages images_;
+  std::unique_ptr<Dataset> dataset_;
+};
 
 /// What the CLI tells a user to do about a library option named in a LimitError or Note.
 std::string hint_for(const std::string& option);

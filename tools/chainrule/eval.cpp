@@ -31,8 +31,8 @@ struct PredictArgs {
 
 int run_eval(const EvalArgs& a) {
   const Model m = load_model(a.model);
-  const Table t = load_table(a.data);
-  const Evaluation e = evaluate(m, t);
+  const LoadedData data(a.data);
+  const Evaluation e = evaluate(m, data.dataset());
   nlohmann::json j = {
       {"model", a.model}, {"data", a.data.path}, {"rows", e.rows}, {"loss", e.loss}};
   if (e.skipped > 0) {
@@ -91,14 +91,15 @@ std::string cell_text(const Column& c, std::size_t r) {
 int run_predict(const PredictArgs& a) {
   if (!a.out.empty()) check_writable(a.out, "the predictions", true);
   const Model m = load_model(a.model);
-  const Table t = load_table(a.data);
+  const LoadedData data(a.data);
+  const Table& t = data.table();  // a CSV's columns; for IDX images, their labels
   std::vector<const Column*> keep;
   for (const std::string& k : split_list(a.keep, "--keep")) {
     const long c = t.find(k);
     if (c < 0) throw DataError(a.data.path + ": no column '" + k + "' to --keep");
     keep.push_back(&t.columns[std::size_t(c)]);
   }
-  const Predictions p = predict(m, t);
+  const Predictions p = predict(m, data.dataset());
 
   // The prediction column is named after the target; when the target itself is kept (to compare),
   // the prediction becomes <target>_predicted, so that the header's names stay distinct.
@@ -116,7 +117,7 @@ int run_predict(const PredictArgs& a) {
     for (const auto& c : m.prep.classes)
       out += "," + csv_field("p_" + c);
   out += "\n";
-  for (std::size_t n = 0; n < t.rows(); ++n) {
+  for (std::size_t n = 0; n < data.rows(); ++n) {
     for (const Column* c : keep)
       out += csv_field(cell_text(*c, n)) + ",";
     if (m.prep.task == Task::classify) {

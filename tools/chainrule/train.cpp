@@ -395,13 +395,13 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   if (!a.log.empty()) check_writable(a.log, "the log", true);
   if (resume && !a.quiet)
     fmt::print(stderr, "resuming {}; the model will be written to {}\n", a.resume, a.out);
-  const Table table = load_table(a.data);
+  const LoadedData data(a.data);
 
   // The log: every write checked; a failed write stops the log (not the run) and the command
   // ends with an error after the model is saved.
   std::unique_ptr<LogFile> log;
   if (!a.log.empty()) log = std::make_unique<LogFile>(a.log, resume != nullptr);
-  Progress progress(a.quiet, Index(table.rows()));
+  Progress progress(a.quiet, Index(data.rows()));
   progress.set_epochs(a.epochs);
   TrainCallbacks cb;
   cb.on_batch = [&](const BatchProgress& b) { progress.batch(b); };
@@ -430,7 +430,7 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   FitResult r;
   try {
     StopOnSignals stop_on_signals;
-    r = fit(table, o, cb, on_checkpoint);
+    r = fit(data.dataset(), o, cb, on_checkpoint);
   } catch (const DivergenceError& e) {
     if (kept.empty()) throw;
     throw DivergenceError(fmt::format(

@@ -1,0 +1,151 @@
+// fit, evaluate and predict from matrices in memory (row- and column-major, u8/f32/f64, strided)
+// give exactly what the same numbers give through a CSV table.
+#include "chainrule/dataset.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "chainrule/error.hpp"
+#include "chainrule/fit.hpp"
+
+namespace {
+
+using namespace chainrule;
+
+// 60 rows of two features (whole numbers and halves: exact in float32 and u8) and a label.
+struct Data {
+  std::vector<double> a, b;
+  std::vector<std::string> label;
+  std::string csv() const {
+    std::string s = "a,b,y\n";
+    for (std::size_t i = 0; i < a.size(); ++i)
+      s += format_number(a[i]) + "," + format_number(b[i]) + "," + label[i] + "\n";
+    return s;
+  }
+};
+
+Data make_data() {
+  Data d;
+  for (int i = 0; i < 60; ++i) {
+    d.a.push_back(double(i % 11));
+    d.b.push_back(double((i * 7) % 13) / 2);
+    d.label.push_back(d.a.back() + d.b.back() > 8 ? "big" : "small");
+  }
+  return d;
+}
+
+FitOptions options() {
+  FitOptions o;
+  o.layers = {4};
+  o.train.epochs = 5;
+  o.seed = 9;
+  return o;
+}
+
+TEST(Dataset, RowMajorDoublesFitLikeTheTable) {
+  const Data d = make_data();
+  const Table t = parse_csv(d.csv(), "d.csv");
+  std::vector<double> X;  // row-major, packed
+  for (std::size_t i = 0; i < d.a.size(); ++i) {
+    X.push_back(d.a[i]);
+    X.push_back(d.b[i]);
+  }
+  const MatrixView view{.data = X.data(), .rows = 60, .cols = 2};
+  const Dataset m(view, {.name = "y", .labels = d.label}, {"a", "b"}, "memory");
+  const FitResult from_table = fit(t, options()), from_matrix = fit(m, options());
+  EXPECT_EQ(from_matrix.model.params, from_table.model.params);
+  EXPECT_EQ(from_matrix.model.prep.classes, (std::vector<std::string>{"big", "small"}));
+  EXPECT_EQ(from_matrix.model.prep.features[1].center, from_table.model.prep.features[1].center);
+  // predict and evaluate read the matrix in place too, with the same answers.
+  const Predictions p = predict(from_table.model, m), q = predict(from_table.model, t);
+  EXPECT_EQ(p.label, q.label);
+  EXPECT_EQ(p.probabilities, q.probabilities);
+  EXPECT_EQ(evaluate(from_table.model, m).accuracy, evaluate(from_table.model, t).accuracy);
+}
+
+TEST(Dataset, ColumnMajorStridedFloatsAndBytesReadTheSameNumbers) {
+  const Data d = make_data();
+  // Column-major float32 with a stride of 64 (padding after each column of 60).
+  std::vector<float> F(2 * 64, -1.0f);
+  for (std::size_t i = 0; i < 60; ++i) {
+    F[i] = float(d.a[i]);
+    F[64 + i] = float(d.b[i]);
+  }
+  const Dataset f({.data = F.data(),
+                   .rows = 60,
+                   .cols = 2,
+                   .type = ElementType::f32,
+                   .row_major = false,
+                   .stride = 64},
+                  {.labels = d.label}, {"a", "b"});
+  // Bytes 2·value scaled by 0.5: the same numbers again.
+  std::vector<std::uint8_t> U;
+  for (std::size_t i = 0; i < 60; ++i) {
+    U.push_back(std::uint8_t(2 * d.a[i]));
+    U.push_back(std::uint8_t(2 * d.b[i]));
+  }
+  const Dataset u({.data = U.data(), .rows = 60, .cols = 2, .type = ElementType::u8, .scale = 0.5},
+                  {.labels = d.label}, {"a", "b"});
+  const Table t = parse_csv(d.csv(), "d.csv");
+  const std::vector<double> want = fit(t, options()).model.params;
+  EXPECT_EQ(fit(f, options()).model.params, want);
+  EXPECT_EQ(fit(u, options()).model.params, want);
+}
+
+TEST(Dataset, NumericTargetsRegressAndMissingOnesAreLeftOut) {
+  std::vector<double> X, y;
+  for (int i = 0; i < 50; ++i) {
+    X.push_back(i);
+    y.push_back(i % 10 == 3 ? NAN : 3.0 * i + 1);
+  }
+  const Dataset d({.data = X.data(), .rows = 50, .cols = 1}, {.name = "price", .numbers = y});
+  FitOptions o = options();
+  o.validation = 0;
+  const FitResult r = fit(d, o);
+  EXPECT_EQ(r.model.prep.task, Task::regress);
+  EXPECT_EQ(r.train_rows, 45u);
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_NE(r.notes[0].text.find("5 of 50 rows have no value in the target column 'price'"),
+            std::string::npos);
+  double sum = 0;
+  for (const double v : y)
+    if (!std::isnan(v)) sum += v;
+  EXPECT_DOUBLE_EQ(r.model.prep.target_center, sum / 45);
+  EXPECT_EQ(r.model.prep.features[0].name, "x0");  // default names
+}
+
+TEST(Dataset, ShapesAndNamesAreChecked) {
+  std::vector<double> X(6, 1.0);
+  const auto error = [](auto f) -> std::string {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  EXPECT_EQ(error([&] {
+              Dataset({.data = X.data(), .rows = 3, .cols = 2}, {.numbers = {1, 2}});
+            }),
+            "the matrix: 2 targets for 3 rows");
+  EXPECT_EQ(error([&] { Dataset({.data = X.data(), .rows = 3, .cols = 2}, {}, {"a"}); }),
+            "the matrix: 1 feature names for 2 columns");
+  EXPECT_EQ(error([&] { Dataset({.data = X.data(), .rows = 3, .cols = 2, .stride = 1}); }),
+            "the matrix: a stride of 1 elements is shorter than a row (2)");
+  EXPECT_EQ(error([&] {
+              Dataset({.data = X.data(), .rows = 3, .cols = 2}, {}, {"a", "a"});
+            }),
+            "the matrix: feature name 'a' is empty or appears twice");
+  EXPECT_EQ(error([&] { Dataset({.data = nullptr, .rows = 3, .cols = 2}); }),
+            "the matrix: expected a matrix of at least one row and one column, got 3 × 2");
+  // A missing feature value names its row and column.
+  std::vector<double> gap = {1, 2, NAN, 4, 5, 6};
+  const Dataset d({.data = gap.data(), .rows = 3, .cols = 2}, {.numbers = {0, 1, 0}});
+  EXPECT_EQ(error([&] { fit(d, options()); }),
+            "the matrix: row 2, column 'x0': missing value in column 'x0': expected a number");
+}
+
+}  // namespace
