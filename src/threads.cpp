@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -61,18 +62,6 @@ void await_change(const std::atomic<std::uint32_t>& a, std::uint32_t old) {
     a.wait(old, std::memory_order_acquire);
 }
 
-// Waits until `a` is 0: spinning, then sleeping.
-void await_zero(const std::atomic<std::uint32_t>& a) {
-  const auto start = std::chrono::steady_clock::now();
-  for (unsigned i = 1;; ++i) {
-    if (a.load(std::memory_order_acquire) == 0) return;
-    cpu_relax();
-    if (i % 256 == 0 && std::chrono::steady_clock::now() - start > kSpin) break;
-  }
-  for (std::uint32_t left; (left = a.load(std::memory_order_acquire)) != 0;)
-    a.wait(left, std::memory_order_acquire);
-}
-
 // What one thread calling OpenBLAS needs: OpenBLAS's buffer (BUFFER_SIZE, 128 MiB for the
 // Haswell, Zen and SkylakeX kernels), a stack and some slack.
 constexpr std::size_t kBlasCaller = std::size_t(160) << 20;
@@ -95,28 +84,49 @@ bool room_for_blas(std::size_t callers) {
   return true;
 }
 
+// Parts are claimed, not assigned: `next` packs the dispatch's number (high 32 bits), the next
+// unclaimed part and the number of parts (16 bits each), and every thread, the caller included,
+// claims parts from it by compare-and-swap until none is left. A worker the scheduler keeps
+// waiting (a busy machine) then costs nothing: the caller runs its parts, and the dispatch ends
+// when every part is done, not when every worker has woken. Which thread runs a part never
+// changes what it computes.
 struct WorkerPool::State {
-  std::vector<std::thread> threads;  // thread t (0: the caller) runs parts t, t + stride, ...
-  // Never more threads than cores: more parts than that take turns on the threads there are.
+  std::vector<std::thread> threads;
+  // Never more threads than cores.
   const std::size_t max_workers = std::size_t(available_cores()) - 1;
   bool cannot_start = false;  // a start failed: no more tries
-  // The calling thread writes the job, then bumps `epoch` (release); every worker runs its part
-  // (if any) and counts `pending` down (acq_rel); the caller waits for 0 (acquire). Job fields
-  // are written only while every worker is waiting for the next epoch.
-  std::atomic<std::uint32_t> epoch{0}, pending{0};
-  bool stop = false;
+  std::atomic<std::uint64_t> next{0};
+  std::atomic<std::uint32_t> epoch{0};  // what sleeping workers wait on (the low half of next's)
+  std::atomic<std::uint32_t> done{0};   // parts finished in this dispatch
+  std::atomic<bool> stop{false};
+  // Written by the caller before it publishes `next` (release); read by a thread only after it
+  // claimed a part of that dispatch (acquire), which the dispatch waits for.
   void (*job)(void*, std::size_t) = nullptr;
   void* ctx = nullptr;
-  std::size_t parts = 0, stride = 1;
 
-  void loop(std::size_t thread, std::uint32_t seen) {
+  static std::uint64_t pack(std::uint32_t dispatch, std::size_t part, std::size_t parts) {
+    return std::uint64_t(dispatch) << 32 | std::uint64_t(part) << 16 | std::uint64_t(parts);
+  }
+  // Claims and runs parts of `dispatch` until none is left.
+  void claim(std::uint32_t dispatch) {
+    std::uint64_t word = next.load(std::memory_order_acquire);
+    for (;;) {
+      const std::size_t part = (word >> 16) & 0xffff, parts = word & 0xffff;
+      if (std::uint32_t(word >> 32) != dispatch || part >= parts) return;
+      if (!next.compare_exchange_weak(word, word + (1u << 16), std::memory_order_acquire))
+        continue;  // `word` holds the new value
+      job(ctx, part);
+      done.fetch_add(1, std::memory_order_release);
+      done.notify_one();
+      word = next.load(std::memory_order_acquire);
+    }
+  }
+  void loop(std::uint32_t seen) {
     for (;;) {
       await_change(epoch, seen);
+      if (stop.load(std::memory_order_acquire)) return;
       seen = epoch.load(std::memory_order_acquire);
-      if (stop) return;
-      for (std::size_t p = thread; p < parts; p += stride)
-        job(ctx, p);
-      if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) pending.notify_one();
+      claim(seen);
     }
   }
 };
@@ -126,7 +136,7 @@ WorkerPool::WorkerPool() : state_(std::make_unique<State>()) {}
 WorkerPool::~WorkerPool() {
   State& s = *state_;
   if (s.threads.empty()) return;
-  s.stop = true;
+  s.stop.store(true, std::memory_order_release);
   s.epoch.fetch_add(1, std::memory_order_release);
   s.epoch.notify_all();
   for (std::thread& t : s.threads)
@@ -143,6 +153,7 @@ void WorkerPool::run(std::size_t parts, void (*job)(void*, std::size_t), void* c
     if (parts == 1) job(ctx, 0);
     return;
   }
+  assert(parts <= 0xffff);
   const std::size_t needed = std::min(parts - 1, s.max_workers);
   if (!s.cannot_start && s.threads.size() < needed) {
     // As many workers as there is room for, the caller and all of them calling OpenBLAS at once.
@@ -151,29 +162,40 @@ void WorkerPool::run(std::size_t parts, void (*job)(void*, std::size_t), void* c
       --want;
     if (want < needed) s.cannot_start = true;
     while (s.threads.size() < want) {
-      const std::size_t thread = s.threads.size() + 1;
       const std::uint32_t seen = s.epoch.load(std::memory_order_relaxed);
       try {
-        s.threads.emplace_back([&s, thread, seen] { s.loop(thread, seen); });
-      } catch (const std::exception&) {  // no more threads: the others take the parts in turn
+        s.threads.emplace_back([&s, seen] { s.loop(seen); });
+      } catch (const std::exception&) {  // no more threads: the others take the parts
         s.cannot_start = true;
         break;
       }
     }
   }
-  const std::size_t running = s.threads.size(), stride = running + 1;
-  if (running > 0) {
-    s.job = job;
-    s.ctx = ctx;
-    s.parts = parts;
-    s.stride = stride;
-    s.pending.store(std::uint32_t(running), std::memory_order_relaxed);
-    s.epoch.fetch_add(1, std::memory_order_release);
-    s.epoch.notify_all();
+  if (s.threads.empty()) {
+    for (std::size_t p = 0; p < parts; ++p)
+      job(ctx, p);
+    return;
   }
-  for (std::size_t p = 0; p < parts; p += stride)
-    job(ctx, p);
-  if (running > 0) await_zero(s.pending);
+  s.job = job;
+  s.ctx = ctx;
+  s.done.store(0, std::memory_order_relaxed);
+  const std::uint32_t dispatch = s.epoch.load(std::memory_order_relaxed) + 1;
+  s.next.store(State::pack(dispatch, 1, parts), std::memory_order_release);  // part 0 is ours
+  s.epoch.store(dispatch, std::memory_order_release);
+  s.epoch.notify_all();
+  job(ctx, 0);
+  s.done.fetch_add(1, std::memory_order_relaxed);
+  s.claim(dispatch);
+  // Wait for the parts that workers claimed: spinning, then sleeping.
+  const auto start = std::chrono::steady_clock::now();
+  for (unsigned i = 1;; ++i) {
+    const std::uint32_t d = s.done.load(std::memory_order_acquire);
+    if (d == parts) return;
+    if (i % 256 == 0 && std::chrono::steady_clock::now() - start > kSpin)
+      s.done.wait(d, std::memory_order_acquire);
+    else
+      cpu_relax();
+  }
 }
 
 void run_spans(std::size_t n, const std::function<void(std::size_t)>& work) {

@@ -24,12 +24,12 @@ void set_openblas_threads(int n);
 namespace detail {
 
 /// Persistent worker threads owned by one object (a Network): run(parts, job) runs job(0) on the
-/// calling thread and job(1) ... job(parts - 1) on workers 1 ... parts - 1, started on first
-/// use and kept (they wait spinning briefly, then sleeping). There are never more threads than
-/// available_cores(), nor more than could be started (no more threads, or no room_for_blas):
-/// with fewer threads than parts, thread t runs parts t, t + threads, ... Which thread runs a
-/// part never changes what it computes. Dispatching allocates nothing once the workers are
-/// running. Not copyable; one caller at a time.
+/// calling thread and job(1) ... job(parts - 1) on whichever thread claims them first, the
+/// caller included; it returns when all are done. The workers are started on first use and kept
+/// (they wait spinning briefly, then sleeping); never more threads than available_cores(), nor
+/// more than can be started (no more threads, or no room_for_blas). Which thread runs a part
+/// never changes what it computes. Dispatching allocates nothing once the workers are running.
+/// Not copyable; one caller at a time.
 class WorkerPool {
  public:
   WorkerPool();
