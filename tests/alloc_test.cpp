@@ -109,5 +109,20 @@ TEST(Allocation, StepOnThreadsAllocatesNothing) {
   EXPECT_EQ(allocations_in_steady_steps<double>(spec, 256, 3), 0);
 }
 
+// Inference on the network's threads: the blocks read their rows of the batch in place.
+TEST(Allocation, InferOnThreadsAllocatesNothing) {
+  set_openblas_threads(1);
+  Network<float> net({.inputs = 784,
+                      .layers = {{128, Activation::relu}, {10, Activation::softmax}},
+                      .loss = Loss::softmax_cross_entropy});
+  net.set_threads(2);
+  const Batch<float> X = Batch<float>::Ones(1024, 784);
+  net.infer(X.topRows(512));  // sizes the workspaces, starts the worker
+  const long before = g_allocations.load();
+  for (int i = 0; i < 5; ++i)
+    net.infer(X.middleRows(i * 100, 512));
+  EXPECT_EQ(g_allocations.load() - before, 0);
+}
+
 }  // namespace
 }  // namespace chainrule
