@@ -356,6 +356,13 @@ bool is_stream(mode_t mode) {
 
 }  // namespace
 
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {
+  }, sb{};
+  return !a.empty() && !b.empty() && ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 &&
+         sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 void check_writable(const std::string& path, const std::string& role, bool stream_ok) {
   if (path.empty()) throw Error("an empty file name for " + role);
   const Existing e = existing(path, role);

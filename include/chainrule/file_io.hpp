@@ -101,6 +101,9 @@ int open_output_stream(const std::string& path, bool append);
 /// Writes all of `bytes` to `fd` (retrying short writes). Throws Error naming `what`.
 void write_all(int fd, std::string_view bytes, const std::string& what);
 
+/// Whether `a` and `b` name the same existing file (after symlinks, hard links included).
+bool same_file(const std::string& a, const std::string& b);
+
 /// Checks, before a long run, that `path` can be written later: its directory exists and is
 /// writable, and nothing but a regular file (or a device or pipe when `stream_ok`) is there.
 /// `role` names the option in the message ("the model file"). Throws Error.

@@ -179,6 +179,19 @@ os.mkdir(W("adir"))
 expect_error("--out naming a directory", ["train", data, *TRAIN, "--out", W("adir")],
              r"adir: a directory, not a regular file")
 
+# Outputs over inputs: data the user has nowhere else.
+data_copy = write("copy.csv", open(data).read())
+expect_error("train --out naming the data file", ["train", data_copy, *TRAIN, "--out", data_copy],
+             r"--out .*copy\.csv is the data file .*copy\.csv: refusing to overwrite it")
+expect_error("predict --out naming the data file", ["predict", model, data_copy, "--out",
+                                                    data_copy],
+             r"--out .*copy\.csv is the input file .*: refusing to overwrite it")
+expect_error("predict --out naming the model", ["predict", model, data_copy, "--out", model],
+             r"--out .*m\.safetensors is the input file")
+check("the data file is intact", open(data_copy).read() == open(data).read())
+expect_error("--log naming the model", ["train", data, *TRAIN, "--out", W("lm.st"), "--log",
+                                        W("lm.st")], r"--log .*lm\.st is also the model")
+
 # --- 10. A symlink planted where a temporary file might go is not followed.
 victim = write("victim.txt", "precious")
 for pid in range(os.getpid(), os.getpid() + 200):

@@ -393,6 +393,16 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   check_writable(a.out, "the model");
   check_writable(checkpoint, "the checkpoint");
   if (!a.log.empty()) check_writable(a.log, "the log", true);
+  // An output over an input would destroy data the user still has only there.
+  for (const auto& [output, flag] :
+       {std::pair{a.out, "--out"}, {checkpoint, "--checkpoint"}, {a.log, "--log"}})
+    for (const std::string& input : {a.data.path, a.data.labels})
+      if (same_file(output, input))
+        throw ConfigError(std::string(flag) + " " + output + " is the data file " + input +
+                          ": refusing to overwrite it");
+  if (!a.log.empty() && (same_file(a.log, a.out) || same_file(a.log, checkpoint) ||
+                         a.log == a.out || a.log == checkpoint))
+    throw ConfigError("--log " + a.log + " is also the model or checkpoint file");
   if (resume && !a.quiet)
     fmt::print(stderr, "resuming {}; the model will be written to {}\n", a.resume, a.out);
   const LoadedData data(a.data);
