@@ -208,7 +208,9 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
   }
   r.train_rows = split.train.size();
   r.validation_rows = split.validation.size();
-  const std::uint64_t need = estimate_memory(model.spec, o.dtype, data.rows(), o.train);
+  TrainOptions sized = o.train;  // a batch is at most the training rows
+  sized.batch = std::min<Index>(sized.batch, Index(split.train.size()));
+  const std::uint64_t need = estimate_memory(model.spec, o.dtype, data.rows(), sized);
   const std::uint64_t limit = o.max_memory > 0 ? o.max_memory : available_memory();
   if (need > limit)
     throw LimitError("the run needs about " + format_bytes(need) + " (" + describe(model.spec) +

@@ -256,8 +256,12 @@ for name, args, pattern in (
         ("--layers 10,,5", ["--layers", "10,,5"], r"--layers: an empty item"),
         ("--skip-rows -1", ["--skip-rows", "-1"], r"--skip-rows: expected a whole number"),
         ("--lr 1e-320", ["--lr", "1e-320"], r"--lr: '1e-320' is too small"),
-        ("--max-input-size junk", ["--max-input-size", "lots"], r"'lots' is not a size")):
+        ("--max-input-size junk", ["--max-input-size", "lots"], r"'lots' is not a size"),
+        ("an empty --target", ["--target", ""], r"--target: expected a value, got ''"),
+        ("an empty --out", ["--out", ""], r"--out: expected a value, got ''")):
     expect_error(name, ["train", data, "--quiet", "--out", W("x.st"), *args], pattern)
+code, _, err = run(["train", data, *TRAIN, "--batch", "100000000", "--out", W("bb.st")])
+check("a batch larger than the data is estimated as the data, and trains", code == 0, err)
 tiny = write("tiny.csv", "a,y\n1e-400,0\n2,1\n3,0\n4,1\n")
 code, _, err = run(["train", tiny, *TRAIN, "--val", "0", "--out", W("tiny.st")])
 check("1e-400 in a file reads as 0 (the nearest double)", code == 0, err)

@@ -40,6 +40,13 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands{add_demo(app),  add_explain(app), add_train(app),
                                       add_eval(app),  add_predict(app), add_info(app),
                                       add_export(app)};
+  // No option takes an empty value: `--target ''` or `--out ''` would silently mean the default.
+  const CLI::Validator non_empty(
+      [](std::string& v) { return v.empty() ? std::string("expected a value, got ''") : ""; },
+      "NONEMPTY");
+  for (const Command& c : commands)
+    for (CLI::Option* opt : c.app->get_options())
+      if (opt->get_type_size() > 0) opt->check(non_empty);
 
   try {
     app.parse(argc, argv);
