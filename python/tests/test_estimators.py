@@ -1,0 +1,196 @@
+"""The estimators against independent references: the command line on the same data and
+settings, scikit-learn's machinery (Pipeline, GridSearchCV, clone), pickles, pandas."""
+import csv
+import pickle
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_iris, make_regression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+import chainrule
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return X, y
+
+
+def small(**kw):
+    kw.setdefault("hidden_layer_sizes", (8,))
+    kw.setdefault("max_iter", 30)
+    kw.setdefault("random_state", 0)
+    return kw
+
+
+def write_csv(path, X, y, names):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(list(names) + ["y"])
+        for row, t in zip(X, y):
+            w.writerow([repr(float(v)) for v in row] + [t])
+
+
+def cli_predict(cli, model, X, names, tmp_path):
+    data = tmp_path / "predict.csv"
+    with open(data, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(names)
+        for row in X:
+            w.writerow([repr(float(v)) for v in row])
+    out = subprocess.run([cli, "predict", str(model), str(data)], check=True,
+                         capture_output=True, text=True).stdout
+    return list(csv.DictReader(out.splitlines()))
+
+
+def test_classifier_learns_iris(iris):
+    X, y = iris
+    clf = chainrule.MLPClassifier(**small(max_iter=200, learning_rate_init=0.01)).fit(X, y)
+    assert clf.score(X, y) > 0.9
+    assert list(clf.classes_) == [0, 1, 2]
+    assert clf.n_features_in_ == 4
+    assert len(clf.loss_curve_) == clf.n_iter_
+    assert clf.best_loss_ == min(clf.loss_curve_)
+    assert [c.shape for c in clf.coefs_] == [(4, 8), (8, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(8,), (3,)]
+    P = clf.predict_proba(X)
+    np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-6)
+
+
+def test_params_equal_a_command_line_run(cli, iris, tmp_path):
+    # Same data, same settings: the same model, bit for bit (the tolerance rule off).
+    X, y = iris
+    names = [f"x{i}" for i in range(4)]
+    write_csv(tmp_path / "iris.csv", X, y, names)
+    clf = chainrule.MLPClassifier(hidden_layer_sizes=(6,), activation="tanh", batch_size=16,
+                                  max_iter=15, random_state=7, tol=0, n_iter_no_change=100,
+                                  alpha=0).fit(X, y)
+    subprocess.run([cli, "train", str(tmp_path / "iris.csv"), "--target", "y", "--task",
+                    "classify", "--layers", "6", "--activation", "tanh", "--seed", "7",
+                    "--batch", "16", "--epochs", "15", "--val", "0", "--lr", "0.001",
+                    "--weight-decay", "0", "--dtype", "float64", "--quiet", "--out",
+                    str(tmp_path / "cli.safetensors")],
+                   check=True, capture_output=True)
+    reference = chainrule.load(tmp_path / "cli.safetensors")
+    np.testing.assert_array_equal(clf.model_.params, reference.model_.params)
+    np.testing.assert_array_equal(clf.predict_proba(X), reference.predict_proba(X))
+
+
+def test_predictions_equal_the_command_line(cli, tmp_path):
+    X, y = make_regression(n_samples=80, n_features=3, noise=0.5, random_state=1)
+    reg = chainrule.MLPRegressor(**small(max_iter=50)).fit(X, y)
+    reg.save(tmp_path / "reg.safetensors")
+    rows = cli_predict(cli, tmp_path / "reg.safetensors", X, [f"x{i}" for i in range(3)],
+                       tmp_path)
+    column = [k for k in rows[0] if k.startswith("predict") or k == "y"][0]
+    np.testing.assert_allclose([float(r[column]) for r in rows], reg.predict(X), rtol=1e-5)
+
+    Xc, yc = load_iris(return_X_y=True)
+    labels = np.array(["setosa", "versicolor", "virginica"])[yc]
+    clf = chainrule.MLPClassifier(**small()).fit(Xc, labels)
+    clf.save(tmp_path / "clf.safetensors")
+    rows = cli_predict(cli, tmp_path / "clf.safetensors", Xc, [f"x{i}" for i in range(4)],
+                       tmp_path)
+    column = [k for k in rows[0] if k.startswith("predict") or k == "y"][0]
+    assert [r[column] for r in rows] == list(clf.predict(Xc))
+    loaded = chainrule.load(tmp_path / "clf.safetensors")
+    assert list(loaded.predict(Xc)) == list(clf.predict(Xc))
+
+
+def test_pickle_and_clone_round_trip(iris):
+    X, y = iris
+    clf = chainrule.MLPClassifier(**small()).fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(again.coefs_[0], clf.coefs_[0])
+    fresh = clone(clf)
+    assert fresh.get_params() == clf.get_params() and not hasattr(fresh, "classes_")
+    np.testing.assert_array_equal(fresh.fit(X, y).predict_proba(X), clf.predict_proba(X))
+
+
+def test_coefs_are_views_that_write_through(iris):
+    X, y = iris
+    clf = chainrule.MLPClassifier(**small()).fit(X, y)
+    before = clf.predict_proba(X)
+    W = clf.coefs_[1]
+    assert np.shares_memory(W, clf.model_.params)
+    W[:] = 0
+    clf.intercepts_[1][:] = 0
+    assert np.all(clf.model_.params[-(8 * 3 + 3):] == 0)
+    np.testing.assert_allclose(clf.predict_proba(X), 1 / 3)  # zero output layer: uniform
+    assert not np.allclose(before, 1 / 3)
+
+
+def test_pipeline_and_grid_search(iris):
+    X, y = iris
+    pipe = Pipeline([("scale", StandardScaler()), ("mlp", chainrule.MLPClassifier(**small()))])
+    grid = GridSearchCV(pipe, {"mlp__hidden_layer_sizes": [(4,), (16,)],
+                               "mlp__solver": ["adam", "sgd"]}, cv=3)
+    grid.fit(X, y)
+    assert grid.best_score_ > 0.6
+    assert set(grid.cv_results_["param_mlp__solver"]) == {"adam", "sgd"}
+    assert grid.score(X, y) > 0.6
+
+
+def test_dataframe_feature_names_and_layouts(iris):
+    X, y = iris
+    df = pd.DataFrame(X, columns=["sepal_l", "sepal_w", "petal_l", "petal_w"])
+    clf = chainrule.MLPClassifier(**small()).fit(df, y)
+    assert list(clf.feature_names_in_) == list(df.columns)
+    assert list(clf.model_.feature_names) == list(df.columns)
+    P = clf.predict_proba(df)
+    # the same data in every layout the engine reads in place, and converted ones
+    for other in (np.asfortranarray(X), np.ascontiguousarray(X), X.astype(np.float32),
+                  np.asfortranarray(X.astype(np.float32)), X[:, :],
+                  np.hstack([X, X])[:, :4]):
+        ref = chainrule.MLPClassifier(**small()).fit(other, y)
+        np.testing.assert_allclose(ref.predict_proba(other), P, rtol=1e-5, atol=1e-6)
+
+
+def test_refuses_what_it_cannot_honour(iris):
+    X, y = iris
+    for bad in ({"solver": "lbfgs"}, {"activation": "identity"},
+                {"solver": "sgd", "learning_rate": "adaptive"}):
+        with pytest.raises(ValueError, match="not supported"):
+            chainrule.MLPClassifier(**small(**bad)).fit(X, y)
+
+
+def test_early_stopping_records_validation_scores(iris):
+    X, y = iris
+    clf = chainrule.MLPClassifier(**small(early_stopping=True, max_iter=300,
+                                          learning_rate_init=0.01)).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert clf.best_loss_ is None
+    assert clf.n_iter_ < 300  # scikit-learn's n_iter_no_change rule stopped it
+
+
+def test_partial_fit_continues(iris):
+    X, y = iris
+    clf = chainrule.MLPClassifier(**small())
+    clf.partial_fit(X, y, classes=np.unique(y))
+    first = clf.loss_curve_[-1]
+    for _ in range(20):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 21 and clf.loss_curve_[-1] < first
+    with pytest.raises(ValueError):
+        clf.partial_fit(X[:, :3], y)
+
+
+def test_engine_errors_are_value_errors():
+    with pytest.raises(chainrule.ConfigError) as e:
+        chainrule.Network(2, [(0, "relu")])
+    assert isinstance(e.value, ValueError)
+    with pytest.raises(chainrule.Error):
+        chainrule.load("/nonexistent/model.safetensors")
+
+
+def test_help_shows_docstrings():
+    assert "drop-in" in chainrule.MLPClassifier.__doc__
+    assert "dropout" in chainrule.MLPClassifier.__doc__
