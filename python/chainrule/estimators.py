@@ -197,6 +197,16 @@ class _BaseMLP(BaseEstimator):
         return self._validate_data(X, reset=reset, dtype=[np.float64, np.float32])
 
     def _fit(self, X, y, incremental=False, classes=None):
+        # A fit that fails or is interrupted (Ctrl-C) leaves the estimator as it was.
+        before = self.__dict__.copy()
+        try:
+            return self._fit_unguarded(X, y, incremental, classes)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_unguarded(self, X, y, incremental, classes):
         first = not (incremental or self.warm_start) or not hasattr(self, "_model")
         X, y = self._validate_data(X, y, reset=first, dtype=[np.float64, np.float32],
                                    multi_output=True, y_numeric=self._task == "regress")

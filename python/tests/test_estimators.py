@@ -194,3 +194,36 @@ def test_engine_errors_are_value_errors():
 def test_help_shows_docstrings():
     assert "drop-in" in chainrule.MLPClassifier.__doc__
     assert "dropout" in chainrule.MLPClassifier.__doc__
+
+
+def test_ctrl_c_stops_training_and_leaves_the_estimator_usable(iris):
+    import os
+    import signal
+    import threading
+    import time
+
+    X, y = iris
+    clf = chainrule.MLPClassifier(**small()).fit(X, y)
+    before = clf.predict_proba(X)
+    big = np.random.default_rng(0).normal(size=(20000, 20))
+    labels = (big[:, 0] > 0).astype(int)
+    ticks = []
+    stop = threading.Event()
+
+    def count():  # runs only while training has released the GIL
+        while not stop.is_set():
+            ticks.append(1)
+            time.sleep(0.01)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        clf.set_params(hidden_layer_sizes=(64,), max_iter=10000, tol=0).fit(big, labels)
+    elapsed = time.monotonic() - start
+    stop.set()
+    counter.join()
+    assert elapsed < 5
+    assert len(ticks) > 10  # the other thread ran during fit
+    np.testing.assert_array_equal(clf.predict_proba(X), before)  # the last fit's model stands
