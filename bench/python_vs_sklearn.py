@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""chainrule.MLPClassifier beside scikit-learn's MLPClassifier in the same run: the same data
+(standardized float32, as both take it), architecture, solver, batch and epochs (tol=0, so both
+run every epoch), both on one thread. Also the binding's overhead (the fit call's wall time
+against the engine's own training time) and, with --memory, the peak memory fit adds on
+Fashion-MNIST. Minutes, not CI; the figures go to bench/RESULTS.md.
+
+Usage: PYTHONPATH=build/python OPENBLAS_NUM_THREADS=1 bench/python_vs_sklearn.py [--memory]
+"""
+import gzip
+import resource
+import sys
+import time
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier as SkMLP
+from sklearn.preprocessing import StandardScaler
+
+import chainrule
+
+D = "/usr/share/datasets/fashion-mnist"
+
+
+def idx(path, offset):
+    with gzip.open(path) as f:
+        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
+
+
+def fashion():
+    X = idx(f"{D}/train-images-idx3-ubyte.gz", 16).reshape(-1, 784).astype(np.float32)
+    y = idx(f"{D}/train-labels-idx1-ubyte.gz", 8)
+    Xt = idx(f"{D}/t10k-images-idx3-ubyte.gz", 16).reshape(-1, 784).astype(np.float32)
+    yt = idx(f"{D}/t10k-labels-idx1-ubyte.gz", 8)
+    s = StandardScaler().fit(X)
+    return s.transform(X).astype(np.float32), y, s.transform(Xt).astype(np.float32), yt
+
+
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X, Xt, y, yt = train_test_split(X.astype(np.float32), y, test_size=0.25, random_state=0)
+    s = StandardScaler().fit(X)
+    return s.transform(X).astype(np.float32), y, s.transform(Xt).astype(np.float32), yt
+
+
+def settings(layers, epochs):
+    return dict(hidden_layer_sizes=layers, activation="relu", solver="adam", batch_size=200,
+                learning_rate_init=0.001, max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1,
+                random_state=1)
+
+
+def compare(name, data, layers, epochs):
+    X, y, Xt, yt = data
+    warnings.filterwarnings("ignore")
+    rows = []
+    for label, est in (("scikit-learn", SkMLP(**settings(layers, epochs))),
+                       ("chainrule", chainrule.MLPClassifier(**settings(layers, epochs),
+                                                             scale="none", threads=1))):
+        start = time.perf_counter()
+        est.fit(X, y)
+        seconds = time.perf_counter() - start
+        rows.append((label, seconds, est.score(Xt, yt), est))
+    sk, cr = rows
+    engine = cr[3].fit_seconds_
+    print(f"| {name} | {X.shape[0]}×{X.shape[1]}, {layers}, adam, batch 200, {epochs} epochs | "
+          f"{sk[1]:.2f} s ({sk[2]:.4f}) | {cr[1]:.2f} s ({cr[2]:.4f}) | "
+          f"{sk[1] / cr[1]:.2f}× | {engine:.2f} s, +{100 * (cr[1] / engine - 1):.1f}% |",
+          flush=True)
+
+
+def memory():
+    # The pixels straight into float32 (no float64 intermediate), so that the peak before fit is
+    # the data itself.
+    pixels = idx(f"{D}/train-images-idx3-ubyte.gz", 16).reshape(-1, 784)
+    X = np.empty(pixels.shape, dtype=np.float32)
+    X[:] = pixels
+    X /= 255
+    y = idx(f"{D}/train-labels-idx1-ubyte.gz", 8)
+    del pixels
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    chainrule.MLPClassifier(**settings((128,), 1), scale="none").fit(X, y)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"Fashion-MNIST {X.shape} float32 ({X.nbytes / 2**20:.0f} MiB): peak RSS before fit "
+          f"{before / 2**20:.0f} MiB, after {after / 2**20:.0f} MiB: fit added "
+          f"{(after - before) / 2**20:.0f} MiB = {(after - before) / X.nbytes:.2f} copies")
+
+
+if __name__ == "__main__":
+    if "--memory" in sys.argv:
+        memory()
+        sys.exit()
+    print("| data | run | scikit-learn fit (test accuracy) | chainrule fit (test accuracy) | "
+          "speed-up | chainrule engine time, binding overhead |")
+    print("|---|---|---|---|---|---|")
+    compare("digits", digits(), (100,), 50)
+    compare("Fashion-MNIST", fashion(), (128,), 5)
