@@ -209,6 +209,16 @@ std::size_t InputFile::read(char* dst, std::size_t n) {
   return done;
 }
 
+std::size_t InputFile::reserve(Bytes& b, std::uint64_t bytes) const {
+  char* p = static_cast<char*>(std::realloc(b.data_.get(), std::size_t(bytes)));
+  if (p == nullptr)
+    throw LimitError(path_ + ": out of memory reading " + format_bytes(bytes) + " of data",
+                     "memory");
+  (void)b.data_.release();
+  b.data_.reset(p);
+  return std::size_t(bytes);
+}
+
 Bytes InputFile::read_all(std::uint64_t max_bytes, bool stop_at_nul) {
   if (max_bytes == 0) max_bytes = default_max_input_bytes();
   const auto too_large = [&] {
@@ -219,14 +229,8 @@ Bytes InputFile::read_all(std::uint64_t max_bytes, bool stop_at_nul) {
   Bytes out;
   std::size_t capacity = 0;
   const auto grow = [&](std::uint64_t want) {
-    want = std::min<std::uint64_t>(want, max_bytes + 1);  // one byte more tells the limit is hit
-    char* p = static_cast<char*>(std::realloc(out.data_.get(), std::size_t(want)));
-    if (p == nullptr)
-      throw LimitError(path_ + ": out of memory reading " + format_bytes(want) + " of data",
-                       "memory");
-    (void)out.data_.release();
-    out.data_.reset(p);
-    capacity = std::size_t(want);
+    // One byte more than the limit tells that the limit is hit.
+    capacity = reserve(out, std::min<std::uint64_t>(want, max_bytes + 1));
   };
   // A regular file is read into a buffer of its size (plus one byte, to see that it grew).
   grow(std::max<std::uint64_t>(regular_ ? size_ + 1 : 0, std::uint64_t(1) << 16));
@@ -252,17 +256,9 @@ Bytes InputFile::read_up_to(std::uint64_t n) {
   Bytes out;
   std::uint64_t capacity = 0;
   while (out.size_ < n) {
-    if (out.size_ == capacity) {
-      const std::uint64_t want =
-          std::min<std::uint64_t>(n, std::max<std::uint64_t>(2 * capacity, std::uint64_t(1) << 20));
-      char* p = static_cast<char*>(std::realloc(out.data_.get(), std::size_t(want)));
-      if (p == nullptr)
-        throw LimitError(path_ + ": out of memory reading " + format_bytes(want) + " of data",
-                         "memory");
-      (void)out.data_.release();
-      out.data_.reset(p);
-      capacity = want;
-    }
+    if (out.size_ == capacity)
+      capacity =
+          reserve(out, std::min<std::uint64_t>(n, std::max<std::uint64_t>(2 * capacity, 1 << 20)));
     const std::size_t chunk = std::size_t(capacity - out.size_);
     const std::size_t got = read(out.data_.get() + out.size_, chunk);
     out.size_ += got;

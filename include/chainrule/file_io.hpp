@@ -72,6 +72,9 @@ class InputFile {
   std::uint64_t size() const { return size_; }
 
  private:
+  // Grows b's buffer to `bytes` (its data kept); a LimitError when memory runs out.
+  std::size_t reserve(Bytes& b, std::uint64_t bytes) const;
+
   std::string path_;
   int fd_ = -1;
   void* gz_ = nullptr;  // gzFile
