@@ -17,8 +17,9 @@
 #include "chainrule/error.hpp"
 
 extern "C" {
-// OpenBLAS's own extension (cblas.h declares it; we avoid pulling in the whole header).
+// OpenBLAS's own extensions (cblas.h declares the first; we avoid pulling in the whole header).
 void openblas_set_num_threads(int n);
+int blas_thread_shutdown_(void);  // stops OpenBLAS's server threads; it restarts them when needed
 }
 
 namespace chainrule {
@@ -33,6 +34,9 @@ int available_cores() {
 void set_openblas_threads(int n) {
   if (n < 1) throw ConfigError("thread count must be at least 1, got " + std::to_string(n));
   openblas_set_num_threads(n);
+  // OpenBLAS starts its server threads when it loads, and they spin for a while (about 0.1 s)
+  // before they sleep: with one thread they are never needed, so none is left to spin.
+  if (n == 1) blas_thread_shutdown_();
 }
 
 namespace detail {

@@ -18,7 +18,9 @@ int available_cores();
 /// program's choice, made once at its start, never the library's: the command line sets 1, so
 /// that its threads are its networks' own and `--threads 1` keeps one core busy. A program that
 /// leaves it alone keeps OpenBLAS's setting (OPENBLAS_NUM_THREADS, or every core), and OpenBLAS
-/// may then spread one large product of a network over its own threads too.
+/// may then spread one large product of a network over its own threads too. With n = 1,
+/// OpenBLAS's idle server threads are stopped as well (they spin for a while after they start).
+/// Call it before any other thread uses OpenBLAS.
 void set_openblas_threads(int n);
 
 namespace detail {
