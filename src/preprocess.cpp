@@ -100,11 +100,30 @@ Task parse_task(std::string_view s) {
   return detail::parse_name<Task>(kTaskNames, s, "task");
 }
 
+namespace {
+// How many network inputs a feature becomes: one for a number, one per category of a text.
+Index input_width(const Feature& f) {
+  return f.numeric ? 1 : Index(f.categories.size());
+}
+}  // namespace
+
 Index Preprocessor::inputs() const {
   Index n = 0;
   for (const Feature& f : features)
-    n += f.numeric ? 1 : Index(f.categories.size());
+    n += input_width(f);
   return n;
+}
+
+std::vector<InputColumn> Preprocessor::input_layout() const {
+  std::vector<InputColumn> layout;
+  layout.reserve(std::size_t(inputs()));
+  for (std::size_t k = 0; k < features.size(); ++k) {
+    const Feature& f = features[k];
+    if (f.numeric) layout.push_back({k, -1, Index(layout.size()), f.name});
+    for (std::size_t c = 0; c < f.categories.size() && !f.numeric; ++c)
+      layout.push_back({k, long(c), Index(layout.size()), f.name + "=" + f.categories[c]});
+  }
+  return layout;
 }
 
 Index Preprocessor::outputs() const {
@@ -368,14 +387,14 @@ Batch<T> Preprocessor::transform(const Dataset& data, std::span<const std::size_
     Index col;
   };
   std::vector<Source> sources;
-  Index col = 0;
-  for (const Feature& f : features) {
+  for (const InputColumn& in : input_layout()) {
+    if (in.category > 0) continue;  // each feature from its first input on
+    const Feature& f = features[in.feature];
     ColumnRef c = find_column(data, f.name, "a feature the model was trained on");
     if (f.numeric && !c.numeric())
       throw DataError(data.source() + ": column '" + c.name +
                       "' holds text, the model expects numbers");
-    sources.push_back({std::move(c), &f, col});
-    col += f.numeric ? 1 : Index(f.categories.size());
+    sources.push_back({std::move(c), &f, in.offset});
   }
   // Row by row, so the row-major matrix is written in order, in one pass; a large matrix in row
   // spans on `threads_given` threads (each row depends on its own values only).
@@ -463,8 +482,7 @@ Split split_rows(std::size_t n, double fraction, Rng& rng, const std::vector<int
     groups[strata ? (*strata)[r] : 0].push_back(r);
   std::vector<char> is_val(n, 0);
   for (auto& [key, rows] : groups) {
-    for (std::size_t i = rows.size(); i > 1; --i)  // Fisher–Yates
-      std::swap(rows[i - 1], rows[rng.below(i)]);
+    shuffle(std::span<std::size_t>(rows), rng);
     const auto take = std::size_t(std::llround(fraction * double(rows.size())));
     for (std::size_t i = 0; i < take; ++i)
       is_val[rows[i]] = 1;

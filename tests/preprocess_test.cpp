@@ -51,6 +51,30 @@ TEST(Preprocess, StandardizesOnTrainingRowsAndOneHotsText) {
   EXPECT_EQ(Y(1, 0), 0);
 }
 
+// One entry per network input, in transform's column order: numbers by name, text features one
+// column per category named name=category.
+TEST(Preprocess, InputLayoutNamesEveryNetworkInput) {
+  const Table t = parse_csv(kData, "d.csv");
+  const std::vector<std::size_t> train{0, 1, 2};
+  const Preprocessor p = Preprocessor::fit(t, train, {.drop = {"name"}});
+  const std::vector<InputColumn> layout = p.input_layout();
+  ASSERT_EQ(layout.size(), std::size_t(p.inputs()));
+  const std::vector<std::string> names{"age", "color=blue", "color=red", "size"};
+  const std::vector<std::size_t> feature{0, 1, 1, 2};
+  const std::vector<long> category{-1, 0, 1, -1};
+  for (std::size_t i = 0; i < layout.size(); ++i) {
+    EXPECT_EQ(layout[i].name, names[i]);
+    EXPECT_EQ(layout[i].feature, feature[i]);
+    EXPECT_EQ(layout[i].category, category[i]);
+    EXPECT_EQ(layout[i].offset, Index(i));
+  }
+  // The one-hot columns transform writes are the ones the layout names.
+  const Batch<double> X = p.transform<double>(t, all_rows(4));
+  EXPECT_EQ(X(1, layout[1].offset), 1);  // row b: blue
+  EXPECT_EQ(X(0, layout[2].offset), 1);  // row a: red
+  EXPECT_EQ(X(2, layout[3].offset), (3 - 2) / std::sqrt(2.0 / 3));
+}
+
 TEST(Preprocess, MinmaxAndNone) {
   const Table t = parse_csv(kData, "d.csv");
   const Preprocessor mm =

@@ -49,6 +49,14 @@ struct Feature {
   std::vector<std::string> categories;  ///< text: one input per category (sorted), one-hot
 };
 
+/// One network input: the feature it comes from and its name.
+struct InputColumn {
+  std::size_t feature = 0;  ///< index into Preprocessor::features
+  long category = -1;       ///< text feature: index into its categories (one-hot); numeric: -1
+  Index offset = 0;         ///< its column in the network input (transform's matrix)
+  std::string name;         ///< the feature's name, or "name=category" for a one-hot input
+};
+
 struct Preprocessor {
   std::vector<Feature> features;
   std::string target;
@@ -62,6 +70,9 @@ struct Preprocessor {
 
   /// Number of network inputs (one per numeric feature, one per category of a text feature).
   Index inputs() const;
+  /// The network inputs in order, one entry each: the one place that lays out one-hot columns
+  /// (transform, the ONNX export and explain read it).
+  std::vector<InputColumn> input_layout() const;
   /// Number of network outputs: 1 for regression and two classes, else one per class.
   Index outputs() const;
   /// A regression output in the target's units: the inverse of the target's scaling.

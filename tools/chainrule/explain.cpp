@@ -238,13 +238,8 @@ std::size_t find_person(const std::string& s) {
 // Network input names: numeric features by name, one-hot inputs as name=category.
 std::vector<std::string> input_names(const Preprocessor& p) {
   std::vector<std::string> names;
-  for (const Feature& f : p.features) {
-    if (f.numeric)
-      names.push_back(f.name);
-    else
-      for (const std::string& c : f.categories)
-        names.push_back(f.name + "=" + c);
-  }
+  for (InputColumn& in : p.input_layout())
+    names.push_back(std::move(in.name));
   return names;
 }
 
