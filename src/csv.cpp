@@ -8,7 +8,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -24,12 +23,15 @@
 #include "chainrule/error.hpp"
 #include "chainrule/file_io.hpp"
 #include "chainrule/threads.hpp"
+#include "csv_rows.hpp"
 #include "number.hpp"
 
 namespace chainrule {
 
+using detail::Other;
 using detail::parse_number;
 using detail::Parsed;
+using detail::Rows;
 using detail::to_double;
 using detail::trim;
 
@@ -220,180 +222,6 @@ std::string_view first_comma_number(const Others& others, std::size_t c) {
   return {};
 }
 
-// A field the fast path did not read as a clean number, typed later in row order.
-struct Other {
-  std::size_t row, col;
-  std::string_view text;
-};
-
-// Data rows as read so far: each column's values (NaN where a field is not a clean number), the
-// fields that are not, and the line of each row.
-struct Rows {
-  std::vector<std::vector<double>> values;
-  std::vector<Other> others;
-  std::vector<std::size_t> lines;
-};
-
-// Room for as many rows as the first one's length suggests in `bytes` of text, plus 10%.
-void reserve_rows(Rows& out, std::size_t first_row_bytes, std::size_t bytes) {
-  const std::size_t width = out.values.size();
-  if (width == 0) return;
-  const std::size_t rows = std::min(bytes / std::max<std::size_t>(first_row_bytes, 1) * 11 / 10 + 1,
-                                    bytes / (2 * width) + 1);
-  for (auto& v : out.values)
-    v.reserve(rows);
-}
-
-// Reads data rows from `pos` (the start of line `line`, which follows along) until `stop` (the
-// end of the text or the start of a line) or the first row it cannot read on its own: a quote, a
-// line ending it does not know, the wrong number of fields. Returns where it stopped. Each field
-// is read as a clean number straight from the text, ending at a delimiter or the end of the row;
-// any other field is kept as a view. Most numeric CSV never needs more, and nothing is copied.
-// `reserve_bytes`: how much text the rows of `out` are expected to come from.
-std::size_t fast_rows(std::string_view text, char delim, std::size_t width, std::size_t pos,
-                      std::size_t stop, std::size_t reserve_bytes, std::size_t& line, Rows& out) {
-  const char* const begin = text.data();
-  const char* const end = begin + text.size();
-  const auto is_row_end = [&](std::size_t q) {
-    return q == text.size() || text[q] == '\n' ||
-           (text[q] == '\r' && (q + 1 == text.size() || text[q + 1] == '\n'));
-  };
-  const auto after_row_end = [&](std::size_t q) {
-    return q == text.size() ? q : text[q] == '\n' ? q + 1 : std::min(q + 2, text.size());
-  };
-  std::vector<std::vector<double>>& values = out.values;
-  for (;;) {
-    while (pos < stop &&  // blank lines
-           (text[pos] == '\n' ||
-            (text[pos] == '\r' && pos + 1 < text.size() && text[pos + 1] == '\n'))) {
-      pos += text[pos] == '\r' ? 2 : 1;
-      ++line;
-    }
-    if (pos >= stop || width == 0) return pos;
-    const std::size_t r = out.lines.size();
-    bool fast = true;
-    std::size_t p = pos, c = 0;
-    for (; c < width; ++c) {
-      double v;
-      const auto [e, ec] = to_double(begin + p, end, v);
-      std::size_t q = std::size_t(e - begin);
-      const bool clean = ec == std::errc() && q > p && std::isfinite(v) &&
-                         (q == text.size() || text[q] == delim || is_row_end(q));
-      if (clean) {
-        values[c].push_back(v);
-      } else {
-        q = p;
-        while (q < text.size() && text[q] != delim && text[q] != '\n' && text[q] != '"' &&
-               text[q] != '\r')
-          ++q;
-        if (q < text.size() && (text[q] == '"' || (text[q] == '\r' && !is_row_end(q)))) {
-          fast = false;
-          break;
-        }
-        values[c].push_back(std::nan(""));
-        out.others.push_back({r, c, text.substr(p, q - p)});
-      }
-      const bool last = c + 1 == width;
-      if (is_row_end(q)) {
-        if (!last) fast = false;  // too few fields
-        p = after_row_end(q);
-      } else {                   // a delimiter
-        if (last) fast = false;  // too many fields
-        p = q + 1;
-      }
-      if (!fast) {
-        ++c;
-        break;
-      }
-    }
-    if (!fast) {  // undo this row's fields: the caller reads it some other way
-      for (std::size_t k = 0; k < std::min(c, width); ++k)
-        values[k].pop_back();
-      while (!out.others.empty() && out.others.back().row == r)
-        out.others.pop_back();
-      return pos;
-    }
-    out.lines.push_back(line);
-    if (r == 0) reserve_rows(out, p - pos, reserve_bytes);
-    pos = p;
-    ++line;
-  }
-}
-
-// Appends `part` to `out`, its lines shifted by `line_base`; `part` is left empty.
-void append_rows(Rows& out, Rows& part, std::size_t line_base) {
-  if (out.lines.empty() && line_base == 0) {
-    out = std::move(part);
-    return;
-  }
-  const std::size_t row_base = out.lines.size();
-  for (const std::size_t l : part.lines)
-    out.lines.push_back(line_base + l);
-  for (Other o : part.others) {
-    o.row += row_base;
-    out.others.push_back(o);
-  }
-  for (std::size_t c = 0; c < out.values.size(); ++c) {
-    out.values[c].insert(out.values[c].end(), part.values[c].begin(), part.values[c].end());
-    std::vector<double>().swap(part.values[c]);
-  }
-  part = Rows{};
-}
-
-std::atomic<std::size_t> parallel_reads{0};  // for detail::csv_parallel_reads
-
-// The data rows from `pos` (line `line`) to the end, cut into `threads` spans (of at least
-// `min_span` bytes) at line starts and read by fast_rows on as many threads; `out` gets them in
-// file order, exactly as one fast_rows over the whole text would give them. False when a span holds
-// a row fast_rows cannot read (or a quoted field that crosses a cut): the caller then reads the
-// rows in order, and reports any error as it would have.
-bool parallel_rows(std::string_view text, char delim, std::size_t width, std::size_t pos,
-                   std::size_t line, int threads, std::size_t min_span, Rows& out) {
-  const std::size_t spans_wanted =
-      std::min(std::size_t(threads), (text.size() - pos) / std::max<std::size_t>(min_span, 1));
-  std::vector<std::size_t> cuts{pos};
-  for (std::size_t k = 1; k < spans_wanted; ++k) {
-    const std::size_t at = pos + (text.size() - pos) / spans_wanted * k;
-    const std::size_t nl = text.find('\n', std::max(at, cuts.back()));
-    if (nl == std::string_view::npos) break;
-    if (nl + 1 < text.size()) cuts.push_back(nl + 1);
-  }
-  cuts.push_back(text.size());
-  const std::size_t spans = cuts.size() - 1;
-  std::vector<Rows> parts(spans);
-  std::vector<std::size_t> lines(spans, 0);  // the first span counts from `line`, others from 0
-  std::vector<char> ok(spans, 0);
-  lines[0] = line;
-  const auto read = [&](std::size_t i) {
-    try {
-      parts[i].values.resize(width);
-      // The first span's columns get room for every row, so the others append without moving.
-      const std::size_t expect = i == 0 ? text.size() - pos : cuts[i + 1] - cuts[i];
-      ok[i] = fast_rows(text, delim, width, cuts[i], cuts[i + 1], expect, lines[i], parts[i]) ==
-              cuts[i + 1];
-    } catch (const std::exception&) {  // (bad_alloc) the read in order then says what it is
-      ok[i] = 0;
-    }
-  };
-  detail::run_spans(spans, read);
-  if (std::find(ok.begin(), ok.end(), 0) != ok.end()) return false;
-  parallel_reads.fetch_add(1, std::memory_order_relaxed);
-  std::size_t line_base = 0;  // the first span's lines are already absolute
-  for (std::size_t i = 0; i < spans; ++i) {
-    append_rows(out, parts[i], line_base);
-    line_base += lines[i];
-  }
-  return true;
-}
-
-}  // namespace
-
-std::size_t detail::csv_parallel_reads() {
-  return parallel_reads.load(std::memory_order_relaxed);
-}
-
-namespace {
-
 // UTF-16 and UTF-32 text (Excel's "Unicode text", PowerShell's default) by its byte-order mark or
 // its zero bytes beside ASCII characters, named so that the user knows what to convert.
 std::string_view wide_encoding(std::string_view t) {
@@ -409,9 +237,8 @@ std::string_view wide_encoding(std::string_view t) {
   return {};
 }
 
-}  // namespace
-
-Table parse_csv(std::string_view text, const std::string& source, const CsvOptions& options) {
+// Text a CSV reader cannot read: UTF-16 or UTF-32, or a NUL byte (a binary file), named where.
+void check_text(std::string_view text, const std::string& source) {
   if (const std::string_view enc = wide_encoding(text); !enc.empty())
     fail(source + ":1:1", "the text is encoded as " + std::string(enc) +
                               ": expected UTF-8 (convert it: iconv -f " + std::string(enc) +
@@ -424,118 +251,150 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
     fail(source + ":" + std::to_string(line) + ":" + std::to_string(nul - start + 1),
          "a NUL byte: expected text (is this a binary file?)");
   }
-  CsvTokenizer tok(text, source, options.delimiter);
-  tok.skip_lines(options.skip_rows);
-  RawRow row;
-  Table t;
-  t.source = source;
-  std::size_t width = 0;
-  std::size_t header_line = 0;
-  if (options.header) {
-    if (!tok.next(row)) fail(source + ":1", "the file is empty: expected a header line");
-    header_line = row.line;
-    width = row.fields.size();
-    for (std::size_t c = 0; c < width; ++c) {
-      if (!valid_utf8(row.fields[c]))
-        fail(source + ":" + std::to_string(row.line) + ":" + std::to_string(row.columns[c]),
-             "the column name is not valid UTF-8: expected UTF-8 text");
-      Column col;
-      col.name = std::string(trim(row.fields[c]));
-      col.field = c + 1;
-      if (col.name.empty()) col.name = "c" + std::to_string(c);
-      t.columns.push_back(std::move(col));
-    }
-    // Duplicate names, by sorting (name, position): the first repeat in file order is reported.
-    std::vector<std::pair<std::string_view, std::size_t>> names;
-    names.reserve(width);
-    for (std::size_t c = 0; c < width; ++c)
-      names.emplace_back(t.columns[c].name, c);
-    std::sort(names.begin(), names.end());
-    std::size_t repeat = width, first = 0;
-    for (std::size_t i = 1; i < names.size(); ++i)
-      if (names[i].first == names[i - 1].first && names[i].second < repeat) {
-        repeat = names[i].second;
-        std::size_t j = i;
-        while (j > 0 && names[j - 1].first == names[i].first)
-          --j;
-        first = names[j].second;
-      }
-    if (repeat < width)
-      fail(source + ":" + std::to_string(row.line) + ":" + std::to_string(row.columns[repeat]),
-           "duplicate column name " + quote(t.columns[repeat].name) + " (also column " +
-               std::to_string(first + 1) + ")");
-  }
-  // Data rows: clean rows by fast_rows (in parallel spans for a large file), any other row by
-  // the tokenizer, which gives the exact error where there is one.
-  const std::string expected_fields =
-      " fields" + std::string(options.header ? " (as in the header)" : " (as in the first row)");
-  const std::size_t data_start = tok.position(), data_line = tok.line();
-  const int threads = std::max(options.threads, 1);
-  Rows read;
-  read.values.resize(width);
-  std::size_t pos = data_start, line = data_line;
-  // One row by the tokenizer, at `pos`; false at the end of the text.
-  const auto slow_row = [&] {
-    const std::size_t r = read.lines.size();
-    if (width > 0) tok.limit_fields(2 * width + 16, std::to_string(width) + expected_fields);
-    tok.seek(pos, line);
-    if (!tok.next(row)) return false;
-    if (t.columns.empty()) {  // no header: the first row sets the width
-      width = row.fields.size();
-      read.values.resize(width);
-      for (std::size_t k = 0; k < width; ++k) {
-        Column col;
-        col.name = "c" + std::to_string(k);
-        col.field = k + 1;
-        t.columns.push_back(std::move(col));
-      }
-    }
-    if (row.fields.size() != width)
-      fail(source + ":" + std::to_string(row.line) + ":" +
-               std::to_string(row.columns[std::min(row.fields.size(), width) - 1]),
-           "expected " + std::to_string(width) + expected_fields + ", found " +
-               std::to_string(row.fields.size()));
-    for (std::size_t k = 0; k < width; ++k) {
-      double v;
-      if (parse_number(row.fields[k], v) == Parsed::number) {
-        read.values[k].push_back(v);
-      } else {
-        read.values[k].push_back(std::nan(""));
-        read.others.push_back({r, k, row.fields[k]});
-      }
-    }
-    read.lines.push_back(row.line);
-    if (r == 0) reserve_rows(read, tok.position() - pos, text.size() - pos);
-    pos = tok.position();
-    line = tok.line();
-    return true;
-  };
-  if (width == 0 && !slow_row()) pos = text.size();
-  // Spans of at least a quarter of the threshold: a thread costs more than reading less.
-  if (threads > 1 && width > 0 && text.size() - pos >= options.parallel_bytes &&
-      parallel_rows(text, options.delimiter, width, pos, line, threads, options.parallel_bytes / 4,
-                    read))
-    pos = text.size();
-  while (pos < text.size()) {
-    pos =
-        fast_rows(text, options.delimiter, width, pos, text.size(), text.size() - pos, line, read);
-    if (pos < text.size() && !slow_row()) break;
-  }
-  std::vector<std::vector<double>>& values = read.values;
-  const std::vector<Other>& others = read.others;
-  t.lines = std::move(read.lines);
-  if (t.lines.empty())
-    fail(
-        source + ":" + std::to_string(std::max<std::size_t>(header_line, 1)),
-        options.header ? "no data rows after the header" : "the file is empty: expected data rows");
+}
 
-  // Type each column: numeric when most of its non-missing fields are numbers.
-  const std::size_t rows = t.lines.size();
-  std::vector<std::size_t> missing(width), numbers(width, rows), first_bad(width, rows);
-  std::vector<Parsed> bad(width, Parsed::number);
-  std::vector<std::size_t> comma_numbers(width, 0);  // fields such as 1,5 (a decimal comma)
+// Duplicate names of the header `row`, by sorting (name, position): the first repeat in file
+// order is reported.
+void check_distinct_names(const Table& t, const RawRow& row) {
+  const std::size_t width = t.columns.size();
+  std::vector<std::pair<std::string_view, std::size_t>> names;
+  names.reserve(width);
+  for (std::size_t c = 0; c < width; ++c)
+    names.emplace_back(t.columns[c].name, c);
+  std::sort(names.begin(), names.end());
+  std::size_t repeat = width, first = 0;
+  for (std::size_t i = 1; i < names.size(); ++i)
+    if (names[i].first == names[i - 1].first && names[i].second < repeat) {
+      repeat = names[i].second;
+      std::size_t j = i;
+      while (j > 0 && names[j - 1].first == names[i].first)
+        --j;
+      first = names[j].second;
+    }
+  if (repeat < width)
+    fail(t.source + ":" + std::to_string(row.line) + ":" + std::to_string(row.columns[repeat]),
+         "duplicate column name " + quote(t.columns[repeat].name) + " (also column " +
+             std::to_string(first + 1) + ")");
+}
+
+// The header line: one column per field, named by it (trimmed; "c<k>" when empty), in UTF-8 and
+// distinct. Returns the header's line number.
+std::size_t read_header(CsvTokenizer& tok, RawRow& row, Table& t) {
+  if (!tok.next(row)) fail(t.source + ":1", "the file is empty: expected a header line");
+  for (std::size_t c = 0; c < row.fields.size(); ++c) {
+    if (!valid_utf8(row.fields[c]))
+      fail(t.source + ":" + std::to_string(row.line) + ":" + std::to_string(row.columns[c]),
+           "the column name is not valid UTF-8: expected UTF-8 text");
+    Column col;
+    col.name = std::string(trim(row.fields[c]));
+    col.field = c + 1;
+    if (col.name.empty()) col.name = "c" + std::to_string(c);
+    t.columns.push_back(std::move(col));
+  }
+  check_distinct_names(t, row);
+  return row.line;
+}
+
+// The data rows, from the tokenizer's position to the end: clean rows by fast_rows (in parallel
+// spans for a large file), any other row by the tokenizer, which gives the exact error where
+// there is one. Without a header, the first row sets the width and names the columns c0, c1, ...
+class DataRows {
+ public:
+  DataRows(std::string_view text, CsvTokenizer& tok, RawRow& row, Table& t,
+           const std::string& expected_fields)
+      : text_(text),
+        tok_(tok),
+        row_(row),
+        t_(t),
+        expected_fields_(expected_fields),
+        width_(t.columns.size()),
+        pos_(tok.position()),
+        line_(tok.line()) {
+    read_.values.resize(width_);
+  }
+
+  Rows read(const CsvOptions& options) {
+    if (width_ == 0 && !slow_row()) pos_ = text_.size();
+    // Spans of at least a quarter of the threshold: a thread costs more than reading less.
+    const int threads = std::max(options.threads, 1);
+    if (threads > 1 && width_ > 0 && text_.size() - pos_ >= options.parallel_bytes &&
+        parallel_rows(text_, options.delimiter, width_, pos_, line_, threads,
+                      options.parallel_bytes / 4, read_))
+      pos_ = text_.size();
+    while (pos_ < text_.size()) {
+      pos_ = fast_rows(text_, options.delimiter, width_, pos_, text_.size(), text_.size() - pos_,
+                       line_, read_);
+      if (pos_ < text_.size() && !slow_row()) break;
+    }
+    return std::move(read_);
+  }
+
+ private:
+  // Columns c0, c1, ... as many as the first row has fields (a file without a header).
+  void name_columns() {
+    width_ = row_.fields.size();
+    read_.values.resize(width_);
+    for (std::size_t k = 0; k < width_; ++k) {
+      Column col;
+      col.name = "c" + std::to_string(k);
+      col.field = k + 1;
+      t_.columns.push_back(std::move(col));
+    }
+  }
+
+  // One row by the tokenizer, at pos_; false at the end of the text.
+  bool slow_row() {
+    const std::size_t r = read_.lines.size();
+    if (width_ > 0) tok_.limit_fields(2 * width_ + 16, std::to_string(width_) + expected_fields_);
+    tok_.seek(pos_, line_);
+    if (!tok_.next(row_)) return false;
+    if (t_.columns.empty()) name_columns();
+    if (row_.fields.size() != width_)
+      fail(t_.source + ":" + std::to_string(row_.line) + ":" +
+               std::to_string(row_.columns[std::min(row_.fields.size(), width_) - 1]),
+           "expected " + std::to_string(width_) + expected_fields_ + ", found " +
+               std::to_string(row_.fields.size()));
+    for (std::size_t k = 0; k < width_; ++k) {
+      double v;
+      if (parse_number(row_.fields[k], v) == Parsed::number) {
+        read_.values[k].push_back(v);
+      } else {
+        read_.values[k].push_back(std::nan(""));
+        read_.others.push_back({r, k, row_.fields[k]});
+      }
+    }
+    read_.lines.push_back(row_.line);
+    if (r == 0) reserve_rows(read_, tok_.position() - pos_, text_.size() - pos_);
+    pos_ = tok_.position();
+    line_ = tok_.line();
+    return true;
+  }
+
+  std::string_view text_;
+  CsvTokenizer& tok_;
+  RawRow& row_;
+  Table& t_;
+  const std::string& expected_fields_;
+  std::size_t width_, pos_, line_;
+  Rows read_;
+};
+
+// What the fields the fast path did not read say about each column: how many are missing, how
+// many are numbers, the first that is not (and why), how many are numbers with a decimal comma.
+struct FieldCounts {
+  std::vector<std::size_t> missing, numbers, first_bad, comma_numbers;
+  std::vector<Parsed> bad;
+};
+
+// Parses the fields of `read.others` (in row order) of a table of `rows` rows, writing the
+// numbers among them into their columns' values, and counts them.
+FieldCounts parse_other_fields(Rows& read, std::size_t width, std::size_t rows,
+                               const CsvOptions& options) {
+  FieldCounts n{std::vector<std::size_t>(width), std::vector<std::size_t>(width, rows),
+                std::vector<std::size_t>(width, rows), std::vector<std::size_t>(width, 0),
+                std::vector<Parsed>(width, Parsed::number)};
   std::string swapped;
-  for (const Other& o : others) {  // in row order
+  for (const Other& o : read.others) {  // in row order
     double v;
     Parsed kind = parse_number(o.text, v);
     if (kind == Parsed::not_a_number && options.delimiter != ',' &&
@@ -549,71 +408,112 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
           kind = Parsed::number;
           v = w;
         } else {
-          ++comma_numbers[o.col];
+          ++n.comma_numbers[o.col];
         }
       }
     }
     if (kind == Parsed::missing) {
-      ++missing[o.col];
-      --numbers[o.col];
+      ++n.missing[o.col];
+      --n.numbers[o.col];
     } else if (kind == Parsed::number) {  // " 5", "+5"
-      values[o.col][o.row] = v;
+      read.values[o.col][o.row] = v;
     } else {
-      if (kind == Parsed::not_a_number) --numbers[o.col];
-      if (first_bad[o.col] == rows) {
-        first_bad[o.col] = o.row;
-        bad[o.col] = kind;
+      if (kind == Parsed::not_a_number) --n.numbers[o.col];
+      if (n.first_bad[o.col] == rows) {
+        n.first_bad[o.col] = o.row;
+        n.bad[o.col] = kind;
       }
     }
   }
+  return n;
+}
+
+// The error for the field of numeric column `c` in row `r` that is not a number.
+[[noreturn]] void fail_not_a_number(const Table& t, const std::vector<Other>& others, std::size_t c,
+                                    std::size_t r, Parsed bad) {
+  const Column& col = t.columns[c];
+  std::string_view field;
+  for (const Other& o : others)
+    if (o.row == r && o.col == c) field = o.text;
+  if (bad == Parsed::out_of_range)
+    fail(t.where(r, col), "the number " + quote(field) + " in column " + quote(col.name) +
+                              " is out of range: expected a finite number");
+  fail(t.where(r, col), "expected a number in column " + quote(col.name) +
+                            " (a numeric column), found " + quote(field));
+}
+
+// Types each column: numeric when most of its non-missing fields are numbers (its values move
+// into the column), else text. Returns the text columns.
+std::vector<std::size_t> type_columns(Table& t, Rows& read, const CsvOptions& options) {
+  const std::size_t width = t.columns.size(), rows = t.lines.size();
+  const FieldCounts n = parse_other_fields(read, width, rows, options);
   std::vector<std::size_t> text_columns;
   for (std::size_t c = 0; c < width; ++c) {
     Column& col = t.columns[c];
-    const std::size_t present = rows - missing[c];
-    col.numeric = present == 0 || 2 * numbers[c] > present;
-    if (!col.numeric && 2 * (numbers[c] + comma_numbers[c]) > present)
+    const std::size_t present = rows - n.missing[c];
+    col.numeric = present == 0 || 2 * n.numbers[c] > present;
+    if (!col.numeric && 2 * (n.numbers[c] + n.comma_numbers[c]) > present)
       t.notes.push_back({"column " + quote(col.name) +
                              " holds numbers with a decimal comma (such "
                              "as " +
-                             quote(first_comma_number(others, c)) + "), read as text",
+                             quote(first_comma_number(read.others, c)) + "), read as text",
                          "decimal_comma"});
     if (!col.numeric) {
       text_columns.push_back(c);
-      std::vector<double>().swap(values[c]);
+      std::vector<double>().swap(read.values[c]);
       continue;
     }
-    col.numbers = std::move(values[c]);
-    if (first_bad[c] < rows) {
-      const std::size_t r = first_bad[c];
-      std::string_view field;
-      for (const Other& o : others)
-        if (o.row == r && o.col == c) field = o.text;
-      if (bad[c] == Parsed::out_of_range)
-        fail(t.where(r, col), "the number " + quote(field) + " in column " + quote(col.name) +
-                                  " is out of range: expected a finite number");
-      fail(t.where(r, col), "expected a number in column " + quote(col.name) +
-                                " (a numeric column), found " + quote(field));
+    col.numbers = std::move(read.values[c]);
+    if (n.first_bad[c] < rows) fail_not_a_number(t, read.others, c, n.first_bad[c], n.bad[c]);
+  }
+  return text_columns;
+}
+
+// Text columns: one more pass of the tokenizer, from the first data row, for every field of
+// those columns (checked to be UTF-8; a missing value is the empty string).
+void read_text_columns(CsvTokenizer& tok, RawRow& row, Table& t,
+                       const std::vector<std::size_t>& text_columns, std::size_t data_start,
+                       std::size_t data_line, const std::string& expected_fields) {
+  const std::size_t width = t.columns.size(), rows = t.lines.size();
+  tok.limit_fields(2 * width + 16, std::to_string(width) + expected_fields);
+  tok.seek(data_start, data_line);
+  for (const std::size_t c : text_columns)
+    t.columns[c].text.reserve(rows);
+  for (std::size_t r = 0; r < rows && tok.next(row); ++r)
+    for (const std::size_t c : text_columns) {
+      Column& col = t.columns[c];
+      if (!valid_utf8(row.fields[c]))
+        fail(t.where(r, col), "the text in column " + quote(valid_utf8(col.name) ? col.name : "?") +
+                                  " is not valid UTF-8: expected UTF-8 text");
+      // A missing value (NA, null, ...) is the empty string, as in numeric columns NaN: never a
+      // category named after the token.
+      const std::string_view v = trim(row.fields[c]);
+      col.text.emplace_back(is_missing(v) ? std::string_view() : v);
     }
-  }
-  // Text columns: one more pass of the tokenizer, for every field of those columns.
-  if (!text_columns.empty()) {
-    tok.limit_fields(2 * width + 16, std::to_string(width) + expected_fields);
-    tok.seek(data_start, data_line);
-    for (const std::size_t c : text_columns)
-      t.columns[c].text.reserve(rows);
-    for (std::size_t r = 0; r < rows && tok.next(row); ++r)
-      for (const std::size_t c : text_columns) {
-        Column& col = t.columns[c];
-        if (!valid_utf8(row.fields[c]))
-          fail(t.where(r, col), "the text in column " +
-                                    quote(valid_utf8(col.name) ? col.name : "?") +
-                                    " is not valid UTF-8: expected UTF-8 text");
-        // A missing value (NA, null, ...) is the empty string, as in numeric columns NaN: never a
-        // category named after the token.
-        const std::string_view v = trim(row.fields[c]);
-        col.text.emplace_back(is_missing(v) ? std::string_view() : v);
-      }
-  }
+}
+
+}  // namespace
+
+Table parse_csv(std::string_view text, const std::string& source, const CsvOptions& options) {
+  check_text(text, source);
+  CsvTokenizer tok(text, source, options.delimiter);
+  tok.skip_lines(options.skip_rows);
+  RawRow row;
+  Table t;
+  t.source = source;
+  const std::size_t header_line = options.header ? read_header(tok, row, t) : 0;
+  const std::string expected_fields =
+      " fields" + std::string(options.header ? " (as in the header)" : " (as in the first row)");
+  const std::size_t data_start = tok.position(), data_line = tok.line();
+  Rows read = DataRows(text, tok, row, t, expected_fields).read(options);
+  t.lines = std::move(read.lines);
+  if (t.lines.empty())
+    fail(
+        source + ":" + std::to_string(std::max<std::size_t>(header_line, 1)),
+        options.header ? "no data rows after the header" : "the file is empty: expected data rows");
+  const std::vector<std::size_t> text_columns = type_columns(t, read, options);
+  if (!text_columns.empty())
+    read_text_columns(tok, row, t, text_columns, data_start, data_line, expected_fields);
   return t;
 }
 
