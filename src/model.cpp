@@ -16,9 +16,11 @@
 #include "chainrule/model_json.hpp"
 #include "crc.hpp"
 #include "enum_names.hpp"
+#include "model_file.hpp"
 
 namespace chainrule {
 
+using detail::ModelFile;
 using nlohmann::json;
 
 namespace {
@@ -139,27 +141,121 @@ std::string content_checksum(json header, std::string_view data) {
   return std::string("crc32:") + buf;
 }
 
-template <class T>
-void append_le(std::string& out, T v) {
-  char b[sizeof(T)];
-  std::memcpy(b, &v, sizeof(T));  // x86-64 and arm64 are little-endian, as safetensors is
-  out.append(b, sizeof(T));
+// The header's size bound: a checkpoint's history of 100 000 epochs fits many times over.
+constexpr std::uint64_t kMaxHeaderBytes = std::uint64_t(64) << 20;
+// JSON nesting deeper than this is refused before parsing: chainrule's own is at most 4 deep, and
+// a header of 50 000 '[' would otherwise overflow the stack in the recursive dump and destructor.
+constexpr int kMaxJsonDepth = 32;
+// Bytes after the tensor data read to be judged by the checksum, at most.
+constexpr std::uint64_t kMaxTrailingBytes = std::uint64_t(1) << 20;
+
+// Everything predict, eval, explain and training rely on, checked once at load time: a file with
+// a valid checksum can still have been written by someone else.
+void check_invariants(const Model& m, const ModelFile& f) {
+  const auto finite = [](double v) { return std::isfinite(v); };
+  for (std::size_t i = 0; i < m.params.size(); ++i)
+    if (!finite(m.params[i]))
+      throw f.bad("parameter " + std::to_string(i) + " of the flat buffer is " +
+                  (std::isnan(m.params[i]) ? "NaN" : "infinite") + ": expected finite weights");
+  std::set<std::string> names;
+  for (const Feature& feat : m.prep.features) {
+    if (!names.insert(feat.name).second) throw f.bad("feature '" + feat.name + "' appears twice");
+    if (feat.numeric) {
+      if (!finite(feat.center) || !finite(feat.scale) || !finite(feat.fill))
+        throw f.bad("feature '" + feat.name + "' has a non-finite center, scale or fill");
+      continue;
+    }
+    if (feat.categories.empty()) throw f.bad("feature '" + feat.name + "' has no categories");
+    for (std::size_t k = 1; k < feat.categories.size(); ++k)
+      if (!(feat.categories[k - 1] < feat.categories[k]))
+        throw f.bad("the categories of feature '" + feat.name +
+                    "' are not sorted and distinct: expected byte order");
+  }
+  const Preprocessor& p = m.prep;
+  if (p.task == Task::classify) {
+    if (p.classes.size() < 2) throw f.bad("a classifier with fewer than two classes");
+    if (p.target_numeric && p.class_values.size() != p.classes.size())
+      throw f.bad("the numeric class values do not match the class labels");
+    for (std::size_t k = 1; k < p.classes.size(); ++k) {
+      const bool sorted = p.target_numeric ? p.class_values[k - 1] < p.class_values[k]
+                                           : p.classes[k - 1] < p.classes[k];
+      if (!sorted) throw f.bad("the class labels are not sorted and distinct");
+    }
+    for (const double v : p.class_values)
+      if (!finite(v)) throw f.bad("a numeric class value is not finite");
+  } else if (!finite(p.target_center) || !finite(p.target_scale) || p.target_scale == 0) {
+    throw f.bad("the target's center and scale must be finite, the scale not 0");
+  }
+  const LayerSpec& out = m.spec.layers.back();
+  if (out.units != p.outputs())
+    throw f.bad("the output layer has " + std::to_string(out.units) + " units, the " +
+                (p.task == Task::classify ? std::to_string(p.classes.size()) + " classes need "
+                                          : std::string("regression target needs ")) +
+                std::to_string(p.outputs()));
+  const Activation want = p.task == Task::regress ? Activation::identity
+                          : p.classes.size() == 2 ? Activation::sigmoid
+                                                  : Activation::softmax;
+  if (out.activation != want)
+    throw f.bad("the output activation is " + std::string(to_string(out.activation)) +
+                ", the task needs " + std::string(to_string(want)));
+  for (std::size_t l = 0; l + 1 < m.spec.layers.size(); ++l)
+    if (m.spec.layers[l].activation == Activation::softmax)
+      throw f.bad("hidden layer " + std::to_string(l) + " has a softmax activation");
+}
+
+// The architecture in the metadata `meta`; the parameter count it claims is checked against the
+// file's size before anything of that size is allocated.
+void read_architecture(Model& m, const json& meta, const ModelFile& f) {
+  const json arch = detail::parse_bounded(meta.at("architecture").get<std::string>(), f);
+  m.spec.inputs = arch.at("inputs").get<Index>();
+  for (const json& l : arch.at("layers"))
+    m.spec.layers.push_back(
+        {l.at("units").get<Index>(), parse_activation(l.at("activation").get<std::string>())});
+  m.spec.loss = parse_loss(arch.at("loss").get<std::string>());
+  m.dtype = parse_dtype(arch.at("dtype").get<std::string>());
+  const std::uint64_t width_bytes = m.dtype == Dtype::float32 ? 4 : 8;
+  std::uint64_t count = 0, in = std::uint64_t(std::max<Index>(m.spec.inputs, 0));
+  for (const LayerSpec& l : m.spec.layers) {
+    const auto out = std::uint64_t(std::max<Index>(l.units, 0));
+    if (in > (1ull << 32) || out > (1ull << 32)) throw f.bad("a layer size is out of range");
+    count += in * out + out;
+    if (count > f.data.size() / width_bytes)
+      throw f.bad("the architecture needs more weights than the file holds");
+    in = out;
+  }
+}
+
+// The weights of every layer of `shape` (the model's architecture), checked against its shapes.
+void read_params(Model& m, const Network<double>& shape, const ModelFile& f) {
+  m.params.assign(std::size_t(shape.num_params()), 0.0);
+  const std::size_t width = m.dtype == Dtype::float32 ? 4 : 8;
+  const std::string dtype = m.dtype == Dtype::float32 ? "F32" : "F64";
+  for (std::size_t l = 0; l < shape.layers().size(); ++l) {
+    const auto& layer = shape.layers()[l];
+    const auto read = [&](const std::string& name, Index first, Index count, const json& want) {
+      const std::string_view bytes = f.tensor(name, dtype, std::uint64_t(count), width, &want);
+      for (Index i = 0; i < count; ++i) {
+        const char* p = bytes.data() + std::size_t(i) * width;
+        if (width == 4) {
+          float v;
+          std::memcpy(&v, p, 4);
+          m.params[std::size_t(first + i)] = v;
+        } else {
+          std::memcpy(&m.params[std::size_t(first + i)], p, 8);
+        }
+      }
+    };
+    const std::string prefix = "layers." + std::to_string(l);
+    read(prefix + ".weight", layer.offset(), layer.in() * layer.out(),
+         json{layer.out(), layer.in()});
+    read(prefix + ".bias", layer.bias_offset(), layer.out(), json{layer.out()});
+  }
 }
 
 }  // namespace
 
-namespace {
-
-// A tensor stored beside the network's: name, safetensors dtype, shape and little-endian bytes.
-struct ExtraTensor {
-  std::string name, dtype;
-  std::vector<std::uint64_t> shape;
-  std::string bytes;
-};
-
-// The file's bytes: the network's tensors, `extras`, and the metadata with `extra_meta` added.
-std::string serialize(const Model& m, const json& extra_meta,
-                      const std::vector<ExtraTensor>& extras) {
+std::string detail::serialize(const Model& m, const json& extra_meta,
+                              const std::vector<ExtraTensor>& extras) {
   const Network<double> shape(m.spec);  // validates the spec and gives the tensor offsets
   if (m.params.size() != std::size_t(shape.num_params()))
     throw Error("save_model: the parameter count does not match the architecture");
@@ -213,45 +309,7 @@ std::string serialize(const Model& m, const json& extra_meta,
   return file;
 }
 
-// The header's size bound: a checkpoint's history of 100 000 epochs fits many times over.
-constexpr std::uint64_t kMaxHeaderBytes = std::uint64_t(64) << 20;
-// JSON nesting deeper than this is refused before parsing: chainrule's own is at most 4 deep, and
-// a header of 50 000 '[' would otherwise overflow the stack in the recursive dump and destructor.
-constexpr int kMaxJsonDepth = 32;
-// Bytes after the tensor data read to be judged by the checksum, at most.
-constexpr std::uint64_t kMaxTrailingBytes = std::uint64_t(1) << 20;
-
-// A model file read and checked as far as its layout, format, version and checksum.
-struct ModelFile {
-  std::string path, bytes;
-  json header;
-  std::string_view data;
-
-  ModelError bad(const std::string& what) const {
-    return ModelError(path + ": not a valid chainrule model: " + what);
-  }
-  // The bytes of tensor `name`, checked to be `dtype` of `count` elements of `width` bytes.
-  std::string_view tensor(const std::string& name, const std::string& dtype, std::uint64_t count,
-                          std::size_t width, const json* want_shape = nullptr) const {
-    if (!header.contains(name)) throw bad("tensor '" + name + "' is missing");
-    const json& t = header[name];
-    if (t.at("dtype") != dtype)
-      throw bad("tensor '" + name + "' has dtype " + t.at("dtype").dump() + ", expected " + dtype);
-    if (want_shape && t.at("shape") != *want_shape)
-      throw bad("tensor '" + name + "' has shape " + t.at("shape").dump() +
-                ", the architecture says " + want_shape->dump());
-    const auto begin = t.at("data_offsets").at(0).get<std::uint64_t>();
-    const auto end = t.at("data_offsets").at(1).get<std::uint64_t>();
-    if (begin > end || end > data.size() || count > data.size() / width ||
-        end - begin != count * width)
-      throw bad("tensor '" + name + "' has data offsets outside the file or of the wrong size");
-    return data.substr(begin, end - begin);
-  }
-};
-
-// Parses JSON of a model file after checking its nesting depth (brackets outside strings).
-template <class File>
-json parse_bounded(std::string_view text, const File& f) {
+json detail::parse_bounded(std::string_view text, const ModelFile& f) {
   int depth = 0;
   bool in_string = false;
   for (std::size_t i = 0; i < text.size(); ++i) {
@@ -278,7 +336,7 @@ json parse_bounded(std::string_view text, const File& f) {
   }
 }
 
-ModelFile read_model_file(const std::string& path) {
+ModelFile detail::read_model_file(const std::string& path) {
   ModelFile f;
   f.path = path;
   std::unique_ptr<InputFile> in;
@@ -353,83 +411,11 @@ ModelFile read_model_file(const std::string& path) {
   return f;
 }
 
-// Everything predict, eval, explain and training rely on, checked once at load time: a file with
-// a valid checksum can still have been written by someone else.
-void check_invariants(const Model& m, const ModelFile& f) {
-  const auto finite = [](double v) { return std::isfinite(v); };
-  for (std::size_t i = 0; i < m.params.size(); ++i)
-    if (!finite(m.params[i]))
-      throw f.bad("parameter " + std::to_string(i) + " of the flat buffer is " +
-                  (std::isnan(m.params[i]) ? "NaN" : "infinite") + ": expected finite weights");
-  std::set<std::string> names;
-  for (const Feature& feat : m.prep.features) {
-    if (!names.insert(feat.name).second) throw f.bad("feature '" + feat.name + "' appears twice");
-    if (feat.numeric) {
-      if (!finite(feat.center) || !finite(feat.scale) || !finite(feat.fill))
-        throw f.bad("feature '" + feat.name + "' has a non-finite center, scale or fill");
-      continue;
-    }
-    if (feat.categories.empty()) throw f.bad("feature '" + feat.name + "' has no categories");
-    for (std::size_t k = 1; k < feat.categories.size(); ++k)
-      if (!(feat.categories[k - 1] < feat.categories[k]))
-        throw f.bad("the categories of feature '" + feat.name +
-                    "' are not sorted and distinct: expected byte order");
-  }
-  const Preprocessor& p = m.prep;
-  if (p.task == Task::classify) {
-    if (p.classes.size() < 2) throw f.bad("a classifier with fewer than two classes");
-    if (p.target_numeric && p.class_values.size() != p.classes.size())
-      throw f.bad("the numeric class values do not match the class labels");
-    for (std::size_t k = 1; k < p.classes.size(); ++k) {
-      const bool sorted = p.target_numeric ? p.class_values[k - 1] < p.class_values[k]
-                                           : p.classes[k - 1] < p.classes[k];
-      if (!sorted) throw f.bad("the class labels are not sorted and distinct");
-    }
-    for (const double v : p.class_values)
-      if (!finite(v)) throw f.bad("a numeric class value is not finite");
-  } else if (!finite(p.target_center) || !finite(p.target_scale) || p.target_scale == 0) {
-    throw f.bad("the target's center and scale must be finite, the scale not 0");
-  }
-  const LayerSpec& out = m.spec.layers.back();
-  if (out.units != p.outputs())
-    throw f.bad("the output layer has " + std::to_string(out.units) + " units, the " +
-                (p.task == Task::classify ? std::to_string(p.classes.size()) + " classes need "
-                                          : std::string("regression target needs ")) +
-                std::to_string(p.outputs()));
-  const Activation want = p.task == Task::regress ? Activation::identity
-                          : p.classes.size() == 2 ? Activation::sigmoid
-                                                  : Activation::softmax;
-  if (out.activation != want)
-    throw f.bad("the output activation is " + std::string(to_string(out.activation)) +
-                ", the task needs " + std::string(to_string(want)));
-  for (std::size_t l = 0; l + 1 < m.spec.layers.size(); ++l)
-    if (m.spec.layers[l].activation == Activation::softmax)
-      throw f.bad("hidden layer " + std::to_string(l) + " has a softmax activation");
-}
-
-Model model_from(const ModelFile& f) {
+Model detail::model_from(const ModelFile& f) {
   Model m;
   try {
     const json& meta = f.header.at("__metadata__");
-    const json arch = parse_bounded(meta.at("architecture").get<std::string>(), f);
-    m.spec.inputs = arch.at("inputs").get<Index>();
-    for (const json& l : arch.at("layers"))
-      m.spec.layers.push_back(
-          {l.at("units").get<Index>(), parse_activation(l.at("activation").get<std::string>())});
-    m.spec.loss = parse_loss(arch.at("loss").get<std::string>());
-    m.dtype = parse_dtype(arch.at("dtype").get<std::string>());
-    // The parameter count the architecture claims, checked against the file's size before
-    // anything of that size is allocated.
-    const std::uint64_t width_bytes = m.dtype == Dtype::float32 ? 4 : 8;
-    std::uint64_t count = 0, in = std::uint64_t(std::max<Index>(m.spec.inputs, 0));
-    for (const LayerSpec& l : m.spec.layers) {
-      const auto out = std::uint64_t(std::max<Index>(l.units, 0));
-      if (in > (1ull << 32) || out > (1ull << 32)) throw f.bad("a layer size is out of range");
-      count += in * out + out;
-      if (count > f.data.size() / width_bytes)
-        throw f.bad("the architecture needs more weights than the file holds");
-      in = out;
-    }
+    read_architecture(m, meta, f);
     m.prep = preprocessing_from(parse_bounded(meta.at("preprocessing").get<std::string>(), f));
     m.training =
         metadata_from<TrainingSettings>(parse_bounded(meta.at("training").get<std::string>(), f));
@@ -438,29 +424,7 @@ Model model_from(const ModelFile& f) {
     const Network<double> shape(m.spec);
     if (m.prep.inputs() != m.spec.inputs)
       throw f.bad("the preprocessing does not fit the network's inputs");
-    m.params.assign(std::size_t(shape.num_params()), 0.0);
-    const std::size_t width = m.dtype == Dtype::float32 ? 4 : 8;
-    const std::string dtype = m.dtype == Dtype::float32 ? "F32" : "F64";
-    for (std::size_t l = 0; l < shape.layers().size(); ++l) {
-      const auto& layer = shape.layers()[l];
-      const auto read = [&](const std::string& name, Index first, Index count, const json& want) {
-        const std::string_view bytes = f.tensor(name, dtype, std::uint64_t(count), width, &want);
-        for (Index i = 0; i < count; ++i) {
-          const char* p = bytes.data() + std::size_t(i) * width;
-          if (width == 4) {
-            float v;
-            std::memcpy(&v, p, 4);
-            m.params[std::size_t(first + i)] = v;
-          } else {
-            std::memcpy(&m.params[std::size_t(first + i)], p, 8);
-          }
-        }
-      };
-      const std::string prefix = "layers." + std::to_string(l);
-      read(prefix + ".weight", layer.offset(), layer.in() * layer.out(),
-           json{layer.out(), layer.in()});
-      read(prefix + ".bias", layer.bias_offset(), layer.out(), json{layer.out()});
-    }
+    read_params(m, shape, f);
   } catch (const json::exception& e) {
     throw f.bad(std::string("its header is incomplete (") + e.what() + ")");
   } catch (const ConfigError& e) {
@@ -470,164 +434,12 @@ Model model_from(const ModelFile& f) {
   return m;
 }
 
-}  // namespace
-
 void save_model(const Model& m, const std::string& path) {
-  write_file_atomically(path, serialize(m, json::object(), {}));
+  write_file_atomically(path, detail::serialize(m, json::object(), {}));
 }
 
 Model load_model(const std::string& path) {
-  return model_from(read_model_file(path));
-}
-
-namespace {
-
-template <class T>
-std::string le_bytes(const std::vector<T>& values, Dtype dtype) {
-  std::string out;
-  for (const T v : values)
-    if (dtype == Dtype::float32)
-      append_le(out, float(v));
-    else
-      append_le(out, v);
-  return out;
-}
-
-std::vector<double> values_of(std::string_view bytes, Dtype dtype) {
-  const std::size_t width = dtype == Dtype::float32 ? 4 : 8;
-  std::vector<double> v(bytes.size() / width);
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (width == 4) {
-      float x;
-      std::memcpy(&x, bytes.data() + i * 4, 4);
-      v[i] = x;
-    } else {
-      std::memcpy(&v[i], bytes.data() + i * 8, 8);
-    }
-  }
-  return v;
-}
-
-json history_json(const TrainResult& r) {
-  json h = json::array();
-  for (const EpochReport& e : r.history) {
-    json j = {
-        {"epoch", e.epoch},     {"epochs", e.epochs}, {"train_loss", e.train_loss},   {"lr", e.lr},
-        {"seconds", e.seconds}, {"best", e.best},     {"metric", to_string(e.metric)}};
-    if (e.val_loss) j["val_loss"] = *e.val_loss;
-    if (e.val_metric) j["val_metric"] = *e.val_metric;
-    h.push_back(j);
-  }
-  return h;
-}
-
-}  // namespace
-
-void save_checkpoint(const Checkpoint& c, const std::string& path) {
-  const TrainState& s = c.state;
-  const Dtype d = c.model.dtype;
-  const std::string dt = d == Dtype::float32 ? "F32" : "F64";
-  Model m = c.model;
-  m.params = s.params;
-  std::vector<ExtraTensor> extras;
-  extras.push_back(
-      {"checkpoint.best_params", dt, {s.best_params.size()}, le_bytes(s.best_params, d)});
-  for (std::size_t i = 0; i < s.optimizer.buffers.size(); ++i)
-    extras.push_back({"checkpoint.optimizer." + std::to_string(i),
-                      dt,
-                      {s.optimizer.buffers[i].size()},
-                      le_bytes(s.optimizer.buffers[i], d)});
-  std::string order;
-  for (const Index i : s.order)
-    append_le(order, std::int64_t(i));
-  extras.push_back({"checkpoint.order", "I64", {s.order.size()}, order});
-  json state = {{"epoch", s.epoch},
-                {"batch", s.batch},
-                {"loss_sum", s.loss_sum},
-                {"since_best", s.since_best},
-                {"best_epoch", s.result.best_epoch},
-                {"history", history_json(s.result)},
-                {"optimizer_steps", s.optimizer.steps},
-                {"optimizer_buffers", s.optimizer.buffers.size()},
-                {"rng", s.rng},
-                {"data_crc", c.data_crc},
-                {"settings", json::parse(c.settings)}};
-  if (s.best) state["best"] = *s.best;
-  write_file_atomically(path, serialize(m, {{"checkpoint", state.dump()}}, extras));
-}
-
-Checkpoint load_checkpoint(const std::string& path) {
-  const ModelFile f = read_model_file(path);
-  Checkpoint c;
-  c.model = model_from(f);
-  TrainState& s = c.state;
-  const Dtype d = c.model.dtype;
-  const std::string dt = d == Dtype::float32 ? "F32" : "F64";
-  const std::size_t width = d == Dtype::float32 ? 4 : 8;
-  try {
-    const json& meta = f.header.at("__metadata__");
-    if (!meta.contains("checkpoint"))
-      throw ModelError(path + ": a model file, not a checkpoint: it holds no training state");
-    const json j = parse_bounded(meta.at("checkpoint").get<std::string>(), f);
-    s.epoch = j.at("epoch").get<int>();
-    s.batch = j.at("batch").get<Index>();
-    s.loss_sum = j.at("loss_sum").get<double>();
-    if (j.contains("best")) s.best = j.at("best").get<double>();
-    s.since_best = j.at("since_best").get<int>();
-    s.result.best_epoch = j.at("best_epoch").get<int>();
-    for (const json& e : j.at("history")) {
-      EpochReport r;
-      r.epoch = e.at("epoch").get<int>();
-      r.epochs = e.at("epochs").get<int>();
-      r.train_loss = e.at("train_loss").get<double>();
-      r.lr = e.at("lr").get<double>();
-      r.seconds = e.at("seconds").get<double>();
-      r.best = e.at("best").get<bool>();
-      r.metric = parse_metric(e.at("metric").get<std::string>());
-      if (e.contains("val_loss")) r.val_loss = e.at("val_loss").get<double>();
-      if (e.contains("val_metric")) r.val_metric = e.at("val_metric").get<double>();
-      s.result.history.push_back(r);
-    }
-    s.optimizer.steps = j.at("optimizer_steps").get<std::int64_t>();
-    s.rng = j.at("rng").get<std::string>();
-    c.data_crc = j.at("data_crc").get<std::uint32_t>();
-    c.settings = j.at("settings").dump();
-    s.params = c.model.params;
-    const std::size_t n = s.params.size();
-    s.best_params = values_of(f.tensor("checkpoint.best_params", dt, n, width), d);
-    const auto buffers = j.at("optimizer_buffers").get<std::size_t>();
-    if (buffers > 8) throw f.bad("the optimizer state has too many buffers");
-    for (std::size_t i = 0; i < buffers; ++i) {
-      const std::string name = "checkpoint.optimizer." + std::to_string(i);
-      if (!f.header.contains(name)) throw f.bad("tensor '" + name + "' is missing");
-      const auto len = f.header[name].at("shape").at(0).get<std::uint64_t>();
-      if (len != 0 && len != n) throw f.bad("tensor '" + name + "' does not match the weights");
-      s.optimizer.buffers.push_back(values_of(f.tensor(name, dt, len, width), d));
-    }
-    if (!f.header.contains("checkpoint.order")) throw f.bad("tensor 'checkpoint.order' is missing");
-    const auto rows = f.header["checkpoint.order"].at("shape").at(0).get<std::uint64_t>();
-    const std::string_view order = f.tensor("checkpoint.order", "I64", rows, 8);
-    s.order.resize(rows);
-    std::vector<bool> seen(rows);
-    for (std::size_t i = 0; i < rows; ++i) {
-      std::int64_t v;
-      std::memcpy(&v, order.data() + i * 8, 8);
-      if (v < 0 || std::uint64_t(v) >= rows || seen[std::size_t(v)])
-        throw f.bad("tensor 'checkpoint.order' is not a permutation of the rows");
-      seen[std::size_t(v)] = true;
-      s.order[i] = Index(v);
-    }
-    try {
-      Rng(0).set_state(s.rng);
-    } catch (const ConfigError&) {
-      throw f.bad("the saved random generator state is not one");
-    }
-    if (s.epoch < 0 || s.batch < 0 || s.since_best < 0 || s.optimizer.steps < 0)
-      throw f.bad("the training state holds a negative count");
-  } catch (const json::exception& e) {
-    throw f.bad(std::string("its training state is incomplete (") + e.what() + ")");
-  }
-  return c;
+  return detail::model_from(detail::read_model_file(path));
 }
 
 }  // namespace chainrule
