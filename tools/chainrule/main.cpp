@@ -1,10 +1,14 @@
 // chainrule: the command line. The only place that catches exceptions and chooses exit codes.
 #include <fmt/core.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -18,6 +22,22 @@
 
 namespace {
 int g_threads = 1;  // --threads, capped; set once, before any command runs
+
+// OpenBLAS starts its server threads when it loads, before main, and each asks for a 128 MiB
+// buffer: under an address-space or data limit (ulimit -v, -d) that leaves no room, one loops
+// forever, and the process can neither finish its products nor exit. OpenBLAS reads
+// OPENBLAS_NUM_THREADS only when it loads, so under such a limit the program runs itself again
+// with it set to 1 (no server thread at all); if that fails it goes on as it is.
+void run_again_without_blas_threads(char** argv) {
+  const char* set = std::getenv("OPENBLAS_NUM_THREADS");
+  if (set != nullptr && std::strcmp(set, "1") == 0) return;
+  const auto limited = [](int resource) {
+    rlimit limit{};
+    return getrlimit(resource, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY;
+  };
+  if (!limited(RLIMIT_AS) && !limited(RLIMIT_DATA)) return;
+  if (setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0) execv("/proc/self/exe", argv);
+}
 }  // namespace
 
 int chainrule::cli::threads() {
@@ -26,6 +46,7 @@ int chainrule::cli::threads() {
 
 int main(int argc, char** argv) {
   using namespace chainrule::cli;
+  run_again_without_blas_threads(argv);
   CLI::App app{"chainrule: feedforward neural networks trained by backpropagation", "chainrule"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "chainrule 0.1.0");
