@@ -2,6 +2,9 @@
 
 - MLPClassifier, MLPRegressor: scikit-learn estimators (drop-ins for sklearn.neural_network's).
 - load(path): the estimator for a model file written by `chainrule train` or save(path).
+- train(data, target=..., **options), evaluate, predict, explain: the command line's pipeline
+  (chainrule train, eval, predict, explain) on a CSV path or a pandas DataFrame, returning a
+  Model; load_model(path) reads any model file as a Model.
 - Network, SGD, Adam, RMSprop: the low-level engine (flat params/grads as numpy views),
   with Network.explain(x, y): every gradient as a product of chain-rule factors.
 - Error (a ValueError) and its subclasses ConfigError, DataError, DivergenceError, ModelError,
@@ -25,11 +28,13 @@ from ._core import (
     SGD,
 )
 from .estimators import MLPClassifier, MLPRegressor, load
+from .pipeline import evaluate, explain, load_model, predict, train
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLPClassifier", "MLPRegressor", "load", "Network", "Model", "Optimizer", "SGD", "Adam",
+    "MLPClassifier", "MLPRegressor", "load", "train", "evaluate", "predict", "explain",
+    "load_model", "Network", "Model", "Optimizer", "SGD", "Adam",
     "RMSprop", "Error", "ConfigError", "DataError", "DivergenceError", "ModelError",
     "LimitError",
 ]

@@ -29,6 +29,9 @@
 namespace py = pybind11;
 using namespace chainrule;
 
+// chainrule.train, evaluate, predict, explain on tables (pipeline.cpp).
+void bind_pipeline(py::module_& m);
+
 namespace {
 
 // ---- numpy matrices as MatrixViews ------------------------------------------------------------
@@ -409,8 +412,8 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
-  py::class_<Model, std::shared_ptr<Model>>(m, "Model",
-                                            "A trained model: network, preprocessing, settings.")
+  py::class_<Model, std::shared_ptr<Model>>(
+      m, "Model", "A trained model: network, preprocessing, settings.", py::dynamic_attr())
       .def_property_readonly(
           "params",
           [](py::object self) {
@@ -556,4 +559,6 @@ binary_cross_entropy, softmax_cross_entropy.)")
           py::arg("lr") = 1e-2, py::arg("alpha") = 0.99, py::arg("eps") = 1e-8,
           py::arg("momentum") = 0.0, py::arg("weight_decay") = 0.0);
   bind_optimizer(rms);
+
+  bind_pipeline(m);
 }
