@@ -239,3 +239,36 @@ def test_the_gil_is_released_while_training():
     seconds = result["model"].history["seconds"]
     assert result["model"].metrics["epochs_run"] == 4
     assert ticks >= min(10, seconds * 1000 / 4), (ticks, seconds)
+
+
+def test_every_option_means_the_command_lines_flag(cli, passengers, tmp_path):
+    options = dict(target="Survived", drop=["PassengerId", "Name", "Comment"], impute="mean",
+                   layers=[16, 8], activation="relu", optimizer="sgd", lr=0.05, momentum=0.9,
+                   nesterov=True, weight_decay=0.001, schedule="cosine", dropout=0.1, batch=8,
+                   epochs=12, val=0.2, patience=3, seed=11, dtype="float64", scale="minmax",
+                   init="xavier", shuffle=False)
+    flags = ["--target", "Survived", "--drop", "PassengerId,Name,Comment", "--impute", "mean",
+             "--layers", "16,8", "--activation", "relu", "--optimizer", "sgd", "--lr", "0.05",
+             "--momentum", "0.9", "--nesterov", "--weight-decay", "0.001", "--schedule", "cosine",
+             "--dropout", "0.1", "--batch", "8", "--epochs", "12", "--val", "0.2", "--patience",
+             "3", "--seed", "11", "--dtype", "float64", "--scale", "minmax", "--init", "xavier",
+             "--no-shuffle"]
+    model = chainrule.train(passengers, **options)
+    assert saved(model, tmp_path / "py.safetensors") == \
+        cli_train(cli, passengers, flags, tmp_path / "cli.safetensors")
+    s = model.settings
+    assert (s["layers"], s["optimizer"], s["schedule"], s["dtype"], s["shuffle"]) == \
+        ([16, 8], "sgd", "cosine", "float64", False)
+
+    # The same table written with ';' and decimal commas: the CSV options give the same model.
+    semi = tmp_path / "semicolon.csv"
+    with open(passengers, newline="") as src, open(semi, "w", newline="") as dst:
+        w = csv.writer(dst, delimiter=";")
+        for i, row in enumerate(csv.reader(src)):
+            w.writerow(row if i == 0 else [c.replace(".", ",") if n == 4 else c
+                                           for n, c in enumerate(row)])
+    assert "13,33" in semi.read_text()
+    again = chainrule.train(str(semi), delimiter=";", decimal_comma=True, **options)
+    assert saved(again, tmp_path / "semi.safetensors") == (tmp_path / "py.safetensors").read_bytes()
+    assert chainrule.evaluate(again, semi, delimiter=";", decimal_comma=True) == \
+        chainrule.evaluate(model, passengers)
