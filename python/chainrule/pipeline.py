@@ -128,7 +128,8 @@ def evaluate(model, data, **csv):
 def predict(model, data, **csv):
     """Predictions for every row of `data` (a CSV path or a DataFrame; the target may be
     absent), as ``chainrule predict`` writes them: a pandas DataFrame with a column named after
-    the target (the class label, or the value in the target's units) and, for classification,
+    the target (the class label: a number for a numeric target, an integer when every class is
+    one; or the value in the target's units) and, for classification,
     one probability column ``p_<class>`` per class. A DataFrame's index is kept."""
     import pandas as pd
 
@@ -137,11 +138,15 @@ def predict(model, data, **csv):
     index = None if isinstance(source, str) else data.index
     if labels is None:
         return pd.DataFrame({model.target: values}, index=index)
-    classes = model.class_values if model.target_numeric else model.classes
     import numpy as np
 
-    frame = {model.target: np.asarray(classes, dtype=object if not model.target_numeric
-                                      else float)[labels]}
+    if model.target_numeric:  # the numbers, as integers when they all are
+        classes = np.asarray(model.class_values, dtype=float)
+        if np.all(classes == np.round(classes)) and np.all(np.abs(classes) < 2**53):
+            classes = classes.astype(np.int64)
+    else:
+        classes = np.asarray(model.classes, dtype=object)
+    frame = {model.target: classes[labels]}
     for k, c in enumerate(model.classes):
         frame["p_" + c] = values[:, k]
     return pd.DataFrame(frame, index=index)

@@ -2,8 +2,11 @@
 (chainrule train, eval --json, predict, explain --json), and against numbers computed here."""
 import csv
 import json
+import os
+import signal
 import subprocess
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -272,3 +275,22 @@ def test_every_option_means_the_command_lines_flag(cli, passengers, tmp_path):
     assert saved(again, tmp_path / "semi.safetensors") == (tmp_path / "py.safetensors").read_bytes()
     assert chainrule.evaluate(again, semi, delimiter=";", decimal_comma=True) == \
         chainrule.evaluate(model, passengers)
+
+
+def test_ctrl_c_stops_training_within_a_batch():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame(rng.normal(size=(2000, 8)), columns=[f"x{i}" for i in range(8)])
+    df["y"] = df["x0"] > 0
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        chainrule.train(df, target="y", layers=[64], epochs=100000, val=0)
+    assert time.monotonic() - start < 5
+
+
+def test_predict_gives_numeric_labels_for_a_numeric_target(people):
+    model = chainrule.train(people, target="gender", drop=["name"], val=0, epochs=300, lr=0.01)
+    got = chainrule.predict(model, pd.read_csv(people))
+    assert got["gender"].dtype == np.int64 and list(got.columns) == ["gender", "p_0", "p_1"]
+    np.testing.assert_array_equal(got["gender"], np.where(got["p_1"] > 0.5, 1, 0))
+    np.testing.assert_allclose(got["p_0"] + got["p_1"], 1, rtol=1e-6)
