@@ -111,59 +111,10 @@ class CsvTokenizer {
         fail(here(), "more than " + std::to_string(max_fields_) + " fields in a row: expected " +
                          max_what_);
       row.columns.push_back(pos_ - line_start_ + 1);
-      if (pos_ < s_.size() && s_[pos_] == '"') {
-        const std::size_t open_line = line_, open_col = pos_ - line_start_ + 1;
-        const std::size_t start = ++pos_;
-        bool doubled = false;  // "" inside: the field needs its own unescaped copy
-        for (;;) {
-          if (pos_ >= s_.size())
-            fail(source_ + ":" + std::to_string(open_line) + ":" + std::to_string(open_col),
-                 "unterminated quoted field: expected a closing '\"' before the end of the file");
-          const char c = s_[pos_++];
-          if (c == '"') {
-            if (pos_ < s_.size() && s_[pos_] == '"') {
-              doubled = true;
-              ++pos_;
-              continue;
-            }
-            break;
-          }
-          if (c == '\n') {
-            ++line_;
-            line_start_ = pos_;
-          }
-        }
-        const std::string_view inside = s_.substr(start, pos_ - 1 - start);
-        if (doubled) {
-          std::string& f = arena_.emplace_back();
-          for (std::size_t i = 0; i < inside.size(); ++i) {
-            f += inside[i];
-            if (inside[i] == '"') ++i;  // the second quote of a pair
-          }
-          row.fields.emplace_back(f);
-        } else {
-          row.fields.push_back(inside);
-        }
-        if (pos_ < s_.size() && s_[pos_] != delim_ && s_[pos_] != '\n' &&
-            !(s_[pos_] == '\r' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '\n') &&
-            !(s_[pos_] == '\r' && pos_ + 1 == s_.size()))
-          fail(here(), "expected a delimiter or the end of the line after a closing quote, found " +
-                           quote(s_.substr(pos_, 1)));
-      } else {
-        const std::size_t start = pos_;
-        while (pos_ < s_.size() && s_[pos_] != delim_ && s_[pos_] != '\n') {
-          if (s_[pos_] == '"')
-            fail(here(),
-                 "a '\"' inside an unquoted field: quote the whole field and double the "
-                 "quotes inside it");
-          if (s_[pos_] == '\r' && pos_ + 1 < s_.size() && s_[pos_ + 1] != '\n')
-            fail(here(), "a carriage return without a line feed: expected LF or CRLF line endings");
-          ++pos_;
-        }
-        std::size_t end = pos_;
-        if (end > start && s_[end - 1] == '\r' && (pos_ == s_.size() || s_[pos_] == '\n')) --end;
-        row.fields.push_back(s_.substr(start, end - start));
-      }
+      if (pos_ < s_.size() && s_[pos_] == '"')
+        quoted_field(row);
+      else
+        plain_field(row);
       if (pos_ >= s_.size()) return true;
       if (s_[pos_] == '\r') ++pos_;
       if (pos_ >= s_.size()) return true;
@@ -178,6 +129,64 @@ class CsvTokenizer {
   }
 
  private:
+  // A quoted field from pos_ (at its opening quote) to its closing quote, which must end it.
+  void quoted_field(RawRow& row) {
+    const std::size_t open_line = line_, open_col = pos_ - line_start_ + 1;
+    const std::size_t start = ++pos_;
+    bool doubled = false;  // "" inside: the field needs its own unescaped copy
+    for (;;) {
+      if (pos_ >= s_.size())
+        fail(source_ + ":" + std::to_string(open_line) + ":" + std::to_string(open_col),
+             "unterminated quoted field: expected a closing '\"' before the end of the file");
+      const char c = s_[pos_++];
+      if (c == '"') {
+        if (pos_ < s_.size() && s_[pos_] == '"') {
+          doubled = true;
+          ++pos_;
+          continue;
+        }
+        break;
+      }
+      if (c == '\n') {
+        ++line_;
+        line_start_ = pos_;
+      }
+    }
+    const std::string_view inside = s_.substr(start, pos_ - 1 - start);
+    if (doubled) {
+      std::string& f = arena_.emplace_back();
+      for (std::size_t i = 0; i < inside.size(); ++i) {
+        f += inside[i];
+        if (inside[i] == '"') ++i;  // the second quote of a pair
+      }
+      row.fields.emplace_back(f);
+    } else {
+      row.fields.push_back(inside);
+    }
+    if (pos_ < s_.size() && s_[pos_] != delim_ && s_[pos_] != '\n' &&
+        !(s_[pos_] == '\r' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '\n') &&
+        !(s_[pos_] == '\r' && pos_ + 1 == s_.size()))
+      fail(here(), "expected a delimiter or the end of the line after a closing quote, found " +
+                       quote(s_.substr(pos_, 1)));
+  }
+
+  // An unquoted field from pos_ to the delimiter or the end of the line (its CR not included).
+  void plain_field(RawRow& row) {
+    const std::size_t start = pos_;
+    while (pos_ < s_.size() && s_[pos_] != delim_ && s_[pos_] != '\n') {
+      if (s_[pos_] == '"')
+        fail(here(),
+             "a '\"' inside an unquoted field: quote the whole field and double the "
+             "quotes inside it");
+      if (s_[pos_] == '\r' && pos_ + 1 < s_.size() && s_[pos_ + 1] != '\n')
+        fail(here(), "a carriage return without a line feed: expected LF or CRLF line endings");
+      ++pos_;
+    }
+    std::size_t end = pos_;
+    if (end > start && s_[end - 1] == '\r' && (pos_ == s_.size() || s_[pos_] == '\n')) --end;
+    row.fields.push_back(s_.substr(start, end - start));
+  }
+
   std::string here() const {
     return source_ + ":" + std::to_string(line_) + ":" + std::to_string(pos_ - line_start_ + 1);
   }
