@@ -141,7 +141,7 @@ void train_model(const Dataset& data, const Split& split, const FitOptions& o,
 }  // namespace
 
 std::uint64_t estimate_memory(const NetworkSpec& spec, Dtype dtype, std::size_t rows,
-                              const TrainOptions& train) {
+                              const TrainOptions& train, int threads) {
   // In doubles, so that no product overflows; the result is capped, not wrapped.
   const double width = dtype == Dtype::float32 ? 4 : 8;
   double params = 0, units = double(spec.inputs), in = double(spec.inputs);
@@ -152,7 +152,8 @@ std::uint64_t estimate_memory(const NetworkSpec& spec, Dtype dtype, std::size_t 
   }
   // Weights, gradients and up to two optimizer moments in the training precision; the model's,
   // the best and a checkpoint's copies in double.
-  const double weights = params * (4 * width + 3 * 8);
+  // Each thread beyond the first sums its block's gradients in a buffer of its own.
+  const double weights = params * ((4 + std::max(threads - 1, 0)) * width + 3 * 8);
   // Per batch row: every layer's input, pre-activation, activation and delta (and dropout mask).
   const double workspaces = double(std::max<Index>(train.batch, 1)) * units * width * 5;
   // The data matrices: inputs and outputs of every row, and the predictions for metrics.
@@ -210,7 +211,7 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
   r.validation_rows = split.validation.size();
   TrainOptions sized = o.train;  // a batch is at most the training rows
   sized.batch = std::min<Index>(sized.batch, Index(split.train.size()));
-  const std::uint64_t need = estimate_memory(model.spec, o.dtype, data.rows(), sized);
+  const std::uint64_t need = estimate_memory(model.spec, o.dtype, data.rows(), sized, o.threads);
   const std::uint64_t limit = o.max_memory > 0 ? o.max_memory : available_memory();
   if (need > limit)
     throw LimitError("the run needs about " + format_bytes(need) + " (" + describe(model.spec) +
@@ -235,12 +236,14 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
 namespace {
 
 // Network outputs for every row, computed in the model's precision.
-Batch<double> outputs(const Model& m, const Batch<double>& X) {
+Batch<double> outputs(const Model& m, const Batch<double>& X, int threads) {
   if (m.dtype == Dtype::float64) {
     Network<double> net = m.network<double>();
+    net.set_threads(threads);
     return net.infer(X);
   }
   Network<float> net = m.network<float>();
+  net.set_threads(threads);
   return net.infer(X.cast<float>()).cast<double>();
 }
 
@@ -283,12 +286,13 @@ Predictions predictions_from(const Model& m, const Batch<double>& P, const Table
 
 }  // namespace
 
-Predictions predict(const Model& m, const Dataset& data) {
+Predictions predict(const Model& m, const Dataset& data, int threads) {
   const std::vector<std::size_t> rows = all_rows(data.rows());
-  return predictions_from(m, outputs(m, m.prep.transform<double>(data, rows)), data.table(), rows);
+  return predictions_from(m, outputs(m, m.prep.transform<double>(data, rows, threads), threads),
+                          data.table(), rows);
 }
 
-Evaluation evaluate(const Model& m, const Dataset& data) {
+Evaluation evaluate(const Model& m, const Dataset& data, int threads) {
   const Table& t = data.table();
   if (!m.prep.has_target(t))
     throw DataError(t.source + ": no target column '" + m.prep.target + "' to evaluate against");
@@ -297,7 +301,7 @@ Evaluation evaluate(const Model& m, const Dataset& data) {
   if (rows.empty())
     throw DataError(t.source + ": the target column '" + m.prep.target +
                     "' has no values (every row's is missing): nothing to evaluate against");
-  const Batch<double> X = m.prep.transform<double>(data, rows);
+  const Batch<double> X = m.prep.transform<double>(data, rows, threads);
   const Batch<double> Y = m.prep.targets<double>(t, rows);
   Evaluation e;
   e.rows = rows.size();
@@ -307,7 +311,7 @@ Evaluation evaluate(const Model& m, const Dataset& data) {
     net.infer(X);
     e.loss = net.loss(Y);
   }
-  const Predictions p = predictions_from(m, outputs(m, X), t, rows);
+  const Predictions p = predictions_from(m, outputs(m, X, threads), t, rows);
   if (m.prep.task == Task::classify) {
     const std::size_t K = m.prep.classes.size();
     const std::vector<int> ids = m.prep.class_ids(t);

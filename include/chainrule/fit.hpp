@@ -40,7 +40,7 @@ struct FitOptions {
 
 /// The estimate fit() checks against FitOptions::max_memory, in bytes.
 std::uint64_t estimate_memory(const NetworkSpec& spec, Dtype dtype, std::size_t rows,
-                              const TrainOptions& train);
+                              const TrainOptions& train, int threads = 1);
 
 struct FitResult {
   Model model;
@@ -76,7 +76,8 @@ struct Evaluation {
 };
 
 /// Loss and metrics of `model` on a table that holds the target column. Throws DataError.
-Evaluation evaluate(const Model& model, const Dataset& data);
+/// `threads`: the network's (Network::set_threads); the results are the same for every count.
+Evaluation evaluate(const Model& model, const Dataset& data, int threads = 1);
 
 struct Predictions {
   std::vector<std::size_t> label;  ///< classification: index into model.prep.classes
@@ -85,6 +86,7 @@ struct Predictions {
 };
 
 /// Predictions for every row; feature columns are matched by name, the target may be absent.
-Predictions predict(const Model& model, const Dataset& data);
+/// `threads`: the network's (Network::set_threads); the results are the same for every count.
+Predictions predict(const Model& model, const Dataset& data, int threads = 1);
 
 }  // namespace chainrule

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "chainrule/error.hpp"
+#include "commands.hpp"
 
 namespace chainrule::cli {
 
@@ -82,6 +83,7 @@ Table load_table(const DataArgs& a) {
   Table t = read_csv(a.path, {.delimiter = d[0],
                               .header = !a.no_header,
                               .skip_rows = a.skip_rows,
+                              .threads = threads(),
                               .decimal_comma = a.decimal_comma,
                               .max_bytes = max_bytes(a)});
   print_notes(t.notes);

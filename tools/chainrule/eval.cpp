@@ -32,7 +32,7 @@ struct PredictArgs {
 int run_eval(const EvalArgs& a) {
   const Model m = load_model(a.model);
   const LoadedData data(a.data);
-  const Evaluation e = evaluate(m, data.dataset());
+  const Evaluation e = evaluate(m, data.dataset(), threads());
   nlohmann::json j = {
       {"model", a.model}, {"data", a.data.path}, {"rows", e.rows}, {"loss", e.loss}};
   if (e.skipped > 0) {
@@ -105,7 +105,7 @@ int run_predict(const PredictArgs& a) {
     if (c < 0) throw DataError(a.data.path + ": no column '" + k + "' to --keep");
     keep.push_back(&t.columns[std::size_t(c)]);
   }
-  const Predictions p = predict(m, data.dataset());
+  const Predictions p = predict(m, data.dataset(), threads());
 
   // The prediction column is named after the target; when the target itself is kept (to compare),
   // the prediction becomes <target>_predicted, so that the header's names stay distinct.

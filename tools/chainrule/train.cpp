@@ -79,10 +79,18 @@ constexpr const char* kResumeOptions[] = {"--out", "--checkpoint", "--checkpoint
                                           "--log", "--max-memory", "--max-input-size"};
 
 // SIGINT and SIGTERM ask the training loop to stop after the current batch; a second signal
-// acts as if there were no handler (SA_RESETHAND).
+// acts as if there were no handler (SA_RESETHAND), and so does the first one when the batch has
+// not ended 30 s later (a batch that never ends must not keep the process alive).
 std::atomic<bool> g_stop{false};
-extern "C" void request_stop(int) {
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void request_stop(int sig) {
   g_stop.store(true);
+  g_signal = sig;
+  ::alarm(30);
+}
+extern "C" void stop_now(int) {
+  std::signal(int(g_signal), SIG_DFL);
+  std::raise(int(g_signal));
 }
 
 class StopOnSignals {
@@ -94,17 +102,23 @@ class StopOnSignals {
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGINT, &sa, &old_int_);
     ::sigaction(SIGTERM, &sa, &old_term_);
+    struct sigaction alarm {};
+    alarm.sa_handler = stop_now;
+    sigemptyset(&alarm.sa_mask);
+    ::sigaction(SIGALRM, &alarm, &old_alarm_);
   }
   ~StopOnSignals() {
+    ::alarm(0);
     ::sigaction(SIGINT, &old_int_, nullptr);
     ::sigaction(SIGTERM, &old_term_, nullptr);
+    ::sigaction(SIGALRM, &old_alarm_, nullptr);
   }
   StopOnSignals(const StopOnSignals&) = delete;
   StopOnSignals& operator=(const StopOnSignals&) = delete;
 
  private:
   struct sigaction old_int_ {
-  }, old_term_{};
+  }, old_term_{}, old_alarm_{};
 };
 
 // Live progress on a terminal, one line per epoch otherwise, nothing with --quiet.
@@ -212,6 +226,7 @@ FitOptions fit_options(const TrainArgs& a) {
   FitOptions o;
   o.data.target = a.target;
   o.data.drop = split_list(a.drop, "--drop");
+  o.threads = threads();  // --threads: the same count gives the same bytes
   o.data.max_categories = a.max_categories;
   o.data.max_classes = a.max_classes;
   if (!a.max_memory.empty()) o.max_memory = parse_bytes(a.max_memory);
