@@ -371,6 +371,37 @@ bool encode(const Preprocessor& p, const Feature& f, const ColumnRef& c, std::si
   return true;
 }
 
+// A matrix's numeric features, read through typed pointers rather than MatrixView::at's switch
+// per element (Fashion-MNIST: 47 M reads): the same doubles, so the same inputs as encode's.
+struct MatrixInput {
+  Index column, offset;  // in the matrix, in the network's inputs
+  const Feature* feature;
+};
+
+template <class T, class E>
+bool encode_matrix(const Preprocessor& p, const MatrixView& m, const std::vector<MatrixInput>& in,
+                   std::span<const std::size_t> rows, std::size_t from, std::size_t to,
+                   Batch<T>& X) {
+  const E* base = static_cast<const E*>(m.data);
+  const Index stride = m.stride > 0 ? m.stride : m.row_major ? m.cols : m.rows;
+  for (std::size_t i = from; i < to; ++i) {
+    const auto r = Index(rows[i]);
+    T* x = &X(Index(i), 0);
+    for (const MatrixInput& c : in) {
+      double v =
+          double(base[m.row_major ? r * stride + c.column : c.column * stride + r]) * m.scale;
+      if (std::isnan(v)) {
+        if (p.impute == Impute::none) return false;
+        v = c.feature->fill;
+      }
+      const T y = T((v - c.feature->center) / c.feature->scale);
+      if (!std::isfinite(y)) return false;
+      x[c.offset] = y;
+    }
+  }
+  return true;
+}
+
 // The error for row r of feature f, which encode refused.
 template <class T>
 [[noreturn]] void throw_problem(const Feature& f, const ColumnRef& c, std::size_t r) {
@@ -400,6 +431,19 @@ Batch<T> Preprocessor::transform(const Dataset& data, std::span<const std::size_
   // spans on `threads_given` threads (each row depends on its own values only).
   Batch<T> X(Index(rows.size()), inputs());
   const auto fill = [&](std::size_t from, std::size_t to) {
+    if (const MatrixView* m = data.matrix()) {  // numbers only: typed reads, the same values
+      std::vector<MatrixInput> in;
+      for (const Source& s : sources)
+        in.push_back({s.column.j, s.col, s.feature});
+      switch (m->type) {
+        case ElementType::u8:
+          return encode_matrix<T, std::uint8_t>(*this, *m, in, rows, from, to, X);
+        case ElementType::f32:
+          return encode_matrix<T, float>(*this, *m, in, rows, from, to, X);
+        case ElementType::f64:
+          return encode_matrix<T, double>(*this, *m, in, rows, from, to, X);
+      }
+    }
     bool ok = true;
     for (std::size_t i = from; i < to && ok; ++i)
       for (const Source& s : sources)
