@@ -28,13 +28,13 @@ from ._core import (
     SGD,
 )
 from .estimators import MLPClassifier, MLPRegressor, load
-from .pipeline import evaluate, explain, load_model, predict, train
+from .pipeline import evaluate, explain, export_onnx, load_model, predict, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MLPClassifier", "MLPRegressor", "load", "train", "evaluate", "predict", "explain",
-    "load_model", "Network", "Model", "Optimizer", "SGD", "Adam",
+    "load_model", "export_onnx", "Network", "Model", "Optimizer", "SGD", "Adam",
     "RMSprop", "Error", "ConfigError", "DataError", "DivergenceError", "ModelError",
     "LimitError",
 ]

@@ -111,6 +111,15 @@ def train(data, target=None, **options):
     return model
 
 
+def export_onnx(model, path):
+    """Writes `model` as an ONNX file, preprocessing included: the same bytes as
+    `chainrule export MODEL --onnx PATH`. Returns the file's size in bytes."""
+    if not hasattr(_core, "export_onnx"):
+        raise RuntimeError("this build of chainrule has no ONNX exporter (build it with ONNX: "
+                           "Debian's libonnx-dev)")
+    return _core.export_onnx(model, os.fspath(path))
+
+
 def load_model(path):
     """The `chainrule.Model` in a model file written by `chainrule train`, `Model.save` or an
     estimator's `save` (any model, text features included)."""

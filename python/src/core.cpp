@@ -23,6 +23,9 @@
 #include "chainrule/fit.hpp"
 #include "chainrule/init.hpp"
 #include "chainrule/model.hpp"
+#ifdef CHAINRULE_HAVE_ONNX
+#include "chainrule/onnx_export.hpp"
+#endif
 #include "chainrule/network.hpp"
 #include "chainrule/optimizer.hpp"
 
@@ -461,6 +464,17 @@ PYBIND11_MODULE(_core, m) {
       [](const std::string& path) { return std::make_shared<Model>(load_model(path)); },
       py::arg("path"), "Reads a model file.");
   m.def("model_from_bytes", &model_from_bytes, py::arg("data"));
+#ifdef CHAINRULE_HAVE_ONNX
+  m.def(
+      "export_onnx",
+      [](const Model& mm, const std::string& path) {
+        const std::string bytes = export_onnx(mm);
+        write_file_atomically(path, bytes);
+        return bytes.size();
+      },
+      py::arg("model"), py::arg("path"),
+      "Writes the model as an ONNX file (as `chainrule export --onnx`); returns its size.");
+#endif
   m.def("fit", &fit_py, py::arg("X"), py::arg("y_numbers"), py::arg("y_labels"),
         py::arg("feature_names"), py::arg("options"), py::arg("init_from") = nullptr,
         "Trains on a 2-D array read in place; returns (Model, history).");

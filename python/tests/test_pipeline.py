@@ -294,3 +294,14 @@ def test_predict_gives_numeric_labels_for_a_numeric_target(people):
     assert got["gender"].dtype == np.int64 and list(got.columns) == ["gender", "p_0", "p_1"]
     np.testing.assert_array_equal(got["gender"], np.where(got["p_1"] > 0.5, 1, 0))
     np.testing.assert_allclose(got["p_0"] + got["p_1"], 1, rtol=1e-6)
+
+
+def test_export_onnx_is_the_command_lines(cli, passengers, tmp_path):
+    model = chainrule.train(passengers, **PASSENGERS)
+    model.save(str(tmp_path / "m.safetensors"))
+    size = chainrule.export_onnx(model, tmp_path / "py.onnx")
+    run(cli, "export", tmp_path / "m.safetensors", "--onnx", tmp_path / "cli.onnx")
+    data = (tmp_path / "py.onnx").read_bytes()
+    assert size == len(data) and data == (tmp_path / "cli.onnx").read_bytes()
+    import onnx  # Debian's python3-onnx: the file is a valid ONNX model
+    onnx.checker.check_model(onnx.load(str(tmp_path / "py.onnx")))
