@@ -119,7 +119,8 @@ template <class T>
 class Trainer {
  public:
   /// Checks the options and takes `resume` (the network's weights, the optimizer and `rng` are
-  /// set from it) or starts fresh. The data and callbacks must outlive the Trainer.
+  /// set from it) or starts fresh. The network, the data and `rng` must outlive the Trainer; the
+  /// options and callbacks are copied (a temporary `{}` is fine).
   Trainer(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const Batch<T>& Xv,
           const Batch<T>& Yv, const TrainOptions& options, Rng& rng,
           const TrainCallbacks& callbacks, const TrainState* resume = nullptr);
@@ -146,9 +147,9 @@ class Trainer {
 
   Network<T>& net_;
   const Batch<T>&X_, &Y_, &Xv_, &Yv_;
-  const TrainOptions& o_;
+  const TrainOptions o_;
   Rng& rng_;
-  const TrainCallbacks& cb_;
+  const TrainCallbacks cb_;
   std::unique_ptr<Optimizer<T>> optimizer_;
   double lr0_;
   Index N_, B_, batches_;
