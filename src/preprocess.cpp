@@ -351,17 +351,20 @@ constexpr double kParallelValues = 1 << 20;
 
 // Writes the inputs of feature f for row r at x (one number, or its one-hot block). False when the
 // value is missing (and not imputed) or out of T's range once scaled: throw_problem says which.
+// A numeric value's input: scaled, a missing one filled (or refused), false when not finite in T.
+template <class T>
+bool encode_number(const Preprocessor& p, const Feature& f, double v, T* x) {
+  if (std::isnan(v)) {
+    if (p.impute == Impute::none) return false;
+    v = f.fill;
+  }
+  *x = T((v - f.center) / f.scale);
+  return std::isfinite(*x);
+}
+
 template <class T>
 bool encode(const Preprocessor& p, const Feature& f, const ColumnRef& c, std::size_t r, T* x) {
-  if (f.numeric) {
-    double v = c.number(r);
-    if (std::isnan(v)) {
-      if (p.impute == Impute::none) return false;
-      v = f.fill;
-    }
-    *x = T((v - f.center) / f.scale);
-    return std::isfinite(*x);
-  }
+  if (f.numeric) return encode_number(p, f, c.number(r), x);
   // A numeric column read where text was trained: compare its text form.
   const std::string v = c.numeric() ? format_number(c.number(r)) : c.text(r);
   if (v.empty() && p.impute == Impute::none) return false;  // else the category "" (missing)
@@ -383,21 +386,13 @@ bool encode_matrix(const Preprocessor& p, const MatrixView& m, const std::vector
                    std::span<const std::size_t> rows, std::size_t from, std::size_t to,
                    Batch<T>& X) {
   const E* base = static_cast<const E*>(m.data);
-  const Index stride = m.stride > 0 ? m.stride : m.row_major ? m.cols : m.rows;
   for (std::size_t i = from; i < to; ++i) {
     const auto r = Index(rows[i]);
     T* x = &X(Index(i), 0);
-    for (const MatrixInput& c : in) {
-      double v =
-          double(base[m.row_major ? r * stride + c.column : c.column * stride + r]) * m.scale;
-      if (std::isnan(v)) {
-        if (p.impute == Impute::none) return false;
-        v = c.feature->fill;
-      }
-      const T y = T((v - c.feature->center) / c.feature->scale);
-      if (!std::isfinite(y)) return false;
-      x[c.offset] = y;
-    }
+    for (const MatrixInput& c : in)
+      if (!encode_number(p, *c.feature, double(base[m.offset(r, c.column)]) * m.scale,
+                         x + c.offset))
+        return false;
   }
   return true;
 }

@@ -29,10 +29,14 @@ struct MatrixView {
   Index stride = 0;  ///< elements from one row (column) to the next; 0: packed (cols or rows)
   double scale = 1;
 
+  /// Where element (r, c) is, in elements from `data`.
+  Index offset(Index r, Index c) const {
+    const Index s = stride > 0 ? stride : row_major ? cols : rows;
+    return row_major ? r * s + c : c * s + r;
+  }
   /// Element (r, c) times scale.
   double at(Index r, Index c) const {
-    const Index s = stride > 0 ? stride : row_major ? cols : rows;
-    const Index i = row_major ? r * s + c : c * s + r;
+    const Index i = offset(r, c);
     switch (type) {
       case ElementType::u8:
         return double(static_cast<const std::uint8_t*>(data)[i]) * scale;
