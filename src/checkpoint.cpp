@@ -6,6 +6,7 @@
 
 #include "chainrule/error.hpp"
 #include "chainrule/model.hpp"
+#include "chainrule/model_json.hpp"
 #include "chainrule/random.hpp"
 #include "model_file.hpp"
 
@@ -43,38 +44,6 @@ std::vector<double> values_of(std::string_view bytes, Dtype dtype) {
     }
   }
   return v;
-}
-
-json history_json(const TrainResult& r) {
-  json h = json::array();
-  for (const EpochReport& e : r.history) {
-    json j = {
-        {"epoch", e.epoch},     {"epochs", e.epochs}, {"train_loss", e.train_loss},   {"lr", e.lr},
-        {"seconds", e.seconds}, {"best", e.best},     {"metric", to_string(e.metric)}};
-    if (e.val_loss) j["val_loss"] = *e.val_loss;
-    if (e.val_metric) j["val_metric"] = *e.val_metric;
-    h.push_back(j);
-  }
-  return h;
-}
-
-// The epochs' reports of a checkpoint's history (history_json's inverse).
-std::vector<EpochReport> history_from(const json& history) {
-  std::vector<EpochReport> out;
-  for (const json& e : history) {
-    EpochReport r;
-    r.epoch = e.at("epoch").get<int>();
-    r.epochs = e.at("epochs").get<int>();
-    r.train_loss = e.at("train_loss").get<double>();
-    r.lr = e.at("lr").get<double>();
-    r.seconds = e.at("seconds").get<double>();
-    r.best = e.at("best").get<bool>();
-    r.metric = parse_metric(e.at("metric").get<std::string>());
-    if (e.contains("val_loss")) r.val_loss = e.at("val_loss").get<double>();
-    if (e.contains("val_metric")) r.val_metric = e.at("val_metric").get<double>();
-    out.push_back(r);
-  }
-  return out;
 }
 
 // The optimizer's `buffers` tensors, each empty or of `n` values (one per weight).
@@ -137,7 +106,7 @@ void save_checkpoint(const Checkpoint& c, const std::string& path) {
                 {"loss_sum", s.loss_sum},
                 {"since_best", s.since_best},
                 {"best_epoch", s.result.best_epoch},
-                {"history", history_json(s.result)},
+                {"history", s.result.history},
                 {"optimizer_steps", s.optimizer.steps},
                 {"optimizer_buffers", s.optimizer.buffers.size()},
                 {"rng", s.rng},
@@ -166,7 +135,7 @@ Checkpoint load_checkpoint(const std::string& path) {
     if (j.contains("best")) s.best = j.at("best").get<double>();
     s.since_best = j.at("since_best").get<int>();
     s.result.best_epoch = j.at("best_epoch").get<int>();
-    s.result.history = history_from(j.at("history"));
+    s.result.history = j.at("history").get<std::vector<EpochReport>>();
     s.optimizer.steps = j.at("optimizer_steps").get<std::int64_t>();
     s.rng = j.at("rng").get<std::string>();
     c.data_crc = j.at("data_crc").get<std::uint32_t>();

@@ -133,12 +133,21 @@ void train_model(const Dataset& data, const Split& split, const FitOptions& o,
                        .validation = {},
                        .epochs_run = r.history.history.size(),
                        .best_epoch = r.history.best_epoch,
-                       .stopped_early = r.history.stopped_early};
+                       .stopped_early = r.history.stopped_early,
+                       .history = r.history.history};
+  for (EpochReport& e : metrics.history)
+    e.seconds = 0;  // the same seed writes the same file
   if (Xv.rows() > 0) metrics.validation = measure(net, Xv, Yv, t.metric);
   model.metrics = metrics;
 }
 
 }  // namespace
+
+TrainingSettings training_settings(const FitOptions& o, std::size_t rows) {
+  TrainOptions t = o.train;
+  t.patience = o.patience.value_or(o.validation > 0 ? 20 : 0);
+  return training_settings(o, t, rows);
+}
 
 std::uint64_t estimate_memory(const NetworkSpec& spec, Dtype dtype, std::size_t rows,
                               const TrainOptions& train, int threads) {

@@ -114,6 +114,7 @@ void to_json(json& j, const ModelMetrics& m) {
            {"best_epoch", m.best_epoch},
            {"stopped_early", m.stopped_early}};
   if (m.validation) j["validation"] = *m.validation;
+  if (!m.history.empty()) j["history"] = m.history;
 }
 
 void from_json(const json& j, ModelMetrics& m) {
@@ -122,6 +123,27 @@ void from_json(const json& j, ModelMetrics& m) {
   read(j, "epochs_run", m.epochs_run);
   read(j, "best_epoch", m.best_epoch);
   read(j, "stopped_early", m.stopped_early);
+  read(j, "history", m.history);
+}
+
+void to_json(json& j, const EpochReport& e) {
+  j = json{{"epoch", e.epoch}, {"epochs", e.epochs}, {"train_loss", e.train_loss},
+           {"lr", e.lr},       {"best", e.best},     {"metric", to_string(e.metric)}};
+  if (e.seconds != 0) j["seconds"] = e.seconds;
+  if (e.val_loss) j["val_loss"] = *e.val_loss;
+  if (e.val_metric) j["val_metric"] = *e.val_metric;
+}
+
+void from_json(const json& j, EpochReport& e) {
+  read(j, "epoch", e.epoch);
+  read(j, "epochs", e.epochs);
+  read(j, "train_loss", e.train_loss);
+  read(j, "lr", e.lr);
+  read(j, "seconds", e.seconds);
+  read(j, "best", e.best);
+  read_name(j, "metric", e.metric, parse_metric);
+  if (j.contains("val_loss")) e.val_loss = j.at("val_loss").get<double>();
+  if (j.contains("val_metric")) e.val_metric = j.at("val_metric").get<double>();
 }
 
 }  // namespace chainrule

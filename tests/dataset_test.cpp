@@ -117,6 +117,32 @@ TEST(Dataset, NumericTargetsRegressAndMissingOnesAreLeftOut) {
   EXPECT_EQ(r.model.prep.features[0].name, "x0");  // default names
 }
 
+// The model keeps every epoch's report (for chainrule report): what on_epoch saw, without the
+// wall times, so that two runs of a seed write the same bytes.
+TEST(Dataset, TheModelKeepsTheHistoryOnEpochSaw) {
+  std::vector<double> X, y;
+  for (int i = 0; i < 60; ++i) {
+    X.push_back(i % 7);
+    y.push_back(i % 7 > 3 ? 1 : 0);
+  }
+  const Dataset d({.data = X.data(), .rows = 60, .cols = 1}, {.name = "y", .numbers = y});
+  FitOptions o = options();
+  o.validation = 0.25;
+  o.train.epochs = 6;
+  std::vector<EpochReport> seen;
+  TrainCallbacks cb;
+  cb.on_epoch = [&](const EpochReport& e) { seen.push_back(e); };
+  const FitResult r = fit(d, o, cb);
+  ASSERT_TRUE(r.model.metrics);
+  ASSERT_EQ(r.model.metrics->history.size(), 6u);
+  for (EpochReport& e : seen) {
+    EXPECT_GE(e.seconds, 0);
+    e.seconds = 0;
+  }
+  EXPECT_EQ(r.model.metrics->history, seen);
+  EXPECT_TRUE(seen.back().val_loss.has_value());
+}
+
 TEST(Dataset, ShapesAndNamesAreChecked) {
   std::vector<double> X(6, 1.0);
   const auto error = [](auto f) -> std::string {

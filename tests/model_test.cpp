@@ -43,6 +43,16 @@ Model sample_model(Dtype dtype) {
       TrainingSettings{.rows = 4, .seed = 1, .layers = {4}, .activation = Activation::relu};
   m.metrics =
       ModelMetrics{.train = {.loss = 0.5, .rows = 4, .metric = Metric::accuracy, .value = 0.75}};
+  // The per-epoch history the report draws (one epoch without validation, one with).
+  m.metrics->history = {EpochReport{.epoch = 1, .epochs = 2, .train_loss = 0.9, .lr = 0.01},
+                        EpochReport{.epoch = 2,
+                                    .epochs = 2,
+                                    .train_loss = 0.5,
+                                    .val_loss = 0.625,
+                                    .val_metric = 0.75,
+                                    .metric = Metric::accuracy,
+                                    .lr = 0.005,
+                                    .best = true}};
   return m;
 }
 
@@ -254,6 +264,26 @@ TEST(ModelMetadata, JsonIsTheStoredForm) {
       R"("rows":9},"validation":{"loss":1.0,"r2":0.0,"rows":1}})";
   EXPECT_EQ(nlohmann::json(m).dump(), want_m);
   EXPECT_EQ(nlohmann::json::parse(want_m).get<ModelMetrics>(), m);
+  // The history: wall times only when there are some (a model's are 0: the same seed gives the
+  // same file), validation values only when measured.
+  ModelMetrics h = m;
+  h.history = {EpochReport{.epoch = 1, .epochs = 3, .train_loss = 2, .lr = 0.5},
+               EpochReport{.epoch = 2,
+                           .epochs = 3,
+                           .train_loss = 1,
+                           .val_loss = 0.5,
+                           .val_metric = 0.25,
+                           .metric = Metric::r2,
+                           .lr = 0.5,
+                           .best = true}};
+  const std::string want_h =
+      R"([{"best":false,"epoch":1,"epochs":3,"lr":0.5,"metric":"none","train_loss":2.0},)"
+      R"({"best":true,"epoch":2,"epochs":3,"lr":0.5,"metric":"r2","train_loss":1.0,)"
+      R"("val_loss":0.5,"val_metric":0.25}])";
+  EXPECT_EQ(nlohmann::json(h).at("history").dump(), want_h);
+  EXPECT_EQ(nlohmann::json(h).get<ModelMetrics>(), h);
+  h.history[0].seconds = 1.5;
+  EXPECT_EQ(nlohmann::json(h.history[0]).at("seconds"), 1.5);
   EXPECT_EQ(metadata_json(std::optional<ModelMetrics>()).dump(), "{}");
   EXPECT_FALSE(metadata_from<TrainingSettings>(nlohmann::json::object()));
   EXPECT_THROW(nlohmann::json::parse(R"({"activation":"swish"})").get<TrainingSettings>(),

@@ -42,6 +42,10 @@ struct FitOptions {
 std::uint64_t estimate_memory(const NetworkSpec& spec, Dtype dtype, std::size_t rows,
                               const TrainOptions& train, int threads = 1);
 
+/// The settings fit() records in the model (Model::training) for these options and a table of
+/// `rows` rows, known before training starts (a live report shows them).
+TrainingSettings training_settings(const FitOptions& o, std::size_t rows);
+
 struct FitResult {
   Model model;
   TrainResult history;

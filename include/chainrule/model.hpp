@@ -61,6 +61,9 @@ struct ModelMetrics {
   std::size_t epochs_run = 0;
   int best_epoch = 0;
   bool stopped_early = false;
+  /// One report per epoch run, for curves (chainrule report). Their `seconds` are 0: wall times
+  /// would make two runs of the same seed write different files.
+  std::vector<EpochReport> history;
 
   bool operator==(const ModelMetrics&) const = default;
 };

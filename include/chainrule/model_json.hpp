@@ -17,6 +17,10 @@ void to_json(nlohmann::json& j, const SplitMetrics& m);
 void from_json(const nlohmann::json& j, SplitMetrics& m);
 void to_json(nlohmann::json& j, const ModelMetrics& m);
 void from_json(const nlohmann::json& j, ModelMetrics& m);
+/// `seconds` is written only when it is not 0 (a model's history has none).
+void to_json(nlohmann::json& j, const EpochReport& e);
+void from_json(const nlohmann::json& j, EpochReport& e);
+void from_json(const nlohmann::json& j, ModelMetrics& m);
 
 /// A metadata entry of a model file: the struct's JSON, or {} when it is empty.
 template <class T>

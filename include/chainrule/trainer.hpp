@@ -49,6 +49,8 @@ struct EpochReport {
   double lr = 0;
   double seconds = 0;  ///< wall time of this epoch
   bool best = false;   ///< the monitored loss improved
+
+  bool operator==(const EpochReport&) const = default;
 };
 
 struct BatchProgress {

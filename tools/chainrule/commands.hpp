@@ -26,5 +26,6 @@ Command add_eval(CLI::App& root);
 Command add_predict(CLI::App& root);
 Command add_info(CLI::App& root);
 Command add_export(CLI::App& root);
+Command add_report(CLI::App& root);
 
 }  // namespace chainrule::cli

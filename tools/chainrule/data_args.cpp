@@ -189,4 +189,13 @@ std::string csv_field(const std::string& s, char delimiter) {
   return q + "\"";
 }
 
+void check_output(const std::string& path, const std::string& flag, const std::string& role,
+                  const std::vector<std::string>& inputs, bool stream_ok) {
+  check_writable(path, role, stream_ok);
+  for (const std::string& input : inputs)
+    if (!input.empty() && same_file(path, input))
+      throw ConfigError(flag + " " + path + " is the input file " + input +
+                        ": refusing to overwrite it with " + role);
+}
+
 }  // namespace chainrule::cli

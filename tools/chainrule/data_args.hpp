@@ -49,6 +49,11 @@ class LoadedData {
   std::unique_ptr<Dataset> dataset_;
 };
 
+/// Checks an output file before any work: writable (file_io.hpp's check_writable, `stream_ok`:
+/// a device or pipe may be written to) and none of `inputs` (an output over an input would
+/// destroy data the user may have only there). `flag` and `role` name it in the errors.
+void check_output(const std::string& path, const std::string& flag, const std::string& role,
+                  const std::vector<std::string>& inputs, bool stream_ok = false);
 /// What the CLI tells a user to do about a library option named in a LimitError or Note.
 std::string hint_for(const std::string& option);
 /// Prints notes as "chainrule: warning: ..." lines with the CLI's hint.

@@ -90,11 +90,7 @@ std::string cell_text(const Column& c, std::size_t r) {
 
 int run_predict(const PredictArgs& a) {
   if (!a.out.empty()) {
-    check_writable(a.out, "the predictions", true);
-    for (const std::string& input : {a.model, a.data.path, a.data.labels})
-      if (same_file(a.out, input))
-        throw ConfigError("--out " + a.out + " is the input file " + input +
-                          ": refusing to overwrite it with predictions");
+    check_output(a.out, "--out", "the predictions", {a.model, a.data.path, a.data.labels}, true);
   }
   const Model m = load_model(a.model);
   const LoadedData data(a.data);

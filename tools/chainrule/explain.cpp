@@ -9,10 +9,13 @@
 #include <string>
 
 #include "chainrule/error.hpp"
+#include "chainrule/file_io.hpp"
 #include "chainrule/init.hpp"
 #include "chainrule/tutorial.hpp"
 #include "commands.hpp"
 #include "data_args.hpp"
+#include "explain_html.hpp"
+#include "lang.hpp"
 
 namespace chainrule::cli {
 
@@ -27,6 +30,8 @@ struct ExplainCliOptions {
   std::uint64_t seed = 42;
   double fd_step = 1e-6;
   bool json = false;
+  std::string html;  // write the diagram page here
+  Lang lang = Lang::en;
   std::string params;   // comma-separated parameter names
   std::size_t top = 0;  // 0: all parameters of small networks, the 10 largest gradients of others
 };
@@ -99,11 +104,21 @@ void print_neuron(const NeuronTrace& n) {
                activation_symbol(n.activation), num(n.z), num(n.a));
 }
 
+// "Network  ", "网络  ": a heading of the first lines, padded to line up in English.
+std::string label(Lang L, const char* key) {
+  const std::string t = tr(L, key);
+  return t + std::string(L == Lang::en ? 9 - t.size() : 2, ' ');
+}
+
 void print_text(const Explanation& e, const Network<double>& net, const std::string& sample,
-                const std::string& weights) {
-  fmt::print("Network  {}; loss {}; {} parameters\n", describe(net.spec()), to_string(e.loss),
-             net.num_params());
-  fmt::print("Weights  {}\n", weights);
+                const std::string& weights, Lang L) {
+  if (L == Lang::en)
+    fmt::print("Network  {}; loss {}; {} parameters\n", describe(net.spec()), to_string(e.loss),
+               net.num_params());
+  else
+    fmt::print("{}{}；{} {}；{} {}\n", label(L, "Network"), describe(net.spec()), tr(L, "loss"),
+               to_string(e.loss), net.num_params(), tr(L, "parameters"));
+  fmt::print("{}{}\n", label(L, "Weights"), weights);
   std::string xs;
   const std::size_t shown_inputs = e.x.size() > 10 ? 8 : e.x.size();
   for (std::size_t i = 0; i < shown_inputs; ++i)
@@ -111,7 +126,7 @@ void print_text(const Explanation& e, const Network<double>& net, const std::str
   if (shown_inputs < e.x.size()) xs += fmt::format(", … ({} inputs)", e.x.size());
   for (std::size_t k = 0; k < e.y.size(); ++k)
     xs += fmt::format(", y{} = {}", e.y.size() == 1 ? "" : std::to_string(k + 1), num(e.y[k]));
-  fmt::print("Sample   {}: {}\n\nForward pass\n", sample, xs);
+  fmt::print("{}{}: {}\n\n{}\n", label(L, "Sample"), sample, xs, tr(L, "Forward pass"));
 
   // Which neurons to show: all of them when every parameter is explained; otherwise the output
   // layer and the neurons the shown chains pass through.
@@ -137,24 +152,24 @@ void print_text(const Explanation& e, const Network<double>& net, const std::str
   };
   for (const NeuronTrace& n : e.neurons)
     if (shown(n)) print_neuron(n);
-  if (!everything) fmt::print("  (neurons off the shown chains are left out)\n");
+  if (!everything) fmt::print("  {}\n", tr(L, "(neurons off the shown chains are left out)"));
   std::string numeric;  // the formula with numbers, where it is short enough to read
   if (e.loss == Loss::mse && e.y.size() == 1)
     numeric = fmt::format(" = ({} − {})²", num(e.y[0]), num(e.neurons.back().a));
-  fmt::print("\nLoss\n  L = {}{} = {}\n", e.loss_formula, numeric, num(e.loss_value));
+  fmt::print("\n{}\n  L = {}{} = {}\n", tr(L, "Loss"), e.loss_formula, numeric, num(e.loss_value));
 
   // Neurons whose ∂L/∂a is a sum over several paths are referred to by name in the chains.
   bool header = false;
   for (const NeuronTrace& n : e.neurons) {
     if (n.layer + 1 >= net.layers().size() || net.layers()[n.layer + 1].out() == 1) continue;
     if (!shown(n)) continue;
-    if (!header) fmt::print("\nBackward pass (sums over several paths)\n");
+    if (!header) fmt::print("\n{}\n", tr(L, "Backward pass (sums over several paths)"));
     header = true;
     fmt::print("  ∂L/∂{} = {}   ∂L/∂z_{} = {}\n", n.name, num(n.grad_a), n.name, num(n.grad_z));
   }
 
-  fmt::print("\nGradients: chain rule, checked by central finite differences (h = {})\n",
-             e.fd_step);
+  fmt::print("\n{} (h = {})\n",
+             tr(L, "Gradients: chain rule, checked by central finite differences"), e.fd_step);
   for (const ParamTrace& p : e.params) {
     std::string symbols, formulas, values;
     for (std::size_t i = 0; i < p.factors.size(); ++i) {
@@ -167,18 +182,18 @@ void print_text(const Explanation& e, const Network<double>& net, const std::str
     const std::string indent(display_width(lhs) + 1, ' ');
     fmt::print("\n  {} = {}\n", lhs, symbols);
     if (!everything)
-      fmt::print("  {}({} is {}[{}], {} → {})\n", indent, p.name, p.tensor,
+      fmt::print("  {}({} {} {}[{}], {} → {})\n", indent, p.name, tr(L, "is"), p.tensor,
                  p.col < 0 ? std::to_string(p.row) : fmt::format("{},{}", p.row, p.col), p.from,
                  p.to);
     fmt::print("  {}= {}\n", indent, formulas);
     if (p.factors.size() > 1) fmt::print("  {}= {}\n", indent, values);
-    fmt::print("  {}= {}   finite difference {} (relative error {:.1e})\n", indent, num(p.chain),
-               num(p.finite_difference), p.relative_error);
-    fmt::print("  {}  {}\n", indent, p.reading);
+    fmt::print("  {}= {}   {} {} ({} {:.1e})\n", indent, num(p.chain), tr(L, "finite difference"),
+               num(p.finite_difference), tr(L, "relative error"), p.relative_error);
+    fmt::print("  {}  {}\n", indent, sign_reading(L, p.name, p.chain, p.reading));
   }
 }
 
-nlohmann::json to_json(const Explanation& e, const std::string& sample) {
+nlohmann::json to_json(const Explanation& e, const std::string& sample, Lang L) {
   using nlohmann::json;
   json j;
   j["sample"] = sample;
@@ -222,7 +237,7 @@ nlohmann::json to_json(const Explanation& e, const std::string& sample) {
          {"backprop", p.backprop},
          {"finite_difference", p.finite_difference},
          {"relative_error", p.relative_error},
-         {"reading", p.reading}});
+         {"reading", sign_reading(L, p.name, p.chain, p.reading)}});
   }
   return j;
 }
@@ -266,23 +281,38 @@ int explain_model(const ExplainCliOptions& o) {
   std::string note;
   options.params = selected_params(o, net, x, y, note);
   const Explanation e = explain(net, x, y, options);
-  if (!note.empty() && !o.json) fmt::print("Showing {}\n", note);
-  std::string sample = fmt::format("row {} of {}", o.row, o.data.path);
+  if (!note.empty() && !o.json) fmt::print("{} {}\n", tr(o.lang, "Showing"), note);
+  std::string sample = fmt::format(fmt::runtime(tr(o.lang, "row {0} of {1}")), o.row, o.data.path);
   if (o.row < long(t.lines.size()))
-    sample += fmt::format(" (line {})", t.lines[std::size_t(o.row)]);
-  if (o.json) {
-    fmt::print("{}\n",
-               to_json(e, sample).dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+    sample += fmt::format(fmt::runtime(tr(o.lang, " (line {})")), t.lines[std::size_t(o.row)]);
+  if (!o.html.empty()) {
+    write_file_atomically(o.html,
+                          explain_html(o.lang,
+                                       {{fmt::format(fmt::runtime(tr(o.lang, "row {}")), o.row),
+                                         to_json(e, sample, o.lang)}},
+                                       0,
+                                       fmt::format("{}: {} ({}); {}", tr(o.lang, "Model"), o.model,
+                                                   to_string(m.dtype), sample)));
+    fmt::print("diagram written to {}\n", o.html);
     return kOk;
   }
-  print_text(e, net, sample + ", inputs after preprocessing",
-             fmt::format("{} ({})", o.model, to_string(m.dtype)));
+  if (o.json) {
+    fmt::print(
+        "{}\n",
+        to_json(e, sample, o.lang).dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+    return kOk;
+  }
+  print_text(e, net, sample + ", " + tr(o.lang, "inputs after preprocessing"),
+             fmt::format("{} ({})", o.model, to_string(m.dtype)), o.lang);
   return kOk;
 }
 
 int run_explain(const ExplainCliOptions& o) {
+  if (!o.html.empty())
+    check_output(o.html, "--html", "the diagram", {o.model, o.data.path, o.data.labels});
   if (!o.model.empty()) return explain_model(o);
-  const tutorial::Person& person = tutorial::people()[find_person(o.sample)];
+  const std::size_t chosen = find_person(o.sample);
+  const tutorial::Person& person = tutorial::people()[chosen];
   Network<double> net(tutorial::spec());
   std::string weights;
   if (o.weights == "ones") {
@@ -291,25 +321,45 @@ int run_explain(const ExplainCliOptions& o) {
       layer.weight(net.params().data()).setOnes();
       layer.bias(net.params().data()).setZero();
     }
-    weights = "all weights 1, all biases 0 (the tutorial's worked case)";
+    weights = tr(o.lang, "all weights 1, all biases 0 (the tutorial's worked case)");
   } else {
     Rng rng(o.seed);
     initialize(net, Init::normal, rng);
-    weights = fmt::format("every weight and bias from N(0, 1), seed {}", o.seed);
+    weights = fmt::format(fmt::runtime(tr(o.lang, "every weight and bias from N(0, 1), seed {}")),
+                          o.seed);
   }
-  const double x[2] = {person.weight, person.height};
-  const double y[1] = {person.gender};
-  ExplainOptions options;
-  options.fd_step = o.fd_step;
-  std::string note;
-  options.params = selected_params(o, net, x, y, note);
-  const Explanation e = explain(net, x, y, options);
-  const std::string sample = std::string(person.name) + " (x1 = weight, x2 = height, y = gender)";
+  const auto explain_person = [&](const tutorial::Person& who) {
+    const double x[2] = {who.weight, who.height};
+    const double y[1] = {who.gender};
+    ExplainOptions options;
+    options.fd_step = o.fd_step;
+    std::string note;
+    options.params = selected_params(o, net, x, y, note);
+    return explain(net, x, y, options);
+  };
+  if (!o.html.empty()) {  // every person, to step through
+    std::vector<DiagramSample> samples;
+    for (const tutorial::Person& who : tutorial::people())
+      samples.push_back(
+          {std::string(who.name), to_json(explain_person(who), std::string(who.name), o.lang)});
+    write_file_atomically(
+        o.html,
+        explain_html(
+            o.lang, samples, chosen,
+            fmt::format(
+                "{}: {}. {}", tr(o.lang, "Weights"), weights,
+                tr(o.lang, "The data: the tutorial's four people (examples/people.csv)."))));
+    fmt::print("diagram written to {}\n", o.html);
+    return kOk;
+  }
+  const Explanation e = explain_person(person);
+  const std::string sample =
+      std::string(person.name) + " " + tr(o.lang, "(x1 = weight, x2 = height, y = gender)");
   if (o.json)
-    fmt::print("{}\n", to_json(e, std::string(person.name))
+    fmt::print("{}\n", to_json(e, std::string(person.name), o.lang)
                            .dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
   else
-    print_text(e, net, sample, weights);
+    print_text(e, net, sample, weights, o.lang);
   return kOk;
 }
 
@@ -348,7 +398,12 @@ Command add_explain(CLI::App& root) {
                   "with more than 100 parameters)");
   app->add_option("--top", o->top, "Explain the N parameters with the largest gradients")
       ->check(at_least(1));
-  app->add_flag("--json", o->json, "Print the explanation as JSON");
+  CLI::Option* json = app->add_flag("--json", o->json, "Print the explanation as JSON");
+  app->add_option("--html", o->html,
+                  "Write the explanation as an interactive diagram to this HTML file (the "
+                  "tutorial's four people, or the model's row)")
+      ->excludes(json);
+  add_lang_option(app, o->lang);
   return {app, [o] { return run_explain(*o); }};
 }
 

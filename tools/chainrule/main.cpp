@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   run_again_without_blas_threads(argv);
   CLI::App app{"chainrule: feedforward neural networks trained by backpropagation", "chainrule"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "chainrule 0.1.0");
+  app.set_version_flag("--version", "chainrule " CHAINRULE_VERSION);
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // last one wins
   int threads = chainrule::available_cores();
   app.add_option("--threads", threads,
@@ -58,9 +58,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   app.fallthrough();  // --threads may follow the command
-  const std::vector<Command> commands{add_demo(app),  add_explain(app), add_train(app),
-                                      add_eval(app),  add_predict(app), add_info(app),
-                                      add_export(app)};
+  const std::vector<Command> commands{add_demo(app),   add_explain(app), add_train(app),
+                                      add_eval(app),   add_predict(app), add_info(app),
+                                      add_export(app), add_report(app)};
   // No option takes an empty value: `--target ''` or `--out ''` would silently mean the default.
   const CLI::Validator non_empty(
       [](std::string& v) { return v.empty() ? std::string("expected a value, got ''") : ""; },

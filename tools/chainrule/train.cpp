@@ -18,6 +18,8 @@
 #include "chainrule/init.hpp"
 #include "commands.hpp"
 #include "data_args.hpp"
+#include "lang.hpp"
+#include "report.hpp"
 
 namespace chainrule::cli {
 
@@ -61,6 +63,8 @@ struct TrainArgs {
   std::string resume;
   bool quiet = false;
   std::string log;
+  std::string report;  // an HTML report, refreshed while training runs
+  Lang lang = Lang::en;
   // Limits of this machine, not settings of the run: never stored in a checkpoint.
   std::string max_memory;
   std::size_t max_categories = PreprocessOptions{}.max_categories;
@@ -76,7 +80,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainArgs, data, target, drop, scale, task, i
 
 // Options that may be given beside --resume; every other one comes from the checkpoint.
 constexpr const char* kResumeOptions[] = {"--out", "--checkpoint", "--checkpoint-every", "--quiet",
-                                          "--log", "--max-memory", "--max-input-size"};
+                                          "--log", "--max-memory", "--max-input-size",   "--report",
+                                          "--lang"};
 
 // SIGINT and SIGTERM ask the training loop to stop after the current batch; a second signal
 // acts as if there were no handler (SA_RESETHAND), and so does the first one when the batch has
@@ -408,9 +413,12 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   check_writable(a.out, "the model");
   check_writable(checkpoint, "the checkpoint");
   if (!a.log.empty()) check_writable(a.log, "the log", true);
+  if (!a.report.empty()) check_writable(a.report, "the report");
   // An output over an input would destroy data the user still has only there.
-  for (const auto& [output, flag] :
-       {std::pair{a.out, "--out"}, {checkpoint, "--checkpoint"}, {a.log, "--log"}})
+  for (const auto& [output, flag] : {std::pair{a.out, "--out"},
+                                     {checkpoint, "--checkpoint"},
+                                     {a.log, "--log"},
+                                     {a.report, "--report"}})
     for (const std::string& input : {a.data.path, a.data.labels})
       if (same_file(output, input))
         throw ConfigError(std::string(flag) + " " + output + " is the data file " + input +
@@ -418,6 +426,10 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   if (!a.log.empty() && (same_file(a.log, a.out) || same_file(a.log, checkpoint) ||
                          a.log == a.out || a.log == checkpoint))
     throw ConfigError("--log " + a.log + " is also the model or checkpoint file");
+  if (!a.report.empty())
+    for (const std::string& other : {a.out, checkpoint, a.log})
+      if (!other.empty() && (a.report == other || same_file(a.report, other)))
+        throw ConfigError("--report " + a.report + " is also the model, checkpoint or log file");
   if (resume && !a.quiet)
     fmt::print(stderr, "resuming {}; the model will be written to {}\n", a.resume, a.out);
   const LoadedData data(a.data);
@@ -428,11 +440,30 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   if (!a.log.empty()) log = std::make_unique<LogFile>(a.log, resume != nullptr);
   Progress progress(a.quiet, Index(data.rows()));
   progress.set_epochs(a.epochs);
+  // The live report: written before the first epoch, then at most every 2 seconds after an
+  // epoch, and once more when the run ends (without the page's reload).
+  ReportInput live;
+  live.lang = a.lang;
+  live.status = ReportInput::Status::running;
+  live.settings = resume ? resume->model.training : training_settings(o, data.rows());
+  if (resume) live.history = resume->state.result.history;
+  live.train_data = a.data.path;
+  auto last_report = std::chrono::steady_clock::now();
+  const auto write_report = [&](bool force) {
+    if (a.report.empty()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_report < std::chrono::seconds(2)) return;
+    write_file_atomically(a.report, report_html(live));
+    last_report = now;
+  };
+  write_report(true);
   TrainCallbacks cb;
   cb.on_batch = [&](const BatchProgress& b) { progress.batch(b); };
   cb.on_epoch = [&](const EpochReport& r) {
     const std::string metric(to_string(r.metric));
     progress.epoch(r, metric);
+    live.history.push_back(r);
+    write_report(false);
     if (log) {
       nlohmann::json j = {
           {"epoch", r.epoch}, {"train_loss", r.train_loss}, {"lr", r.lr}, {"seconds", r.seconds}};
@@ -464,6 +495,8 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
         e.what(), kept, kept_path, kept_path));
   }
   if (r.history.interrupted) {
+    live.status = ReportInput::Status::interrupted;
+    write_report(true);
     if (!a.quiet && ::isatty(2)) fmt::print(stderr, "\n");
     fmt::print(stderr,
                "chainrule: interrupted after {}; checkpoint written to {}; resume with: chainrule "
@@ -473,6 +506,17 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   }
   print_notes(r.notes);
   save_model(r.model, a.out);
+  if (!a.report.empty()) {
+    ReportInput final;
+    final.lang = a.lang;
+    final.model = &r.model;
+    final.settings = r.model.training;
+    final.history = live.history;  // with their wall times, which the model file leaves out
+    final.train_data = a.data.path;
+    final.seconds = r.seconds;
+    add_data(final, r.model, data, a.data.path);
+    write_file_atomically(a.report, report_html(final));
+  }
 
   fmt::print(
       "trained {} on {} rows ({} for validation) in {:.2f} s, {} epochs{}\n",
@@ -569,6 +613,10 @@ Command add_train(CLI::App& root) {
       ->check(at_least(0));
   app->add_flag("--quiet", a->quiet, "No progress output");
   app->add_option("--log", a->log, "Write one JSON object per epoch to this file");
+  app->add_option("--report", a->report,
+                  "Write an HTML report to this file, refreshed every few seconds while training "
+                  "runs (docs/report.md)");
+  add_lang_option(app, a->lang);
   app->add_option("--max-memory", a->max_memory,
                   "Refuse a run estimated to need more memory than this, such as 2G (default: "
                   "the memory available)");
