@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <type_traits>
 
 #include "chainrule/error.hpp"
 #include "chainrule/init.hpp"
@@ -51,11 +52,40 @@ Init init_of(const FitOptions& o) {
 
 // CRC-32 of the matrices' bytes: the fingerprint that ties a checkpoint to its data.
 template <class T>
-std::uint32_t data_crc(std::initializer_list<const Batch<T>*> parts) {
+std::uint32_t data_crc(std::initializer_list<const BatchView<T>*> parts) {
   std::uint32_t crc = 0;
-  for (const Batch<T>* m : parts)
-    crc = detail::crc32_update(crc, m->data(), std::size_t(m->size()) * sizeof(T));
+  for (const BatchView<T>* m : parts)
+    for (Index r = 0; r < m->rows(); ++r)  // row by row: a mapped matrix may have gaps between
+      crc = detail::crc32_update(crc, m->row(r).data(), std::size_t(m->cols()) * sizeof(T));
   return crc;
+}
+
+// Whether the network can read its training rows straight from the caller's matrix, with no
+// copy: a row-major matrix of T, unscaled, whose every row is a training row, in order, and
+// whose preprocessing changes nothing (every column a number feature with center 0 and scale 1,
+// in the matrix's order) and which holds no missing or infinite value (transform would impute
+// them or refuse them). The result is then the same matrix transform would have made.
+template <class T>
+bool readable_in_place(const Dataset& data, const Preprocessor& p,
+                       std::span<const std::size_t> rows) {
+  const MatrixView* m = data.matrix();
+  constexpr ElementType type = std::is_same_v<T, float> ? ElementType::f32 : ElementType::f64;
+  if (m == nullptr || !m->row_major || m->type != type || m->scale != 1 ||
+      p.features.size() != std::size_t(m->cols) || Index(rows.size()) > m->rows)
+    return false;
+  for (const Feature& f : p.features)
+    if (!f.numeric || f.center != 0 || f.scale != 1) return false;
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    if (rows[i] != i) return false;
+  const T* base = static_cast<const T*>(m->data);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const T* x = base + m->offset(Index(i), 0);
+    bool finite = true;
+    for (Index c = 0; c < m->cols; ++c)
+      finite &= std::isfinite(x[c]);
+    if (!finite) return false;
+  }
+  return true;
 }
 
 TrainingSettings training_settings(const FitOptions& o, const TrainOptions& t, std::size_t rows) {
@@ -81,7 +111,7 @@ TrainingSettings training_settings(const FitOptions& o, const TrainOptions& t, s
 
 // Loss and the task's metric of the network's current weights on (X, Y).
 template <class T>
-SplitMetrics measure(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, Metric metric) {
+SplitMetrics measure(Network<T>& net, const BatchView<T>& X, const BatchView<T>& Y, Metric metric) {
   const Batch<T>& P = net.infer(X);
   return {.loss = net.loss(Y),
           .rows = X.rows(),
@@ -100,11 +130,20 @@ void train_model(const Dataset& data, const Split& split, const FitOptions& o,
   if (!base) initialize(net, init_of(o), rng);
   net.set_threads(o.threads);
   const Table& table = data.table();
-  const Batch<T> X = model.prep.transform<T>(data, split.train, o.threads);
-  const Batch<T> Y = model.prep.targets<T>(table, split.train);
-  const Batch<T> Xv = model.prep.transform<T>(data, split.validation, o.threads);
-  const Batch<T> Yv = model.prep.targets<T>(table, split.validation);
-  const std::uint32_t crc = data_crc<T>({&X, &Y, &Xv, &Yv});
+  Batch<T> copy;  // the training rows, preprocessed, unless the network reads them in place
+  const bool in_place = readable_in_place<T>(data, model.prep, split.train);
+  if (!in_place) copy = model.prep.transform<T>(data, split.train, o.threads);
+  const BatchView<T> X =
+      in_place ? BatchView<T>(Eigen::Map<const Batch<T>, 0, Eigen::OuterStride<>>(
+                     static_cast<const T*>(data.matrix()->data), Index(split.train.size()),
+                     data.matrix()->cols, Eigen::OuterStride<>(data.matrix()->offset(1, 0))))
+               : BatchView<T>(copy);
+  const Batch<T> Y_ = model.prep.targets<T>(table, split.train);
+  const Batch<T> Xv_ = model.prep.transform<T>(data, split.validation, o.threads);
+  const Batch<T> Yv_ = model.prep.targets<T>(table, split.validation);
+  const BatchView<T> Y(Y_), Xv(Xv_), Yv(Yv_);
+  // The data's fingerprint, for checkpoints and the resume check only (a pass over all of it).
+  const std::uint32_t crc = o.resume || on_checkpoint ? data_crc<T>({&X, &Y, &Xv, &Yv}) : 0;
   if (o.resume && o.resume->data_crc != crc)
     throw DataError(table.source +
                     ": not the data the checkpoint was trained on (their fingerprints differ)");
@@ -129,7 +168,7 @@ void train_model(const Dataset& data, const Split& split, const FitOptions& o,
   if (r.history.interrupted) return;
 
   // Final metrics of the kept weights on both splits.
-  ModelMetrics metrics{.train = measure(net, X, Y, t.metric),
+  ModelMetrics metrics{.train = o.measure_train ? measure(net, X, Y, t.metric) : SplitMetrics{},
                        .validation = {},
                        .epochs_run = r.history.history.size(),
                        .best_epoch = r.history.best_epoch,

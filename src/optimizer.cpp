@@ -87,16 +87,30 @@ void Adam<T>::step(std::span<T> params, std::span<const T> grads) {
   const T step_size = T(lr / (1 - std::pow(options_.beta1, double(t))));
   const T bc2_sqrt = T(std::sqrt(1 - std::pow(options_.beta2, double(t))));
   const T decay = T(1 - lr * options_.weight_decay);
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    T g = grads[i];
-    if (options_.decoupled)
-      params[i] *= decay;
-    else if (wd != T(0))
-      g += wd * params[i];
-    m_[i] = m_[i] * b1 + g * (T(1) - b1);
-    v_[i] = v_[i] * b2 + g * g * (T(1) - b2);
-    const T denom = std::sqrt(v_[i]) / bc2_sqrt + eps;
-    params[i] -= step_size * m_[i] / denom;
+  // Raw pointers the compiler may assume apart, and no branch inside: the loop vectorizes.
+  // Each element gets the same operations in the same order as before: results are unchanged.
+  T* __restrict p = params.data();
+  const T* __restrict gr = grads.data();
+  T* __restrict m = m_.data();
+  T* __restrict v = v_.data();
+  const std::size_t n = params.size();
+  const auto update = [&](std::size_t i, T g) {
+    m[i] = m[i] * b1 + g * (T(1) - b1);
+    v[i] = v[i] * b2 + g * g * (T(1) - b2);
+    const T denom = std::sqrt(v[i]) / bc2_sqrt + eps;
+    p[i] -= step_size * m[i] / denom;
+  };
+  if (options_.decoupled) {
+    for (std::size_t i = 0; i < n; ++i) {
+      p[i] *= decay;
+      update(i, gr[i]);
+    }
+  } else if (wd != T(0)) {
+    for (std::size_t i = 0; i < n; ++i)
+      update(i, gr[i] + wd * p[i]);
+  } else {
+    for (std::size_t i = 0; i < n; ++i)
+      update(i, gr[i]);
   }
 }
 

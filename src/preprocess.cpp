@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <set>
 
 #include "chainrule/error.hpp"
@@ -72,6 +73,123 @@ ColumnRef find_column(const Dataset& d, const std::string& name, const std::stri
 }
 [[noreturn]] void missing_value(const Table& t, std::size_t row, const Column& c) {
   missing_value(ColumnRef{&t, &c, nullptr, 0, c.name}, row);
+}
+
+// What a numeric feature's preprocessing is fitted from: the sum, extremes and count of its
+// values, the sum of their squared deviations from the mean (a second pass, as the variance is
+// computed), and the first row whose value is missing.
+struct NumberStats {
+  double sum = 0, lo = INFINITY, hi = -INFINITY, sq = 0;
+  std::size_t n = 0;
+  std::optional<std::size_t> first_missing;
+  double mean() const { return sum / double(n); }
+  void add(double v, std::size_t r) {
+    if (std::isnan(v)) {
+      if (!first_missing) first_missing = r;
+      return;
+    }
+    sum += v;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+    ++n;
+  }
+  void add_square(double v, double mean) {
+    if (!std::isnan(v)) sq += (v - mean) * (v - mean);
+  }
+};
+
+// The statistics of a matrix's columns in two passes over its rows, each row read in order:
+// per column, the values are added in the same (row) order as one column at a time would. The
+// accumulators are kept column by column in arrays, and a missing value leaves them as they are
+// (a select, not a branch), so that the loop over a row's columns vectorizes.
+template <class E>
+void matrix_stats(const MatrixView& m, const std::vector<ColumnRef>& cols,
+                  std::span<const std::size_t> rows, std::vector<NumberStats>& st) {
+  const E* base = static_cast<const E*>(m.data);
+  const std::size_t K = cols.size();
+  std::vector<Index> offset(K);  // of each used column within its row
+  for (std::size_t k = 0; k < K; ++k)
+    offset[k] = m.offset(0, cols[k].j) - m.offset(0, 0);
+  const bool dense = m.row_major && (K == 0 || offset[K - 1] == Index(K) - 1);  // 0, 1, ...
+  std::vector<double> sum(K, 0), lo(K, INFINITY), hi(K, -INFINITY), sq(K, 0), mean(K);
+  std::vector<std::uint64_t> n(K, 0);
+  std::vector<double> row(K);
+  const auto read = [&](std::size_t r) -> const double* {  // row r's used values, scaled
+    if (m.row_major) {
+      const E* x = base + m.offset(Index(r), 0);
+      if (dense)
+        for (std::size_t k = 0; k < K; ++k)
+          row[k] = double(x[k]) * m.scale;
+      else
+        for (std::size_t k = 0; k < K; ++k)
+          row[k] = double(x[offset[k]]) * m.scale;
+    } else {
+      for (std::size_t k = 0; k < K; ++k)
+        row[k] = double(base[m.offset(Index(r), cols[k].j)]) * m.scale;
+    }
+    return row.data();
+  };
+  for (const std::size_t r : rows) {
+    const double* v = read(r);
+    bool missing = false;
+    for (std::size_t k = 0; k < K; ++k) {
+      const bool ok = v[k] == v[k];
+      sum[k] = ok ? sum[k] + v[k] : sum[k];
+      lo[k] = ok ? std::min(lo[k], v[k]) : lo[k];
+      hi[k] = ok ? std::max(hi[k], v[k]) : hi[k];
+      n[k] += ok;
+      missing |= !ok;
+    }
+    if (missing)
+      for (std::size_t k = 0; k < K; ++k)
+        if (std::isnan(v[k]) && !st[k].first_missing) st[k].first_missing = r;
+  }
+  for (std::size_t k = 0; k < K; ++k)
+    mean[k] = sum[k] / double(n[k]);
+  for (const std::size_t r : rows) {
+    const double* v = read(r);
+    for (std::size_t k = 0; k < K; ++k) {
+      const double d = v[k] - mean[k];
+      sq[k] = v[k] == v[k] ? sq[k] + d * d : sq[k];
+    }
+  }
+  for (std::size_t k = 0; k < K; ++k) {
+    st[k].sum = sum[k];
+    st[k].lo = lo[k];
+    st[k].hi = hi[k];
+    st[k].sq = sq[k];
+    st[k].n = std::size_t(n[k]);
+  }
+}
+
+// NumberStats of every numeric column among `cols` (text columns get an empty one).
+std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<ColumnRef>& cols,
+                                      std::span<const std::size_t> rows) {
+  std::vector<NumberStats> st(cols.size());
+  if (const MatrixView* m = data.matrix()) {
+    switch (m->type) {
+      case ElementType::u8:
+        matrix_stats<std::uint8_t>(*m, cols, rows, st);
+        break;
+      case ElementType::f32:
+        matrix_stats<float>(*m, cols, rows, st);
+        break;
+      case ElementType::f64:
+        matrix_stats<double>(*m, cols, rows, st);
+        break;
+    }
+    return st;
+  }
+  for (std::size_t k = 0; k < cols.size(); ++k) {
+    if (!cols[k].numeric()) continue;
+    for (const std::size_t r : rows)
+      st[k].add(cols[k].number(r), r);
+    if (st[k].n == 0) continue;
+    const double mean = st[k].mean();
+    for (const std::size_t r : rows)
+      st[k].add_square(cols[k].number(r), mean);
+  }
+  return st;
 }
 
 bool target_missing(const Column& y, std::size_t r) {
@@ -238,40 +356,30 @@ Preprocessor Preprocessor::fit(const Dataset& data, std::span<const std::size_t>
       throw ConfigError("column '" + name + "' is named twice among the dropped columns");
   }
   if (rows.empty()) throw DataError(t.source + ": no rows to train on");
-  for (const ColumnRef& c : columns_of(data)) {
-    if (c.name == p.target || dropped.count(c.name)) continue;
+  std::vector<ColumnRef> used;
+  for (const ColumnRef& c : columns_of(data))
+    if (c.name != p.target && !dropped.count(c.name)) used.push_back(c);
+  const std::vector<NumberStats> stats = number_stats(data, used, rows);
+  for (std::size_t k = 0; k < used.size(); ++k) {
+    const ColumnRef& c = used[k];
     Feature f;
     f.name = c.name;
     f.numeric = c.numeric();
     if (f.numeric) {
-      double sum = 0, lo = INFINITY, hi = -INFINITY;
-      std::size_t n = 0;
-      for (std::size_t r : rows) {
-        const double v = c.number(r);
-        if (std::isnan(v)) {
-          if (o.impute == Impute::none) missing_value(c, r);
-          continue;
-        }
-        sum += v;
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-        ++n;
-      }
-      if (n == 0)
+      const NumberStats& st = stats[k];
+      if (st.first_missing && o.impute == Impute::none) missing_value(c, *st.first_missing);
+      if (st.n == 0)
         throw DataError(t.source + ": column '" + c.name + "' has no values to learn from");
-      const double mean = sum / double(n);
-      double sq = 0;
-      for (std::size_t r : rows)
-        if (const double v = c.number(r); !std::isnan(v)) sq += (v - mean) * (v - mean);
+      const double mean = st.mean();
       f.fill = mean;
       switch (o.scale) {
         case Scale::standard:  // x' = (x - mean) / std (population std; 1 for a constant column)
           f.center = mean;
-          f.scale = std::sqrt(sq / double(n));
+          f.scale = std::sqrt(st.sq / double(st.n));
           break;
         case Scale::minmax:  // x' = (x - min) / (max - min), in [0, 1] on the training split
-          f.center = lo;
-          f.scale = hi - lo;
+          f.center = st.lo;
+          f.scale = st.hi - st.lo;
           break;
         case Scale::none:
           break;

@@ -28,8 +28,8 @@ bool finite(std::span<const T> values) {
 }  // namespace
 
 template <class T>
-Trainer<T>::Trainer(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const Batch<T>& Xv,
-                    const Batch<T>& Yv, const TrainOptions& o, Rng& rng,
+Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T> Xv,
+                    BatchView<T> Yv, const TrainOptions& o, Rng& rng,
                     const TrainCallbacks& callbacks, const TrainState* resume)
     : net_(net), X_(X), Y_(Y), Xv_(Xv), Yv_(Yv), o_(o), rng_(rng), cb_(callbacks) {
   check_options(o, X.rows());
@@ -94,7 +94,7 @@ template <class T>
 double Trainer<T>::forward_backward(Index first, Index n) {
   if (one_sample_) {  // the same step as below, in one call, with no row copies
     const Index r = s_.order[std::size_t(first)];
-    return net_.step_one(&X_(r, 0), &Y_(r, 0));
+    return net_.step_one(X_.row(r).data(), Y_.row(r).data());
   }
   if (Xb_.rows() != n) {
     Xb_.resize(n, X_.cols());
@@ -227,16 +227,16 @@ TrainResult Trainer<T>::interrupt() {
 }
 
 template <class T>
-TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const Batch<T>& Xv,
-                  const Batch<T>& Yv, const TrainOptions& o, Rng& rng,
-                  const TrainCallbacks& callbacks, const TrainState* resume) {
+TrainResult train(Network<T>& net, NoDeduce<BatchView<T>> X, NoDeduce<BatchView<T>> Y,
+                  NoDeduce<BatchView<T>> Xv, NoDeduce<BatchView<T>> Yv, const TrainOptions& o,
+                  Rng& rng, const TrainCallbacks& callbacks, const TrainState* resume) {
   return Trainer<T>(net, X, Y, Xv, Yv, o, rng, callbacks, resume).run();
 }
 
-#define CHAINRULE_INSTANTIATE(T)                                                                   \
-  template class Trainer<T>;                                                                       \
-  template TrainResult train<T>(Network<T>&, const Batch<T>&, const Batch<T>&, const Batch<T>&,    \
-                                const Batch<T>&, const TrainOptions&, Rng&, const TrainCallbacks&, \
+#define CHAINRULE_INSTANTIATE(T)                                                                \
+  template class Trainer<T>;                                                                    \
+  template TrainResult train<T>(Network<T>&, BatchView<T>, BatchView<T>, BatchView<T>,          \
+                                BatchView<T>, const TrainOptions&, Rng&, const TrainCallbacks&, \
                                 const TrainState*);
 CHAINRULE_INSTANTIATE(float)
 CHAINRULE_INSTANTIATE(double)

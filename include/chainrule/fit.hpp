@@ -36,6 +36,10 @@ struct FitOptions {
   /// gradients, optimizer state, kept weights, workspaces, the data matrices): a LimitError
   /// beyond. 0: available_memory() (file_io.hpp).
   std::uint64_t max_memory = 0;
+  /// false: the final pass over the training rows that measures ModelMetrics::train is left out
+  /// (its rows are then 0, "not measured"). scikit-learn's estimators make no such pass; the
+  /// Python package's estimators skip it too. The validation split is measured either way.
+  bool measure_train = true;
 };
 
 /// The estimate fit() checks against FitOptions::max_memory, in bytes.

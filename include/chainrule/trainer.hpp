@@ -13,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -117,15 +118,19 @@ struct TrainCallbacks {
 
 /// The training loop as one object: run() is the whole loop; begin_epoch, run_batch, end_epoch
 /// and snapshot are its steps, over one TrainState. Throws as train() does.
+/// A parameter type that takes no part in deducing T (a Batch<T> converts to a BatchView<T>).
+template <class V>
+using NoDeduce = std::type_identity_t<V>;
+
 template <class T>
 class Trainer {
  public:
   /// Checks the options and takes `resume` (the network's weights, the optimizer and `rng` are
   /// set from it) or starts fresh. The network, the data and `rng` must outlive the Trainer; the
   /// options and callbacks are copied (a temporary `{}` is fine).
-  Trainer(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const Batch<T>& Xv,
-          const Batch<T>& Yv, const TrainOptions& options, Rng& rng,
-          const TrainCallbacks& callbacks, const TrainState* resume = nullptr);
+  Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T> Xv, BatchView<T> Yv,
+          const TrainOptions& options, Rng& rng, const TrainCallbacks& callbacks,
+          const TrainState* resume = nullptr);
   ~Trainer();
 
   /// Epochs until a stop decision; restores the best weights when patience is on.
@@ -148,7 +153,7 @@ class Trainer {
   TrainResult interrupt();
 
   Network<T>& net_;
-  const Batch<T>&X_, &Y_, &Xv_, &Yv_;
+  const BatchView<T> X_, Y_, Xv_, Yv_;  // matrices of the caller's (or its memory, mapped)
   const TrainOptions o_;
   Rng& rng_;
   const TrainCallbacks cb_;
@@ -168,8 +173,9 @@ class Trainer {
 /// of range or a state that does not fit, DivergenceError when the loss or a weight stops being
 /// finite.
 template <class T>
-TrainResult train(Network<T>& net, const Batch<T>& X, const Batch<T>& Y, const Batch<T>& Xv,
-                  const Batch<T>& Yv, const TrainOptions& options, Rng& rng,
-                  const TrainCallbacks& callbacks = {}, const TrainState* resume = nullptr);
+TrainResult train(Network<T>& net, NoDeduce<BatchView<T>> X, NoDeduce<BatchView<T>> Y,
+                  NoDeduce<BatchView<T>> Xv, NoDeduce<BatchView<T>> Yv, const TrainOptions& options,
+                  Rng& rng, const TrainCallbacks& callbacks = {},
+                  const TrainState* resume = nullptr);
 
 }  // namespace chainrule

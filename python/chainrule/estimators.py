@@ -165,6 +165,9 @@ class _BaseMLP(BaseEstimator):
             "dtype": ("float32" if X_dtype == np.float32 else "float64") if self.dtype == "auto"
             else self.dtype,
             "threads": int(self.threads),
+            # No final pass over the training rows (scikit-learn makes none): the model's
+            # training metrics are "not measured"; loss_curve_ has the epochs' losses.
+            "measure_train": False,
             "epochs": 1 if incremental else int(self.max_iter),
             "batch": int(batch),
             "shuffle": bool(self.shuffle),

@@ -101,6 +101,7 @@ FitOptions fit_options(const py::dict& d) {
   if (d.contains("patience") && !d["patience"].is_none()) o.patience = d["patience"].cast<int>();
   o.dtype = parse_dtype(get<std::string>(d, "dtype", "float32"));
   o.threads = get<int>(d, "threads", 1);
+  o.measure_train = get<bool>(d, "measure_train", true);
   TrainOptions& t = o.train;
   t.epochs = get<int>(d, "epochs", t.epochs);
   t.batch = get<Index>(d, "batch", t.batch);

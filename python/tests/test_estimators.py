@@ -2,6 +2,7 @@
 settings, scikit-learn's machinery (Pipeline, GridSearchCV, clone), pickles, pandas."""
 import csv
 import pickle
+import json
 import subprocess
 
 import numpy as np
@@ -101,6 +102,13 @@ def test_predictions_equal_the_command_line(cli, tmp_path):
     assert [r[column] for r in rows] == list(clf.predict(Xc))
     loaded = chainrule.load(tmp_path / "clf.safetensors")
     assert list(loaded.predict(Xc)) == list(clf.predict(Xc))
+    # The estimators make no final pass over the training rows (scikit-learn makes none): the
+    # file says "not measured" where the command line's has the training split's metrics.
+    info = json.loads(subprocess.run([cli, "info", str(tmp_path / "clf.safetensors"), "--json"],
+                                     check=True, capture_output=True, text=True).stdout)
+    assert info["metrics"]["train"]["rows"] == 0
+    assert info["metrics"]["epochs_run"] == len(clf.loss_curve_)
+    assert [e["train_loss"] for e in info["metrics"]["history"]] == clf.loss_curve_
 
 
 def test_pickle_and_clone_round_trip(iris):

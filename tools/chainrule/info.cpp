@@ -47,6 +47,7 @@ void print_training(const std::optional<TrainingSettings>& t) {
 }
 
 std::string split_line(std::string_view name, const SplitMetrics& s) {
+  if (s.rows == 0) return fmt::format("{:<11}not measured", name);
   std::string line = fmt::format("{:<11}loss {:.6f}", name, s.loss);
   if (s.metric != Metric::none) line += fmt::format(", {} {:.4f}", to_string(s.metric), s.value);
   return line + fmt::format(" ({} rows)", s.rows);

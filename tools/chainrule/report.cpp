@@ -192,7 +192,7 @@ std::string metrics_section(const ReportInput& in) {
           name, esc(tr(L, name)), sm.rows, exact(sm.loss), brief(sm.loss), exact(sm.value),
           brief(sm.value));
     };
-    row("training", m.metrics->train);
+    if (m.metrics->train.rows > 0) row("training", m.metrics->train);  // 0: not measured
     if (m.metrics->validation) row("validation", *m.metrics->validation);
     s += "</table>";
   }
