@@ -7,8 +7,10 @@
 //   chainrule_bench w4 DIR [--threads N]     inference samples/s at batch 1 and 1024
 //   chainrule_bench w5 CSV [--threads N]     a numeric CSV into the float training matrix, MB/s
 //   chainrule_bench gemm [--threads N]       OpenBLAS sgemm GFLOP/s at W3's shapes
+//   chainrule_bench peak [--threads N]       the cores' float32 multiply-add peak, GFLOP/s
 #include <cblas.h>
 #include <fmt/core.h>
+#include <immintrin.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -17,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "chainrule/fit.hpp"
@@ -315,11 +318,67 @@ int gemm(int threads) {
   return 0;
 }
 
+// The limit of any float32 product on these cores: independent chains of fused multiply-adds
+// (AVX2 and FMA when the CPU has them, else SSE multiplies and adds) kept in registers, no memory
+// traffic. Each thread runs its own; GFLOP/s counts a multiply-add as 2.
+__attribute__((target("avx2,fma"))) double fma_chains(long n) {
+  __m256 a[10];
+  for (int i = 0; i < 10; ++i)
+    a[i] = _mm256_set1_ps(float(i) * 1e-3f);
+  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+  for (long k = 0; k < n; ++k)
+    for (int i = 0; i < 10; ++i)
+      a[i] = _mm256_fmadd_ps(a[i], x, y);
+  float sum = 0, out[8];
+  for (int i = 0; i < 10; ++i) {
+    _mm256_storeu_ps(out, a[i]);
+    sum += out[0];
+  }
+  return double(sum);
+}
+
+double sse_chains(long n) {
+  __m128 a[10];
+  for (int i = 0; i < 10; ++i)
+    a[i] = _mm_set1_ps(float(i) * 1e-3f);
+  const __m128 x = _mm_set1_ps(0.999999f), y = _mm_set1_ps(1e-7f);
+  for (long k = 0; k < n; ++k)
+    for (int i = 0; i < 10; ++i)
+      a[i] = _mm_add_ps(_mm_mul_ps(a[i], x), y);
+  float sum = 0, out[4];
+  for (int i = 0; i < 10; ++i) {
+    _mm_storeu_ps(out, a[i]);
+    sum += out[0];
+  }
+  return double(sum);
+}
+
+int peak(int threads) {
+  const bool fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const long n = 100'000'000;                                 // per thread: 10 chains of n steps
+  const double flops = 2.0 * 10 * (fma ? 8 : 4) * double(n);  // per thread
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    std::vector<std::thread> pool;
+    std::vector<double> sink(static_cast<std::size_t>(threads));
+    const auto t = Clock::now();
+    for (int i = 0; i < threads; ++i)
+      pool.emplace_back([&, i] { sink[std::size_t(i)] = fma ? fma_chains(n) : sse_chains(n); });
+    for (std::thread& th : pool)
+      th.join();
+    best = std::max(best, flops * threads / seconds_since(t) / 1e9);
+  }
+  fmt::print(R"({{"workload":"peak","peer":"{}","threads":{},"gflops":{}}})"
+             "\n",
+             fma ? "AVX2 FMA" : "SSE", threads, best);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    fmt::print(stderr, "usage: chainrule_bench w1|w1-hand|w2|w3|w4|w5|gemm ...\n");
+    fmt::print(stderr, "usage: chainrule_bench w1|w1-hand|w2|w3|w4|w5|gemm|peak ...\n");
     return 2;
   }
   const std::string cmd = argv[1];
@@ -336,6 +395,7 @@ int main(int argc, char** argv) {
     if (cmd == "w4") return w4(argv[2], threads);
     if (cmd == "w5") return w5(argv[2], threads);
     if (cmd == "gemm") return gemm(threads);
+    if (cmd == "peak") return peak(threads);
   } catch (const std::exception& e) {
     fmt::print(stderr, "chainrule_bench: {}\n", e.what());
     return 1;

@@ -88,6 +88,46 @@ targets.append(("W2 peak RSS at most 1.5 × the float32 dataset + 64 MiB "
                 f"({1.5 * dataset_mib + 64:.0f} MiB)",
                 c["process_rss_mib"] <= 1.5 * dataset_mib + 64, f"{c['process_rss_mib']:.0f} MiB"))
 
+# W2 against the cores' multiply-add peak, counting the work a step needs: per sample and weight
+# a multiply-add forward and one for its gradient, and one more for ∂L/∂input of every layer but
+# the first (nothing needs the inputs' gradient). 2 flops a multiply-add.
+W2_FLOPS = 2 * (2 * (784 * 128 + 128 * 64 + 64 * 10) + (128 * 64 + 64 * 10))  # per sample
+for threads in (1, 2):
+    c, pk = find("w2", "chainrule", threads=threads), find("peak", "AVX2 FMA", threads=threads) \
+        or find("peak", "SSE", threads=threads)
+    if c and pk:
+        gflops = W2_FLOPS * 60000 / c["seconds"] / 1e9
+        out(f"| W2 limit: float32 multiply-add peak ({pk['peer']}) | measured | {threads} | | | | "
+            f"{pk['gflops']:.1f} GFLOP/s; W2 reaches {gflops:.1f} = {100 * gflops / pk['gflops']:.0f}% | |")
+        targets.append((f"W2 share of the measured multiply-add peak on {threads} core(s)"
+                        + (" at least 50%" if threads == 1 else " (reported)"),
+                        gflops >= 0.5 * pk["gflops"] if threads == 1 else True,
+                        f"{100 * gflops / pk['gflops']:.0f}% ({gflops:.1f} of {pk['gflops']:.1f} GFLOP/s)"))
+c1, c2 = find("w2", "chainrule", threads=1), find("w2", "chainrule", threads=2)
+if c1 and c2:
+    targets.append(("W2 on 2 threads in at most 0.6× the 1-thread time", c2["seconds"] <= 0.6 * c1["seconds"],
+                    f"{c2['seconds'] / c1['seconds']:.2f}× ({fmt_s(c2['seconds'])} vs {fmt_s(c1['seconds'])})"))
+
+# W2 through the command line: the whole process.
+z = find("zcat", "zcat")
+for threads in (1, 2):
+    r = find("w2-cli", "chainrule train", threads=threads)
+    if r:
+        out(f"| W2 through `chainrule train`, whole process | chainrule train | {threads} | "
+            f"{fmt_s(r['seconds'])} | {r['samples_per_s']:,.0f} | | training {fmt_s(r['train_seconds'])}, "
+            f"reading and preprocessing {fmt_s(r['load_seconds'])} | {r['process_rss_mib']:.0f} MiB |")
+if z:
+    out(f"| reading floor: `zcat` of the IDX files | zcat | 1 | {fmt_s(z['seconds'])} | | | | |")
+r = find("w2-cli", "chainrule train", threads=1)
+if r:
+    limit = 1.5 * 60000 * 784 * 4 / 2**20 + 64
+    targets.append((f"`chainrule train` W2 peak RSS at most 1.5× the float32 data + 64 MiB ({limit:.0f} MiB)",
+                    r["process_rss_mib"] <= limit, f"{r['process_rss_mib']:.0f} MiB"))
+    if z:
+        targets.append(("`chainrule train` W2 reading and preprocessing at most 2× zcat",
+                        r["load_seconds"] <= 2 * z["seconds"],
+                        f"{r['load_seconds'] / z['seconds']:.2f}× ({fmt_s(r['load_seconds'])} vs {fmt_s(z['seconds'])})"))
+
 # W3
 for threads in (1, 2):
     c = find("w3", "chainrule", threads=threads)

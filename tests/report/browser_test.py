@@ -280,6 +280,32 @@ def live_report(driver):
     check_curves(driver, history_of("live.safetensors"), "live")
 
 
+def hostile_names(driver):
+    """Column names and classes that are markup: shown as text, never run or parsed."""
+    evil = "</script><script>alert(1)</script><!--"
+    rng = np.random.default_rng(1)
+    with open(os.path.join(WORK, "hostile.csv"), "w") as f:
+        f.write(f'"{evil}",a&b,y\n')
+        for _ in range(60):
+            u, v = rng.normal(size=2)
+            f.write(f"{u:.4f},{v:.4f},{'<i>x</i>' if u + v > 0 else '&amp;'}\n")
+    run("train", "hostile.csv", "--layers", "3", "--epochs", "5", "--out", "hostile.safetensors",
+        "--report", "hostile.html", "--quiet")
+    run("explain", "hostile.safetensors", "hostile.csv", "--row", "2", "--html", "hostile-row.html")
+    for page in ("hostile.html", "hostile-row.html"):
+        load(driver, page)  # an alert would fail every command after it
+        check(driver.execute_script("return document.querySelectorAll('script').length") == 
+              (1 if page == "hostile.html" else 3), f"{page}: a script element was injected")
+    load(driver, "hostile.html")
+    classes = [r.get_attribute("data-class") for r in
+               driver.find_elements(By.CSS_SELECTOR, "#per-class tr[data-class]")]
+    check(classes == ["&amp;", "<i>x</i>"], f"hostile: classes {classes}")
+    check(evil in driver.find_element(By.ID, "features").text, "hostile: the column name as text")
+    load(driver, "hostile-row.html")
+    inputs = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#diagram text.name")]
+    check(any(t.startswith("</scrip") for t in inputs), f"hostile diagram: names {inputs}")
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     driver = browser()
@@ -371,6 +397,7 @@ def main():
             check(counts == 784 * 64, f"fashion: the weight histogram counts {counts} weights")
             screenshot(driver, "report-fashion.png")
 
+        hostile_names(driver)
         live_report(driver)
     finally:
         driver.quit()

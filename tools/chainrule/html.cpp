@@ -48,14 +48,21 @@ std::string brief(double v) {
 }
 
 std::string script_json(const nlohmann::json& j) {
-  std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // '<', '>' and '&' occur only inside JSON strings, where \u003c and the like mean the same: with
+  // none of them, no text in the data (a column named "</script>" or "<!--") can end the script
+  // element or change how the page around it is read.
+  const std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string out;
   out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '<' && i + 1 < s.size() && s[i + 1] == '/')
-      out += "<\\";  // "</script>" inside a JSON string would end the script element
+  for (const char c : s) {
+    if (c == '<')
+      out += "\\u003c";
+    else if (c == '>')
+      out += "\\u003e";
+    else if (c == '&')
+      out += "\\u0026";
     else
-      out += s[i];
+      out += c;
   }
   return out;
 }

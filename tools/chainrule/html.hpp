@@ -20,7 +20,7 @@ std::string esc(std::string_view s);
 std::string exact(double v);
 /// A number for reading: 4 significant digits, or scientific notation for tiny and huge ones.
 std::string brief(double v);
-/// JSON that can stand inside <script type="application/json"> ("</" escaped).
+/// JSON that can stand inside <script type="application/json">: "<", ">" and "&" escaped.
 std::string script_json(const nlohmann::json& j);
 
 /// A whole page: the head (charset, title, the shared style, a font stack that has Chinese on
