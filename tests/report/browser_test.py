@@ -17,8 +17,10 @@ python3-selenium, headless, pages loaded from file:// URLs):
 
 Usage: browser_test.py CHAINRULE_BINARY WORK_DIR
 """
+import atexit
 import gzip
 import json
+import socket
 import os
 import subprocess
 import sys
@@ -26,7 +28,7 @@ import time
 
 import numpy as np
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
@@ -54,14 +56,37 @@ def run(*args, **kw):
     return r.stdout
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def browser():
+    """chromedriver on 127.0.0.1 (started here, not through the name localhost, which a minimal
+    Debian without /etc/hosts cannot resolve), headless chromium through it."""
     o = webdriver.ChromeOptions()
     o.binary_location = "/usr/bin/chromium"
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
               "--window-size=1200,1000", "--lang=en-US"):
         o.add_argument(a)
     o.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+    port = free_port()
+    server = subprocess.Popen(["/usr/bin/chromedriver", f"--port={port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    atexit.register(server.kill)
+    for _ in range(300):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    connection = ChromiumRemoteConnection(f"http://127.0.0.1:{port}", "goog", "chrome")
+    return webdriver.Remote(command_executor=connection, options=o)
+
+
+def cdp(driver, cmd, params):
+    """A DevTools command (what webdriver.Chrome's execute_cdp_cmd sends)."""
+    return driver.execute("executeCdpCommand", {"cmd": cmd, "params": params})["value"]
 
 
 def load(driver, path):
@@ -172,15 +197,15 @@ def hover_check(driver, e):
 def cjk_font(driver):
     """The fonts Chromium really drew the title with (DevTools' CSS.getPlatformFontsForNode):
     one of them must have the Chinese glyphs (not boxes)."""
-    driver.execute_cdp_cmd("DOM.enable", {})
-    driver.execute_cdp_cmd("CSS.enable", {})
-    root = driver.execute_cdp_cmd("DOM.getDocument", {})["root"]["nodeId"]
-    h1 = driver.execute_cdp_cmd("DOM.querySelector", {"nodeId": root, "selector": "h1"})["nodeId"]
-    h1 = driver.execute_cdp_cmd("DOM.describeNode", {"nodeId": h1, "depth": 1})["node"]
+    cdp(driver, "DOM.enable", {})
+    cdp(driver, "CSS.enable", {})
+    root = cdp(driver, "DOM.getDocument", {})["root"]["nodeId"]
+    h1 = cdp(driver, "DOM.querySelector", {"nodeId": root, "selector": "h1"})["nodeId"]
+    h1 = cdp(driver, "DOM.describeNode", {"nodeId": h1, "depth": 1})["node"]
     text = next(c for c in h1["children"] if c["nodeType"] == 3)  # the text node
-    node = driver.execute_cdp_cmd("DOM.pushNodesByBackendIdsToFrontend",
+    node = cdp(driver, "DOM.pushNodesByBackendIdsToFrontend",
                                   {"backendNodeIds": [text["backendNodeId"]]})["nodeIds"][0]
-    fonts = driver.execute_cdp_cmd("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    fonts = cdp(driver, "CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
     print("fonts of the Chinese title:", fonts)
     return any("CJK" in f["familyName"] or "Hei" in f["familyName"] for f in fonts)
 
