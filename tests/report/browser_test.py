@@ -175,8 +175,6 @@ def check_diagram(driver, page, explanations, label):
                      driver.find_elements(By.CSS_SELECTOR, "#diagram .edge")}
             check(lit == want & drawn, f"{label} {k} {name}: chain {sorted(lit)} != {sorted(want & drawn)}")
         # Neuron values on the diagram.
-        for n in e["neurons"]:
-            els = driver.find_elements(By.CSS_SELECTOR, f"#diagram text[data-z]")
         zs = sorted(attr(el, "data-z") for el in driver.find_elements(By.CSS_SELECTOR, "#diagram text[data-z]"))
         if len(e["neurons"]) <= 24:
             check(all(close(a, b) for a, b in zip(zs, sorted(n["z"] for n in e["neurons"]))) and
