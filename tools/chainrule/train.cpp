@@ -506,16 +506,14 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   }
   print_notes(r.notes);
   save_model(r.model, a.out);
-  if (!a.report.empty()) {
-    ReportInput final;
-    final.lang = a.lang;
-    final.model = &r.model;
-    final.settings = r.model.training;
-    final.history = live.history;  // with their wall times, which the model file leaves out
-    final.train_data = a.data.path;
-    final.seconds = r.seconds;
-    add_data(final, r.model, data, a.data.path);
-    write_file_atomically(a.report, report_html(final));
+  if (!a.report.empty()) {  // the final page: the live one's history (with its wall times, which
+                            // the model file leaves out), the model and its metrics on the data
+    live.status = ReportInput::Status::done;
+    live.model = &r.model;
+    live.settings = r.model.training;
+    live.seconds = r.seconds;
+    add_data(live, r.model, data, a.data.path);
+    write_report(true);
   }
 
   fmt::print(
