@@ -22,6 +22,8 @@ import gzip
 import json
 import socket
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -258,20 +260,22 @@ def write_iris():
 
 
 def live_report(driver):
-    """A run of some seconds: its report, open in the browser, shows new epochs by itself."""
+    """A running training's report, open in the browser, shows new epochs by itself; once the run
+    ends (here by Ctrl-C, so that the test does not depend on how fast this machine trains), the
+    final page stops reloading."""
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(20000, 16))
+    X = rng.normal(size=(4000, 16))
     y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
     np.savetxt(os.path.join(WORK, "live.csv"), np.column_stack([X, y]), delimiter=",",
                header=",".join([f"x{i}" for i in range(16)] + ["y"]), comments="", fmt="%.5f")
-    for old in ("live.html", "live.safetensors"):
+    for old in ("live.html", "live.safetensors", "live.safetensors.ckpt"):
         if os.path.exists(os.path.join(WORK, old)):
             os.remove(os.path.join(WORK, old))
-    # Per-sample steps of 16-128-128-1: about a second per epoch on one core.
+    # Per-sample steps of 16-128-128-1, for as long as the test needs: it stops the run itself.
     proc = subprocess.Popen([BIN, "train", "live.csv", "--layers", "128,128", "--batch", "1",
-                             "--epochs", "16", "--patience", "0", "--val", "0.2", "--out", "live.safetensors",
-                             "--report", "live.html", "--quiet", "--threads", "1"], cwd=WORK,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "--epochs", "1000000", "--patience", "0", "--val", "0.2", "--out",
+                             "live.safetensors", "--report", "live.html", "--quiet", "--threads", "1"],
+                            cwd=WORK, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     page = os.path.join(WORK, "live.html")
     for _ in range(200):
         if os.path.exists(page):
@@ -282,25 +286,36 @@ def live_report(driver):
           "live: the first page says running")
     seen = set()
     deadline = time.time() + 120
-    while proc.poll() is None and time.time() < deadline:
+    while proc.poll() is None and time.time() < deadline and len({s for s in seen if s > 0}) < 3:
         try:
             seen.add(int(driver.find_element(By.ID, "epochs-run").get_attribute("data-epochs")))
         except Exception:  # between reloads, or before the first epoch
             pass
         time.sleep(0.3)
-    proc.wait()
-    check(proc.returncode == 0, f"live: train exited {proc.returncode}: {proc.stderr.read()}")
-    check(len({s for s in seen if 0 < s < 16}) >= 2,
+    check(proc.poll() is None, "live: training ended by itself")
+    check(len({s for s in seen if s > 0}) >= 2,
           f"live: the open page showed epochs {sorted(seen)} while training ran (without a reload by the test)")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    check(proc.returncode == 130, f"live: train exited {proc.returncode} on Ctrl-C: {err}")
+    m = re.search(r"interrupted after epoch (\d+)", err)
+    check(m is not None, f"live: the message of an interrupted run: {err}")
+    done = int(m.group(1)) - 1 if m else -1  # epochs completed
+    print(f"live: the open page showed epochs {sorted(seen)}; Ctrl-C after {done} epochs")
     time.sleep(3)  # the page's own reload picks up the final file
     driver.execute_script("window.__still = 1;")
     time.sleep(4)  # a page that still reloaded would lose this mark
-    check(driver.execute_script("return window.__still === 1;"), "live: the finished page still reloads")
-    check(driver.find_element(By.ID, "status").get_attribute("data-status") == "done",
-          "live: the final page says done")
+    check(driver.execute_script("return window.__still === 1;"), "live: the final page still reloads")
+    check(driver.find_element(By.ID, "status").get_attribute("data-status") == "interrupted",
+          "live: the final page says interrupted")
     check(not driver.find_elements(By.CSS_SELECTOR, "meta[http-equiv='refresh']"),
           "live: the final page keeps its refresh")
-    check_curves(driver, history_of("live.safetensors"), "live")
+    n = int(driver.find_element(By.ID, "epochs-run").get_attribute("data-epochs"))
+    check(n == done and max(seen) <= n, f"live: the final page shows {n} epochs, the run completed {done}")
+    for series in ("train_loss", "val_loss", "val_metric", "lr"):
+        pts = driver.find_elements(By.CSS_SELECTOR, f"circle.pt[data-series='{series}']")
+        check([int(attr(p, "data-x")) for p in pts] == list(range(1, n + 1)),
+              f"live: the {series} curve has one point per epoch ({len(pts)} of {n})")
 
 
 def hostile_names(driver):
@@ -364,6 +379,8 @@ def main():
         hist = history_of("iris.safetensors")
         load(driver, "iris.html")
         check(driver.find_element(By.ID, "status").get_attribute("data-status") == "done", "iris: done")
+        check(not driver.find_elements(By.CSS_SELECTOR, "meta[http-equiv='refresh']"),
+              "iris: the page of a finished run keeps its refresh")
         check_curves(driver, hist, "iris")
         check_classification(driver, ev, "iris")
         check(len(driver.find_elements(By.CSS_SELECTOR, "#network line.edge")) == 4 * 8 + 8 * 3,
