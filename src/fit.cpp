@@ -2,9 +2,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <tuple>
 #include <type_traits>
 
 #include "chainrule/error.hpp"
+#include "chainrule/group.hpp"
 #include "chainrule/init.hpp"
 #include "chainrule/metrics.hpp"
 #include "crc.hpp"
@@ -60,6 +63,94 @@ std::uint32_t data_crc(std::initializer_list<const BatchView<T>*> parts) {
   return crc;
 }
 
+// This process's part of a run (its rows, and where they lie among all processes' rows).
+// Without a group: every row, at 0.
+struct Part {
+  const Group* group = nullptr;
+  Split local;            // this process's training and validation rows (its table's rows)
+  Index train_first = 0;  // the global position of its first training row
+  std::size_t train_rows = 0, validation_rows = 0;  // of every process
+  std::size_t rows = 0;                             // every process's rows, target or not
+};
+
+// The target column of every process's rows, in rank order, with their lines: what the target's
+// preprocessing, the examples and the stratified split are computed from (the same on every
+// process, and the same as one process with the whole table computes them).
+Table gather_target(const Table& t, const std::string& name, const Group& g) {
+  const long c = t.find(name);
+  if (c < 0) throw DataError(t.source + ": no column '" + name + "' (the target)");
+  const Column& y = t.columns[std::size_t(c)];
+  std::string mine;
+  const auto put = [&](const void* p, std::size_t n) {
+    mine.append(static_cast<const char*>(p), n);
+  };
+  const std::uint64_t rows = t.rows(), has_lines = t.lines.size() == rows;
+  put(&rows, 8);
+  put(&has_lines, 8);
+  if (has_lines) put(t.lines.data(), rows * sizeof(std::size_t));
+  if (y.numeric)
+    put(y.numbers.data(), rows * sizeof(double));
+  else
+    for (const std::string& v : y.text) {
+      const std::uint64_t n = v.size();
+      put(&n, 8);
+      put(v.data(), n);
+    }
+  Table whole;
+  whole.source = t.source;
+  Column col;
+  col.name = y.name;
+  col.numeric = y.numeric;
+  col.field = y.field;
+  bool lines = true;
+  for (const std::string& part : g.all_gather(mine)) {
+    const char* p = part.data();
+    const auto get = [&](void* dst, std::size_t n) {
+      std::memcpy(dst, p, n);
+      p += n;
+    };
+    std::uint64_t n, with_lines;
+    get(&n, 8);
+    get(&with_lines, 8);
+    lines = lines && with_lines;
+    if (with_lines) {
+      const std::size_t at = whole.lines.size();
+      whole.lines.resize(at + n);
+      get(whole.lines.data() + at, n * sizeof(std::size_t));
+    }
+    if (y.numeric) {
+      const std::size_t at = col.numbers.size();
+      col.numbers.resize(at + n);
+      get(col.numbers.data() + at, n * sizeof(double));
+    } else {
+      for (std::uint64_t i = 0; i < n; ++i) {
+        std::uint64_t len;
+        get(&len, 8);
+        col.text.emplace_back(p, len);
+        p += len;
+      }
+    }
+  }
+  if (!lines) whole.lines.clear();
+  whole.columns.push_back(std::move(col));
+  return whole;
+}
+
+// This process's rows among `rows` (indices into every process's rows, ascending), as indices
+// into its own table, and how many of `rows` lie before them.
+std::vector<std::size_t> local_rows(const std::vector<std::size_t>& rows, std::size_t offset,
+                                    std::size_t count, Index& before) {
+  std::vector<std::size_t> mine;
+  before = 0;
+  for (const std::size_t r : rows) {
+    if (r < offset)
+      ++before;
+    else if (r < offset + count)
+      mine.push_back(r - offset);
+  }
+  return mine;
+}
+
 // Whether the network can read its training rows straight from the caller's matrix, with no
 // copy: a row-major matrix of T, unscaled, whose every row is a training row, in order, and
 // whose preprocessing changes nothing (every column a number feature with center 0 and scale 1,
@@ -109,9 +200,42 @@ TrainingSettings training_settings(const FitOptions& o, const TrainOptions& t, s
           .dtype = o.dtype};
 }
 
-// Loss and the task's metric of the network's current weights on (X, Y).
+// data_crc of every process's matrices: each part's CRC of every process, combined in rank order
+// (zlib's crc32_combine): the fingerprint one process with all the rows computes.
 template <class T>
-SplitMetrics measure(Network<T>& net, const BatchView<T>& X, const BatchView<T>& Y, Metric metric) {
+std::uint32_t group_data_crc(std::initializer_list<const BatchView<T>*> parts, const Group& g) {
+  std::string mine;
+  for (const BatchView<T>* m : parts) {
+    const std::uint64_t crc = data_crc<T>({m}),
+                        len = std::uint64_t(m->rows()) * std::uint64_t(m->cols()) * sizeof(T);
+    mine.append(reinterpret_cast<const char*>(&crc), 8)
+        .append(reinterpret_cast<const char*>(&len), 8);
+  }
+  const std::vector<std::string> all = g.all_gather(mine);
+  uLong crc = 0;
+  for (std::size_t k = 0; k < parts.size(); ++k)
+    for (const std::string& a : all) {
+      std::uint64_t c, len;
+      std::memcpy(&c, a.data() + 16 * k, 8);
+      std::memcpy(&len, a.data() + 16 * k + 8, 8);
+      crc = ::crc32_combine(crc, uLong(c), z_off_t(len));
+    }
+  return std::uint32_t(crc);
+}
+
+// Loss and the task's metric of the network's current weights on (X, Y); with a group, on every
+// process's rows.
+template <class T>
+SplitMetrics measure(Network<T>& net, const BatchView<T>& X, const BatchView<T>& Y, Metric metric,
+                     const Group* g) {
+  if (g) {
+    ScoreSums s = score_sums(net, X, Y, metric);
+    g->sum(s.values);
+    return {.loss = s.rows() > 0 ? s.loss() : 0,
+            .rows = Index(s.rows()),
+            .metric = metric,
+            .value = s.rows() > 0 ? s.metric_value() : 0};
+  }
   const Batch<T>& P = net.infer(X);
   return {.loss = net.loss(Y),
           .rows = X.rows(),
@@ -120,10 +244,12 @@ SplitMetrics measure(Network<T>& net, const BatchView<T>& X, const BatchView<T>&
 }
 
 template <class T>
-void train_model(const Dataset& data, const Split& split, const FitOptions& o,
+void train_model(const Dataset& data, const Part& part, const FitOptions& o,
                  const TrainCallbacks& callbacks, const CheckpointSink& on_checkpoint,
                  FitResult& r) {
   Model& model = r.model;
+  const Group* g = part.group;
+  const Split& split = part.local;
   Rng rng(o.seed);  // the first draws of a run are the initial weights
   const Model* base = o.resume ? &o.resume->model : o.init_from;
   Network<T> net = base ? base->network<T>() : Network<T>(model.spec);
@@ -143,7 +269,9 @@ void train_model(const Dataset& data, const Split& split, const FitOptions& o,
   const Batch<T> Yv_ = model.prep.targets<T>(table, split.validation);
   const BatchView<T> Y(Y_), Xv(Xv_), Yv(Yv_);
   // The data's fingerprint, for checkpoints and the resume check only (a pass over all of it).
-  const std::uint32_t crc = o.resume || on_checkpoint ? data_crc<T>({&X, &Y, &Xv, &Yv}) : 0;
+  const std::uint32_t crc = !(o.resume || on_checkpoint) ? 0
+                            : g                          ? group_data_crc<T>({&X, &Y, &Xv, &Yv}, *g)
+                                                         : data_crc<T>({&X, &Y, &Xv, &Yv});
   if (o.resume && o.resume->data_crc != crc)
     throw DataError(table.source +
                     ": not the data the checkpoint was trained on (their fingerprints differ)");
@@ -153,8 +281,22 @@ void train_model(const Dataset& data, const Split& split, const FitOptions& o,
   t.metric = model.prep.task == Task::classify ? Metric::accuracy : Metric::r2;
   t.schedule.total_epochs = t.epochs;
   // A resumed run keeps the settings it started with (its --init-from file need not exist now).
-  model.training = o.resume ? o.resume->model.training : training_settings(o, t, data.rows());
+  model.training = o.resume ? o.resume->model.training : training_settings(o, t, part.rows);
   TrainCallbacks cb = callbacks;
+  if (g) {  // every process's part of each batch's gradient, and one stop decision for all
+    t.shard = {.first = part.train_first, .rows = Index(part.train_rows), .lead = g->rank() == 0};
+    cb.after_backward = [&](GradientSpan grads, Index rows) {
+      std::visit([&](auto span) { g->sum(span); }, grads);
+      if (callbacks.after_backward) callbacks.after_backward(grads, rows);
+    };
+    cb.sum = [g](std::span<double> v) { g->sum(v); };
+    cb.decide_stop = [&](StopReason local) {
+      if (callbacks.decide_stop) local = callbacks.decide_stop(local);
+      std::int64_t v[1] = {std::int64_t(local)};
+      g->max(v);
+      return StopReason(v[0]);
+    };
+  }
   if (on_checkpoint)
     cb.on_checkpoint = [&](const TrainState& state) {
       if (callbacks.on_checkpoint) callbacks.on_checkpoint(state);
@@ -168,7 +310,7 @@ void train_model(const Dataset& data, const Split& split, const FitOptions& o,
   if (r.history.interrupted) return;
 
   // Final metrics of the kept weights on both splits.
-  ModelMetrics metrics{.train = o.measure_train ? measure(net, X, Y, t.metric) : SplitMetrics{},
+  ModelMetrics metrics{.train = o.measure_train ? measure(net, X, Y, t.metric, g) : SplitMetrics{},
                        .validation = {},
                        .epochs_run = r.history.history.size(),
                        .best_epoch = r.history.best_epoch,
@@ -176,7 +318,7 @@ void train_model(const Dataset& data, const Split& split, const FitOptions& o,
                        .history = r.history.history};
   for (EpochReport& e : metrics.history)
     e.seconds = 0;  // the same seed writes the same file
-  if (Xv.rows() > 0) metrics.validation = measure(net, Xv, Yv, t.metric);
+  if (r.validation_rows > 0) metrics.validation = measure(net, Xv, Yv, t.metric, g);
   model.metrics = metrics;
 }
 
@@ -213,6 +355,7 @@ std::uint64_t estimate_memory(const NetworkSpec& spec, Dtype dtype, std::size_t 
 FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& callbacks,
               const CheckpointSink& on_checkpoint) {
   const Table& table = data.table();  // the target (and, for a table, the features)
+  const Group* g = o.group && o.group->size() > 1 ? o.group : nullptr;
 
   FitResult r;
   Model& model = r.model;
@@ -222,45 +365,79 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
     throw ConfigError("the checkpoint was trained in " +
                       std::string(to_string(o.resume->model.dtype)) + ", not " +
                       std::string(to_string(o.dtype)));
-  const Preprocessor target_only = base ? base->prep : Preprocessor::fit_target(table, o.data);
+  // With a group, the examples, the target's preprocessing and the split come from the target
+  // column of every process's rows (the same on every process); this process's rows are
+  // [offset, offset + data.rows()) of them.
+  Part part;
+  part.group = g;
+  part.rows = data.rows();
+  std::size_t offset = 0;
+  Table whole_target;
+  if (g) {
+    std::tie(offset, part.rows) = g->offset_of(data.rows());
+    const std::string name = o.data.target.empty() ? (base           ? base->prep.target
+                                                      : table.cols() ? table.columns.back().name
+                                                                     : "")
+                                                   : o.data.target;
+    whole_target = gather_target(table, base ? base->prep.target : name, *g);
+  }
+  const Table& targets = g ? whole_target : table;
+  const Preprocessor target_only = base ? base->prep : Preprocessor::fit_target(targets, o.data);
   // The examples: rows whose target is present (the others are left out, with a note).
-  const std::vector<std::size_t> examples = target_only.rows_with_target(table);
+  const std::vector<std::size_t> examples = target_only.rows_with_target(targets);
   if (examples.empty())
     throw DataError(table.source + ": the target column '" + target_only.target +
                     "' has no values (every row's is missing): expected a target to learn");
-  if (examples.size() < data.rows())
-    r.notes.push_back({std::to_string(data.rows() - examples.size()) + " of " +
-                           std::to_string(data.rows()) +
+  if (examples.size() < part.rows)
+    r.notes.push_back({std::to_string(part.rows - examples.size()) + " of " +
+                           std::to_string(part.rows) +
                            " rows have no value in the target column '" + target_only.target +
                            "': they are left out of training and validation",
                        ""});
   std::vector<int> strata;
   if (target_only.task == Task::classify) {
-    const std::vector<int> ids = target_only.class_ids(table);
+    const std::vector<int> ids = target_only.class_ids(targets);
     for (const std::size_t row : examples)
       strata.push_back(ids[row]);
   }
   Rng split_rng(o.seed ^ 0x9E3779B97F4A7C15ULL);  // its own stream (docs/design-notes.md)
   Split split =
       split_rows(examples.size(), o.validation, split_rng, strata.empty() ? nullptr : &strata);
-  for (auto* part : {&split.train, &split.validation})
-    for (std::size_t& i : *part)
+  for (auto* rows : {&split.train, &split.validation})
+    for (std::size_t& i : *rows)
       i = examples[i];
   if (split.train.empty())
     throw DataError(table.source + ": no rows left for training after the validation split");
+  r.train_rows = part.train_rows = split.train.size();
+  r.validation_rows = part.validation_rows = split.validation.size();
+  if (g) {
+    Index before_validation;
+    part.local.train = local_rows(split.train, offset, data.rows(), part.train_first);
+    part.local.validation = local_rows(split.validation, offset, data.rows(), before_validation);
+  } else {
+    part.local = std::move(split);
+  }
   if (base) {
     model.prep = base->prep;
     model.spec = base->spec;
   } else {
-    model.prep = Preprocessor::fit(data, split.train, o.data);
+    model.prep = Preprocessor::fit_features(target_only, data, part.local.train, o.data, g);
     model.spec = network_spec(o, model.prep);
   }
-  r.train_rows = split.train.size();
-  r.validation_rows = split.validation.size();
   TrainOptions sized = o.train;  // a batch is at most the training rows
-  sized.batch = std::min<Index>(sized.batch, Index(split.train.size()));
+  sized.batch = std::min<Index>(sized.batch, Index(r.train_rows));
   const std::uint64_t need = estimate_memory(model.spec, o.dtype, data.rows(), sized, o.threads);
   const std::uint64_t limit = o.max_memory > 0 ? o.max_memory : available_memory();
+  if (g) {  // one decision for all: the largest need against the smallest limit
+    std::int64_t v[2] = {std::int64_t(std::min<std::uint64_t>(need, INT64_MAX)),
+                         -std::int64_t(std::min<std::uint64_t>(limit, INT64_MAX))};
+    g->max(v);
+    if (std::uint64_t(v[0]) > std::uint64_t(-v[1]))
+      throw LimitError("a process of the job needs about " + format_bytes(std::uint64_t(v[0])) +
+                           ", more than the " + format_bytes(std::uint64_t(-v[1])) +
+                           " of memory available to the one with the least",
+                       "max_memory");
+  }
   if (need > limit)
     throw LimitError("the run needs about " + format_bytes(need) + " (" + describe(model.spec) +
                          ", batches of " + std::to_string(o.train.batch) + ", " +
@@ -269,15 +446,15 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
                          (o.max_memory > 0 ? " allowed" : " of memory available"),
                      "max_memory");
   const std::size_t K = model.prep.classes.size();
-  if (model.prep.task == Task::classify && K > 20 && 2 * K > data.rows())
+  if (model.prep.task == Task::classify && K > 20 && 2 * K > part.rows)
     r.notes.push_back({"the target column '" + model.prep.target + "' has " + std::to_string(K) +
-                           " distinct values in " + std::to_string(data.rows()) +
+                           " distinct values in " + std::to_string(part.rows) +
                            " rows, each a class: if it is a measured quantity, it is a regression",
                        "task"});
   if (o.dtype == Dtype::float64)
-    train_model<double>(data, split, o, callbacks, on_checkpoint, r);
+    train_model<double>(data, part, o, callbacks, on_checkpoint, r);
   else
-    train_model<float>(data, split, o, callbacks, on_checkpoint, r);
+    train_model<float>(data, part, o, callbacks, on_checkpoint, r);
   return r;
 }
 

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "chainrule/error.hpp"
+#include "chainrule/group.hpp"
 #include "chainrule/random.hpp"
 #include "chainrule/threads.hpp"
 #include "enum_names.hpp"
@@ -102,9 +103,29 @@ struct NumberStats {
 // per column, the values are added in the same (row) order as one column at a time would. The
 // accumulators are kept column by column in arrays, and a missing value leaves them as they are
 // (a select, not a branch), so that the loop over a row's columns vectorizes.
+// Several processes: the first pass's sums, counts and extremes of every process's rows.
+void reduce_first_pass(const Group* g, std::vector<double>& sum, std::vector<double>& n,
+                       std::vector<double>& lo, std::vector<double>& hi) {
+  if (!g) return;
+  const std::size_t K = sum.size();
+  std::vector<double> add(sum);
+  add.insert(add.end(), n.begin(), n.end());
+  g->sum(add);
+  std::vector<double> most(hi);
+  for (const double v : lo)
+    most.push_back(-v);
+  g->max(most);
+  for (std::size_t k = 0; k < K; ++k) {
+    sum[k] = add[k];
+    n[k] = add[K + k];
+    hi[k] = most[k];
+    lo[k] = -most[K + k];
+  }
+}
+
 template <class E>
 void matrix_stats(const MatrixView& m, const std::vector<ColumnRef>& cols,
-                  std::span<const std::size_t> rows, std::vector<NumberStats>& st) {
+                  std::span<const std::size_t> rows, std::vector<NumberStats>& st, const Group* g) {
   const E* base = static_cast<const E*>(m.data);
   const std::size_t K = cols.size();
   std::vector<Index> offset(K);  // of each used column within its row
@@ -144,6 +165,12 @@ void matrix_stats(const MatrixView& m, const std::vector<ColumnRef>& cols,
       for (std::size_t k = 0; k < K; ++k)
         if (std::isnan(v[k]) && !st[k].first_missing) st[k].first_missing = r;
   }
+  if (g) {
+    std::vector<double> count(n.begin(), n.end());
+    reduce_first_pass(g, sum, count, lo, hi);
+    for (std::size_t k = 0; k < K; ++k)
+      n[k] = std::uint64_t(count[k]);
+  }
   for (std::size_t k = 0; k < K; ++k)
     mean[k] = sum[k] / double(n[k]);
   for (const std::size_t r : rows) {
@@ -153,6 +180,7 @@ void matrix_stats(const MatrixView& m, const std::vector<ColumnRef>& cols,
       sq[k] = v[k] == v[k] ? sq[k] + d * d : sq[k];
     }
   }
+  if (g) g->sum(sq);
   for (std::size_t k = 0; k < K; ++k) {
     st[k].sum = sum[k];
     st[k].lo = lo[k];
@@ -162,32 +190,59 @@ void matrix_stats(const MatrixView& m, const std::vector<ColumnRef>& cols,
   }
 }
 
-// NumberStats of every numeric column among `cols` (text columns get an empty one).
+// NumberStats of every numeric column among `cols` (text columns get an empty one); with a
+// group, of every process's rows (first_missing stays this process's own).
 std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<ColumnRef>& cols,
-                                      std::span<const std::size_t> rows) {
+                                      std::span<const std::size_t> rows, const Group* g) {
   std::vector<NumberStats> st(cols.size());
   if (const MatrixView* m = data.matrix()) {
     switch (m->type) {
       case ElementType::u8:
-        matrix_stats<std::uint8_t>(*m, cols, rows, st);
+        matrix_stats<std::uint8_t>(*m, cols, rows, st, g);
         break;
       case ElementType::f32:
-        matrix_stats<float>(*m, cols, rows, st);
+        matrix_stats<float>(*m, cols, rows, st, g);
         break;
       case ElementType::f64:
-        matrix_stats<double>(*m, cols, rows, st);
+        matrix_stats<double>(*m, cols, rows, st, g);
         break;
     }
     return st;
   }
+  for (std::size_t k = 0; k < cols.size(); ++k)
+    if (cols[k].numeric())
+      for (const std::size_t r : rows)
+        st[k].add(cols[k].number(r), r);
+  if (g) {
+    const std::size_t K = cols.size();
+    std::vector<double> sum(K), n(K), lo(K), hi(K);
+    for (std::size_t k = 0; k < K; ++k) {
+      sum[k] = st[k].sum;
+      n[k] = double(st[k].n);
+      lo[k] = st[k].lo;
+      hi[k] = st[k].hi;
+    }
+    reduce_first_pass(g, sum, n, lo, hi);
+    for (std::size_t k = 0; k < K; ++k) {
+      st[k].sum = sum[k];
+      st[k].n = std::size_t(n[k]);
+      st[k].lo = lo[k];
+      st[k].hi = hi[k];
+    }
+  }
   for (std::size_t k = 0; k < cols.size(); ++k) {
-    if (!cols[k].numeric()) continue;
-    for (const std::size_t r : rows)
-      st[k].add(cols[k].number(r), r);
-    if (st[k].n == 0) continue;
+    if (!cols[k].numeric() || st[k].n == 0) continue;
     const double mean = st[k].mean();
     for (const std::size_t r : rows)
       st[k].add_square(cols[k].number(r), mean);
+  }
+  if (g) {
+    std::vector<double> sq(cols.size());
+    for (std::size_t k = 0; k < cols.size(); ++k)
+      sq[k] = st[k].sq;
+    g->sum(sq);
+    for (std::size_t k = 0; k < cols.size(); ++k)
+      st[k].sq = sq[k];
   }
   return st;
 }
@@ -345,8 +400,33 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
 
 Preprocessor Preprocessor::fit(const Dataset& data, std::span<const std::size_t> rows,
                                const PreprocessOptions& o) {
+  return fit_features(fit_target(data.table(), o), data, rows, o);
+}
+
+namespace {
+
+// A set of strings as one string (each length-prefixed), and back: what processes exchange.
+std::string pack(const std::set<std::string>& items) {
+  std::string s;
+  for (const std::string& i : items)
+    s += std::to_string(i.size()) + ":" + i;
+  return s;
+}
+void unpack(std::string_view s, std::set<std::string>& into) {
+  while (!s.empty()) {
+    const std::size_t colon = s.find(':');
+    const std::size_t n = std::stoull(std::string(s.substr(0, colon)));
+    into.emplace(s.substr(colon + 1, n));
+    s.remove_prefix(colon + 1 + n);
+  }
+}
+
+}  // namespace
+
+Preprocessor Preprocessor::fit_features(Preprocessor p, const Dataset& data,
+                                        std::span<const std::size_t> rows,
+                                        const PreprocessOptions& o, const Group* g) {
   const Table& t = data.table();
-  Preprocessor p = fit_target(t, o);
   std::set<std::string> dropped;
   for (const std::string& d : o.drop) {
     const std::string name = find_column(data, d, "among the dropped columns").name;
@@ -355,11 +435,23 @@ Preprocessor Preprocessor::fit(const Dataset& data, std::span<const std::size_t>
     if (!dropped.insert(name).second)
       throw ConfigError("column '" + name + "' is named twice among the dropped columns");
   }
-  if (rows.empty()) throw DataError(t.source + ": no rows to train on");
+  if (!g && rows.empty()) throw DataError(t.source + ": no rows to train on");
   std::vector<ColumnRef> used;
   for (const ColumnRef& c : columns_of(data))
     if (c.name != p.target && !dropped.count(c.name)) used.push_back(c);
-  const std::vector<NumberStats> stats = number_stats(data, used, rows);
+  const std::vector<NumberStats> stats = number_stats(data, used, rows, g);
+  // With a group, an error of this process's rows is kept until every process has taken part in
+  // every exchange, then agreed on (Group::agree): no process waits for one that has left.
+  std::exception_ptr error;
+  const auto local = [&](auto&& step) {
+    if (!g) return step();
+    if (error) return;
+    try {
+      step();
+    } catch (...) {
+      error = std::current_exception();
+    }
+  };
   for (std::size_t k = 0; k < used.size(); ++k) {
     const ColumnRef& c = used[k];
     Feature f;
@@ -367,7 +459,9 @@ Preprocessor Preprocessor::fit(const Dataset& data, std::span<const std::size_t>
     f.numeric = c.numeric();
     if (f.numeric) {
       const NumberStats& st = stats[k];
-      if (st.first_missing && o.impute == Impute::none) missing_value(c, *st.first_missing);
+      local([&] {
+        if (st.first_missing && o.impute == Impute::none) missing_value(c, *st.first_missing);
+      });
       if (st.n == 0)
         throw DataError(t.source + ": column '" + c.name + "' has no values to learn from");
       const double mean = st.mean();
@@ -387,20 +481,33 @@ Preprocessor Preprocessor::fit(const Dataset& data, std::span<const std::size_t>
       if (!(f.scale > 0)) f.scale = 1;
     } else {
       std::set<std::string> cats;
-      for (std::size_t r : rows) {
-        // A missing text value is its own category "" (one-hot input '<name>=') when imputing.
-        if (c.text(r).empty() && o.impute == Impute::none) missing_value(c, r);
-        if (cats.insert(c.text(r)).second && cats.size() > o.max_categories)
-          throw LimitError(t.source + ": the text column '" + c.name + "' has more than " +
-                               std::to_string(o.max_categories) +
-                               " categories, each a network input: expected at most that many "
-                               "(an identifier or free text is better dropped)",
-                           "max_categories");
+      const auto too_many = [&] {
+        return LimitError(t.source + ": the text column '" + c.name + "' has more than " +
+                              std::to_string(o.max_categories) +
+                              " categories, each a network input: expected at most that many "
+                              "(an identifier or free text is better dropped)",
+                          "max_categories");
+      };
+      local([&] {
+        for (std::size_t r : rows) {
+          // A missing text value is its own category "" (one-hot input '<name>=') when imputing.
+          if (c.text(r).empty() && o.impute == Impute::none) missing_value(c, r);
+          if (cats.insert(c.text(r)).second && cats.size() > o.max_categories) throw too_many();
+        }
+      });
+      if (g) {  // every process's categories, merged (a set: sorted, whatever the order)
+        const std::vector<std::string> all = g->all_gather(error ? std::string() : pack(cats));
+        for (const std::string& part : all)
+          unpack(part, cats);
+        local([&] {
+          if (cats.size() > o.max_categories) throw too_many();
+        });
       }
       f.categories.assign(cats.begin(), cats.end());
     }
     p.features.push_back(std::move(f));
   }
+  if (g) g->agree(error);
   if (p.features.empty())
     throw DataError(t.source + ": no feature columns left besides the target '" + p.target + "'");
   return p;

@@ -32,17 +32,23 @@ Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T
                     BatchView<T> Yv, const TrainOptions& o, Rng& rng,
                     const TrainCallbacks& callbacks, const TrainState* resume)
     : net_(net), X_(X), Y_(Y), Xv_(Xv), Yv_(Yv), o_(o), rng_(rng), cb_(callbacks) {
-  check_options(o, X.rows());
+  sharded_ = o.shard.rows > 0;
+  if (sharded_ && (o.shard.first < 0 || o.shard.first + X.rows() > o.shard.rows || !callbacks.sum ||
+                   !callbacks.after_backward))
+    throw ConfigError("a shard must lie within its rows and come with sum and after_backward");
+  N_ = sharded_ ? o.shard.rows : X.rows();
+  check_options(o, N_);
   net.set_dropout_rate(o.dropout);
   optimizer_ = make_optimizer<T>(o.optimizer);
   lr0_ = o.optimizer.learning_rate();
-  N_ = X.rows();
   B_ = std::min(o.batch, N_);
   batches_ = (N_ + B_ - 1) / B_;
   // Per-sample steps through a small network without dropout take Network::step_one.
   one_sample_ = B_ == 1 && net.one_sample_path();
-  Xb_.resize(B_, X.cols());
-  Yb_.resize(B_, Y.cols());
+  if (!sharded_) {
+    Xb_.resize(B_, X.cols());
+    Yb_.resize(B_, Y.cols());
+  }
   if (!resume) {
     s_.order.resize(std::size_t(N_));
     std::iota(s_.order.begin(), s_.order.end(), Index(0));
@@ -56,6 +62,7 @@ Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T
       std::any_of(r.order.begin(), r.order.end(), [&](Index i) { return i < 0 || i >= N_; }))
     throw ConfigError("the saved training state does not fit these data and this network");
   s_ = r;
+  if (sharded_ && !o.shard.lead) s_.loss_sum = 0;  // the partial epoch's sum is the lead's
   std::copy(r.params.begin(), r.params.end(), net.params().begin());
   optimizer_->set_state(r.optimizer);
   rng.set_state(r.rng);
@@ -90,8 +97,63 @@ void Trainer<T>::begin_epoch() {
   if (o_.shuffle && s_.batch == 0) shuffle(std::span(s_.order), rng_);
 }
 
+// With a shard: this process's rows of the batch (positions first .. first + n - 1 of the
+// order), copied into Xb_ and Yb_; returns how many.
+template <class T>
+Index Trainer<T>::gather_local(Index first, Index n) {
+  const Index lo = o_.shard.first, hi = lo + X_.rows();
+  Index m = 0;
+  for (Index i = 0; i < n; ++i) {
+    const Index k = s_.order[std::size_t(first + i)];
+    m += k >= lo && k < hi;
+  }
+  if (Xb_.rows() != m) {
+    Xb_.resize(m, X_.cols());
+    Yb_.resize(m, Y_.cols());
+  }
+  for (Index i = 0, j = 0; i < n; ++i) {
+    const Index k = s_.order[std::size_t(first + i)];
+    if (k < lo || k >= hi) continue;
+    Xb_.row(j) = X_.row(k - lo);
+    Yb_.row(j++) = Y_.row(k - lo);
+  }
+  return m;
+}
+
 template <class T>
 double Trainer<T>::forward_backward(Index first, Index n) {
+  if (sharded_) {  // this process's rows of the batch; its gradient scaled by their share
+    const Index m = local_n_ = gather_local(first, n);
+    net_.zero_grad();
+    if (m == 0) return 0;
+    double loss;
+    if (one_sample_) {
+      loss = net_.step_one(Xb_.row(0).data(), Yb_.row(0).data());
+    } else {
+      // Dropout masks from a generator of this process's own, seeded by one draw that every
+      // process makes: the shared generator stays in step (docs/distributed.md).
+      Rng* masks = nullptr;
+      if (o_.dropout > 0) {
+        const std::uint64_t key = rng_.engine()();
+        dropout_rng_.emplace(key ^ (std::uint64_t(o_.shard.first) * 0x9E3779B97F4A7C15ULL));
+        masks = &*dropout_rng_;
+      }
+      net_.forward(Xb_, masks);
+      loss = net_.loss(Yb_);
+      net_.backward(Yb_);
+    }
+    if (m != n) {
+      const T share = T(double(m) / double(n));
+      std::visit(
+          [&](auto g) {
+            for (auto& v : g)
+              v *= share;
+          },
+          GradientSpan(net_.grads()));
+    }
+    return loss;
+  }
+  local_n_ = n;
   if (one_sample_) {  // the same step as below, in one call, with no row copies
     const Index r = s_.order[std::size_t(first)];
     return net_.step_one(X_.row(r).data(), Y_.row(r).data());
@@ -115,13 +177,17 @@ template <class T>
 StopReason Trainer<T>::run_batch() {
   const Index first = s_.batch * B_, n = std::min(B_, N_ - first);
   const double loss = forward_backward(first, n);
-  if (cb_.after_backward) cb_.after_backward(net_.grads(), n);
+  if (cb_.after_backward) cb_.after_backward(net_.grads(), local_n_);
   optimizer_->step(net_.params(), net_.grads());
-  s_.loss_sum += loss * double(n);
+  s_.loss_sum += loss * double(local_n_);
+  local_rows_ += double(local_n_);
   ++s_.batch;
   // Progress first (a finite loss only): a stop asked for there takes effect after this batch.
+  // With a shard, the running mean is of this process's rows so far.
   if (cb_.on_batch && std::isfinite(loss))
-    cb_.on_batch({s_.epoch + 1, s_.batch, batches_, s_.loss_sum / double(first + n)});
+    cb_.on_batch(
+        {s_.epoch + 1, s_.batch, batches_,
+         sharded_ ? s_.loss_sum / std::max(local_rows_, 1.0) : s_.loss_sum / double(first + n)});
   return decide(batch_decision(loss));
 }
 
@@ -164,9 +230,23 @@ EpochReport Trainer<T>::epoch_report() {
   r.epoch = s_.epoch + 1;
   r.epochs = o_.epochs;
   r.metric = o_.metric;
-  r.train_loss = s_.loss_sum / double(N_);
   r.lr = optimizer_->learning_rate();
-  if (Xv_.rows() > 0) {
+  if (sharded_) {  // sums of every process's part: training loss, validation loss and metric
+    ScoreSums v = score_sums(net_, Xv_, Yv_, o_.metric);
+    std::vector<double> sums = v.values;
+    sums.push_back(s_.loss_sum);
+    cb_.sum(sums);
+    r.train_loss = sums.back() / double(N_);
+    sums.pop_back();
+    v.values = sums;
+    if (v.rows() > 0) {
+      r.val_loss = v.loss();
+      if (o_.metric != Metric::none) r.val_metric = v.metric_value();
+    }
+  } else {
+    r.train_loss = s_.loss_sum / double(N_);
+  }
+  if (!sharded_ && Xv_.rows() > 0) {
     const Batch<T>& P = net_.infer(Xv_);
     r.val_loss = net_.loss(Yv_);
     if (o_.metric == Metric::accuracy) r.val_metric = accuracy<T>(P, Yv_);
@@ -200,6 +280,7 @@ StopReason Trainer<T>::end_epoch() {
   ++s_.epoch;
   s_.batch = 0;
   s_.loss_sum = 0;
+  local_rows_ = 0;
   if (stop == StopReason::early_stop) s_.result.stopped_early = s_.epoch < o_.epochs;
   if (stop == StopReason::none && o_.checkpoint_every > 0 && s_.epoch % o_.checkpoint_every == 0 &&
       s_.epoch < o_.epochs && cb_.on_checkpoint)
@@ -210,6 +291,11 @@ StopReason Trainer<T>::end_epoch() {
 template <class T>
 TrainState Trainer<T>::snapshot() {
   TrainState s = s_;
+  if (sharded_) {  // the partial epoch's loss, of every process
+    double sum[1] = {s.loss_sum};
+    cb_.sum(sum);
+    s.loss_sum = sum[0];
+  }
   if (s.best && !std::isfinite(*s.best)) s.best.reset();
   s.params.assign(net_.params().begin(), net_.params().end());
   s.optimizer = optimizer_->state();
@@ -227,16 +313,46 @@ TrainResult Trainer<T>::interrupt() {
 }
 
 template <class T>
+ScoreSums score_sums(Network<T>& net, const BatchView<T>& X, const BatchView<T>& Y, Metric metric) {
+  const Index K = Y.cols();
+  ScoreSums s{.metric = metric, .values = std::vector<double>(3 + 2 * std::size_t(K), 0.0)};
+  const Index m = X.rows();
+  if (m == 0) return s;
+  const Batch<T>& P = net.infer(X);
+  s.values[0] = net.loss(Y) * double(m);
+  s.values[1] = double(m);
+  if (metric == Metric::accuracy) s.values[2] = accuracy<T>(P, Y) * double(m);
+  if (metric != Metric::r2) return s;
+  for (Index k = 0; k < K; ++k)
+    for (Index n = 0; n < m; ++n) {
+      const double y = double(Y(n, k)), d = y - double(P(n, k));
+      s.values[2] += d * d;
+      s.values[3 + 2 * std::size_t(k)] += y;
+      s.values[4 + 2 * std::size_t(k)] += y * y;
+    }
+  return s;
+}
+
+double ScoreSums::metric_value() const {
+  if (metric == Metric::accuracy) return values[2] / values[1];
+  double sst = 0;
+  for (std::size_t k = 3; k + 1 < values.size(); k += 2)
+    sst += values[k + 1] - values[k] * values[k] / values[1];
+  return sst <= 0 ? 0.0 : 1 - values[2] / sst;
+}
+
+template <class T>
 TrainResult train(Network<T>& net, NoDeduce<BatchView<T>> X, NoDeduce<BatchView<T>> Y,
                   NoDeduce<BatchView<T>> Xv, NoDeduce<BatchView<T>> Yv, const TrainOptions& o,
                   Rng& rng, const TrainCallbacks& callbacks, const TrainState* resume) {
   return Trainer<T>(net, X, Y, Xv, Yv, o, rng, callbacks, resume).run();
 }
 
-#define CHAINRULE_INSTANTIATE(T)                                                                \
-  template class Trainer<T>;                                                                    \
-  template TrainResult train<T>(Network<T>&, BatchView<T>, BatchView<T>, BatchView<T>,          \
-                                BatchView<T>, const TrainOptions&, Rng&, const TrainCallbacks&, \
+#define CHAINRULE_INSTANTIATE(T)                                                                   \
+  template class Trainer<T>;                                                                       \
+  template ScoreSums score_sums<T>(Network<T>&, const BatchView<T>&, const BatchView<T>&, Metric); \
+  template TrainResult train<T>(Network<T>&, BatchView<T>, BatchView<T>, BatchView<T>,             \
+                                BatchView<T>, const TrainOptions&, Rng&, const TrainCallbacks&,    \
                                 const TrainState*);
 CHAINRULE_INSTANTIATE(float)
 CHAINRULE_INSTANTIATE(double)

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "chainrule/group.hpp"
 #include "chainrule/init.hpp"
 #include "chainrule/model.hpp"
 #include "chainrule/trainer.hpp"
@@ -40,6 +41,13 @@ struct FitOptions {
   /// (its rows are then 0, "not measured"). scikit-learn's estimators make no such pass; the
   /// Python package's estimators skip it too. The validation split is measured either way.
   bool measure_train = true;
+  /// Several processes training one model (group.hpp; an MPI job): `data` is this process's
+  /// part of the rows, the parts in rank order making up the whole table (read_csv_shard,
+  /// read_idx_shard). Every process calls fit with the same options and gets the same model:
+  /// the one a single process gives on the whole table with the same options, up to the order of
+  /// floating-point additions (docs/distributed.md). Callbacks run on every process; `group` must
+  /// outlive the call. Null, or a group of one: this process holds all the rows.
+  const Group* group = nullptr;
 };
 
 /// The estimate fit() checks against FitOptions::max_memory, in bytes.

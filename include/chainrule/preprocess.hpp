@@ -13,6 +13,8 @@
 
 namespace chainrule {
 
+class Group;
+
 enum class Scale { standard, minmax, none };
 enum class Task { classify, regress };
 /// Missing feature values: an error (none), or filled (mean): a numeric gap with the training
@@ -83,6 +85,13 @@ struct Preprocessor {
                           const PreprocessOptions& options);
   /// Fits only the target part (used first, to stratify the validation split).
   static Preprocessor fit_target(const Table& table, const PreprocessOptions& options);
+  /// Fits the features on `train_rows` to the target part `target` (fit_target's). With a
+  /// group (several processes, each holding a part of the rows), on every process's rows:
+  /// every process gets the same preprocessing, as one process with all the rows would get it
+  /// up to the order of additions.
+  static Preprocessor fit_features(Preprocessor target, const Dataset& data,
+                                   std::span<const std::size_t> train_rows,
+                                   const PreprocessOptions& options, const Group* group = nullptr);
 
   /// Class index (classify) of every row, -1 where the target is missing; throws DataError on
   /// an unknown label.

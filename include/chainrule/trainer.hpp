@@ -39,6 +39,15 @@ struct TrainOptions {
   /// When set (by a signal handler, say), training finishes the current batch, calls
   /// on_checkpoint and returns with TrainResult::interrupted.
   const std::atomic<bool>* stop = nullptr;
+  /// Several processes training one model on the parts of one data set (group.hpp): this one
+  /// holds the training rows [first, first + X.rows()) of `rows` in all, and the validation
+  /// rows it holds. Batches, shuffles and the optimizer are those of all `rows`; each process
+  /// computes the gradient of its rows of each batch, and TrainCallbacks::after_backward and
+  /// sum add the parts up. rows = 0: X holds every training row (one process).
+  struct Shard {
+    Index first = 0, rows = 0;
+    bool lead = true;  ///< the one process whose partial sums a checkpoint keeps (rank 0)
+  } shard;
 };
 
 struct EpochReport {
@@ -105,10 +114,14 @@ struct TrainCallbacks {
   std::function<void(const BatchProgress&)> on_batch;
   /// Every TrainOptions::checkpoint_every epochs and on a stop: the state to continue from.
   std::function<void(const TrainState&)> on_checkpoint;
-  /// After backward, before the optimizer step, every batch: the flat gradient buffer (the mean
-  /// over the batch's `rows` samples), which the hook may change in place. Where an MPI
-  /// front-end all-reduces the gradients (weighting each process's mean by its rows).
+  /// After backward, before the optimizer step, every batch: the flat gradient buffer, which the
+  /// hook may change in place: the gradient of this process's `rows` samples of the batch
+  /// divided by the batch's size (with one process, the batch mean; with a shard, its part of
+  /// it, 0 when it holds none of the batch's rows). Where an MPI front-end sums the parts.
   std::function<void(GradientSpan grads, Index rows)> after_backward;
+  /// With a shard: sums values across the processes in place (the epoch's training loss, the
+  /// validation loss and metric). Needed when TrainOptions::shard is set.
+  std::function<void(std::span<double> values)> sum;
   /// The one place every stop decision passes: after every batch (none, interrupted, diverged)
   /// and after every epoch (none, early_stop, epochs_done), with this process's decision;
   /// returns the one to act on. Several processes agree here (the most severe, say); unset,
@@ -141,12 +154,14 @@ class Trainer {
   StopReason run_batch();
   /// Validation, the best weights, on_epoch, the stop decision and a due checkpoint.
   StopReason end_epoch();
-  /// The whole state to continue from.
+  /// The whole state to continue from (collective with a shard: the partial loss sums).
   TrainState snapshot();
   const TrainState& state() const { return s_; }
 
  private:
   double forward_backward(Index first, Index n);
+  Index gather_local(Index first, Index n);
+  double reduce_epoch_loss();
   StopReason batch_decision(double loss);
   StopReason decide(StopReason local);
   EpochReport epoch_report();
@@ -161,11 +176,30 @@ class Trainer {
   double lr0_;
   Index N_, B_, batches_;
   bool one_sample_;
-  Batch<T> Xb_, Yb_;  // the batch's rows, reused
+  bool sharded_;
+  Index local_n_ = 0;               // this process's rows in the current batch
+  double local_rows_ = 0;           // and in the epoch so far (the progress line's running mean)
+  Batch<T> Xb_, Yb_;                // the batch's rows, reused
+  std::optional<Rng> dropout_rng_;  // with a shard: this process's dropout masks
   std::chrono::steady_clock::time_point epoch_start_;
   std::string divergence_;  // why this process diverged
   TrainState s_;
 };
+
+/// The sums a split's loss and metric come from, so that the parts of a split held by several
+/// processes add up (Group::sum over `values`) to the scores of the whole:
+/// [loss × rows, rows, accuracy × rows or Σ(y - p)², then Σy and Σy² of each output].
+struct ScoreSums {
+  Metric metric = Metric::none;
+  std::vector<double> values;
+  double rows() const { return values[1]; }
+  double loss() const { return values[0] / values[1]; }
+  /// Accuracy, or R² = 1 - Σ(y - p)² / Σ(y - ȳ)² (0 when the targets do not vary).
+  double metric_value() const;
+};
+/// This process's ScoreSums of `net` on (X, Y) (zeros when X has no rows).
+template <class T>
+ScoreSums score_sums(Network<T>& net, const BatchView<T>& X, const BatchView<T>& Y, Metric metric);
 
 /// Trains `net` on (X, Y), validating on (Xv, Yv) when Xv has rows: Trainer(...).run(). Draws
 /// shuffles and dropout masks from `rng`. With `resume`, continues that state instead: the

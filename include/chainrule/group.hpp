@@ -1,0 +1,75 @@
+// Processes that train one model together (the ranks of an MPI job): the few collective
+// operations the library needs of them, behind an interface, so that the library itself links no
+// MPI. chainrule::mpi (mpi.hpp, its own target) implements it over MPI; a front-end passes one to
+// fit() (FitOptions::group) and to the sharded readers (read_csv_shard, read_idx_shard).
+//
+// Every call is collective: all processes of the group make it, in the same order, with the same
+// sizes. Results are the same bytes on every process.
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chainrule/error.hpp"
+
+namespace chainrule {
+
+class Group {
+ public:
+  virtual ~Group() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// Element-wise sums across the processes, in place. Each element is added up in one fixed
+  /// order (the same for every run with the same number of processes), and every process gets
+  /// the same bytes.
+  virtual void sum(std::span<double> values) const = 0;
+  virtual void sum(std::span<float> values) const = 0;
+  /// Element-wise maxima across the processes, in place.
+  virtual void max(std::span<std::int64_t> values) const = 0;
+  virtual void max(std::span<double> values) const = 0;
+  /// Every process's `mine`, in rank order.
+  virtual std::vector<std::string> all_gather(std::string_view mine) const = 0;
+
+  /// Ends a phase in which any process may have failed (`local`: its error, or null): when one
+  /// did, the first that did (lowest rank) rethrows its own error and the others throw
+  /// PeerError, so that every process leaves the phase together and one speaks.
+  void agree(std::exception_ptr local) const;
+  /// Runs `phase` on every process, then agree() on how it went.
+  template <class F>
+  auto together(F&& phase) const {
+    std::exception_ptr error;
+    using R = decltype(phase());
+    if constexpr (std::is_void_v<R>) {
+      try {
+        phase();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      agree(error);
+    } else {
+      R r{};
+      try {
+        r = phase();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      agree(error);
+      return r;
+    }
+  }
+  /// The exclusive prefix sum of `mine` over the ranks (0 on rank 0) and the total.
+  std::pair<std::uint64_t, std::uint64_t> offset_of(std::uint64_t mine) const;
+};
+
+/// Another process of the group failed and reported why: this one stops quietly (a front-end
+/// exits non-zero without a second message).
+class PeerError : public Error {
+ public:
+  PeerError() : Error("another process of the job failed") {}
+};
+
+}  // namespace chainrule

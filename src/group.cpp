@@ -1,0 +1,27 @@
+#include "chainrule/group.hpp"
+
+#include <array>
+
+namespace chainrule {
+
+void Group::agree(std::exception_ptr local) const {
+  // The lowest failing rank: max over (size - rank) of the failing ones, 0 when none failed.
+  std::array<std::int64_t, 1> first{local ? std::int64_t(size() - rank()) : 0};
+  max(first);
+  if (first[0] == 0) return;
+  if (size() - first[0] == rank()) std::rethrow_exception(local);
+  throw PeerError();
+}
+
+std::pair<std::uint64_t, std::uint64_t> Group::offset_of(std::uint64_t mine) const {
+  const std::vector<std::string> all = all_gather(std::to_string(mine));
+  std::uint64_t before = 0, total = 0;
+  for (int r = 0; r < int(all.size()); ++r) {
+    const std::uint64_t n = std::stoull(all[std::size_t(r)]);
+    if (r < rank()) before += n;
+    total += n;
+  }
+  return {before, total};
+}
+
+}  // namespace chainrule
