@@ -22,6 +22,7 @@
 
 #include "chainrule/error.hpp"
 #include "chainrule/file_io.hpp"
+#include "chainrule/group.hpp"
 #include "chainrule/threads.hpp"
 #include "csv_rows.hpp"
 #include "number.hpp"
@@ -453,9 +454,29 @@ FieldCounts parse_other_fields(Rows& read, std::size_t width, std::size_t rows,
 
 // Types each column: numeric when most of its non-missing fields are numbers (its values move
 // into the column), else text. Returns the text columns.
-std::vector<std::size_t> type_columns(Table& t, Rows& read, const CsvOptions& options) {
-  const std::size_t width = t.columns.size(), rows = t.lines.size();
-  const FieldCounts n = parse_other_fields(read, width, rows, options);
+// With a group (a shard of the file on each process), the counts of every process's rows decide:
+// every process types the columns the same way, as one process reading the whole file would.
+std::vector<std::size_t> type_columns(Table& t, Rows& read, const CsvOptions& options,
+                                      const Group* g = nullptr) {
+  const std::size_t width = t.columns.size(), local_rows = t.lines.size();
+  FieldCounts n = parse_other_fields(read, width, local_rows, options);
+  std::size_t rows = local_rows;
+  if (g) {
+    std::vector<double> sums;
+    for (std::size_t c = 0; c < width; ++c) {
+      sums.push_back(double(n.missing[c]));
+      sums.push_back(double(n.numbers[c]));
+      sums.push_back(double(n.comma_numbers[c]));
+    }
+    sums.push_back(double(rows));
+    g->sum(sums);
+    rows = std::size_t(sums.back());
+    for (std::size_t c = 0; c < width; ++c) {
+      n.missing[c] = std::size_t(sums[3 * c]);
+      n.numbers[c] = std::size_t(sums[3 * c + 1]);
+      n.comma_numbers[c] = std::size_t(sums[3 * c + 2]);
+    }
+  }
   std::vector<std::size_t> text_columns;
   for (std::size_t c = 0; c < width; ++c) {
     Column& col = t.columns[c];
@@ -473,7 +494,8 @@ std::vector<std::size_t> type_columns(Table& t, Rows& read, const CsvOptions& op
       continue;
     }
     col.numbers = std::move(read.values[c]);
-    if (n.first_bad[c] < rows) fail_not_a_number(t, read.others, c, n.first_bad[c], n.bad[c]);
+    if (n.first_bad[c] < local_rows)
+      fail_not_a_number(t, read.others, c, n.first_bad[c], n.bad[c]);
   }
   return text_columns;
 }
@@ -532,6 +554,191 @@ Table read_csv(const std::string& path, const CsvOptions& options) {
   InputFile in(path);
   const Bytes text = in.read_all(options.max_bytes, true);
   return parse_csv(text.view(), path, options);
+}
+
+namespace {
+
+// A regular file read by byte ranges (pread), for the sharded reader.
+class RangeFile {
+ public:
+  explicit RangeFile(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (fd_ < 0 || ::fstat(fd_, &st) != 0)
+      throw DataError(path + ": cannot open: " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode))
+      throw DataError(path + ": not a regular file: several processes read their parts of a "
+                             "file by byte ranges (decompress it, or save the pipe's output, "
+                             "first)");
+    size_ = std::size_t(st.st_size);
+    unsigned char magic[2] = {0, 0};
+    if (size_ >= 2 && ::pread(fd_, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b)
+      throw DataError(path + ": gzip-compressed: several processes read their parts of a file by "
+                             "byte ranges, which a compressed file does not have (gunzip it "
+                             "first)");
+  }
+  ~RangeFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  std::size_t size() const { return size_; }
+  // Bytes [from, to) (to clipped to the size), appended to `out`.
+  void read(std::size_t from, std::size_t to, std::string& out) const {
+    to = std::min(to, size_);
+    const std::size_t at = out.size();
+    out.resize(at + (to > from ? to - from : 0));
+    std::size_t done = 0;
+    while (from + done < to) {
+      const ssize_t got = ::pread(fd_, out.data() + at + done, to - from - done, off_t(from + done));
+      if (got <= 0)
+        throw DataError(path_ + ": read error" + (got < 0 ? std::string(": ") + std::strerror(errno)
+                                                          : std::string(" (the file shrank)")));
+      done += std::size_t(got);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::size_t size_ = 0;
+};
+
+// The first record boundary at or after `from`: the byte after a newline that lies outside
+// quotes, `quotes_before` being the number of quote characters before `from` (RFC 4180: a quote
+// opens or closes a quoted field, "" inside one does both). Counts the newlines it passes.
+std::size_t next_record(const RangeFile& f, std::size_t from, std::uint64_t quotes_before,
+                        std::uint64_t& newlines) {
+  bool inside = quotes_before % 2 == 1;
+  newlines = 0;
+  std::string buf;
+  for (std::size_t at = from; at < f.size(); at += buf.size()) {
+    buf.clear();
+    f.read(at, at + (std::size_t(1) << 16), buf);
+    for (std::size_t i = 0; i < buf.size(); ++i) {
+      if (buf[i] == '"') inside = !inside;
+      if (buf[i] == '\n') {
+        ++newlines;
+        if (!inside) return at + i + 1;
+      }
+    }
+  }
+  return f.size();
+}
+
+}  // namespace
+
+Table read_csv_shard(const std::string& path, const CsvOptions& options, const Group& g) {
+  // Every step that may fail on one process only is followed by g.together's agreement.
+  const int N = g.size(), r = g.rank();
+  std::unique_ptr<RangeFile> file;
+  Table t;
+  t.source = path;
+  std::string head;  // the file's start: the preamble and the header
+  std::size_t data_start = 0, data_line = 1;
+  g.together([&] {
+    file = std::make_unique<RangeFile>(path);
+    // The header, from a prefix of the file that grows until the header ends before its end.
+    for (std::size_t want = std::size_t(1) << 16;; want *= 4) {
+      head.clear();
+      file->read(0, want, head);
+      check_text(head, path);
+      CsvTokenizer tok(head, path, options.delimiter);
+      tok.skip_lines(options.skip_rows);
+      RawRow row;
+      t.columns.clear();
+      if (options.header) {
+        read_header(tok, row, t);
+      } else {
+        const std::size_t pos = tok.position(), line = tok.line();
+        if (tok.next(row))
+          for (std::size_t k = 0; k < row.fields.size(); ++k) {
+            Column col;
+            col.name = "c" + std::to_string(k);
+            col.field = k + 1;
+            t.columns.push_back(std::move(col));
+          }
+        tok.seek(pos, line);
+      }
+      if (tok.position() < head.size() || head.size() == file->size()) {
+        data_start = tok.position();
+        data_line = tok.line();
+        break;
+      }
+    }
+  });
+  // Nominal cuts at equal byte counts; each process counts the quotes and newlines of its own
+  // range, and the counts of the ranges before a cut say whether it lies inside quotes.
+  const std::size_t S = file->size();
+  const auto cut = [&](int k) {
+    return k == 0 ? data_start : std::max(data_start, std::size_t(double(S) * k / N));
+  };
+  std::uint64_t counts[2] = {0, 0};  // quotes, newlines in [cut(r), cut(r + 1))
+  g.together([&] {
+    std::string buf;
+    for (std::size_t at = cut(r); at < cut(r + 1); at += buf.size()) {
+      buf.clear();
+      file->read(at, std::min(cut(r + 1), at + (std::size_t(1) << 20)), buf);
+      counts[0] += std::uint64_t(std::count(buf.begin(), buf.end(), '"'));
+      counts[1] += std::uint64_t(std::count(buf.begin(), buf.end(), '\n'));
+    }
+  });
+  const std::vector<std::string> all =
+      g.all_gather(std::string(reinterpret_cast<const char*>(counts), sizeof counts));
+  std::uint64_t quotes_before = 0, lines_before = 0;
+  std::vector<std::uint64_t> quotes_at(std::size_t(N) + 1, 0), lines_at(std::size_t(N) + 1, 0);
+  for (int k = 0; k < N; ++k) {
+    std::uint64_t c[2];
+    std::memcpy(c, all[std::size_t(k)].data(), sizeof c);
+    quotes_at[std::size_t(k) + 1] = quotes_at[std::size_t(k)] + c[0];
+    lines_at[std::size_t(k) + 1] = lines_at[std::size_t(k)] + c[1];
+  }
+  quotes_before = quotes_at[std::size_t(r)];
+  lines_before = lines_at[std::size_t(r)];
+  // This process's records: from the first record boundary at or after its cut to the first at
+  // or after the next process's cut (the file's data start and end at the ends).
+  Rows read;
+  g.together([&] {
+    std::uint64_t skipped = 0, unused = 0;
+    const std::size_t from =
+        r == 0 ? data_start : next_record(*file, cut(r), quotes_before, skipped);
+    const std::size_t to =
+        r == N - 1 ? S : std::max(from, next_record(*file, cut(r + 1), quotes_at[std::size_t(r) + 1], unused));
+    const std::uint64_t limit = options.max_bytes > 0 ? options.max_bytes : default_max_input_bytes();
+    if (to - from > limit)
+      throw LimitError(path + ": this process's part of the file is " + format_bytes(to - from) +
+                           ", more than the " + format_bytes(limit) + " allowed",
+                       "max_bytes");
+    std::string text;
+    file->read(from, to, text);
+    check_text(text, path);
+    CsvTokenizer tok(text, path, options.delimiter);
+    tok.seek(0, data_line + lines_before + skipped);
+    RawRow row;
+    const std::string expected_fields =
+        " fields" + std::string(options.header ? " (as in the header)" : " (as in the first row)");
+    CsvOptions one = options;
+    one.threads = 1;
+    read = DataRows(text, tok, row, t, expected_fields).read(one);
+    t.lines = std::move(read.lines);
+    // The text of the rows stays for typing: kept in `head` (the others point into it).
+    head = std::move(text);
+  });
+  {
+    std::vector<double> n = {double(t.lines.size())};
+    g.sum(n);
+    if (n[0] == 0) throw DataError(path + ": no data rows after the header");
+  }
+  std::vector<std::size_t> text_columns;
+  g.together([&] { text_columns = type_columns(t, read, options, &g); });
+  g.together([&] {
+    if (text_columns.empty()) return;
+    CsvTokenizer tok(head, path, options.delimiter);
+    RawRow row;
+    const std::string expected_fields =
+        " fields" + std::string(options.header ? " (as in the header)" : " (as in the first row)");
+    read_text_columns(tok, row, t, text_columns, 0, t.lines.empty() ? 1 : t.lines.front(),
+                      expected_fields);
+  });
+  return t;
 }
 
 }  // namespace chainrule

@@ -35,8 +35,10 @@ struct Idx {
 };
 
 // The header is read first; the data the header declares is checked against the input limit
-// before it is read, and the stream must hold exactly that much.
-Idx read_idx_file(const std::string& path, std::uint64_t max_bytes) {
+// before it is read, and the stream must hold exactly that much. With parts > 1, only records
+// [n·part/parts, n·(part+1)/parts) of the n the first dimension counts are kept (the others are
+// read past), and dims[0] is their count.
+Idx read_idx_file(const std::string& path, std::uint64_t max_bytes, int part = 0, int parts = 1) {
   InputFile in(path);
   Idx idx;
   unsigned char head[4 + 4 * 3] = {};
@@ -66,9 +68,24 @@ Idx read_idx_file(const std::string& path, std::uint64_t max_bytes) {
                          " of data, more than the input size limit of " + format_bytes(max_bytes),
                      "max_input_bytes");
   // Read what the header promises; a stream that holds more is counted to its end.
-  idx.bytes = in.read_up_to(total);
-  std::size_t actual = idx.size();
   char buf[1 << 16];
+  std::size_t actual = 0;
+  if (parts > 1) {
+    const std::size_t n = idx.dims[0], record = n ? total / n : 0;
+    const std::size_t first = n * std::size_t(part) / std::size_t(parts),
+                      last = n * std::size_t(part + 1) / std::size_t(parts);
+    for (std::size_t k; actual < first * record &&
+                        (k = in.read(buf, std::min(sizeof buf, first * record - actual))) > 0;)
+      actual += k;
+    if (actual == first * record) {
+      idx.bytes = in.read_up_to((last - first) * record);
+      actual += idx.size();
+    }
+    idx.dims[0] = last - first;
+  } else {
+    idx.bytes = in.read_up_to(total);
+    actual = idx.size();
+  }
   for (std::size_t n; (n = in.read(buf, sizeof buf)) > 0 && actual < (std::size_t(1) << 40);)
     actual += n;
   in.check_unchanged();
@@ -84,12 +101,13 @@ Idx read_idx_file(const std::string& path, std::uint64_t max_bytes) {
 namespace {
 
 // Images count and pixels per image of an IDX images file, checked.
-std::pair<std::size_t, std::size_t> image_shape(const Idx& img, const std::string& path) {
+std::pair<std::size_t, std::size_t> image_shape(const Idx& img, const std::string& path,
+                                                bool part = false) {
   if (img.dims.size() < 2)
     fail(path, "expected images (N × rows × cols), found a 1-dimensional file");
   const std::size_t n = img.dims[0];
   const std::size_t features = img.dims.size() == 3 ? img.dims[1] * img.dims[2] : img.dims[1];
-  if (n == 0 || features == 0)  // an empty file could otherwise claim billions of columns
+  if ((n == 0 && !part) || features == 0)  // an empty file could otherwise claim billions of columns
     fail(path, "the header promises " + std::to_string(n) + " images of " +
                    std::to_string(features) + " pixels: expected at least one of at least one");
   return {n, features};
@@ -97,9 +115,9 @@ std::pair<std::size_t, std::size_t> image_shape(const Idx& img, const std::strin
 
 }  // namespace
 
-IdxImages read_idx_pixels(const std::string& path, std::uint64_t max_bytes) {
-  Idx img = read_idx_file(path, max_bytes);
-  const auto [n, features] = image_shape(img, path);
+IdxImages read_idx_pixels(const std::string& path, std::uint64_t max_bytes, int part, int parts) {
+  Idx img = read_idx_file(path, max_bytes, part, parts);
+  const auto [n, features] = image_shape(img, path, parts > 1);
   if (features > kMaxColumns)
     throw LimitError(path + ": images of " + std::to_string(features) +
                          " pixels: expected at most " + std::to_string(kMaxColumns),
@@ -128,8 +146,9 @@ Batch<T> read_idx_images(const std::string& path, double scale, std::uint64_t ma
 template Batch<float> read_idx_images<float>(const std::string&, double, std::uint64_t);
 template Batch<double> read_idx_images<double>(const std::string&, double, std::uint64_t);
 
-std::vector<int> read_idx_labels(const std::string& path, std::uint64_t max_bytes) {
-  const Idx lab = read_idx_file(path, max_bytes);
+std::vector<int> read_idx_labels(const std::string& path, std::uint64_t max_bytes, int part,
+                                 int parts) {
+  const Idx lab = read_idx_file(path, max_bytes, part, parts);
   if (lab.dims.size() != 1) fail(path, "expected labels (a 1-dimensional IDX file)");
   std::vector<int> y(lab.dims[0]);
   for (std::size_t r = 0; r < y.size(); ++r)

@@ -64,8 +64,11 @@ struct IdxImages {
   }
 };
 /// Reads an IDX images file (plain, gzip or a pipe; the declared size checked against
-/// `max_bytes`, 0: default_max_input_bytes()). Throws DataError.
-IdxImages read_idx_pixels(const std::string& path, std::uint64_t max_bytes = 0);
+/// `max_bytes`, 0: default_max_input_bytes()). Throws DataError. With parts > 1, keeps only
+/// images [N·part/parts, N·(part+1)/parts) (several processes each reading their share; the
+/// whole stream is still read and checked).
+IdxImages read_idx_pixels(const std::string& path, std::uint64_t max_bytes = 0, int part = 0,
+                          int parts = 1);
 
 /// Targets of a matrix's rows, one per row: numbers (regression, or numeric class labels; NaN is
 /// missing) or text labels (empty is missing). Leave both empty for predict.

@@ -82,7 +82,9 @@ Table read_csv(const std::string& path, const CsvOptions& options = {});
 template <class T>
 Batch<T> read_idx_images(const std::string& path, double scale = 1, std::uint64_t max_bytes = 0);
 /// IDX labels (N unsigned bytes) as integers. Throws DataError.
-std::vector<int> read_idx_labels(const std::string& path, std::uint64_t max_bytes = 0);
+/// With parts > 1, only labels [N·part/parts, N·(part+1)/parts), as read_idx_pixels.
+std::vector<int> read_idx_labels(const std::string& path, std::uint64_t max_bytes = 0, int part = 0,
+                                 int parts = 1);
 
 /// Reads IDX images (`images`, N × rows × cols of unsigned bytes, plain or .gz) as numeric columns
 /// px0, px1, ..., and, when `labels` is not empty, the labels (N unsigned bytes) as a last numeric
@@ -91,6 +93,16 @@ std::vector<int> read_idx_labels(const std::string& path, std::uint64_t max_byte
 /// before it is read; the stream must then hold exactly that much.
 Table read_idx(const std::string& images, const std::string& labels = "",
                std::uint64_t max_bytes = 0);
+
+class Group;
+/// This process's part of a CSV file read by several processes together (group.hpp): the
+/// records from the first record boundary at or after byte size·rank/processes to the first at or
+/// after the next process's cut, so that the parts, in rank order, are the whole file; no
+/// process reads more than its part (and the header). Columns are typed by the counts of every
+/// process, so every part has the same columns of the same types, those a single read_csv
+/// gives. The file must be a regular, uncompressed file. Collective; throws DataError on the
+/// process whose part holds the first error, PeerError on the others.
+Table read_csv_shard(const std::string& path, const CsvOptions& options, const Group& group);
 
 namespace detail {
 /// How many CSV texts so far had their data rows read in parallel spans (for the tests).

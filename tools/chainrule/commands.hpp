@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+#include "chainrule/group.hpp"
+
 namespace chainrule::cli {
 
 /// Exit codes of the chainrule binary (docs/cli.md).
@@ -18,6 +20,9 @@ struct Command {
 /// The --threads count (at most the cores available): what each command passes to the library
 /// (CsvOptions::threads, FitOptions::threads, ...). The library itself keeps no thread setting.
 int threads();
+/// Under mpirun with more than one process: the job's processes (train shares the work among
+/// them); otherwise null.
+const Group* group();
 
 Command add_demo(CLI::App& root);
 Command add_explain(CLI::App& root);

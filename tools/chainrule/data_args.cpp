@@ -73,37 +73,61 @@ std::uint64_t max_bytes(const DataArgs& a) {
 
 }  // namespace
 
-Table load_table(const DataArgs& a) {
-  if (is_idx(a)) return read_idx(a.path, a.labels, max_bytes(a));
+namespace {
+
+Table load_csv(const DataArgs& a, const Group* g) {
   std::string d = a.delimiter == "\\t" ? "\t" : a.delimiter;
   if (d.size() != 1)
     throw ConfigError("--delimiter must be one character, got '" + a.delimiter + "'");
   if (a.decimal_comma && d[0] == ',')
     throw ConfigError("--decimal-comma needs another --delimiter than ',' (such as ';')");
-  Table t = read_csv(a.path, {.delimiter = d[0],
-                              .header = !a.no_header,
-                              .skip_rows = a.skip_rows,
-                              .threads = threads(),
-                              .decimal_comma = a.decimal_comma,
-                              .max_bytes = max_bytes(a)});
-  print_notes(t.notes);
+  const CsvOptions o{.delimiter = d[0],
+                     .header = !a.no_header,
+                     .skip_rows = a.skip_rows,
+                     .threads = threads(),
+                     .decimal_comma = a.decimal_comma,
+                     .max_bytes = max_bytes(a)};
+  Table t = g ? read_csv_shard(a.path, o, *g) : read_csv(a.path, o);
+  if (!g || g->rank() == 0) print_notes(t.notes);
   return t;
 }
 
-LoadedData::LoadedData(const DataArgs& a) {
+}  // namespace
+
+Table load_table(const DataArgs& a) {
+  if (is_idx(a)) return read_idx(a.path, a.labels, max_bytes(a));
+  return load_csv(a, nullptr);
+}
+
+LoadedData::LoadedData(const DataArgs& a, const Group* g) {
   if (!is_idx(a)) {
-    table_ = load_table(a);
+    table_ = load_csv(a, g);
     dataset_ = std::make_unique<Dataset>(table_);
     return;
   }
-  images_ = read_idx_pixels(a.path, max_bytes(a));
+  const int part = g ? g->rank() : 0, parts = g ? g->size() : 1;
+  if (g)
+    g->together([&] { images_ = read_idx_pixels(a.path, max_bytes(a), part, parts); });
+  else
+    images_ = read_idx_pixels(a.path, max_bytes(a));
   Targets y;
   y.name = "label";
   if (!a.labels.empty()) {
-    const std::vector<int> labels = read_idx_labels(a.labels, max_bytes(a));
-    if (labels.size() != std::size_t(images_.count))
-      throw DataError(a.labels + ": holds " + std::to_string(labels.size()) + " labels for " +
-                      std::to_string(images_.count) + " images in " + a.path);
+    std::vector<int> labels;
+    if (g)
+      g->together([&] { labels = read_idx_labels(a.labels, max_bytes(a), part, parts); });
+    else
+      labels = read_idx_labels(a.labels, max_bytes(a));
+    const auto check = [&] {
+      if (labels.size() != std::size_t(images_.count))
+        throw DataError(a.labels + ": holds " + std::to_string(labels.size()) + " labels for " +
+                        std::to_string(images_.count) + " images in " + a.path +
+                        (g ? " (in this process's share)" : ""));
+    };
+    if (g)
+      g->together(check);
+    else
+      check();
     y.numbers.assign(labels.begin(), labels.end());
   }
   std::vector<std::string> names;

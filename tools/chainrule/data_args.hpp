@@ -37,7 +37,9 @@ Table load_table(const DataArgs& args);
 /// (a u8 matrix read in place: one byte per pixel, not a table of doubles) with their labels.
 class LoadedData {
  public:
-  explicit LoadedData(const DataArgs& args);
+  /// With a group (under mpirun): this process's part of the rows (read_csv_shard, or its
+  /// share of the IDX images), the parts in rank order making up the file.
+  explicit LoadedData(const DataArgs& args, const Group* group = nullptr);
   const Dataset& dataset() const { return *dataset_; }
   /// The CSV table, or the IDX labels as a column "label" (absent without --labels).
   const Table& table() const { return dataset_->table(); }

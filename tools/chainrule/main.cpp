@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
+#include <string>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -16,12 +18,17 @@
 #include <vector>
 
 #include "chainrule/error.hpp"
+#include "chainrule/group.hpp"
 #include "chainrule/threads.hpp"
+#ifdef CHAINRULE_MPI
+#include "chainrule/mpi.hpp"
+#endif
 #include "commands.hpp"
 #include "data_args.hpp"
 
 namespace {
 int g_threads = 1;  // --threads, capped; set once, before any command runs
+const chainrule::Group* g_group = nullptr;  // the MPI job's processes, under mpirun
 
 // OpenBLAS starts its server threads when it loads, before main, and each asks for a 128 MiB
 // buffer: under an address-space or data limit (ulimit -v, -d) that leaves no room, one loops
@@ -42,6 +49,10 @@ void run_again_without_blas_threads(char** argv) {
 
 int chainrule::cli::threads() {
   return g_threads;
+}
+
+const chainrule::Group* chainrule::cli::group() {
+  return g_group;
 }
 
 int main(int argc, char** argv) {
@@ -81,14 +92,63 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "chainrule: error: {} (see chainrule --help)\n", e.what());
     return kUsage;
   }
+#ifdef CHAINRULE_MPI
+  // Under mpirun, MPI for the whole run; started any other way, nothing (no MPI initialisation).
+  chainrule::mpi::Session mpi;
+  if (mpi.group() && mpi.group()->size() > 1) g_group = mpi.group();
+#endif
+  // Under mpirun, every process runs the command; an error on any of them is agreed on (the
+  // first process that failed prints it, the others exit quietly) so that none waits for one
+  // that has left.
+  // A process that failed alone, while the others went on into a collective operation, would
+  // wait for them forever: if the agreement has not come within 10 s, it prints its error and
+  // exits, and mpirun ends the job.
+  const auto agreed = [&](std::exception_ptr e) {
+    if (!g_group) {
+      if (e) std::rethrow_exception(e);
+      return;
+    }
+    if (e) {
+      std::string what = "an error";
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        what = x.what();
+      } catch (...) {
+      }
+      std::thread([what] {
+        std::this_thread::sleep_for(std::chrono::seconds(10));
+        fmt::print(stderr, "chainrule: error: {} (the other processes did not answer)\n", what);
+        std::fflush(stderr);
+        std::_Exit(kUsage);
+      }).detach();
+    }
+    g_group->agree(e);
+  };
   try {
+    try {
+      if (g_group)
+        for (const Command& c : commands)
+          if (c.app->parsed() && c.app->get_name() != "train")
+            throw chainrule::ConfigError(c.app->get_name() +
+                                         " runs in one process: run it without mpirun (only "
+                                         "train runs on several)");
+    } catch (...) {
+      agreed(std::current_exception());
+    }
     // OpenBLAS on one thread: the threads are the networks' own, so --threads 1 keeps one core
     // busy; and no more than the cores available (more would only wait on one another).
     chainrule::set_openblas_threads(1);
     g_threads = std::min(threads, chainrule::available_cores());
     for (const Command& c : commands)
       if (c.app->parsed()) {
-        const int code = c.run();
+        int code = kUsage;
+        try {
+          code = c.run();
+        } catch (...) {
+          agreed(std::current_exception());
+        }
+        agreed(nullptr);
         // Output to a full disk or a closed pipe is an error, not a silent success.
         if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
           fmt::print(stderr, "chainrule: error: standard output: cannot write: {}\n",
@@ -97,6 +157,8 @@ int main(int argc, char** argv) {
         }
         return code;
       }
+  } catch (const chainrule::PeerError&) {  // another process failed and said why
+    return kUsage;
   } catch (const std::bad_alloc&) {
     fmt::print(stderr,
                "chainrule: error: out of memory: the data or the network is too large for the "

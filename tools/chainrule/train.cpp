@@ -388,7 +388,13 @@ TrainArgs resumed_args(const TrainArgs& given, const Checkpoint& c, const CLI::A
   return a;
 }
 
-int run_train(const TrainArgs& given, const CLI::App& app) {
+int run_train(const TrainArgs& given_args, const CLI::App& app) {
+  // Under mpirun, every process trains its part of the rows; the first (rank 0) alone prints,
+  // writes the log, the report, the checkpoints and the model (docs/distributed.md).
+  const Group* g = group();
+  const bool lead = !g || g->rank() == 0;
+  TrainArgs given = given_args;
+  if (!lead) given.quiet = true;
   std::unique_ptr<Checkpoint> resume;
   if (!given.resume.empty()) resume = std::make_unique<Checkpoint>(load_checkpoint(given.resume));
   const TrainArgs a = resume ? resumed_args(given, *resume, app) : given;
@@ -406,10 +412,13 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   }
   o.settings = nlohmann::json(a).dump();
   o.train.checkpoint_every = a.checkpoint_every;
+  o.group = g;
   g_stop.store(false);
   o.train.stop = &g_stop;
   // Every place the run will write is checked before the data is read and training starts: a
   // missing directory found after hours (or at the first Ctrl-C) would lose the run.
+  const auto check_outputs = [&] {
+  if (!lead) return;
   check_writable(a.out, "the model");
   check_writable(checkpoint, "the checkpoint");
   if (!a.log.empty()) check_writable(a.log, "the log", true);
@@ -430,14 +439,19 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
     for (const std::string& other : {a.out, checkpoint, a.log})
       if (!other.empty() && (a.report == other || same_file(a.report, other)))
         throw ConfigError("--report " + a.report + " is also the model, checkpoint or log file");
+  };
+  if (g)
+    g->together(check_outputs);
+  else
+    check_outputs();
   if (resume && !a.quiet)
     fmt::print(stderr, "resuming {}; the model will be written to {}\n", a.resume, a.out);
-  const LoadedData data(a.data);
+  const LoadedData data(a.data, g);
 
   // The log: every write checked; a failed write stops the log (not the run) and the command
   // ends with an error after the model is saved.
   std::unique_ptr<LogFile> log;
-  if (!a.log.empty()) log = std::make_unique<LogFile>(a.log, resume != nullptr);
+  if (!a.log.empty() && lead) log = std::make_unique<LogFile>(a.log, resume != nullptr);
   Progress progress(a.quiet, Index(data.rows()));
   progress.set_epochs(a.epochs);
   // The live report: written before the first epoch, then at most every 2 seconds after an
@@ -450,7 +464,7 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   live.train_data = a.data.path;
   auto last_report = std::chrono::steady_clock::now();
   const auto write_report = [&](bool force) {
-    if (a.report.empty()) return;
+    if (a.report.empty() || !lead) return;
     const auto now = std::chrono::steady_clock::now();
     if (!force && now - last_report < std::chrono::seconds(2)) return;
     write_file_atomically(a.report, report_html(live));
@@ -479,7 +493,7 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   };
   std::string kept = resume ? position(resume->state) : "", kept_path = a.resume;
   const auto on_checkpoint = [&](const Checkpoint& c) {
-    save_checkpoint(c, checkpoint);
+    if (lead) save_checkpoint(c, checkpoint);
     kept = position(c.state);
     kept_path = checkpoint;
   };
@@ -497,6 +511,7 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
   if (r.history.interrupted) {
     live.status = ReportInput::Status::interrupted;
     write_report(true);
+    if (!lead) return kInterrupted;
     if (!a.quiet && ::isatty(2)) fmt::print(stderr, "\n");
     fmt::print(stderr,
                "chainrule: interrupted after {}; checkpoint written to {}; resume with: chainrule "
@@ -504,6 +519,7 @@ int run_train(const TrainArgs& given, const CLI::App& app) {
                kept, checkpoint, checkpoint);
     return kInterrupted;
   }
+  if (!lead) return kOk;
   print_notes(r.notes);
   save_model(r.model, a.out);
   if (!a.report.empty()) {  // the final page: the live one's history (with its wall times, which
