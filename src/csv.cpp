@@ -494,8 +494,7 @@ std::vector<std::size_t> type_columns(Table& t, Rows& read, const CsvOptions& op
       continue;
     }
     col.numbers = std::move(read.values[c]);
-    if (n.first_bad[c] < local_rows)
-      fail_not_a_number(t, read.others, c, n.first_bad[c], n.bad[c]);
+    if (n.first_bad[c] < local_rows) fail_not_a_number(t, read.others, c, n.first_bad[c], n.bad[c]);
   }
   return text_columns;
 }
@@ -567,15 +566,17 @@ class RangeFile {
     if (fd_ < 0 || ::fstat(fd_, &st) != 0)
       throw DataError(path + ": cannot open: " + std::strerror(errno));
     if (!S_ISREG(st.st_mode))
-      throw DataError(path + ": not a regular file: several processes read their parts of a "
-                             "file by byte ranges (decompress it, or save the pipe's output, "
-                             "first)");
+      throw DataError(path +
+                      ": not a regular file: several processes read their parts of a "
+                      "file by byte ranges (decompress it, or save the pipe's output, "
+                      "first)");
     size_ = std::size_t(st.st_size);
     unsigned char magic[2] = {0, 0};
     if (size_ >= 2 && ::pread(fd_, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b)
-      throw DataError(path + ": gzip-compressed: several processes read their parts of a file by "
-                             "byte ranges, which a compressed file does not have (gunzip it "
-                             "first)");
+      throw DataError(path +
+                      ": gzip-compressed: several processes read their parts of a file by "
+                      "byte ranges, which a compressed file does not have (gunzip it "
+                      "first)");
   }
   ~RangeFile() {
     if (fd_ >= 0) ::close(fd_);
@@ -588,10 +589,12 @@ class RangeFile {
     out.resize(at + (to > from ? to - from : 0));
     std::size_t done = 0;
     while (from + done < to) {
-      const ssize_t got = ::pread(fd_, out.data() + at + done, to - from - done, off_t(from + done));
+      const ssize_t got =
+          ::pread(fd_, out.data() + at + done, to - from - done, off_t(from + done));
       if (got <= 0)
-        throw DataError(path_ + ": read error" + (got < 0 ? std::string(": ") + std::strerror(errno)
-                                                          : std::string(" (the file shrank)")));
+        throw DataError(path_ + ": read error" +
+                        (got < 0 ? std::string(": ") + std::strerror(errno)
+                                 : std::string(" (the file shrank)")));
       done += std::size_t(got);
     }
   }
@@ -701,8 +704,11 @@ Table read_csv_shard(const std::string& path, const CsvOptions& options, const G
     const std::size_t from =
         r == 0 ? data_start : next_record(*file, cut(r), quotes_before, skipped);
     const std::size_t to =
-        r == N - 1 ? S : std::max(from, next_record(*file, cut(r + 1), quotes_at[std::size_t(r) + 1], unused));
-    const std::uint64_t limit = options.max_bytes > 0 ? options.max_bytes : default_max_input_bytes();
+        r == N - 1
+            ? S
+            : std::max(from, next_record(*file, cut(r + 1), quotes_at[std::size_t(r) + 1], unused));
+    const std::uint64_t limit =
+        options.max_bytes > 0 ? options.max_bytes : default_max_input_bytes();
     if (to - from > limit)
       throw LimitError(path + ": this process's part of the file is " + format_bytes(to - from) +
                            ", more than the " + format_bytes(limit) + " allowed",

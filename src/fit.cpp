@@ -73,9 +73,9 @@ struct Part {
   std::size_t rows = 0;                             // every process's rows, target or not
 };
 
-// The target column of every process's rows, in rank order, with their lines: what the target's
-// preprocessing, the examples and the stratified split are computed from (the same on every
-// process, and the same as one process with the whole table computes them).
+// The target column of every process's rows, in rank order (messages then name rows, not lines):
+// what the target's preprocessing, the examples and the stratified split are computed from (the
+// same on every process, and the same as one process with the whole table computes them).
 Table gather_target(const Table& t, const std::string& name, const Group& g) {
   const long c = t.find(name);
   if (c < 0) throw DataError(t.source + ": no column '" + name + "' (the target)");
@@ -84,10 +84,8 @@ Table gather_target(const Table& t, const std::string& name, const Group& g) {
   const auto put = [&](const void* p, std::size_t n) {
     mine.append(static_cast<const char*>(p), n);
   };
-  const std::uint64_t rows = t.rows(), has_lines = t.lines.size() == rows;
+  const std::uint64_t rows = t.rows();
   put(&rows, 8);
-  put(&has_lines, 8);
-  if (has_lines) put(t.lines.data(), rows * sizeof(std::size_t));
   if (y.numeric)
     put(y.numbers.data(), rows * sizeof(double));
   else
@@ -102,22 +100,14 @@ Table gather_target(const Table& t, const std::string& name, const Group& g) {
   col.name = y.name;
   col.numeric = y.numeric;
   col.field = y.field;
-  bool lines = true;
   for (const std::string& part : g.all_gather(mine)) {
     const char* p = part.data();
     const auto get = [&](void* dst, std::size_t n) {
       std::memcpy(dst, p, n);
       p += n;
     };
-    std::uint64_t n, with_lines;
+    std::uint64_t n;
     get(&n, 8);
-    get(&with_lines, 8);
-    lines = lines && with_lines;
-    if (with_lines) {
-      const std::size_t at = whole.lines.size();
-      whole.lines.resize(at + n);
-      get(whole.lines.data() + at, n * sizeof(std::size_t));
-    }
     if (y.numeric) {
       const std::size_t at = col.numbers.size();
       col.numbers.resize(at + n);
@@ -131,7 +121,6 @@ Table gather_target(const Table& t, const std::string& name, const Group& g) {
       }
     }
   }
-  if (!lines) whole.lines.clear();
   whole.columns.push_back(std::move(col));
   return whole;
 }
@@ -371,51 +360,54 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
   Part part;
   part.group = g;
   part.rows = data.rows();
-  std::size_t offset = 0;
-  Table whole_target;
-  if (g) {
-    std::tie(offset, part.rows) = g->offset_of(data.rows());
-    const std::string name = o.data.target.empty() ? (base           ? base->prep.target
-                                                      : table.cols() ? table.columns.back().name
-                                                                     : "")
-                                                   : o.data.target;
-    whole_target = gather_target(table, base ? base->prep.target : name, *g);
-  }
-  const Table& targets = g ? whole_target : table;
-  const Preprocessor target_only = base ? base->prep : Preprocessor::fit_target(targets, o.data);
-  // The examples: rows whose target is present (the others are left out, with a note).
-  const std::vector<std::size_t> examples = target_only.rows_with_target(targets);
-  if (examples.empty())
-    throw DataError(table.source + ": the target column '" + target_only.target +
-                    "' has no values (every row's is missing): expected a target to learn");
-  if (examples.size() < part.rows)
-    r.notes.push_back({std::to_string(part.rows - examples.size()) + " of " +
-                           std::to_string(part.rows) +
-                           " rows have no value in the target column '" + target_only.target +
-                           "': they are left out of training and validation",
-                       ""});
-  std::vector<int> strata;
-  if (target_only.task == Task::classify) {
-    const std::vector<int> ids = target_only.class_ids(targets);
-    for (const std::size_t row : examples)
-      strata.push_back(ids[row]);
-  }
-  Rng split_rng(o.seed ^ 0x9E3779B97F4A7C15ULL);  // its own stream (docs/design-notes.md)
-  Split split =
-      split_rows(examples.size(), o.validation, split_rng, strata.empty() ? nullptr : &strata);
-  for (auto* rows : {&split.train, &split.validation})
-    for (std::size_t& i : *rows)
-      i = examples[i];
-  if (split.train.empty())
-    throw DataError(table.source + ": no rows left for training after the validation split");
-  r.train_rows = part.train_rows = split.train.size();
-  r.validation_rows = part.validation_rows = split.validation.size();
-  if (g) {
-    Index before_validation;
-    part.local.train = local_rows(split.train, offset, data.rows(), part.train_first);
-    part.local.validation = local_rows(split.validation, offset, data.rows(), before_validation);
-  } else {
-    part.local = std::move(split);
+  Preprocessor target_only;
+  {  // every row's target, the examples and the split: freed once this process's rows are known
+    std::size_t offset = 0;
+    Table whole_target;
+    if (g) {
+      std::tie(offset, part.rows) = g->offset_of(data.rows());
+      const std::string name = o.data.target.empty() ? (base           ? base->prep.target
+                                                        : table.cols() ? table.columns.back().name
+                                                                       : "")
+                                                     : o.data.target;
+      whole_target = gather_target(table, base ? base->prep.target : name, *g);
+    }
+    const Table& targets = g ? whole_target : table;
+    target_only = base ? base->prep : Preprocessor::fit_target(targets, o.data);
+    // The examples: rows whose target is present (the others are left out, with a note).
+    const std::vector<std::size_t> examples = target_only.rows_with_target(targets);
+    if (examples.empty())
+      throw DataError(table.source + ": the target column '" + target_only.target +
+                      "' has no values (every row's is missing): expected a target to learn");
+    if (examples.size() < part.rows)
+      r.notes.push_back({std::to_string(part.rows - examples.size()) + " of " +
+                             std::to_string(part.rows) +
+                             " rows have no value in the target column '" + target_only.target +
+                             "': they are left out of training and validation",
+                         ""});
+    std::vector<int> strata;
+    if (target_only.task == Task::classify) {
+      const std::vector<int> ids = target_only.class_ids(targets);
+      for (const std::size_t row : examples)
+        strata.push_back(ids[row]);
+    }
+    Rng split_rng(o.seed ^ 0x9E3779B97F4A7C15ULL);  // its own stream (docs/design-notes.md)
+    Split split =
+        split_rows(examples.size(), o.validation, split_rng, strata.empty() ? nullptr : &strata);
+    for (auto* rows : {&split.train, &split.validation})
+      for (std::size_t& i : *rows)
+        i = examples[i];
+    if (split.train.empty())
+      throw DataError(table.source + ": no rows left for training after the validation split");
+    r.train_rows = part.train_rows = split.train.size();
+    r.validation_rows = part.validation_rows = split.validation.size();
+    if (g) {
+      Index before_validation;
+      part.local.train = local_rows(split.train, offset, data.rows(), part.train_first);
+      part.local.validation = local_rows(split.validation, offset, data.rows(), before_validation);
+    } else {
+      part.local = std::move(split);
+    }
   }
   if (base) {
     model.prep = base->prep;

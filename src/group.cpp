@@ -5,11 +5,19 @@
 namespace chainrule {
 
 void Group::agree(std::exception_ptr local) const {
-  // The lowest failing rank: max over (size - rank) of the failing ones, 0 when none failed.
-  std::array<std::int64_t, 1> first{local ? std::int64_t(size() - rank()) : 0};
+  // The lowest rank with an error of its own speaks: max over 2·size - rank of those. A PeerError
+  // (a phase agreed on before) counts as a failure with nothing to say (1).
+  bool peer = false;
+  if (local) try {
+      std::rethrow_exception(local);
+    } catch (const PeerError&) {
+      peer = true;
+    } catch (...) {
+    }
+  std::array<std::int64_t, 1> first{!local ? 0 : peer ? 1 : std::int64_t(2 * size() - rank())};
   max(first);
   if (first[0] == 0) return;
-  if (size() - first[0] == rank()) std::rethrow_exception(local);
+  if (!peer && local && 2 * size() - first[0] == rank()) std::rethrow_exception(local);
   throw PeerError();
 }
 

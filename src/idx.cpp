@@ -107,7 +107,8 @@ std::pair<std::size_t, std::size_t> image_shape(const Idx& img, const std::strin
     fail(path, "expected images (N × rows × cols), found a 1-dimensional file");
   const std::size_t n = img.dims[0];
   const std::size_t features = img.dims.size() == 3 ? img.dims[1] * img.dims[2] : img.dims[1];
-  if ((n == 0 && !part) || features == 0)  // an empty file could otherwise claim billions of columns
+  if ((n == 0 && !part) ||
+      features == 0)  // an empty file could otherwise claim billions of columns
     fail(path, "the header promises " + std::to_string(n) + " images of " +
                    std::to_string(features) + " pixels: expected at least one of at least one");
   return {n, features};

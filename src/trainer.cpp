@@ -316,20 +316,24 @@ template <class T>
 ScoreSums score_sums(Network<T>& net, const BatchView<T>& X, const BatchView<T>& Y, Metric metric) {
   const Index K = Y.cols();
   ScoreSums s{.metric = metric, .values = std::vector<double>(3 + 2 * std::size_t(K), 0.0)};
-  const Index m = X.rows();
-  if (m == 0) return s;
-  const Batch<T>& P = net.infer(X);
-  s.values[0] = net.loss(Y) * double(m);
-  s.values[1] = double(m);
-  if (metric == Metric::accuracy) s.values[2] = accuracy<T>(P, Y) * double(m);
-  if (metric != Metric::r2) return s;
-  for (Index k = 0; k < K; ++k)
-    for (Index n = 0; n < m; ++n) {
-      const double y = double(Y(n, k)), d = y - double(P(n, k));
-      s.values[2] += d * d;
-      s.values[3 + 2 * std::size_t(k)] += y;
-      s.values[4 + 2 * std::size_t(k)] += y * y;
-    }
+  // In blocks of rows: the activations of a block, not of the whole split, are held at once.
+  constexpr Index kBlock = 4096;
+  for (Index first = 0; first < X.rows(); first += kBlock) {
+    const Index m = std::min(kBlock, X.rows() - first);
+    const BatchView<T> Xb = X.middleRows(first, m), Yb = Y.middleRows(first, m);
+    const Batch<T>& P = net.infer(Xb);
+    s.values[0] += net.loss(Yb) * double(m);
+    s.values[1] += double(m);
+    if (metric == Metric::accuracy) s.values[2] += accuracy<T>(P, Yb) * double(m);
+    if (metric != Metric::r2) continue;
+    for (Index k = 0; k < K; ++k)
+      for (Index n = 0; n < m; ++n) {
+        const double y = double(Yb(n, k)), d = y - double(P(n, k));
+        s.values[2] += d * d;
+        s.values[3 + 2 * std::size_t(k)] += y;
+        s.values[4 + 2 * std::size_t(k)] += y * y;
+      }
+  }
   return s;
 }
 

@@ -6,14 +6,14 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <chrono>
-#include <string>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <new>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -27,7 +27,7 @@
 #include "data_args.hpp"
 
 namespace {
-int g_threads = 1;  // --threads, capped; set once, before any command runs
+int g_threads = 1;                          // --threads, capped; set once, before any command runs
 const chainrule::Group* g_group = nullptr;  // the MPI job's processes, under mpirun
 
 // OpenBLAS starts its server threads when it loads, before main, and each asks for a 128 MiB
@@ -125,52 +125,63 @@ int main(int argc, char** argv) {
     }
     g_group->agree(e);
   };
-  try {
+  const int code = [&]() -> int {
     try {
-      if (g_group)
-        for (const Command& c : commands)
-          if (c.app->parsed() && c.app->get_name() != "train")
-            throw chainrule::ConfigError(c.app->get_name() +
-                                         " runs in one process: run it without mpirun (only "
-                                         "train runs on several)");
-    } catch (...) {
-      agreed(std::current_exception());
-    }
-    // OpenBLAS on one thread: the threads are the networks' own, so --threads 1 keeps one core
-    // busy; and no more than the cores available (more would only wait on one another).
-    chainrule::set_openblas_threads(1);
-    g_threads = std::min(threads, chainrule::available_cores());
-    for (const Command& c : commands)
-      if (c.app->parsed()) {
-        int code = kUsage;
-        try {
-          code = c.run();
-        } catch (...) {
-          agreed(std::current_exception());
-        }
-        agreed(nullptr);
-        // Output to a full disk or a closed pipe is an error, not a silent success.
-        if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
-          fmt::print(stderr, "chainrule: error: standard output: cannot write: {}\n",
-                     std::strerror(errno));
-          return kUsage;
-        }
-        return code;
+      try {
+        if (g_group)
+          for (const Command& c : commands)
+            if (c.app->parsed() && c.app->get_name() != "train")
+              throw chainrule::ConfigError(c.app->get_name() +
+                                           " runs in one process: run it without mpirun (only "
+                                           "train runs on several)");
+      } catch (...) {
+        agreed(std::current_exception());
       }
-  } catch (const chainrule::PeerError&) {  // another process failed and said why
+      // OpenBLAS on one thread: the threads are the networks' own, so --threads 1 keeps one core
+      // busy; and no more than the cores available (more would only wait on one another).
+      chainrule::set_openblas_threads(1);
+      g_threads = std::min(threads, chainrule::available_cores());
+      for (const Command& c : commands)
+        if (c.app->parsed()) {
+          int code = kUsage;
+          try {
+            code = c.run();
+          } catch (...) {
+            agreed(std::current_exception());
+          }
+          agreed(nullptr);
+          // Output to a full disk or a closed pipe is an error, not a silent success.
+          if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+            fmt::print(stderr, "chainrule: error: standard output: cannot write: {}\n",
+                       std::strerror(errno));
+            return kUsage;
+          }
+          return code;
+        }
+    } catch (const chainrule::PeerError&) {  // another process failed and said why
+      return kUsage;
+    } catch (const std::bad_alloc&) {
+      fmt::print(stderr,
+                 "chainrule: error: out of memory: the data or the network is too large for the "
+                 "memory available (see the limits in docs/errors.md)\n");
+      return kUsage;
+    } catch (const chainrule::Error& e) {  // the library's terms, with the flag that helps
+      const std::string hint = hint_for(e.option);
+      fmt::print(stderr, "chainrule: error: {}{}\n", e.what(),
+                 hint.empty() ? "" : " (" + hint + ")");
+      return kUsage;
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "chainrule: internal error: {}\n", e.what());
+      return kInternal;
+    }
     return kUsage;
-  } catch (const std::bad_alloc&) {
-    fmt::print(stderr,
-               "chainrule: error: out of memory: the data or the network is too large for the "
-               "memory available (see the limits in docs/errors.md)\n");
-    return kUsage;
-  } catch (const chainrule::Error& e) {  // the library's terms, with the flag that helps
-    const std::string hint = hint_for(e.option);
-    fmt::print(stderr, "chainrule: error: {}{}\n", e.what(), hint.empty() ? "" : " (" + hint + ")");
-    return kUsage;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "chainrule: internal error: {}\n", e.what());
-    return kInternal;
+  }();
+  // Under mpirun, every process leaves together, after the one that failed has printed why
+  // (mpirun ends the job as soon as one process exits non-zero).
+  if (g_group) {
+    std::fflush(stderr);
+    std::int64_t done[1] = {0};
+    g_group->max(done);
   }
-  return kUsage;
+  return code;
 }

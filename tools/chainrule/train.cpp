@@ -418,27 +418,27 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
   // Every place the run will write is checked before the data is read and training starts: a
   // missing directory found after hours (or at the first Ctrl-C) would lose the run.
   const auto check_outputs = [&] {
-  if (!lead) return;
-  check_writable(a.out, "the model");
-  check_writable(checkpoint, "the checkpoint");
-  if (!a.log.empty()) check_writable(a.log, "the log", true);
-  if (!a.report.empty()) check_writable(a.report, "the report");
-  // An output over an input would destroy data the user still has only there.
-  for (const auto& [output, flag] : {std::pair{a.out, "--out"},
-                                     {checkpoint, "--checkpoint"},
-                                     {a.log, "--log"},
-                                     {a.report, "--report"}})
-    for (const std::string& input : {a.data.path, a.data.labels})
-      if (same_file(output, input))
-        throw ConfigError(std::string(flag) + " " + output + " is the data file " + input +
-                          ": refusing to overwrite it");
-  if (!a.log.empty() && (same_file(a.log, a.out) || same_file(a.log, checkpoint) ||
-                         a.log == a.out || a.log == checkpoint))
-    throw ConfigError("--log " + a.log + " is also the model or checkpoint file");
-  if (!a.report.empty())
-    for (const std::string& other : {a.out, checkpoint, a.log})
-      if (!other.empty() && (a.report == other || same_file(a.report, other)))
-        throw ConfigError("--report " + a.report + " is also the model, checkpoint or log file");
+    if (!lead) return;
+    check_writable(a.out, "the model");
+    check_writable(checkpoint, "the checkpoint");
+    if (!a.log.empty()) check_writable(a.log, "the log", true);
+    if (!a.report.empty()) check_writable(a.report, "the report");
+    // An output over an input would destroy data the user still has only there.
+    for (const auto& [output, flag] : {std::pair{a.out, "--out"},
+                                       {checkpoint, "--checkpoint"},
+                                       {a.log, "--log"},
+                                       {a.report, "--report"}})
+      for (const std::string& input : {a.data.path, a.data.labels})
+        if (same_file(output, input))
+          throw ConfigError(std::string(flag) + " " + output + " is the data file " + input +
+                            ": refusing to overwrite it");
+    if (!a.log.empty() && (same_file(a.log, a.out) || same_file(a.log, checkpoint) ||
+                           a.log == a.out || a.log == checkpoint))
+      throw ConfigError("--log " + a.log + " is also the model or checkpoint file");
+    if (!a.report.empty())
+      for (const std::string& other : {a.out, checkpoint, a.log})
+        if (!other.empty() && (a.report == other || same_file(a.report, other)))
+          throw ConfigError("--report " + a.report + " is also the model, checkpoint or log file");
   };
   if (g)
     g->together(check_outputs);
@@ -513,10 +513,11 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
     write_report(true);
     if (!lead) return kInterrupted;
     if (!a.quiet && ::isatty(2)) fmt::print(stderr, "\n");
-    fmt::print(stderr,
-               "chainrule: interrupted after {}; checkpoint written to {}; resume with: chainrule "
-               "train --resume {}\n",
-               kept, checkpoint, checkpoint);
+    fmt::print(
+        stderr,
+        "chainrule: interrupted after {}; checkpoint written to {}; resume with: {}chainrule "
+        "train --resume {}\n",
+        kept, checkpoint, g ? fmt::format("mpirun -np {} ", g->size()) : "", checkpoint);
     return kInterrupted;
   }
   if (!lead) return kOk;

@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+"""chainrule train under mpirun (issue 12), on this one machine: N processes train the model one
+process trains, up to the order of floating-point additions.
+
+- digits (scikit-learn's copy) in float64, SGD with momentum and Adam, a partial last batch and a
+  validation split: the weights of N = 2 and 3 equal N = 1's (a run without mpirun) to 1e-10
+  relative; the same N twice gives the same bytes;
+- the same over TCP between the ranks (--mca btl tcp,self), as between hosts;
+- a rank killed (SIGKILL) mid-epoch: the job ends non-zero within 30 s, the last checkpoint
+  loads, and resuming it gives the uninterrupted run's bytes (the same N) or its weights to
+  1e-10 (another N);
+- Ctrl-C (SIGINT to mpirun): every rank stops in the same step, rank 0 writes the checkpoint,
+  and resuming gives the uninterrupted run's bytes;
+- a malformed row in one rank's part: one error line naming the file and line, from one process,
+  a non-zero exit, no hang, and the model file already there left as it was;
+- per-rank peak memory with N = 2 on a generated CSV: about half of one process's.
+
+Usage: mpi_test.py CHAINRULE_BINARY WORK_DIR
+"""
+import gzip
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+BIN, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+os.makedirs(WORK, exist_ok=True)
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
+failures = []
+
+
+def check(ok, what):
+    if not ok:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+
+
+def run(cmd, timeout=300, ok=True, env=None):
+    p = subprocess.run(cmd, cwd=WORK, capture_output=True, text=True, timeout=timeout, env=env)
+    if ok and p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stderr}")
+    return p
+
+
+def train(n, args, out, extra_mpi=()):
+    cmd = [BIN, "train"] + args + ["--out", out, "--quiet", "--threads", "1"]
+    if n > 0:
+        cmd = MPIRUN + list(extra_mpi) + ["-np", str(n)] + cmd
+    return run(cmd)
+
+
+def tensors(path):
+    b = open(os.path.join(WORK, path), "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    out = {}
+    for k, v in h.items():
+        if k == "__metadata__":
+            continue
+        s, e = v["data_offsets"]
+        out[k] = np.frombuffer(b[8 + n + s:8 + n + e], dtype={"F64": np.float64, "F32": np.float32}[v["dtype"]])
+    return out
+
+
+def rel_diff(a, b):
+    A, B = tensors(a), tensors(b)
+    assert A.keys() == B.keys()
+    return max(float(np.max(np.abs(A[k] - B[k]) / np.maximum(np.abs(A[k]), 1e-8))) for k in A)
+
+
+def same_bytes(a, b):
+    return open(os.path.join(WORK, a), "rb").read() == open(os.path.join(WORK, b), "rb").read()
+
+
+SK = "/usr/lib/python3/dist-packages/sklearn/datasets/data"
+with gzip.open(f"{SK}/digits.csv.gz", "rt") as f, open(os.path.join(WORK, "digits.csv"), "w") as g:
+    g.write(",".join([f"px{i}" for i in range(64)] + ["digit"]) + "\n")
+    g.write(f.read())
+
+# 1797 rows: 1438 for training, batches of 50 end with one of 38.
+BASE = ["digits.csv", "--layers", "32,16", "--epochs", "8", "--batch", "50", "--val", "0.2",
+        "--dtype", "float64", "--patience", "0"]
+OPTIMIZERS = {"sgd": ["--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05"],
+              "adam": ["--optimizer", "adam", "--lr", "0.003"]}
+for name, opt in OPTIMIZERS.items():
+    args = BASE + opt
+    train(0, args, f"{name}-1.safetensors")
+    for n in (1, 2, 3):
+        train(n, args, f"{name}-np{n}.safetensors")
+        d = rel_diff(f"{name}-1.safetensors", f"{name}-np{n}.safetensors")
+        print(f"{name}: N = {n} against one process: max relative difference {d:.3g}")
+        check(d <= 1e-10, f"{name}: N = {n} differs from one process by {d:.3g} (relative)")
+    check(same_bytes(f"{name}-1.safetensors", f"{name}-np1.safetensors"),
+          f"{name}: mpirun -np 1 is not byte-identical to one process")
+    for n in (2, 3):
+        train(n, args, f"{name}-np{n}-again.safetensors")
+        check(same_bytes(f"{name}-np{n}.safetensors", f"{name}-np{n}-again.safetensors"),
+              f"{name}: N = {n} twice gives different files")
+    # Over TCP, as between hosts.
+    train(2, args, f"{name}-tcp.safetensors", ["--mca", "btl", "tcp,self"])
+    d = rel_diff(f"{name}-1.safetensors", f"{name}-tcp.safetensors")
+    print(f"{name}: N = 2 over TCP: max relative difference {d:.3g}")
+    check(d <= 1e-10, f"{name}: N = 2 over TCP differs by {d:.3g}")
+    # The run's metrics agree too.
+    one = json.loads(run([BIN, "info", f"{name}-1.safetensors", "--json"]).stdout)["metrics"]
+    three = json.loads(run([BIN, "info", f"{name}-np3.safetensors", "--json"]).stdout)["metrics"]
+    for split in ("train", "validation"):
+        check(one[split]["rows"] == three[split]["rows"] and
+              abs(one[split]["loss"] - three[split]["loss"]) <= 1e-9 * abs(one[split]["loss"]),
+              f"{name}: {split} metrics {one[split]} against {three[split]}")
+
+# --- stopping, killing, resuming --------------------------------------------------------------
+
+# About 50 ms an epoch: long enough to be stopped mid-run, short enough for a test.
+SLOW = ["digits.csv", "--layers", "128,128", "--epochs", "60", "--batch", "4", "--val", "0.2",
+        "--dtype", "float64", "--patience", "0", "--checkpoint-every", "1", "--lr", "0.002"]
+
+
+def rank_pids(out):
+    """The chainrule processes writing `out`, by rank."""
+    pids = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0] == BIN.encode() and out.encode() in cmd:
+            for e in env:
+                if e.startswith(b"OMPI_COMM_WORLD_RANK="):
+                    pids[int(e.split(b"=")[1])] = int(pid)
+    return pids
+
+
+def start(n, args, out):
+    for f in (out, out + ".ckpt"):
+        if os.path.exists(os.path.join(WORK, f)):
+            os.remove(os.path.join(WORK, f))
+    return subprocess.Popen(MPIRUN + ["-np", str(n), BIN, "train"] + args + ["--out", out, "--threads", "1"],
+                            cwd=WORK, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def wait_for(path, proc, seconds=60):
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(os.path.join(WORK, path)):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+train(2, SLOW, "slow-np2.safetensors")
+train(3, SLOW, "slow-np3.safetensors")
+
+# A rank killed mid-epoch.
+proc = start(2, SLOW, "killed.safetensors")
+check(wait_for("killed.safetensors.ckpt", proc), "kill: no checkpoint appeared")
+time.sleep(0.4)  # into the next epoch
+pids = rank_pids("killed.safetensors")
+check(1 in pids, f"kill: rank 1 not found ({pids})")
+t0 = time.time()
+os.kill(pids.get(1, proc.pid), signal.SIGKILL)
+try:
+    _, err = proc.communicate(timeout=30)
+    check(proc.returncode != 0, "kill: the job exited 0")
+    print(f"kill: the job ended {time.time() - t0:.1f} s after rank 1 was killed, exit {proc.returncode}")
+except subprocess.TimeoutExpired:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    check(False, "kill: the job did not end within 30 s")
+check(not os.path.exists(os.path.join(WORK, "killed.safetensors")), "kill: a model was written")
+info = run([BIN, "info", "killed.safetensors.ckpt", "--json"], ok=False)
+check(info.returncode == 0, f"kill: the checkpoint does not load: {info.stderr}")
+for n, reference in ((2, "slow-np2.safetensors"), (3, "slow-np3.safetensors")):
+    subprocess.run(["cp", "killed.safetensors.ckpt", f"killed-{n}.ckpt"], cwd=WORK, check=True)
+    run(MPIRUN + ["-np", str(n), BIN, "train", "--resume", f"killed-{n}.ckpt", "--out",
+                  f"resumed-{n}.safetensors", "--quiet", "--threads", "1"])
+    if n == 2:
+        check(same_bytes(reference, "resumed-2.safetensors"),
+              "kill: resuming with N = 2 does not give the uninterrupted run's bytes")
+    d = rel_diff("slow-np2.safetensors", f"resumed-{n}.safetensors")
+    # Over 60 epochs, the order of additions (which N changes) moves the weights by about as much
+    # as between an uninterrupted N = 2 and N = 3: the bound for a resume with another N.
+    bound = max(10 * rel_diff("slow-np2.safetensors", "slow-np3.safetensors"), 1e-10) if n != 2 else 0
+    print(f"kill: resumed with N = {n}: max relative difference {d:.3g} to the uninterrupted N = 2 "
+          f"(bound {bound:.3g})")
+    check(d <= bound, f"kill: resumed with N = {n} differs by {d:.3g}")
+
+# Ctrl-C: mpirun passes it on; every rank stops in the same step; rank 0 writes the checkpoint.
+proc = start(2, SLOW, "stopped.safetensors")
+check(wait_for("stopped.safetensors.ckpt", proc), "ctrl-c: no checkpoint appeared")
+time.sleep(1)  # mpirun passes signals on once the job is running
+os.kill(proc.pid, signal.SIGINT)
+_, err = proc.communicate(timeout=60)
+check(proc.returncode != 0 and "interrupted after epoch" in err and err.count("interrupted after") == 1
+      and "resume with: mpirun -np 2 chainrule train --resume" in err,
+      f"ctrl-c: exit {proc.returncode}, {err}")
+m = re.search(r"interrupted after (epoch \d+, batch \d+)", err)
+print(f"ctrl-c: {m.group(1) if m else err.strip()}")
+run(MPIRUN + ["-np", "2", BIN, "train", "--resume", "stopped.safetensors.ckpt", "--out",
+              "stopped.safetensors", "--quiet", "--threads", "1"])
+check(same_bytes("slow-np2.safetensors", "stopped.safetensors"),
+      "ctrl-c: resuming does not give the uninterrupted run's bytes")
+
+# --- hostile input ----------------------------------------------------------------------------
+
+rows = open(os.path.join(WORK, "digits.csv")).read().splitlines()
+rows[1700] = rows[1700].replace(",", ",x", 1)  # in the last rank's part
+open(os.path.join(WORK, "bad.csv"), "w").write("\n".join(rows) + "\n")
+open(os.path.join(WORK, "keep.safetensors"), "wb").write(b"precious")
+p = run(MPIRUN + ["-np", "3", BIN, "train", "bad.csv", "--out", "keep.safetensors", "--threads", "1"],
+        timeout=60, ok=False)
+lines = [l for l in p.stderr.splitlines() if l.startswith("chainrule:")]
+print("bad row:", lines)
+check(p.returncode != 0, "bad row: exit 0")
+check(len(lines) == 1 and "bad.csv:1701:" in lines[0], f"bad row: the error lines {lines}")
+check(open(os.path.join(WORK, "keep.safetensors"), "rb").read() == b"precious",
+      "bad row: the model file there was overwritten")
+p = run(MPIRUN + ["-np", "2", BIN, "predict", "digits-1.safetensors", "digits.csv"], timeout=60, ok=False)
+check(p.returncode != 0 and p.stderr.count("runs in one process") == 1,
+      f"predict under mpirun: {p.returncode} {p.stderr}")
+
+# --- memory -----------------------------------------------------------------------------------
+
+if os.environ.get("CHAINRULE_SANITIZED"):  # ASan's shadow memory is not the process's
+    print(f"{len(failures)} failures (memory not measured under ASan)")
+    sys.exit(1 if failures else 0)
+
+rng = np.random.default_rng(0)
+block = rng.normal(size=(10000, 20))
+block = np.column_stack([block, (block[:, 0] > 0).astype(int)])
+import io
+s = io.StringIO()
+np.savetxt(s, block, delimiter=",", fmt="%.6f")
+text = s.getvalue()
+with open(os.path.join(WORK, "big.csv"), "w") as f:
+    f.write(",".join([f"x{i}" for i in range(20)] + ["y"]) + "\n")
+    for _ in range(40):
+        f.write(text)
+size = os.path.getsize(os.path.join(WORK, "big.csv"))
+MEM = ["big.csv", "--layers", "16", "--epochs", "1", "--batch", "256", "--val", "0.1", "--quiet",
+       "--threads", "1", "--out", "big.safetensors"]
+one = run(["/usr/bin/time", "-f", "peak %M", BIN, "train"] + MEM).stderr
+two = run(MPIRUN + ["-np", "2", "/usr/bin/time", "-f", "peak %M", BIN, "train"] + MEM).stderr
+peak1 = int(re.findall(r"peak (\d+)", one)[0]) / 1024
+peaks = [int(x) / 1024 for x in re.findall(r"peak (\d+)", two)]
+# The fixed part: a process (and a rank) on a tiny data set.
+TINY = ["digits.csv", "--epochs", "1", "--quiet", "--out", "tiny.safetensors", "--threads", "1"]
+base1 = int(re.findall(r"peak (\d+)", run(["/usr/bin/time", "-f", "peak %M", BIN, "train"] + TINY).stderr)[0]) / 1024
+fixed = max(int(x) / 1024 for x in re.findall(
+    r"peak (\d+)", run(MPIRUN + ["-np", "2", "/usr/bin/time", "-f", "peak %M", BIN, "train"] + TINY).stderr))
+bound = (peak1 - base1) / 2 + fixed + 8
+print(f"memory: {size / 2**20:.0f} MiB of CSV (400000 rows): one process {peak1:.0f} MiB peak "
+      f"({base1:.0f} on digits); N = 2: {', '.join(f'{p:.0f}' for p in peaks)} MiB per rank "
+      f"({fixed:.0f} on digits); bound: half of one process's data part + a rank's fixed part + 8 "
+      f"= {bound:.0f} MiB")
+check(len(peaks) == 2 and max(peaks) <= bound, f"memory: a rank's peak {max(peaks):.0f} MiB is over {bound:.0f}")
+
+print(f"{len(failures)} failures")
+sys.exit(1 if failures else 0)
