@@ -274,11 +274,14 @@ void train_model(const Dataset& data, const Part& part, const FitOptions& o,
   TrainCallbacks cb = callbacks;
   if (g) {  // every process's part of each batch's gradient, and one stop decision for all
     t.shard = {.first = part.train_first, .rows = Index(part.train_rows), .lead = g->rank() == 0};
-    cb.after_backward = [&](GradientSpan grads, Index rows) {
-      std::visit([&](auto span) { g->sum(span); }, grads);
-      if (callbacks.after_backward) callbacks.after_backward(grads, rows);
-    };
     cb.sum = [g](std::span<double> v) { g->sum(v); };
+    cb.reduce_scatter = [g](GradientSpan grads) {
+      std::visit([&](auto span) { g->reduce_scatter(span); }, grads);
+      return g->block(std::visit([](auto span) { return span.size(); }, grads), g->rank());
+    };
+    cb.all_gather = [g](GradientSpan values) {
+      std::visit([&](auto span) { g->all_gather_blocks(span); }, values);
+    };
     cb.decide_stop = [&](StopReason local) {
       if (callbacks.decide_stop) local = callbacks.decide_stop(local);
       std::int64_t v[1] = {std::int64_t(local)};

@@ -83,7 +83,7 @@ void Network<T>::backward_one(const T* x0, const T* y) {
   top.dZ.resize(1, K);
   const T* a = top.A.data();
   T* d = top.dZ.data();
-  const T factor = T(detail::gradient_factor(spec_.loss, 1, K));
+  const T factor = T(detail::gradient_factor(spec_.loss, loss_rows_ > 0 ? loss_rows_ : 1, K));
   for (Index k = 0; k < K; ++k)
     d[k] = (a[k] - y[k]) * factor;
   if (!is_fused(spec_.loss)) {
@@ -230,6 +230,9 @@ void Network<T>::backward(const BatchView<T>& Y) {
   if (split_ > 1) return backward_blocks(Y);
   Workspace& top = work_.back();
   loss_gradient<T>(spec_.loss, top.A, Y, top.dZ);  // ∂L/∂Z if fused, else ∂L/∂A
+  if (loss_rows_ > 0 &&
+      loss_rows_ != top.A.rows())  // a part of a batch: divided by the whole's rows
+    top.dZ *= T(double(top.A.rows()) / double(loss_rows_));
   if (!is_fused(spec_.loss))
     activation_backward(layers_.back().activation(), top.A, top.dZ, top.dZ);
 
@@ -314,7 +317,7 @@ const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dr
 template <class T>
 void Network<T>::backward_blocks(const BatchView<T>& Y) {
   const Index N = work_.back().A.rows(), K = outputs();
-  const T factor = T(detail::gradient_factor(spec_.loss, N, K));
+  const T factor = T(detail::gradient_factor(spec_.loss, loss_rows_ > 0 ? loss_rows_ : N, K));
   for (std::size_t b = 1; b < split_; ++b)
     blocks_[b].grads.resize(params_.size());
   each_block([&](std::size_t b) {

@@ -41,18 +41,19 @@ Sgd<T>::Sgd(SgdOptions options) : Optimizer<T>(options.lr), options_(options) {
 }
 
 template <class T>
-void Sgd<T>::step(std::span<T> params, std::span<const T> grads) {
+void Sgd<T>::step(std::span<T> params, std::span<const T> grads, std::size_t begin,
+                  std::size_t end) {
   assert(params.size() == grads.size());
   const T lr = T(this->lr_), mu = T(options_.momentum), wd = T(options_.weight_decay);
   if (mu == T(0)) {
-    for (std::size_t i = 0; i < params.size(); ++i) {
+    for (std::size_t i = begin; i < end; ++i) {
       const T g = wd == T(0) ? grads[i] : grads[i] + wd * params[i];
       params[i] -= lr * g;
     }
   } else {
     if (velocity_.size() != params.size()) velocity_.assign(params.size(), T(0));
     const bool first = this->steps_ == 0;
-    for (std::size_t i = 0; i < params.size(); ++i) {
+    for (std::size_t i = begin; i < end; ++i) {
       T g = wd == T(0) ? grads[i] : grads[i] + wd * params[i];
       T& v = velocity_[i];
       v = first ? g : mu * v + g;
@@ -74,7 +75,8 @@ Adam<T>::Adam(AdamOptions o) : Optimizer<T>(o.lr), options_(o) {
 }
 
 template <class T>
-void Adam<T>::step(std::span<T> params, std::span<const T> grads) {
+void Adam<T>::step(std::span<T> params, std::span<const T> grads, std::size_t begin,
+                   std::size_t end) {
   assert(params.size() == grads.size());
   if (m_.size() != params.size()) {
     m_.assign(params.size(), T(0));
@@ -89,11 +91,11 @@ void Adam<T>::step(std::span<T> params, std::span<const T> grads) {
   const T decay = T(1 - lr * options_.weight_decay);
   // Raw pointers the compiler may assume apart, and no branch inside: the loop vectorizes.
   // Each element gets the same operations in the same order as before: results are unchanged.
-  T* __restrict p = params.data();
-  const T* __restrict gr = grads.data();
-  T* __restrict m = m_.data();
-  T* __restrict v = v_.data();
-  const std::size_t n = params.size();
+  T* __restrict p = params.data() + begin;
+  const T* __restrict gr = grads.data() + begin;
+  T* __restrict m = m_.data() + begin;
+  T* __restrict v = v_.data() + begin;
+  const std::size_t n = end - begin;
   const auto update = [&](std::size_t i, T g) {
     m[i] = m[i] * b1 + g * (T(1) - b1);
     v[i] = v[i] * b2 + g * g * (T(1) - b2);
@@ -124,14 +126,15 @@ Rmsprop<T>::Rmsprop(RmspropOptions o) : Optimizer<T>(o.lr), options_(o) {
 }
 
 template <class T>
-void Rmsprop<T>::step(std::span<T> params, std::span<const T> grads) {
+void Rmsprop<T>::step(std::span<T> params, std::span<const T> grads, std::size_t begin,
+                      std::size_t end) {
   if (square_avg_.size() != params.size()) {
     square_avg_.assign(params.size(), T(0));
     if (options_.momentum > 0) buffer_.assign(params.size(), T(0));
   }
   const T lr = T(this->lr_), a = T(options_.alpha), eps = T(options_.eps);
   const T wd = T(options_.weight_decay), mu = T(options_.momentum);
-  for (std::size_t i = 0; i < params.size(); ++i) {
+  for (std::size_t i = begin; i < end; ++i) {
     const T g = wd == T(0) ? grads[i] : grads[i] + wd * params[i];
     square_avg_[i] = square_avg_[i] * a + g * g * (T(1) - a);
     const T avg = std::sqrt(square_avg_[i]) + eps;

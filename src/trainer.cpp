@@ -34,8 +34,9 @@ Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T
     : net_(net), X_(X), Y_(Y), Xv_(Xv), Yv_(Yv), o_(o), rng_(rng), cb_(callbacks) {
   sharded_ = o.shard.rows > 0;
   if (sharded_ && (o.shard.first < 0 || o.shard.first + X.rows() > o.shard.rows || !callbacks.sum ||
-                   !callbacks.after_backward))
-    throw ConfigError("a shard must lie within its rows and come with sum and after_backward");
+                   !callbacks.reduce_scatter || !callbacks.all_gather))
+    throw ConfigError(
+        "a shard must lie within its rows and come with sum, reduce_scatter and all_gather");
   N_ = sharded_ ? o.shard.rows : X.rows();
   check_options(o, N_);
   net.set_dropout_rate(o.dropout);
@@ -122,34 +123,28 @@ Index Trainer<T>::gather_local(Index first, Index n) {
 
 template <class T>
 double Trainer<T>::forward_backward(Index first, Index n) {
-  if (sharded_) {  // this process's rows of the batch; its gradient scaled by their share
+  if (sharded_) {  // this process's rows of the batch; their gradient over the batch's size
     const Index m = local_n_ = gather_local(first, n);
+    // Dropout masks from a generator of this process's own, seeded by one draw that every
+    // process makes, whether it holds rows of this batch or not: the shared generator (the
+    // shuffles) stays in step on all (docs/distributed.md).
+    Rng* masks = nullptr;
+    if (o_.dropout > 0) {
+      const std::uint64_t key = rng_.engine()();
+      dropout_rng_.emplace(key ^ (std::uint64_t(o_.shard.first) * 0x9E3779B97F4A7C15ULL));
+      masks = &*dropout_rng_;
+    }
     net_.zero_grad();
     if (m == 0) return 0;
     double loss;
     if (one_sample_) {
       loss = net_.step_one(Xb_.row(0).data(), Yb_.row(0).data());
     } else {
-      // Dropout masks from a generator of this process's own, seeded by one draw that every
-      // process makes: the shared generator stays in step (docs/distributed.md).
-      Rng* masks = nullptr;
-      if (o_.dropout > 0) {
-        const std::uint64_t key = rng_.engine()();
-        dropout_rng_.emplace(key ^ (std::uint64_t(o_.shard.first) * 0x9E3779B97F4A7C15ULL));
-        masks = &*dropout_rng_;
-      }
       net_.forward(Xb_, masks);
       loss = net_.loss(Yb_);
+      net_.set_loss_rows(n);  // the gradient of its rows' summed loss over the batch's size
       net_.backward(Yb_);
-    }
-    if (m != n) {
-      const T share = T(double(m) / double(n));
-      std::visit(
-          [&](auto g) {
-            for (auto& v : g)
-              v *= share;
-          },
-          GradientSpan(net_.grads()));
+      net_.set_loss_rows(0);
     }
     return loss;
   }
@@ -178,7 +173,13 @@ StopReason Trainer<T>::run_batch() {
   const Index first = s_.batch * B_, n = std::min(B_, N_ - first);
   const double loss = forward_backward(first, n);
   if (cb_.after_backward) cb_.after_backward(net_.grads(), local_n_);
-  optimizer_->step(net_.params(), net_.grads());
+  if (sharded_) {  // the sums of this process's block, its parameters updated, then all blocks
+    const auto [begin, end] = cb_.reduce_scatter(net_.grads());
+    optimizer_->step(net_.params(), net_.grads(), begin, end);
+    cb_.all_gather(net_.params());
+  } else {
+    optimizer_->step(net_.params(), net_.grads());
+  }
   s_.loss_sum += loss * double(local_n_);
   local_rows_ += double(local_n_);
   ++s_.batch;
@@ -299,6 +300,9 @@ TrainState Trainer<T>::snapshot() {
   if (s.best && !std::isfinite(*s.best)) s.best.reset();
   s.params.assign(net_.params().begin(), net_.params().end());
   s.optimizer = optimizer_->state();
+  if (sharded_)  // each process's block of the optimizer's state, to all
+    for (std::vector<double>& b : s.optimizer.buffers)
+      if (b.size() == s.params.size()) cb_.all_gather(std::span<double>(b));
   s.rng = rng_.state();
   return s;
 }

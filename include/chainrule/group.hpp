@@ -7,11 +7,13 @@
 // sizes. Results are the same bytes on every process.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "chainrule/error.hpp"
@@ -28,6 +30,19 @@ class Group {
   /// the same bytes.
   virtual void sum(std::span<double> values) const = 0;
   virtual void sum(std::span<float> values) const = 0;
+  /// The block of an n-element buffer that process `rank` owns in reduce_scatter and
+  /// all_gather_blocks: [n·rank/size, n·(rank+1)/size).
+  std::pair<std::size_t, std::size_t> block(std::size_t n, int rank) const {
+    return {n * std::size_t(rank) / std::size_t(size()),
+            n * std::size_t(rank + 1) / std::size_t(size())};
+  }
+  /// The first half of sum(): afterwards this process's block of `values` holds the sums of
+  /// that block (added up in one fixed order); the rest of `values` is undefined.
+  virtual void reduce_scatter(std::span<double> values) const = 0;
+  virtual void reduce_scatter(std::span<float> values) const = 0;
+  /// The second half: every process's block of `values` copied to every process.
+  virtual void all_gather_blocks(std::span<double> values) const = 0;
+  virtual void all_gather_blocks(std::span<float> values) const = 0;
   /// Element-wise maxima across the processes, in place.
   virtual void max(std::span<std::int64_t> values) const = 0;
   virtual void max(std::span<double> values) const = 0;

@@ -88,6 +88,9 @@ class Network {
   /// 0 <= p < 1; it only acts in a forward pass given a generator.
   void set_dropout_rate(double p);
   double dropout_rate() const { return dropout_; }
+  /// backward() differentiates the batch's summed loss divided by `rows` instead of by the batch's
+  /// own rows (0, the default: its own): a process's part of a batch that several share.
+  void set_loss_rows(Index rows) { loss_rows_ = rows; }
 
   /// Layer l's pre-activations Z and activations A from the last forward (N, units). For a
   /// hidden layer, only after a pass run as one block (one thread, or a small batch).
@@ -156,6 +159,7 @@ class Network {
   Batch<T> input_;  // the last forward batch (N, inputs)
   std::vector<Workspace> work_;
   double dropout_ = 0;
+  Index loss_rows_ = 0;
   bool dropped_ = false;  // whether the last forward applied dropout
   bool small_ = false;    // every layer small enough for forward_one/backward_one
   bool one_ = false;      // the last forward took forward_one

@@ -24,7 +24,13 @@ class Optimizer {
  public:
   virtual ~Optimizer() = default;
   /// One update of every parameter. params and grads have the same length on every call.
-  virtual void step(std::span<T> params, std::span<const T> grads) = 0;
+  void step(std::span<T> params, std::span<const T> grads) {
+    step(params, grads, 0, params.size());
+  }
+  /// One step that updates only parameters [begin, end) (and their state): several processes
+  /// each update their block of one model (Trainer's shards). Counts as one step.
+  virtual void step(std::span<T> params, std::span<const T> grads, std::size_t begin,
+                    std::size_t end) = 0;
   double learning_rate() const { return lr_; }
   void set_learning_rate(double lr) { lr_ = lr; }
   /// Number of step() calls so far.
@@ -59,7 +65,9 @@ template <class T>
 class Sgd final : public Optimizer<T> {
  public:
   explicit Sgd(SgdOptions options);
-  void step(std::span<T> params, std::span<const T> grads) override;
+  using Optimizer<T>::step;
+  void step(std::span<T> params, std::span<const T> grads, std::size_t begin,
+            std::size_t end) override;
   const SgdOptions& options() const { return options_; }
 
  private:
@@ -85,7 +93,9 @@ template <class T>
 class Adam final : public Optimizer<T> {
  public:
   explicit Adam(AdamOptions options);
-  void step(std::span<T> params, std::span<const T> grads) override;
+  using Optimizer<T>::step;
+  void step(std::span<T> params, std::span<const T> grads, std::size_t begin,
+            std::size_t end) override;
   const AdamOptions& options() const { return options_; }
 
  private:
@@ -110,7 +120,9 @@ template <class T>
 class Rmsprop final : public Optimizer<T> {
  public:
   explicit Rmsprop(RmspropOptions options);
-  void step(std::span<T> params, std::span<const T> grads) override;
+  using Optimizer<T>::step;
+  void step(std::span<T> params, std::span<const T> grads, std::size_t begin,
+            std::size_t end) override;
 
  private:
   std::vector<std::vector<T>*> buffers() override { return {&square_avg_, &buffer_}; }

@@ -117,11 +117,18 @@ struct TrainCallbacks {
   /// After backward, before the optimizer step, every batch: the flat gradient buffer, which the
   /// hook may change in place: the gradient of this process's `rows` samples of the batch
   /// divided by the batch's size (with one process, the batch mean; with a shard, its part of
-  /// it, 0 when it holds none of the batch's rows). Where an MPI front-end sums the parts.
+  /// it, 0 when it holds none of the batch's rows, before reduce_scatter sums the parts).
   std::function<void(GradientSpan grads, Index rows)> after_backward;
-  /// With a shard: sums values across the processes in place (the epoch's training loss, the
-  /// validation loss and metric). Needed when TrainOptions::shard is set.
+  /// With a shard (TrainOptions::shard), all three are needed. `sum` adds values up across the
+  /// processes in place (the epoch's training loss, the validation sums). Each step, after
+  /// after_backward, `reduce_scatter` sums the gradient buffer's parts and returns the block
+  /// [begin, end) of it that this process holds the sums of (Group::reduce_scatter); the
+  /// optimizer updates those parameters only; `all_gather` then copies every process's block of
+  /// the parameters (and, for a checkpoint, of the optimizer's state) to all: each process
+  /// does 1/N of the optimizer's work, and all hold the same model.
   std::function<void(std::span<double> values)> sum;
+  std::function<std::pair<std::size_t, std::size_t>(GradientSpan grads)> reduce_scatter;
+  std::function<void(GradientSpan values)> all_gather;
   /// The one place every stop decision passes: after every batch (none, interrupted, diverged)
   /// and after every epoch (none, early_stop, epochs_done), with this process's decision;
   /// returns the one to act on. Several processes agree here (the most severe, say); unset,

@@ -10,9 +10,10 @@ namespace chainrule::mpi {
 
 namespace {
 
-// MPI_COMM_WORLD as a Group. Sums are a reduce-scatter (each element added up on one process,
-// in the order MPI's algorithm for this many processes and bytes fixes) and an all-gather of the
-// results: every process gets the same bytes, run after run.
+// MPI_COMM_WORLD as a Group. Sums are a ring reduce-scatter (each block added up on its owner,
+// in ring order from the next rank round to the owner: one fixed order) followed by a ring
+// all-gather of the blocks: every process gets the same bytes, run after run, and sends and
+// receives 2·(N-1)/N of the buffer, as MPI_Allreduce's ring does.
 class World final : public Group {
  public:
   World() {
@@ -23,8 +24,18 @@ class World final : public Group {
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
-  void sum(std::span<double> v) const override { sum_of(v, MPI_DOUBLE, dbuf_); }
-  void sum(std::span<float> v) const override { sum_of(v, MPI_FLOAT, fbuf_); }
+  void sum(std::span<double> v) const override {
+    reduce_scatter(v);
+    all_gather_blocks(v);
+  }
+  void sum(std::span<float> v) const override {
+    reduce_scatter(v);
+    all_gather_blocks(v);
+  }
+  void reduce_scatter(std::span<double> v) const override { ring_reduce(v, MPI_DOUBLE, dbuf_); }
+  void reduce_scatter(std::span<float> v) const override { ring_reduce(v, MPI_FLOAT, fbuf_); }
+  void all_gather_blocks(std::span<double> v) const override { ring_gather(v, MPI_DOUBLE); }
+  void all_gather_blocks(std::span<float> v) const override { ring_gather(v, MPI_FLOAT); }
   void max(std::span<std::int64_t> v) const override {
     MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
   }
@@ -64,21 +75,39 @@ class World final : public Group {
   }
 
  private:
-  // Element i of the sum is computed on the process whose block holds it (blocks of nearly equal
-  // size, in rank order), then every block is gathered into `v` itself.
+  int left() const { return (rank_ + size_ - 1) % size_; }
+  int right() const { return (rank_ + 1) % size_; }
+  int wrap(int k) const { return ((k % size_) + size_) % size_; }
+
+  // Step s of N - 1: send the partial sum of block rank - s - 1 to the right, receive that of
+  // block rank - s - 2 from the left and add this process's values to it. At the end this
+  // process holds the whole sum of its own block, added up from rank + 1 round to rank.
   template <class T>
-  void sum_of(std::span<T> v, MPI_Datatype type, std::vector<T>& part) const {
-    const std::size_t n = v.size(), N = std::size_t(size_);
-    int at = 0;
-    for (std::size_t r = 0; r < N; ++r) {
-      counts_[r] = int(n / N + (r < n % N));
-      displs_[r] = at;
-      at += counts_[r];
+  void ring_reduce(std::span<T> v, MPI_Datatype type, std::vector<T>& in) const {
+    const std::size_t n = v.size();
+    in.resize(n / std::size_t(size_) + 1);  // grows once: steps allocate nothing
+    for (int s = 0; s + 1 < size_; ++s) {
+      const auto [sb, se] = block(n, wrap(rank_ - s - 1));
+      const auto [rb, re] = block(n, wrap(rank_ - s - 2));
+      MPI_Sendrecv(v.data() + sb, int(se - sb), type, right(), 0, in.data(), int(re - rb), type,
+                   left(), 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      T* __restrict out = v.data() + rb;
+      const T* __restrict add = in.data();
+      for (std::size_t i = 0; i < re - rb; ++i)
+        out[i] = add[i] + out[i];
     }
-    part.resize(std::size_t(counts_[std::size_t(rank_)]));  // grows once: steps allocate nothing
-    MPI_Reduce_scatter(v.data(), part.data(), counts_.data(), type, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Allgatherv(part.data(), counts_[std::size_t(rank_)], type, v.data(), counts_.data(),
-                   displs_.data(), type, MPI_COMM_WORLD);
+  }
+
+  // Step s: send block rank - s to the right, receive block rank - s - 1 from the left.
+  template <class T>
+  void ring_gather(std::span<T> v, MPI_Datatype type) const {
+    const std::size_t n = v.size();
+    for (int s = 0; s + 1 < size_; ++s) {
+      const auto [sb, se] = block(n, wrap(rank_ - s));
+      const auto [rb, re] = block(n, wrap(rank_ - s - 1));
+      MPI_Sendrecv(v.data() + sb, int(se - sb), type, right(), 1, v.data() + rb, int(re - rb), type,
+                   left(), 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    }
   }
 
   int rank_ = 0, size_ = 1;

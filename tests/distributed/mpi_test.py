@@ -69,9 +69,11 @@ def tensors(path):
 
 
 def rel_diff(a, b):
+    """The largest difference of a tensor's elements relative to its largest element (normwise:
+    a weight near 0 does not turn a difference of 1e-17 into a large ratio)."""
     A, B = tensors(a), tensors(b)
     assert A.keys() == B.keys()
-    return max(float(np.max(np.abs(A[k] - B[k]) / np.maximum(np.abs(A[k]), 1e-8))) for k in A)
+    return max(float(np.max(np.abs(A[k] - B[k])) / max(np.max(np.abs(A[k])), 1e-300)) for k in A)
 
 
 def same_bytes(a, b):
@@ -114,6 +116,30 @@ for name, opt in OPTIMIZERS.items():
         check(one[split]["rows"] == three[split]["rows"] and
               abs(one[split]["loss"] - three[split]["loss"]) <= 1e-9 * abs(one[split]["loss"]),
               f"{name}: {split} metrics {one[split]} against {three[split]}")
+
+# Dropout: masks drawn per process (they depend on N, docs/distributed.md); the same N twice gives
+# the same bytes, and the model learns as one process's does.
+DROP = BASE + OPTIMIZERS["adam"] + ["--dropout", "0.2"]
+train(0, DROP, "dropout-1.safetensors")
+train(2, DROP, "dropout-np2.safetensors")
+train(2, DROP, "dropout-np2-again.safetensors")
+check(same_bytes("dropout-np2.safetensors", "dropout-np2-again.safetensors"),
+      "dropout: N = 2 twice gives different files")
+acc = [json.loads(run([BIN, "info", m, "--json"]).stdout)["metrics"]["validation"]["accuracy"]
+       for m in ("dropout-1.safetensors", "dropout-np2.safetensors")]
+print(f"dropout: validation accuracy one process {acc[0]:.4f}, N = 2 {acc[1]:.4f}")
+check(abs(acc[0] - acc[1]) < 0.03, f"dropout: accuracies {acc}")
+
+# IDX images (Fashion-MNIST's test set, gzip): each rank keeps its share of the images.
+FASHION = "/usr/share/datasets/fashion-mnist"
+IDX = [f"{FASHION}/t10k-images-idx3-ubyte.gz", "--labels", f"{FASHION}/t10k-labels-idx1-ubyte.gz",
+       "--layers", "32", "--epochs", "2", "--batch", "100", "--val", "0.1", "--dtype", "float64",
+       "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05"]
+train(0, IDX, "idx-1.safetensors")
+train(3, IDX, "idx-np3.safetensors")
+d = rel_diff("idx-1.safetensors", "idx-np3.safetensors")
+print(f"IDX: N = 3 against one process: max relative difference {d:.3g}")
+check(d <= 1e-10, f"IDX: N = 3 differs by {d:.3g}")
 
 # --- stopping, killing, resuming --------------------------------------------------------------
 
@@ -249,15 +275,26 @@ with open(os.path.join(WORK, "big.csv"), "w") as f:
 size = os.path.getsize(os.path.join(WORK, "big.csv"))
 MEM = ["big.csv", "--layers", "16", "--epochs", "1", "--batch", "256", "--val", "0.1", "--quiet",
        "--threads", "1", "--out", "big.safetensors"]
-one = run(["/usr/bin/time", "-f", "peak %M", BIN, "train"] + MEM).stderr
-two = run(MPIRUN + ["-np", "2", "/usr/bin/time", "-f", "peak %M", BIN, "train"] + MEM).stderr
-peak1 = int(re.findall(r"peak (\d+)", one)[0]) / 1024
-peaks = [int(x) / 1024 for x in re.findall(r"peak (\d+)", two)]
+
+
+def peaks_of(ranks, args, name):
+    """Peak RSS in MiB of each process (GNU time, one file per rank)."""
+    if ranks == 0:
+        run(["/usr/bin/time", "-f", "%M", "-o", f"{name}.0", BIN, "train"] + args)
+    else:
+        run(MPIRUN + ["-np", str(ranks), "sh", "-c",
+                      'exec /usr/bin/time -f %M -o "$0.$OMPI_COMM_WORLD_RANK" "$@"', name, BIN,
+                      "train"] + args)
+    return [int(open(os.path.join(WORK, f"{name}.{r}")).read().split()[-1]) / 1024
+            for r in range(max(ranks, 1))]
+
+
+peak1 = peaks_of(0, MEM, "mem-one")[0]
+peaks = peaks_of(2, MEM, "mem-two")
 # The fixed part: a process (and a rank) on a tiny data set.
 TINY = ["digits.csv", "--epochs", "1", "--quiet", "--out", "tiny.safetensors", "--threads", "1"]
-base1 = int(re.findall(r"peak (\d+)", run(["/usr/bin/time", "-f", "peak %M", BIN, "train"] + TINY).stderr)[0]) / 1024
-fixed = max(int(x) / 1024 for x in re.findall(
-    r"peak (\d+)", run(MPIRUN + ["-np", "2", "/usr/bin/time", "-f", "peak %M", BIN, "train"] + TINY).stderr))
+base1 = peaks_of(0, TINY, "mem-tiny-one")[0]
+fixed = max(peaks_of(2, TINY, "mem-tiny-two"))
 bound = (peak1 - base1) / 2 + fixed + 8
 print(f"memory: {size / 2**20:.0f} MiB of CSV (400000 rows): one process {peak1:.0f} MiB peak "
       f"({base1:.0f} on digits); N = 2: {', '.join(f'{p:.0f}' for p in peaks)} MiB per rank "

@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""Data-parallel training under mpirun (issue 12), side by side in one run on this machine:
+
+- W3's network (784-1024-1024-10, ReLU, SGD with momentum, global batch 512) on Fashion-MNIST's
+  10000 test images through `chainrule train`: 1 process × 1 thread, and `mpirun -np 2` × 1
+  thread (scaling efficiency), against PyTorch's DistributedDataParallel (gloo), 2 processes × 1
+  thread, same network and batch (bench/torch_ddp.py);
+- what one step's gradient sum costs (bench/allreduce_bench.cpp: bytes and time, 2 ranks);
+- W2's network (784-128-64-10, batch 64) on 1 process, for its compute time per step;
+- a projection to 8 and 64 hosts on 10 and 100 Gb/s links from those numbers (docs/distributed.md
+  explains the model).
+
+Training time is what `chainrule train` reports (the training loop, not loading); samples/s are
+epochs × rows / that time. Medians of --reps runs.
+
+  bench/distributed.py [--reps 3] [--epochs 3] [--build DIR]
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ap = argparse.ArgumentParser()
+ap.add_argument("--reps", type=int, default=3)
+ap.add_argument("--epochs", type=int, default=3)
+ap.add_argument("--build", default=os.path.join(root, "build-bench"))
+args = ap.parse_args()
+
+if not os.path.exists(os.path.join(args.build, "bench", "allreduce_bench")):
+    subprocess.run([os.path.join(root, "scripts", "setup")], check=True)
+    subprocess.run(["cmake", "-S", root, "-B", args.build, "-DCMAKE_BUILD_TYPE=Release",
+                    "-DCHAINRULE_BUILD_BENCH=ON", "-DCHAINRULE_BUILD_TESTS=OFF"], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", args.build, "-j2", "--target", "chainrule", "allreduce_bench"],
+                   check=True, stdout=subprocess.DEVNULL)
+BIN = os.path.join(args.build, "chainrule")
+FASHION = "/usr/share/datasets/fashion-mnist"
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "core"]
+ROWS = 10000
+out_model = "/tmp/chainrule-distributed-bench.safetensors"
+
+
+def chainrule(ranks, layers, batch, epochs):
+    cmd = [BIN, "train", f"{FASHION}/t10k-images-idx3-ubyte.gz", "--labels",
+           f"{FASHION}/t10k-labels-idx1-ubyte.gz", "--layers", layers, "--activation", "relu",
+           "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.01", "--batch", str(batch),
+           "--epochs", str(epochs), "--val", "0", "--threads", "1", "--quiet", "--out", out_model]
+    if ranks > 0:
+        cmd = MPIRUN + ["-np", str(ranks)] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    seconds = float(re.search(r" in ([0-9.]+) s,", p.stdout).group(1))
+    return {"seconds": seconds, "samples_per_s": epochs * ROWS / seconds}
+
+
+def median(f, reps):
+    runs = sorted((f() for _ in range(reps)), key=lambda r: r["seconds"])
+    return runs[len(runs) // 2]
+
+
+E = args.epochs
+one = median(lambda: chainrule(0, "1024,1024", 512, E), args.reps)
+two = median(lambda: chainrule(2, "1024,1024", 512, E), args.reps)
+# What bounds the 2 ranks: each one runs steps of 256 rows (and its share of the optimizer).
+half = median(lambda: chainrule(0, "1024,1024", 256, E), args.reps)
+ddp = median(lambda: json.loads(subprocess.run(
+    ["/usr/bin/python3", os.path.join(root, "bench", "torch_ddp.py"), "2", str(E), "512"],
+    capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]), args.reps)
+w2 = median(lambda: chainrule(0, "128,64", 64, E), args.reps)
+sums = [json.loads(l) for l in subprocess.run(
+    MPIRUN + ["-np", "2", os.path.join(args.build, "bench", "allreduce_bench")],
+    capture_output=True, text=True, check=True).stdout.splitlines() if l.startswith("{")]
+
+steps3 = E * -(-ROWS // 512)
+steps2 = E * -(-ROWS // 64)
+w3_flops = 6 * (784 * 1024 + 1024 * 1024 + 1024 * 10) * ROWS * E  # forward + backward multiply-adds × 2
+print(f"| what | processes × threads | training s | samples/s | ratio |")
+print(f"|---|---|---|---|---|")
+print(f"| W3, chainrule, 1 process | 1 × 1 | {one['seconds']:.2f} | {one['samples_per_s']:,.0f} | 1.00 |")
+print(f"| W3, chainrule, mpirun -np 2 | 2 × 1 | {two['seconds']:.2f} | {two['samples_per_s']:,.0f} | "
+      f"{two['samples_per_s'] / one['samples_per_s']:.2f}× one process (target ≥ 1.8×) |")
+print(f"| W3, chainrule, 1 process, batch 256 (a rank's share of a step) | 1 × 1 | "
+      f"{half['seconds']:.2f} | {half['samples_per_s']:,.0f} | bound for 2 ranks: "
+      f"{2 * half['samples_per_s'] / one['samples_per_s']:.2f}× one process |")
+print(f"| W3, {ddp['peer']} | 2 × 1 | {ddp['seconds']:.2f} | {ddp['samples_per_s']:,.0f} | "
+      f"chainrule {two['samples_per_s'] / ddp['samples_per_s']:.2f}× its samples/s (target ≥ 1.5×) |")
+print(f"| W2 784-128-64-10, batch 64, chainrule, 1 process | 1 × 1 | {w2['seconds']:.2f} | "
+      f"{w2['samples_per_s']:,.0f} | |")
+print(f"\nW3 on 2 ranks: {w3_flops / two['seconds'] / 1e9:.0f} GFLOP/s in all "
+      f"({w3_flops / one['seconds'] / 1e9:.0f} on one process).")
+for s in sums:
+    print(f"gradient sum, {s['network']}: {s['bytes'] / 2**20:.2f} MiB, {s['seconds'] * 1e3:.2f} ms "
+          f"per step on {s['ranks']} ranks of this machine")
+# Projection (docs/distributed.md): per step, compute time t/P (the global batch split over P
+# hosts) plus a ring all-reduce of B bytes: 2(P-1)/P · B / bandwidth + 2(P-1) · latency.
+comp = {"W2": w2["seconds"] / steps2, "W3": one["seconds"] / steps3}
+size = {"W2": sums[0]["bytes"], "W3": sums[1]["bytes"]}
+print("\n| network | hosts | link | compute ms/step | all-reduce ms/step | speed-up over 1 host |")
+print("|---|---|---|---|---|---|")
+for net in ("W2", "W3"):
+    for hosts in (8, 64):
+        for gbit, latency in ((10, 50e-6), (100, 10e-6)):
+            c = comp[net] / hosts
+            a = 2 * (hosts - 1) / hosts * size[net] * 8 / (gbit * 1e9) + 2 * (hosts - 1) * latency
+            print(f"| {net} | {hosts} | {gbit} Gb/s | {c * 1e3:.3f} | {a * 1e3:.3f} | "
+                  f"{comp[net] / (c + a):.1f}× |")
+print(f"\n(one host: W2 {comp['W2'] * 1e3:.3f} ms/step at batch 64, W3 {comp['W3'] * 1e3:.2f} ms/step "
+      f"at batch 512, measured here on one core)")
