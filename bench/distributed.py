@@ -35,7 +35,8 @@ if not os.path.exists(os.path.join(args.build, "bench", "allreduce_bench")):
     subprocess.run(["cmake", "-S", root, "-B", args.build, "-DCMAKE_BUILD_TYPE=Release",
                     "-DCHAINRULE_BUILD_BENCH=ON", "-DCHAINRULE_BUILD_TESTS=OFF"], check=True,
                    stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", args.build, "-j2", "--target", "chainrule", "allreduce_bench"],
+    subprocess.run(["cmake", "--build", args.build, "-j2", "--target", "chainrule", "allreduce_bench",
+                    "chainrule_bench"],
                    check=True, stdout=subprocess.DEVNULL)
 BIN = os.path.join(args.build, "chainrule")
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -89,8 +90,17 @@ print(f"| W3, {ddp['peer']} | 2 × 1 | {ddp['seconds']:.2f} | {ddp['samples_per_
       f"chainrule {two['samples_per_s'] / ddp['samples_per_s']:.2f}× its samples/s (target ≥ 1.5×) |")
 print(f"| W2 784-128-64-10, batch 64, chainrule, 1 process | 1 × 1 | {w2['seconds']:.2f} | "
       f"{w2['samples_per_s']:,.0f} | |")
-print(f"\nW3 on 2 ranks: {w3_flops / two['seconds'] / 1e9:.0f} GFLOP/s in all "
-      f"({w3_flops / one['seconds'] / 1e9:.0f} on one process).")
+def fma_peak(threads):
+    return max(json.loads(subprocess.run(
+        [os.path.join(args.build, "bench", "chainrule_bench"), "peak", "--threads", str(threads)],
+        capture_output=True, text=True, check=True).stdout.splitlines()[-1])["gflops"] for _ in range(3))
+
+
+peak, peak1 = fma_peak(2), fma_peak(1)
+print(f"\nW3 on 2 ranks: {w3_flops / two['seconds'] / 1e9:.0f} GFLOP/s in all, "
+      f"{w3_flops / two['seconds'] / 1e9 / peak:.0%} of the 2 cores' measured FMA peak "
+      f"({peak:.0f} GFLOP/s); one process {w3_flops / one['seconds'] / 1e9:.0f} GFLOP/s, "
+      f"{w3_flops / one['seconds'] / 1e9 / peak1:.0%} of one core's ({peak1:.0f}).")
 for s in sums:
     print(f"gradient sum, {s['network']}: {s['bytes'] / 2**20:.2f} MiB, {s['seconds'] * 1e3:.2f} ms "
           f"per step on {s['ranks']} ranks of this machine")

@@ -248,14 +248,15 @@ std::string_view wide_encoding(std::string_view t) {
 }
 
 // Text a CSV reader cannot read: UTF-16 or UTF-32, or a NUL byte (a binary file), named where.
-void check_text(std::string_view text, const std::string& source) {
-  if (const std::string_view enc = wide_encoding(text); !enc.empty())
+void check_text(std::string_view text, const std::string& source, std::size_t first_line = 1) {
+  if (const std::string_view enc = first_line == 1 ? wide_encoding(text) : std::string_view();
+      !enc.empty())
     fail(source + ":1:1", "the text is encoded as " + std::string(enc) +
                               ": expected UTF-8 (convert it: iconv -f " + std::string(enc) +
                               " -t UTF-8)");
   if (const std::size_t nul = text.find('\0'); nul != std::string_view::npos) {
     const std::size_t line =
-        1 + std::size_t(std::count(text.begin(), text.begin() + long(nul), '\n'));
+        first_line + std::size_t(std::count(text.begin(), text.begin() + long(nul), '\n'));
     const std::size_t start =
         text.rfind('\n', nul) == std::string_view::npos ? 0 : text.rfind('\n', nul) + 1;
     fail(source + ":" + std::to_string(line) + ":" + std::to_string(nul - start + 1),
@@ -639,34 +640,57 @@ Table read_csv_shard(const std::string& path, const CsvOptions& options, const G
   std::size_t data_start = 0, data_line = 1;
   g.together([&] {
     file = std::make_unique<RangeFile>(path);
-    // The header, from a prefix of the file that grows until the header ends before its end.
+    // The header (or, without one, the first row, which sets the width), from a prefix of the
+    // file that grows (up to the input limit) until what it needs ends before the prefix does.
+    const std::uint64_t limit =
+        options.max_bytes > 0 ? options.max_bytes : default_max_input_bytes();
     for (std::size_t want = std::size_t(1) << 16;; want *= 4) {
       head.clear();
       file->read(0, want, head);
-      check_text(head, path);
-      CsvTokenizer tok(head, path, options.delimiter);
-      tok.skip_lines(options.skip_rows);
-      RawRow row;
-      t.columns.clear();
-      if (options.header) {
-        read_header(tok, row, t);
-      } else {
-        const std::size_t pos = tok.position(), line = tok.line();
-        if (tok.next(row))
-          for (std::size_t k = 0; k < row.fields.size(); ++k) {
-            Column col;
-            col.name = "c" + std::to_string(k);
-            col.field = k + 1;
-            t.columns.push_back(std::move(col));
-          }
-        tok.seek(pos, line);
-      }
-      if (tok.position() < head.size() || head.size() == file->size()) {
+      const bool whole = head.size() == file->size();
+      std::size_t end = 0;
+      try {
+        if (whole) check_text(head, path);
+        CsvTokenizer tok(head, path, options.delimiter);
+        tok.skip_lines(options.skip_rows);
+        RawRow row;
+        t.columns.clear();
+        if (options.header) {
+          read_header(tok, row, t);
+          end = tok.position();
+        } else {
+          const std::size_t pos = tok.position(), line = tok.line();
+          if (tok.next(row))
+            for (std::size_t k = 0; k < row.fields.size(); ++k) {
+              Column col;
+              col.name = "c" + std::to_string(k);
+              col.field = k + 1;
+              t.columns.push_back(std::move(col));
+            }
+          end = tok.position();
+          tok.seek(pos, line);
+        }
         data_start = tok.position();
         data_line = tok.line();
-        break;
+      } catch (const DataError&) {
+        if (whole) throw;  // a prefix cut inside the header is no error of the file's
       }
+      if (whole || (end > 0 && end < head.size())) break;
+      if (want >= limit)
+        throw LimitError(
+            path + ": the header is longer than the input limit of " + format_bytes(limit),
+            "max_input_bytes");
     }
+    check_text(std::string_view(head).substr(0, data_start), path);
+  });
+  // Every process must read the same file: its size and its header, compared with rank 0's.
+  g.together([&] {
+    const std::string mine = std::to_string(file->size()) + ":" + head.substr(0, data_start);
+    const std::vector<std::string> all = g.all_gather(mine);
+    if (all[0] != mine)
+      throw DataError(path +
+                      ": this process sees another file than the first process (its size "
+                      "or header differ): every host must see the same file");
   });
   // Nominal cuts at equal byte counts; each process counts the quotes and newlines of its own
   // range, and the counts of the ranges before a cut say whether it lies inside quotes.
@@ -713,9 +737,13 @@ Table read_csv_shard(const std::string& path, const CsvOptions& options, const G
       throw LimitError(path + ": this process's part of the file is " + format_bytes(to - from) +
                            ", more than the " + format_bytes(limit) + " allowed",
                        "max_bytes");
-    std::string text;
-    file->read(from, to, text);
-    check_text(text, path);
+    // The records' text stays in `head` until the columns are typed (the fields the fast path
+    // did not read point into it).
+    head.clear();
+    head.shrink_to_fit();
+    file->read(from, to, head);
+    const std::string& text = head;
+    check_text(text, path, data_line + lines_before + skipped);
     CsvTokenizer tok(text, path, options.delimiter);
     tok.seek(0, data_line + lines_before + skipped);
     RawRow row;
@@ -725,8 +753,6 @@ Table read_csv_shard(const std::string& path, const CsvOptions& options, const G
     one.threads = 1;
     read = DataRows(text, tok, row, t, expected_fields).read(one);
     t.lines = std::move(read.lines);
-    // The text of the rows stays for typing: kept in `head` (the others point into it).
-    head = std::move(text);
   });
   {
     std::vector<double> n = {double(t.lines.size())};

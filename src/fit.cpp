@@ -246,16 +246,25 @@ void train_model(const Dataset& data, const Part& part, const FitOptions& o,
   net.set_threads(o.threads);
   const Table& table = data.table();
   Batch<T> copy;  // the training rows, preprocessed, unless the network reads them in place
+  Batch<T> Y_, Xv_, Yv_;
   const bool in_place = readable_in_place<T>(data, model.prep, split.train);
-  if (!in_place) copy = model.prep.transform<T>(data, split.train, o.threads);
+  // A value of this process's rows that the preprocessing refuses (a gap, a number out of the
+  // training precision's range) fails here on this process alone: agreed on with the others.
+  const auto prepare = [&] {
+    if (!in_place) copy = model.prep.transform<T>(data, split.train, o.threads);
+    Y_ = model.prep.targets<T>(table, split.train);
+    Xv_ = model.prep.transform<T>(data, split.validation, o.threads);
+    Yv_ = model.prep.targets<T>(table, split.validation);
+  };
+  if (g)
+    g->together(prepare);
+  else
+    prepare();
   const BatchView<T> X =
       in_place ? BatchView<T>(Eigen::Map<const Batch<T>, 0, Eigen::OuterStride<>>(
                      static_cast<const T*>(data.matrix()->data), Index(split.train.size()),
                      data.matrix()->cols, Eigen::OuterStride<>(data.matrix()->offset(1, 0))))
                : BatchView<T>(copy);
-  const Batch<T> Y_ = model.prep.targets<T>(table, split.train);
-  const Batch<T> Xv_ = model.prep.transform<T>(data, split.validation, o.threads);
-  const Batch<T> Yv_ = model.prep.targets<T>(table, split.validation);
   const BatchView<T> Y(Y_), Xv(Xv_), Yv(Yv_);
   // The data's fingerprint, for checkpoints and the resume check only (a pass over all of it).
   const std::uint32_t crc = !(o.resume || on_checkpoint) ? 0
@@ -286,6 +295,9 @@ void train_model(const Dataset& data, const Part& part, const FitOptions& o,
       if (callbacks.decide_stop) local = callbacks.decide_stop(local);
       std::int64_t v[1] = {std::int64_t(local)};
       g->max(v);
+      if (v[0] < 0 || v[0] > std::int64_t(StopReason::diverged))
+        throw Error("the processes of the job fell out of step (a stop decision of " +
+                    std::to_string(v[0]) + ")");
       return StopReason(v[0]);
     };
   }

@@ -15,7 +15,7 @@ void Group::agree(std::exception_ptr local) const {
     } catch (...) {
     }
   std::array<std::int64_t, 1> first{!local ? 0 : peer ? 1 : std::int64_t(2 * size() - rank())};
-  max(first);
+  control_max(first);
   if (first[0] == 0) return;
   if (!peer && local && 2 * size() - first[0] == rank()) std::rethrow_exception(local);
   throw PeerError();

@@ -1,7 +1,8 @@
 // Processes that train one model together (the ranks of an MPI job): the few collective
 // operations the library needs of them, behind an interface, so that the library itself links no
 // MPI. chainrule::mpi (mpi.hpp, its own target) implements it over MPI; a front-end passes one to
-// fit() (FitOptions::group) and to the sharded readers (read_csv_shard, read_idx_shard).
+// fit() (FitOptions::group) and to the sharded readers (read_csv_shard, and read_idx_pixels
+// with a part).
 //
 // Every call is collective: all processes of the group make it, in the same order, with the same
 // sizes. Results are the same bytes on every process.
@@ -78,6 +79,12 @@ class Group {
   }
   /// The exclusive prefix sum of `mine` over the ranks (0 on rank 0) and the total.
   std::pair<std::uint64_t, std::uint64_t> offset_of(std::uint64_t mine) const;
+
+ protected:
+  /// max() for agree(), kept apart from the training's collective operations where the
+  /// implementation can (MPI: a communicator of its own), so that a process that failed alone
+  /// never completes another process's step.
+  virtual void control_max(std::span<std::int64_t> values) const { max(values); }
 };
 
 /// Another process of the group failed and reported why: this one stops quietly (a front-end

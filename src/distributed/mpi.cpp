@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <vector>
 
@@ -19,6 +20,7 @@ class World final : public Group {
   World() {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    MPI_Comm_dup(MPI_COMM_WORLD, &control_);
     counts_.resize(std::size_t(size_));
     displs_.resize(std::size_t(size_));
   }
@@ -42,6 +44,7 @@ class World final : public Group {
   void max(std::span<double> v) const override {
     MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   }
+  ~World() override { MPI_Comm_free(&control_); }
   std::vector<std::string> all_gather(std::string_view mine) const override {
     // Sizes first, then the bytes; parts over 2 GiB go in 1 GiB pieces of the largest.
     const std::int64_t n = std::int64_t(mine.size());
@@ -53,7 +56,8 @@ class World final : public Group {
     std::int64_t largest = 0;
     for (const std::int64_t s : sizes)
       largest = std::max(largest, s);
-    const std::int64_t piece = std::int64_t(1) << 30;
+    // Pieces whose total over the ranks fits MPI's int counts.
+    const std::int64_t piece = std::min<std::int64_t>(std::int64_t(1) << 30, INT_MAX / size_);
     std::vector<char> recv;
     for (std::int64_t at = 0; at < largest; at += piece) {
       int total = 0;
@@ -72,6 +76,11 @@ class World final : public Group {
                     all[std::size_t(r)].data() + at);
     }
     return all;
+  }
+
+ protected:
+  void control_max(std::span<std::int64_t> v) const override {
+    MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_INT64_T, MPI_MAX, control_);
   }
 
  private:
@@ -111,6 +120,7 @@ class World final : public Group {
   }
 
   int rank_ = 0, size_ = 1;
+  MPI_Comm control_ = MPI_COMM_NULL;  // agree()'s, apart from the training's
   mutable std::vector<int> counts_, displs_;
   mutable std::vector<double> dbuf_;
   mutable std::vector<float> fbuf_;

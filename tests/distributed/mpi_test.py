@@ -15,7 +15,9 @@ process trains, up to the order of floating-point additions.
   a non-zero exit, no hang, and the model file already there left as it was;
 - per-rank peak memory with N = 2 on a generated CSV: about half of one process's.
 
-Usage: mpi_test.py CHAINRULE_BINARY WORK_DIR
+- examples/distributed.cpp (the library under mpirun) trains the model the command line trains.
+
+Usage: mpi_test.py CHAINRULE_BINARY WORK_DIR [EXAMPLE_DISTRIBUTED_BINARY]
 """
 import gzip
 import json
@@ -116,6 +118,14 @@ for name, opt in OPTIMIZERS.items():
         check(one[split]["rows"] == three[split]["rows"] and
               abs(one[split]["loss"] - three[split]["loss"]) <= 1e-9 * abs(one[split]["loss"]),
               f"{name}: {split} metrics {one[split]} against {three[split]}")
+
+# The library example: 2 processes through fit() with a group, against the command line alone.
+if len(sys.argv) > 3:
+    run(MPIRUN + ["-np", "2", sys.argv[3], "digits.csv", "example.safetensors"])
+    train(0, ["digits.csv", "--layers", "32", "--dtype", "float64", "--epochs", "5"], "example-cli.safetensors")
+    d = rel_diff("example-cli.safetensors", "example.safetensors")
+    print(f"library example: 2 processes against the command line alone: {d:.3g}")
+    check(d <= 1e-10, f"library example: differs by {d:.3g}")
 
 # Dropout: masks drawn per process (they depend on N, docs/distributed.md); the same N twice gives
 # the same bytes, and the model learns as one process's does.
@@ -251,6 +261,33 @@ check(p.returncode != 0, "bad row: exit 0")
 check(len(lines) == 1 and "bad.csv:1701:" in lines[0], f"bad row: the error lines {lines}")
 check(open(os.path.join(WORK, "keep.safetensors"), "rb").read() == b"precious",
       "bad row: the model file there was overwritten")
+# A gap in one row, in whichever split it falls: one error from the process that holds it.
+for row in (300, 1500):
+    rows = open(os.path.join(WORK, "digits.csv")).read().splitlines()
+    fields = rows[row].split(",")
+    fields[5] = ""
+    rows[row] = ",".join(fields)
+    open(os.path.join(WORK, "gap.csv"), "w").write("\n".join(rows) + "\n")
+    p = run(MPIRUN + ["-np", "3", BIN, "train", "gap.csv", "--out", "gap.safetensors", "--epochs", "1",
+                      "--threads", "1"], timeout=60, ok=False)
+    lines = [l for l in p.stderr.splitlines() if l.startswith("chainrule:")]
+    print("gap:", lines)
+    check(p.returncode != 0 and len(lines) == 1 and f"gap.csv:{row + 1}:6: missing value" in lines[0],
+          f"gap in line {row + 1}: {p.returncode} {lines}")
+
+# Without a header, a first row longer than the prefix the header is looked for in (64 KiB).
+wide = np.random.default_rng(2).integers(0, 10, size=(60, 34001)).astype(float)
+wide[:, -1] = np.arange(60) % 2
+np.savetxt(os.path.join(WORK, "wide.csv"), wide, delimiter=",", fmt="%g")
+WIDE = ["wide.csv", "--no-header", "--layers", "4", "--epochs", "2", "--dtype", "float64",
+        "--val", "0", "--batch", "8"]
+train(0, WIDE, "wide-1.safetensors")
+train(2, WIDE, "wide-np2.safetensors")
+d = rel_diff("wide-1.safetensors", "wide-np2.safetensors")
+print(f"wide rows without a header ({os.path.getsize(os.path.join(WORK, 'wide.csv')) // 60} bytes each): "
+      f"N = 2 against one process {d:.3g}")
+check(d <= 1e-10, f"wide rows: N = 2 differs by {d:.3g}")
+
 p = run(MPIRUN + ["-np", "2", BIN, "predict", "digits-1.safetensors", "digits.csv"], timeout=60, ok=False)
 check(p.returncode != 0 and p.stderr.count("runs in one process") == 1,
       f"predict under mpirun: {p.returncode} {p.stderr}")

@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   // first process that failed prints it, the others exit quietly) so that none waits for one
   // that has left.
   // A process that failed alone, while the others went on into a collective operation, would
-  // wait for them forever: if the agreement has not come within 10 s, it prints its error and
+  // wait for them forever: if the agreement has not come within 120 s, it prints its error and
   // exits, and mpirun ends the job.
   const auto agreed = [&](std::exception_ptr e) {
     if (!g_group) {
@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
       } catch (...) {
       }
       std::thread([what] {
-        std::this_thread::sleep_for(std::chrono::seconds(10));
+        std::this_thread::sleep_for(std::chrono::seconds(120));
         fmt::print(stderr, "chainrule: error: {} (the other processes did not answer)\n", what);
         std::fflush(stderr);
         std::_Exit(kUsage);
@@ -180,8 +180,10 @@ int main(int argc, char** argv) {
   // (mpirun ends the job as soon as one process exits non-zero).
   if (g_group) {
     std::fflush(stderr);
-    std::int64_t done[1] = {0};
-    g_group->max(done);
+    try {
+      g_group->agree(nullptr);  // a synchronisation: every process has said what it had to
+    } catch (const chainrule::PeerError&) {
+    }
   }
   return code;
 }

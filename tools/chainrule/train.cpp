@@ -451,7 +451,6 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
   // The log: every write checked; a failed write stops the log (not the run) and the command
   // ends with an error after the model is saved.
   std::unique_ptr<LogFile> log;
-  if (!a.log.empty() && lead) log = std::make_unique<LogFile>(a.log, resume != nullptr);
   Progress progress(a.quiet, Index(data.rows()));
   progress.set_epochs(a.epochs);
   // The live report: written before the first epoch, then at most every 2 seconds after an
@@ -470,14 +469,38 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
     write_file_atomically(a.report, report_html(live));
     last_report = now;
   };
-  write_report(true);
+  // Under mpirun, rank 0's own outputs (log, report, checkpoints) may fail while the others are
+  // training: the error is kept, every rank stops at the next step (an interrupt, agreed on),
+  // and rank 0 then reports it. Alone, it ends the run at once, as it always has.
+  std::exception_ptr output_error;
+  const auto output = [&](auto&& write) {
+    if (!g) return write();
+    if (output_error) return;
+    try {
+      write();
+    } catch (...) {
+      output_error = std::current_exception();
+    }
+  };
+  const auto open_outputs = [&] {
+    if (!a.log.empty() && lead) log = std::make_unique<LogFile>(a.log, resume != nullptr);
+    write_report(true);
+  };
+  if (g)
+    g->together(open_outputs);
+  else
+    open_outputs();
   TrainCallbacks cb;
+  if (g)
+    cb.decide_stop = [&](StopReason local) {
+      return output_error && local < StopReason::interrupted ? StopReason::interrupted : local;
+    };
   cb.on_batch = [&](const BatchProgress& b) { progress.batch(b); };
   cb.on_epoch = [&](const EpochReport& r) {
     const std::string metric(to_string(r.metric));
     progress.epoch(r, metric);
     live.history.push_back(r);
-    write_report(false);
+    output([&] { write_report(false); });
     if (log) {
       nlohmann::json j = {
           {"epoch", r.epoch}, {"train_loss", r.train_loss}, {"lr", r.lr}, {"seconds", r.seconds}};
@@ -493,9 +516,11 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
   };
   std::string kept = resume ? position(resume->state) : "", kept_path = a.resume;
   const auto on_checkpoint = [&](const Checkpoint& c) {
-    if (lead) save_checkpoint(c, checkpoint);
-    kept = position(c.state);
-    kept_path = checkpoint;
+    output([&] {
+      if (lead) save_checkpoint(c, checkpoint);
+      kept = position(c.state);
+      kept_path = checkpoint;
+    });
   };
   FitResult r;
   try {
@@ -508,6 +533,7 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
         "and a lower --lr",
         e.what(), kept, kept_path, kept_path));
   }
+  if (output_error) std::rethrow_exception(output_error);  // rank 0's (the others stopped with it)
   if (r.history.interrupted) {
     live.status = ReportInput::Status::interrupted;
     write_report(true);
