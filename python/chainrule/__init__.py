@@ -28,7 +28,8 @@ from ._core import (
     SGD,
 )
 from .estimators import MLPClassifier, MLPRegressor, load
-from .pipeline import evaluate, explain, export_onnx, load_model, predict, train
+from .pipeline import (evaluate, explain, export_onnx, load_model, mpi_rank, mpi_size, predict,
+                       train)
 
 __version__ = "0.1.0"
 
@@ -36,5 +37,5 @@ __all__ = [
     "MLPClassifier", "MLPRegressor", "load", "train", "evaluate", "predict", "explain",
     "load_model", "export_onnx", "Network", "Model", "Optimizer", "SGD", "Adam",
     "RMSprop", "Error", "ConfigError", "DataError", "DivergenceError", "ModelError",
-    "LimitError",
+    "LimitError", "mpi_rank", "mpi_size",
 ]

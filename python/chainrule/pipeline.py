@@ -72,7 +72,7 @@ def _warn(notes):
         warnings.warn(text + (f" (option {option})" if option else ""), UserWarning, stacklevel=3)
 
 
-def train(data, target=None, **options):
+def train(data, target=None, distributed=False, **options):
     """Trains a model as ``chainrule train`` does and returns the `chainrule.Model`.
 
     data: a CSV path (plain or gzip) or a pandas DataFrame. A DataFrame's numeric columns are
@@ -90,6 +90,12 @@ def train(data, target=None, **options):
     schedule='constant'|'step'|'cosine', step_size, gamma, init_from=Model (fine-tuning).
     For a CSV path: delimiter=',', header=True, skip_rows=0, decimal_comma=False.
 
+    distributed=True: under ``mpirun -np N python3 script.py``, the N processes train one model
+    together (docs/distributed.md): a CSV path is read in parts, one per process (a DataFrame is
+    taken to be this process's part of the rows, the parts in rank order making up the table).
+    Every process returns the same model; save it on one (``chainrule.mpi_rank() == 0``).
+    Without mpirun it trains alone.
+
     An unknown keyword is a TypeError; what the library refuses raises chainrule.Error (or a
     subclass) with its message; what it notices (a column of numbers read as text) is a
     UserWarning. The GIL is released while training; Ctrl-C stops within one batch
@@ -104,7 +110,7 @@ def train(data, target=None, **options):
     if "threads" in fit:
         csv["threads"] = fit["threads"]
     source, _ = _source(data)
-    model, history = _core.train(source, csv, fit, init_from)
+    model, history = _core.train(source, csv, fit, init_from, bool(distributed))
     notes = history.pop("notes")
     model.__dict__["history"] = history
     _warn(notes)
@@ -174,3 +180,13 @@ def explain(model, data, row=0, *, params=None, top=None, fd_step=1e-6, **csv):
         params = [params]
     return _core.explain_row(model, source, int(row), _csv("explain", csv), list(params or []),
                              int(top or 0), float(fd_step), name)
+
+
+def mpi_rank():
+    """This process's rank in the MPI job it was started in by mpirun (0 without one)."""
+    return _core.mpi_rank()
+
+
+def mpi_size():
+    """The number of processes of the MPI job (1 without mpirun)."""
+    return _core.mpi_size()

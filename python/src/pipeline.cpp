@@ -15,6 +15,9 @@
 
 #include "chainrule/error.hpp"
 #include "chainrule/explain.hpp"
+#ifdef CHAINRULE_HAVE_MPI
+#include "chainrule/mpi.hpp"
+#endif
 #include "chainrule/fit.hpp"
 #include "chainrule/init.hpp"
 #include "chainrule/metrics.hpp"
@@ -66,9 +69,24 @@ T get(const py::dict& d, const char* key, T fallback) {
   return d.contains(key) && !d[key].is_none() ? d[key].cast<T>() : fallback;
 }
 
+// The processes of an MPI job, when this one was started by mpirun with others (MPI is
+// initialized on the first call, and finalized when the interpreter exits); else null.
+const Group* mpi_group() {
+#ifdef CHAINRULE_HAVE_MPI
+  static const std::unique_ptr<mpi::Session> session = [] {
+    return mpi::launched() ? std::make_unique<mpi::Session>() : nullptr;
+  }();
+  const Group* g = session ? session->group() : nullptr;
+  return g && g->size() > 1 ? g : nullptr;
+#else
+  return nullptr;
+#endif
+}
+
 // `data` is a path (str) read with read_csv and the CSV options in `csv` (the command line's
-// --delimiter, --no-header, --skip-rows, --decimal-comma), or a DataFrame.
-Table table_of(const py::object& data, const py::dict& csv) {
+// --delimiter, --no-header, --skip-rows, --decimal-comma), or a DataFrame. With a group, a path
+// is read in parts (read_csv_shard), and a DataFrame is this process's part of the rows.
+Table table_of(const py::object& data, const py::dict& csv, const Group* group = nullptr) {
   if (!py::isinstance<py::str>(data)) return table_of_frame(data);
   const CsvOptions defaults;
   const std::string delimiter =
@@ -85,7 +103,7 @@ Table table_of(const py::object& data, const py::dict& csv) {
                       "decimal_comma");
   const std::string path = data.cast<std::string>();
   py::gil_scoped_release release;
-  return read_csv(path, o);
+  return group ? read_csv_shard(path, o, *group) : read_csv(path, o);
 }
 
 py::list notes_of(const std::vector<Note>& notes) {
@@ -248,10 +266,11 @@ std::vector<std::string> input_names(const Model& m) {
 // ---------------------------------------------------------------------------------------
 
 py::tuple train_py(const py::object& data, const py::dict& csv, const py::dict& options,
-                   std::shared_ptr<Model> init_from) {
+                   std::shared_ptr<Model> init_from, bool distributed) {
   FitOptions o = fit_options(options);  // every option is checked before the data is read
   o.init_from = init_from.get();
-  const Table table = table_of(data, csv);
+  o.group = distributed ? mpi_group() : nullptr;
+  const Table table = table_of(data, csv, o.group);
 
   // Ctrl-C: the GIL is released while training; a batch callback takes it back at most every
   // 50 ms to let Python's signal handler run, and stops the run if it asks.
@@ -497,8 +516,11 @@ void bind_pipeline(py::module_& m) {
           "chainrule.train run that made this model (None for a loaded model).");
 
   m.def("train", &train_py, py::arg("data"), py::arg("csv"), py::arg("options"),
-        py::arg("init_from") = nullptr,
+        py::arg("init_from") = nullptr, py::arg("distributed") = false,
         "chainrule train on a CSV path or a DataFrame; returns (Model, history).");
+  // The MPI job this process belongs to (rank 0 of 1 when it was not started by mpirun).
+  m.def("mpi_rank", [] { return mpi_group() ? mpi_group()->rank() : 0; });
+  m.def("mpi_size", [] { return mpi_group() ? mpi_group()->size() : 1; });
   m.def("evaluate", &evaluate_py, py::arg("model"), py::arg("data"), py::arg("csv"));
   m.def("predict_table", &predict_py, py::arg("model"), py::arg("data"), py::arg("csv"));
   m.def("explain_row", &explain_py, py::arg("model"), py::arg("data"), py::arg("row"),

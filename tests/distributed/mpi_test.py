@@ -15,7 +15,8 @@ process trains, up to the order of floating-point additions.
   a non-zero exit, no hang, and the model file already there left as it was;
 - per-rank peak memory with N = 2 on a generated CSV: about half of one process's.
 
-- examples/distributed.cpp (the library under mpirun) trains the model the command line trains.
+- examples/distributed.cpp (the library under mpirun) and chainrule.train(distributed=True) (the
+  Python package under mpirun) train the model the command line trains.
 
 Usage: mpi_test.py CHAINRULE_BINARY WORK_DIR [EXAMPLE_DISTRIBUTED_BINARY]
 """
@@ -126,6 +127,25 @@ if len(sys.argv) > 3:
     d = rel_diff("example-cli.safetensors", "example.safetensors")
     print(f"library example: 2 processes against the command line alone: {d:.3g}")
     check(d <= 1e-10, f"library example: differs by {d:.3g}")
+
+# The Python package (when built beside the binary): chainrule.train(..., distributed=True).
+PYDIR = os.path.join(os.path.dirname(BIN), "python")
+if os.path.isdir(os.path.join(PYDIR, "chainrule")):
+    open(os.path.join(WORK, "dist.py"), "w").write(
+        "import sys, chainrule\n"
+        "m = chainrule.train(sys.argv[1], layers=[32], dtype='float64', epochs=5, distributed=True)\n"
+        "assert chainrule.mpi_size() == int(sys.argv[3]), chainrule.mpi_size()\n"
+        "if chainrule.mpi_rank() == 0:\n"
+        "    m.save(sys.argv[2])\n")
+    env = {**os.environ, "PYTHONPATH": PYDIR}
+    run(["/usr/bin/python3", "dist.py", "digits.csv", "py-1.safetensors", "1"], env=env)
+    run(MPIRUN + ["-np", "2", "-x", "PYTHONPATH", "/usr/bin/python3", "dist.py", "digits.csv",
+                  "py-np2.safetensors", "2"], env=env)
+    d = rel_diff("py-1.safetensors", "py-np2.safetensors")
+    print(f"Python: chainrule.train(distributed=True) on 2 processes against one: {d:.3g}")
+    check(d <= 1e-10, f"Python: 2 processes differ by {d:.3g}")
+    check(rel_diff("py-1.safetensors", "example-cli.safetensors") == 0 if len(sys.argv) > 3 else True,
+          "Python: one process differs from the command line")
 
 # Dropout: masks drawn per process (they depend on N, docs/distributed.md); the same N twice gives
 # the same bytes, and the model learns as one process's does.
