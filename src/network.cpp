@@ -135,7 +135,9 @@ double Network<T>::step_one(const T* x, const T* y) {
 
 template <class T>
 void Network<T>::zero_grad() {
-  std::fill(grads_.begin(), grads_.end(), T(0));
+  parallel_ranges(grads_.size(), [this](std::size_t begin, std::size_t end) {
+    std::fill(grads_.begin() + std::ptrdiff_t(begin), grads_.begin() + std::ptrdiff_t(end), T(0));
+  });
 }
 
 template <class T>
@@ -253,7 +255,7 @@ void Network<T>::backward(const BatchView<T>& Y) {
 template <class T>
 template <class F>
 void Network<T>::each_block(F&& f) {
-  if (!pool_.pool) pool_.pool = std::make_unique<detail::WorkerPool>();
+  pool();
   for (std::size_t b = 0; b < split_; ++b)
     blocks_[b].error = nullptr;
   auto job = [&](std::size_t b) {
@@ -266,6 +268,18 @@ void Network<T>::each_block(F&& f) {
   pool_.pool->run(split_, job);
   for (std::size_t b = 0; b < split_; ++b)
     if (blocks_[b].error) std::rethrow_exception(blocks_[b].error);
+}
+
+template <class T>
+std::size_t Network<T>::ranges_for(std::size_t n) const {
+  constexpr std::size_t kMinPerThread = 16384;  // below, a dispatch costs more than it saves
+  return std::min<std::size_t>(std::size_t(threads_), n / kMinPerThread);
+}
+
+template <class T>
+detail::WorkerPool& Network<T>::pool() {
+  if (!pool_.pool) pool_.pool = std::make_unique<detail::WorkerPool>();
+  return *pool_.pool;
 }
 
 template <class T>

@@ -41,8 +41,15 @@ Sgd<T>::Sgd(SgdOptions options) : Optimizer<T>(options.lr), options_(options) {
 }
 
 template <class T>
-void Sgd<T>::step(std::span<T> params, std::span<const T> grads, std::size_t begin,
-                  std::size_t end) {
+void Sgd<T>::begin_step(std::size_t n) {
+  if (options_.momentum != 0 && velocity_.size() != n) velocity_.assign(n, T(0));
+  first_ = this->steps_ == 0;
+  ++this->steps_;
+}
+
+template <class T>
+void Sgd<T>::update(std::span<T> params, std::span<const T> grads, std::size_t begin,
+                    std::size_t end) {
   assert(params.size() == grads.size());
   const T lr = T(this->lr_), mu = T(options_.momentum), wd = T(options_.weight_decay);
   if (mu == T(0)) {
@@ -51,17 +58,14 @@ void Sgd<T>::step(std::span<T> params, std::span<const T> grads, std::size_t beg
       params[i] -= lr * g;
     }
   } else {
-    if (velocity_.size() != params.size()) velocity_.assign(params.size(), T(0));
-    const bool first = this->steps_ == 0;
     for (std::size_t i = begin; i < end; ++i) {
       T g = wd == T(0) ? grads[i] : grads[i] + wd * params[i];
       T& v = velocity_[i];
-      v = first ? g : mu * v + g;
+      v = first_ ? g : mu * v + g;
       g = options_.nesterov ? g + mu * v : v;
       params[i] -= lr * g;
     }
   }
-  ++this->steps_;
 }
 
 template <class T>
@@ -75,20 +79,25 @@ Adam<T>::Adam(AdamOptions o) : Optimizer<T>(o.lr), options_(o) {
 }
 
 template <class T>
-void Adam<T>::step(std::span<T> params, std::span<const T> grads, std::size_t begin,
-                   std::size_t end) {
-  assert(params.size() == grads.size());
-  if (m_.size() != params.size()) {
-    m_.assign(params.size(), T(0));
-    v_.assign(params.size(), T(0));
+void Adam<T>::begin_step(std::size_t n) {
+  if (m_.size() != n) {
+    m_.assign(n, T(0));
+    v_.assign(n, T(0));
   }
   const std::int64_t t = ++this->steps_;
   const double lr = this->lr_;
+  step_size_ = T(lr / (1 - std::pow(options_.beta1, double(t))));
+  bc2_sqrt_ = T(std::sqrt(1 - std::pow(options_.beta2, double(t))));
+  decay_ = T(1 - lr * options_.weight_decay);
+}
+
+template <class T>
+void Adam<T>::update(std::span<T> params, std::span<const T> grads, std::size_t begin,
+                     std::size_t end) {
+  assert(params.size() == grads.size());
   const T b1 = T(options_.beta1), b2 = T(options_.beta2), eps = T(options_.eps);
   const T wd = T(options_.weight_decay);
-  const T step_size = T(lr / (1 - std::pow(options_.beta1, double(t))));
-  const T bc2_sqrt = T(std::sqrt(1 - std::pow(options_.beta2, double(t))));
-  const T decay = T(1 - lr * options_.weight_decay);
+  const T step_size = step_size_, bc2_sqrt = bc2_sqrt_, decay = decay_;
   // Raw pointers the compiler may assume apart, and no branch inside: the loop vectorizes.
   // Each element gets the same operations in the same order as before: results are unchanged.
   T* __restrict p = params.data() + begin;
@@ -126,12 +135,17 @@ Rmsprop<T>::Rmsprop(RmspropOptions o) : Optimizer<T>(o.lr), options_(o) {
 }
 
 template <class T>
-void Rmsprop<T>::step(std::span<T> params, std::span<const T> grads, std::size_t begin,
-                      std::size_t end) {
-  if (square_avg_.size() != params.size()) {
-    square_avg_.assign(params.size(), T(0));
-    if (options_.momentum > 0) buffer_.assign(params.size(), T(0));
+void Rmsprop<T>::begin_step(std::size_t n) {
+  if (square_avg_.size() != n) {
+    square_avg_.assign(n, T(0));
+    if (options_.momentum > 0) buffer_.assign(n, T(0));
   }
+  ++this->steps_;
+}
+
+template <class T>
+void Rmsprop<T>::update(std::span<T> params, std::span<const T> grads, std::size_t begin,
+                        std::size_t end) {
   const T lr = T(this->lr_), a = T(options_.alpha), eps = T(options_.eps);
   const T wd = T(options_.weight_decay), mu = T(options_.momentum);
   for (std::size_t i = begin; i < end; ++i) {
@@ -145,7 +159,6 @@ void Rmsprop<T>::step(std::span<T> params, std::span<const T> grads, std::size_t
       params[i] -= lr * g / avg;
     }
   }
-  ++this->steps_;
 }
 
 namespace {

@@ -177,8 +177,13 @@ StopReason Trainer<T>::run_batch() {
     const auto [begin, end] = cb_.reduce_scatter(net_.grads());
     optimizer_->step(net_.params(), net_.grads(), begin, end);
     cb_.all_gather(net_.params());
-  } else {
-    optimizer_->step(net_.params(), net_.grads());
+  } else {  // one step, its elementwise update shared by the network's threads
+    const std::span<T> params = net_.params();
+    const std::span<const T> grads = net_.grads();
+    optimizer_->begin_step(params.size());
+    net_.parallel_ranges(params.size(), [&](std::size_t begin, std::size_t end) {
+      optimizer_->update(params, grads, begin, end);
+    });
   }
   s_.loss_sum += loss * double(local_n_);
   local_rows_ += double(local_n_);

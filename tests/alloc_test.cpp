@@ -68,7 +68,13 @@ long allocations_in_steady_steps(const NetworkSpec& spec, Index batch, int threa
     net.zero_grad();
     net.forward(X);
     net.backward(Y);
-    sgd.step(net.params(), net.grads());
+    // As the Trainer steps: one step, its update shared by the network's threads.
+    const std::span<T> params = net.params();
+    const std::span<const T> grads = net.grads();
+    sgd.begin_step(params.size());
+    net.parallel_ranges(params.size(), [&](std::size_t begin, std::size_t end) {
+      sgd.update(params, grads, begin, end);
+    });
   };
   step();  // the first step sizes the workspaces and the momentum buffer (and starts the threads)
   const long before = g_allocations.load();

@@ -82,6 +82,17 @@ class Network {
   /// too small to gain runs as one block. Two networks never share threads or settings.
   void set_threads(int n);
   int threads() const { return threads_; }
+  /// Runs update(begin, end) over [0, n) cut into one range per thread, at once, when the network
+  /// trains on several threads and n is large enough to be worth it; else update(0, n) here.
+  /// For an optimizer's pass over the flat buffers (Optimizer::update): elementwise, so the
+  /// result is the same for every cut.
+  template <class F>
+  void parallel_ranges(std::size_t n, F&& update) {
+    const std::size_t parts = ranges_for(n);
+    if (parts <= 1) return update(std::size_t(0), n);
+    auto job = [&](std::size_t b) { update(n * b / parts, n * (b + 1) / parts); };
+    pool().run(parts, job);  // no allocation: the pool takes a pointer to the job
+  }
   static constexpr int kMaxThreads = 256;
 
   /// Inverted dropout on every hidden layer's output: kept values are scaled by 1/(1 - p).
@@ -137,6 +148,9 @@ class Network {
   // Runs f(block index) on every block, one per thread; rethrows the first block's exception.
   template <class F>
   void each_block(F&& f);
+  // How many ranges parallel_ranges cuts n elements into, and the workers it hands them to.
+  std::size_t ranges_for(std::size_t n) const;
+  detail::WorkerPool& pool();
 
   // The network's worker threads; a copy of the network starts its own.
   struct Pool {

@@ -29,8 +29,16 @@ class Optimizer {
   }
   /// One step that updates only parameters [begin, end) (and their state): several processes
   /// each update their block of one model (Trainer's shards). Counts as one step.
-  virtual void step(std::span<T> params, std::span<const T> grads, std::size_t begin,
-                    std::size_t end) = 0;
+  void step(std::span<T> params, std::span<const T> grads, std::size_t begin, std::size_t end) {
+    begin_step(params.size());
+    update(params, grads, begin, end);
+  }
+  /// The two halves of a step, for threads that share one: begin_step once (it counts the step
+  /// and sizes the state for n parameters), then update over disjoint ranges of [0, n), one per
+  /// thread, at once. Each parameter gets exactly what step() gives it, bit for bit.
+  virtual void begin_step(std::size_t n) = 0;
+  virtual void update(std::span<T> params, std::span<const T> grads, std::size_t begin,
+                      std::size_t end) = 0;
   double learning_rate() const { return lr_; }
   void set_learning_rate(double lr) { lr_ = lr; }
   /// Number of step() calls so far.
@@ -65,15 +73,16 @@ template <class T>
 class Sgd final : public Optimizer<T> {
  public:
   explicit Sgd(SgdOptions options);
-  using Optimizer<T>::step;
-  void step(std::span<T> params, std::span<const T> grads, std::size_t begin,
-            std::size_t end) override;
+  void begin_step(std::size_t n) override;
+  void update(std::span<T> params, std::span<const T> grads, std::size_t begin,
+              std::size_t end) override;
   const SgdOptions& options() const { return options_; }
 
  private:
   std::vector<std::vector<T>*> buffers() override { return {&velocity_}; }
   SgdOptions options_;
   std::vector<T> velocity_;  // parallel to params; empty without momentum
+  bool first_ = false;       // this step is the first (v = g)
 };
 
 /// Options of Adam and AdamW, as torch.optim defines them.
@@ -93,15 +102,16 @@ template <class T>
 class Adam final : public Optimizer<T> {
  public:
   explicit Adam(AdamOptions options);
-  using Optimizer<T>::step;
-  void step(std::span<T> params, std::span<const T> grads, std::size_t begin,
-            std::size_t end) override;
+  void begin_step(std::size_t n) override;
+  void update(std::span<T> params, std::span<const T> grads, std::size_t begin,
+              std::size_t end) override;
   const AdamOptions& options() const { return options_; }
 
  private:
   std::vector<std::vector<T>*> buffers() override { return {&m_, &v_}; }
   AdamOptions options_;
-  std::vector<T> m_, v_;  // first and second moments, parallel to params
+  std::vector<T> m_, v_;                        // first and second moments, parallel to params
+  T step_size_ = 0, bc2_sqrt_ = 1, decay_ = 1;  // this step's bias corrections and decay
 };
 
 /// Options of RMSprop, as torch.optim.RMSprop defines them (not centered).
@@ -120,9 +130,9 @@ template <class T>
 class Rmsprop final : public Optimizer<T> {
  public:
   explicit Rmsprop(RmspropOptions options);
-  using Optimizer<T>::step;
-  void step(std::span<T> params, std::span<const T> grads, std::size_t begin,
-            std::size_t end) override;
+  void begin_step(std::size_t n) override;
+  void update(std::span<T> params, std::span<const T> grads, std::size_t begin,
+              std::size_t end) override;
 
  private:
   std::vector<std::vector<T>*> buffers() override { return {&square_avg_, &buffer_}; }
