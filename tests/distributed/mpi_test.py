@@ -173,8 +173,9 @@ check(d <= 1e-10, f"IDX: N = 3 differs by {d:.3g}")
 
 # --- stopping, killing, resuming --------------------------------------------------------------
 
-# About 50 ms an epoch: long enough to be stopped mid-run, short enough for a test.
-SLOW = ["digits.csv", "--layers", "128,128", "--epochs", "60", "--batch", "4", "--val", "0.2",
+# About 50 ms an epoch here; the stops below wait for epochs in the log, not for a time, so that
+# a faster machine stops the run as surely.
+SLOW = ["digits.csv", "--layers", "128,128", "--epochs", "100", "--batch", "4", "--val", "0.2",
         "--dtype", "float64", "--patience", "0", "--checkpoint-every", "1", "--lr", "0.002"]
 
 
@@ -197,21 +198,27 @@ def rank_pids(out):
 
 
 def start(n, args, out):
-    for f in (out, out + ".ckpt"):
+    for f in (out, out + ".ckpt", out + ".log"):
         if os.path.exists(os.path.join(WORK, f)):
             os.remove(os.path.join(WORK, f))
-    return subprocess.Popen(MPIRUN + ["-np", str(n), BIN, "train"] + args + ["--out", out, "--threads", "1"],
+    return subprocess.Popen(MPIRUN + ["-np", str(n), BIN, "train"] + args +
+                            ["--out", out, "--threads", "1", "--log", out + ".log"],
                             cwd=WORK, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
 
-def wait_for(path, proc, seconds=60):
+def wait_epochs(out, proc, k, seconds=60):
+    """Waits until the run's log has k epochs and its checkpoint exists; returns the last epoch's
+    seconds (None if the run ended or the time ran out first)."""
     deadline = time.time() + seconds
+    log = os.path.join(WORK, out + ".log")
     while time.time() < deadline and proc.poll() is None:
-        if os.path.exists(os.path.join(WORK, path)):
-            return True
-        time.sleep(0.05)
-    return False
+        if os.path.exists(log) and os.path.exists(os.path.join(WORK, out + ".ckpt")):
+            lines = open(log).read().splitlines()
+            if len(lines) >= k:
+                return json.loads(lines[k - 1])["seconds"]
+        time.sleep(0.01)
+    return None
 
 
 train(2, SLOW, "slow-np2.safetensors")
@@ -219,8 +226,9 @@ train(3, SLOW, "slow-np3.safetensors")
 
 # A rank killed mid-epoch.
 proc = start(2, SLOW, "killed.safetensors")
-check(wait_for("killed.safetensors.ckpt", proc), "kill: no checkpoint appeared")
-time.sleep(0.4)  # into the next epoch
+epoch = wait_epochs("killed.safetensors", proc, 2)
+check(epoch is not None, "kill: the run did not reach its second epoch")
+time.sleep((epoch or 0) / 2)  # into the middle of the next epoch
 pids = rank_pids("killed.safetensors")
 check(1 in pids, f"kill: rank 1 not found ({pids})")
 t0 = time.time()
@@ -253,8 +261,8 @@ for n, reference in ((2, "slow-np2.safetensors"), (3, "slow-np3.safetensors")):
 
 # Ctrl-C: mpirun passes it on; every rank stops in the same step; rank 0 writes the checkpoint.
 proc = start(2, SLOW, "stopped.safetensors")
-check(wait_for("stopped.safetensors.ckpt", proc), "ctrl-c: no checkpoint appeared")
-time.sleep(1)  # mpirun passes signals on once the job is running
+check(wait_epochs("stopped.safetensors", proc, 2) is not None,
+      "ctrl-c: the run did not reach its second epoch")
 os.kill(proc.pid, signal.SIGINT)
 _, err = proc.communicate(timeout=60)
 check(proc.returncode != 0 and "interrupted after epoch" in err and err.count("interrupted after") == 1
