@@ -43,10 +43,10 @@ struct FitOptions {
   bool measure_train = true;
   /// Several processes training one model (group.hpp; an MPI job): `data` is this process's
   /// part of the rows, the parts in rank order making up the whole table (read_csv_shard,
-  /// read_idx_pixels with a part). Every process calls fit with the same options and gets the same model:
-  /// the one a single process gives on the whole table with the same options, up to the order of
-  /// floating-point additions (docs/distributed.md). Callbacks run on every process; `group` must
-  /// outlive the call. Null, or a group of one: this process holds all the rows.
+  /// read_idx_pixels with a part). Every process calls fit with the same options and gets the same
+  /// model: the one a single process gives on the whole table with the same options, up to the
+  /// order of floating-point additions (docs/distributed.md). Callbacks run on every process;
+  /// `group` must outlive the call. Null, or a group of one: this process holds all the rows.
   const Group* group = nullptr;
 };
 
