@@ -523,6 +523,12 @@ void read_text_columns(CsvTokenizer& tok, RawRow& row, Table& t,
     }
 }
 
+// What a row's error says it expected: " fields (as in the header)" or " fields (as in the
+// first row)".
+std::string expected_fields_text(const CsvOptions& options) {
+  return " fields" + std::string(options.header ? " (as in the header)" : " (as in the first row)");
+}
+
 }  // namespace
 
 Table parse_csv(std::string_view text, const std::string& source, const CsvOptions& options) {
@@ -533,8 +539,7 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
   Table t;
   t.source = source;
   const std::size_t header_line = options.header ? read_header(tok, row, t) : 0;
-  const std::string expected_fields =
-      " fields" + std::string(options.header ? " (as in the header)" : " (as in the first row)");
+  const std::string expected_fields = expected_fields_text(options);
   const std::size_t data_start = tok.position(), data_line = tok.line();
   Rows read = DataRows(text, tok, row, t, expected_fields).read(options);
   t.lines = std::move(read.lines);
@@ -710,7 +715,7 @@ Table read_csv_shard(const std::string& path, const CsvOptions& options, const G
   });
   const std::vector<std::string> all =
       g.all_gather(std::string(reinterpret_cast<const char*>(counts), sizeof counts));
-  std::uint64_t quotes_before = 0, lines_before = 0;
+  // The quotes and newlines before each nominal cut.
   std::vector<std::uint64_t> quotes_at(std::size_t(N) + 1, 0), lines_at(std::size_t(N) + 1, 0);
   for (int k = 0; k < N; ++k) {
     std::uint64_t c[2];
@@ -718,15 +723,13 @@ Table read_csv_shard(const std::string& path, const CsvOptions& options, const G
     quotes_at[std::size_t(k) + 1] = quotes_at[std::size_t(k)] + c[0];
     lines_at[std::size_t(k) + 1] = lines_at[std::size_t(k)] + c[1];
   }
-  quotes_before = quotes_at[std::size_t(r)];
-  lines_before = lines_at[std::size_t(r)];
   // This process's records: from the first record boundary at or after its cut to the first at
   // or after the next process's cut (the file's data start and end at the ends).
   Rows read;
   g.together([&] {
     std::uint64_t skipped = 0, unused = 0;
     const std::size_t from =
-        r == 0 ? data_start : next_record(*file, cut(r), quotes_before, skipped);
+        r == 0 ? data_start : next_record(*file, cut(r), quotes_at[std::size_t(r)], skipped);
     const std::size_t to =
         r == N - 1
             ? S
@@ -743,12 +746,12 @@ Table read_csv_shard(const std::string& path, const CsvOptions& options, const G
     head.shrink_to_fit();
     file->read(from, to, head);
     const std::string& text = head;
-    check_text(text, path, data_line + lines_before + skipped);
+    const std::size_t first_line = data_line + lines_at[std::size_t(r)] + skipped;
+    check_text(text, path, first_line);
     CsvTokenizer tok(text, path, options.delimiter);
-    tok.seek(0, data_line + lines_before + skipped);
+    tok.seek(0, first_line);
     RawRow row;
-    const std::string expected_fields =
-        " fields" + std::string(options.header ? " (as in the header)" : " (as in the first row)");
+    const std::string expected_fields = expected_fields_text(options);
     CsvOptions one = options;
     one.threads = 1;
     read = DataRows(text, tok, row, t, expected_fields).read(one);
@@ -765,8 +768,7 @@ Table read_csv_shard(const std::string& path, const CsvOptions& options, const G
     if (text_columns.empty()) return;
     CsvTokenizer tok(head, path, options.delimiter);
     RawRow row;
-    const std::string expected_fields =
-        " fields" + std::string(options.header ? " (as in the header)" : " (as in the first row)");
+    const std::string expected_fields = expected_fields_text(options);
     read_text_columns(tok, row, t, text_columns, 0, t.lines.empty() ? 1 : t.lines.front(),
                       expected_fields);
   });

@@ -1,5 +1,6 @@
 #include "chainrule/fit.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -128,15 +129,11 @@ Table gather_target(const Table& t, const std::string& name, const Group& g) {
 // This process's rows among `rows` (indices into every process's rows, ascending), as indices
 // into its own table, and how many of `rows` lie before them.
 std::vector<std::size_t> local_rows(const std::vector<std::size_t>& rows, std::size_t offset,
-                                    std::size_t count, Index& before) {
+                                    std::size_t count, Index* before = nullptr) {
   std::vector<std::size_t> mine;
-  before = 0;
-  for (const std::size_t r : rows) {
-    if (r < offset)
-      ++before;
-    else if (r < offset + count)
-      mine.push_back(r - offset);
-  }
+  for (const std::size_t r : rows)
+    if (r >= offset && r < offset + count) mine.push_back(r - offset);
+  if (before) *before = Index(std::lower_bound(rows.begin(), rows.end(), offset) - rows.begin());
   return mine;
 }
 
@@ -256,10 +253,7 @@ void train_model(const Dataset& data, const Part& part, const FitOptions& o,
     Xv_ = model.prep.transform<T>(data, split.validation, o.threads);
     Yv_ = model.prep.targets<T>(table, split.validation);
   };
-  if (g)
-    g->together(prepare);
-  else
-    prepare();
+  together(g, prepare);
   const BatchView<T> X =
       in_place ? BatchView<T>(Eigen::Map<const Batch<T>, 0, Eigen::OuterStride<>>(
                      static_cast<const T*>(data.matrix()->data), Index(split.train.size()),
@@ -379,16 +373,19 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
   {  // every row's target, the examples and the split: freed once this process's rows are known
     std::size_t offset = 0;
     Table whole_target;
+    PreprocessOptions target_options = o.data;
     if (g) {
       std::tie(offset, part.rows) = g->offset_of(data.rows());
-      const std::string name = o.data.target.empty() ? (base           ? base->prep.target
-                                                        : table.cols() ? table.columns.back().name
-                                                                       : "")
-                                                     : o.data.target;
-      whole_target = gather_target(table, base ? base->prep.target : name, *g);
+      const std::string name = base                     ? base->prep.target
+                               : !o.data.target.empty() ? o.data.target
+                               : table.cols()           ? table.columns.back().name
+                                                        : "";
+      whole_target = gather_target(table, name, *g);
+      // By name: a target given by its index names a column of the whole table, not of this one.
+      target_options.target = whole_target.columns[0].name;
     }
     const Table& targets = g ? whole_target : table;
-    target_only = base ? base->prep : Preprocessor::fit_target(targets, o.data);
+    target_only = base ? base->prep : Preprocessor::fit_target(targets, target_options);
     // The examples: rows whose target is present (the others are left out, with a note).
     const std::vector<std::size_t> examples = target_only.rows_with_target(targets);
     if (examples.empty())
@@ -417,9 +414,8 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
     r.train_rows = part.train_rows = split.train.size();
     r.validation_rows = part.validation_rows = split.validation.size();
     if (g) {
-      Index before_validation;
-      part.local.train = local_rows(split.train, offset, data.rows(), part.train_first);
-      part.local.validation = local_rows(split.validation, offset, data.rows(), before_validation);
+      part.local.train = local_rows(split.train, offset, data.rows(), &part.train_first);
+      part.local.validation = local_rows(split.validation, offset, data.rows());
     } else {
       part.local = std::move(split);
     }

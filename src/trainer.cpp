@@ -173,18 +173,17 @@ StopReason Trainer<T>::run_batch() {
   const Index first = s_.batch * B_, n = std::min(B_, N_ - first);
   const double loss = forward_backward(first, n);
   if (cb_.after_backward) cb_.after_backward(net_.grads(), local_n_);
-  if (sharded_) {  // the sums of this process's block, its parameters updated, then all blocks
-    const auto [begin, end] = cb_.reduce_scatter(net_.grads());
-    optimizer_->step(net_.params(), net_.grads(), begin, end);
-    cb_.all_gather(net_.params());
-  } else {  // one step, its elementwise update shared by the network's threads
-    const std::span<T> params = net_.params();
-    const std::span<const T> grads = net_.grads();
-    optimizer_->begin_step(params.size());
-    net_.parallel_ranges(params.size(), [&](std::size_t begin, std::size_t end) {
-      optimizer_->update(params, grads, begin, end);
-    });
-  }
+  // One optimizer step, its elementwise update shared by the network's threads. With a shard,
+  // over the block this process holds the sums of; then every process's block, to all.
+  const std::span<T> params = net_.params();
+  const std::span<const T> grads = net_.grads();
+  const auto [begin, end] = sharded_ ? cb_.reduce_scatter(net_.grads())
+                                     : std::pair<std::size_t, std::size_t>(0, params.size());
+  optimizer_->begin_step(params.size());
+  net_.parallel_ranges(end - begin, [&](std::size_t b, std::size_t e) {
+    optimizer_->update(params, grads, begin + b, begin + e);
+  });
+  if (sharded_) cb_.all_gather(params);
   s_.loss_sum += loss * double(local_n_);
   local_rows_ += double(local_n_);
   ++s_.batch;
@@ -239,24 +238,22 @@ EpochReport Trainer<T>::epoch_report() {
   r.lr = optimizer_->learning_rate();
   if (sharded_) {  // sums of every process's part: training loss, validation loss and metric
     ScoreSums v = score_sums(net_, Xv_, Yv_, o_.metric);
-    std::vector<double> sums = v.values;
-    sums.push_back(s_.loss_sum);
-    cb_.sum(sums);
-    r.train_loss = sums.back() / double(N_);
-    sums.pop_back();
-    v.values = sums;
+    v.values.push_back(s_.loss_sum);  // summed along, then taken off
+    cb_.sum(v.values);
+    r.train_loss = v.values.back() / double(N_);
+    v.values.pop_back();
     if (v.rows() > 0) {
       r.val_loss = v.loss();
       if (o_.metric != Metric::none) r.val_metric = v.metric_value();
     }
   } else {
     r.train_loss = s_.loss_sum / double(N_);
-  }
-  if (!sharded_ && Xv_.rows() > 0) {
-    const Batch<T>& P = net_.infer(Xv_);
-    r.val_loss = net_.loss(Yv_);
-    if (o_.metric == Metric::accuracy) r.val_metric = accuracy<T>(P, Yv_);
-    if (o_.metric == Metric::r2) r.val_metric = r2_score<T>(P, Yv_);
+    if (Xv_.rows() > 0) {
+      const Batch<T>& P = net_.infer(Xv_);
+      r.val_loss = net_.loss(Yv_);
+      if (o_.metric == Metric::accuracy) r.val_metric = accuracy<T>(P, Yv_);
+      if (o_.metric == Metric::r2) r.val_metric = r2_score<T>(P, Yv_);
+    }
   }
   // The monitored loss: validation's, or training's without validation.
   const double monitored = r.val_loss.value_or(r.train_loss);

@@ -87,6 +87,12 @@ class Group {
   virtual void control_max(std::span<std::int64_t> values) const { max(values); }
 };
 
+/// g->together(phase) with a group; phase() alone without one (null: this process is alone).
+template <class F>
+auto together(const Group* g, F&& phase) {
+  return g ? g->together(phase) : phase();
+}
+
 /// Another process of the group failed and reported why: this one stops quietly (a front-end
 /// exits non-zero without a second message).
 class PeerError : public Error {

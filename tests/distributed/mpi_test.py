@@ -120,6 +120,14 @@ for name, opt in OPTIMIZERS.items():
               abs(one[split]["loss"] - three[split]["loss"]) <= 1e-9 * abs(one[split]["loss"]),
               f"{name}: {split} metrics {one[split]} against {three[split]}")
 
+# The target by its index (a column of the whole table, as one process reads it).
+TARGET = ["digits.csv", "--target", "64", "--layers", "16", "--epochs", "2", "--dtype", "float64"]
+train(0, TARGET, "target-1.safetensors")
+train(3, TARGET, "target-np3.safetensors")
+d = rel_diff("target-1.safetensors", "target-np3.safetensors")
+print(f"--target 64: N = 3 against one process {d:.3g}")
+check(d <= 1e-10, f"--target by index: N = 3 differs by {d:.3g}")
+
 # The library example: 2 processes through fit() with a group, against the command line alone.
 if len(sys.argv) > 3:
     run(MPIRUN + ["-np", "2", sys.argv[3], "digits.csv", "example.safetensors"])

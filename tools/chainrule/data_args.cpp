@@ -106,28 +106,18 @@ LoadedData::LoadedData(const DataArgs& a, const Group* g) {
     return;
   }
   const int part = g ? g->rank() : 0, parts = g ? g->size() : 1;
-  if (g)
-    g->together([&] { images_ = read_idx_pixels(a.path, max_bytes(a), part, parts); });
-  else
-    images_ = read_idx_pixels(a.path, max_bytes(a));
+  together(g, [&] { images_ = read_idx_pixels(a.path, max_bytes(a), part, parts); });
   Targets y;
   y.name = "label";
   if (!a.labels.empty()) {
     std::vector<int> labels;
-    if (g)
-      g->together([&] { labels = read_idx_labels(a.labels, max_bytes(a), part, parts); });
-    else
-      labels = read_idx_labels(a.labels, max_bytes(a));
-    const auto check = [&] {
+    together(g, [&] {
+      labels = read_idx_labels(a.labels, max_bytes(a), part, parts);
       if (labels.size() != std::size_t(images_.count))
         throw DataError(a.labels + ": holds " + std::to_string(labels.size()) + " labels for " +
                         std::to_string(images_.count) + " images in " + a.path +
                         (g ? " (in this process's share)" : ""));
-    };
-    if (g)
-      g->together(check);
-    else
-      check();
+    });
     y.numbers.assign(labels.begin(), labels.end());
   }
   std::vector<std::string> names;

@@ -127,16 +127,6 @@ int main(int argc, char** argv) {
   };
   const int code = [&]() -> int {
     try {
-      try {
-        if (g_group)
-          for (const Command& c : commands)
-            if (c.app->parsed() && c.app->get_name() != "train")
-              throw chainrule::ConfigError(c.app->get_name() +
-                                           " runs in one process: run it without mpirun (only "
-                                           "train runs on several)");
-      } catch (...) {
-        agreed(std::current_exception());
-      }
       // OpenBLAS on one thread: the threads are the networks' own, so --threads 1 keeps one core
       // busy; and no more than the cores available (more would only wait on one another).
       chainrule::set_openblas_threads(1);
@@ -145,6 +135,10 @@ int main(int argc, char** argv) {
         if (c.app->parsed()) {
           int code = kUsage;
           try {
+            if (g_group && c.app->get_name() != "train")
+              throw chainrule::ConfigError(c.app->get_name() +
+                                           " runs in one process: run it without mpirun (only "
+                                           "train runs on several)");
             code = c.run();
           } catch (...) {
             agreed(std::current_exception());

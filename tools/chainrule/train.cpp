@@ -440,10 +440,7 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
         if (!other.empty() && (a.report == other || same_file(a.report, other)))
           throw ConfigError("--report " + a.report + " is also the model, checkpoint or log file");
   };
-  if (g)
-    g->together(check_outputs);
-  else
-    check_outputs();
+  together(g, check_outputs);
   if (resume && !a.quiet)
     fmt::print(stderr, "resuming {}; the model will be written to {}\n", a.resume, a.out);
   const LoadedData data(a.data, g);
@@ -486,10 +483,7 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
     if (!a.log.empty() && lead) log = std::make_unique<LogFile>(a.log, resume != nullptr);
     write_report(true);
   };
-  if (g)
-    g->together(open_outputs);
-  else
-    open_outputs();
+  together(g, open_outputs);
   TrainCallbacks cb;
   if (g)
     cb.decide_stop = [&](StopReason local) {
