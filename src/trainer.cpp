@@ -177,10 +177,13 @@ StopReason Trainer<T>::run_batch() {
   // over the block this process holds the sums of; then every process's block, to all.
   const std::span<T> params = net_.params();
   const std::span<const T> grads = net_.grads();
-  const auto [begin, end] = sharded_ ? cb_.reduce_scatter(net_.grads())
-                                     : std::pair<std::size_t, std::size_t>(0, params.size());
+  // (A pair, not a structured binding: clang 14 does not let a lambda capture one.)
+  const std::pair<std::size_t, std::size_t> block =
+      sharded_ ? cb_.reduce_scatter(net_.grads())
+               : std::pair<std::size_t, std::size_t>(0, params.size());
+  const std::size_t begin = block.first;
   optimizer_->begin_step(params.size());
-  net_.parallel_ranges(end - begin, [&](std::size_t b, std::size_t e) {
+  net_.parallel_ranges(block.second - begin, [&](std::size_t b, std::size_t e) {
     optimizer_->update(params, grads, begin + b, begin + e);
   });
   if (sharded_) cb_.all_gather(params);
