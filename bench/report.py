@@ -120,7 +120,7 @@ for threads in (1, 2):
     if r:
         out(f"| W2 through `chainrule train`, whole process | chainrule train | {threads} | "
             f"{fmt_s(r['seconds'])} | {r['samples_per_s']:,.0f} | | training {fmt_s(r['train_seconds'])}, "
-            f"reading and preprocessing {fmt_s(r['load_seconds'])} | {r['process_rss_mib']:.0f} MiB |")
+            f"reading and preprocessing (before the first epoch) {fmt_s(r['load_seconds'])} | {r['process_rss_mib']:.0f} MiB |")
 if z:
     out(f"| reading floor: `zcat` of the IDX files | zcat | 1 | {fmt_s(z['seconds'])} | | | | |")
 r = find("w2-cli", "chainrule train", threads=1)

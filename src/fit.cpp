@@ -227,7 +227,7 @@ SplitMetrics measure(Network<T>& net, const BatchView<T>& X, const BatchView<T>&
 template <class T>
 void train_model(const Dataset& data, const Part& part, const FitOptions& o,
                  const TrainCallbacks& callbacks, const CheckpointSink& on_checkpoint,
-                 FitResult& r) {
+                 std::chrono::steady_clock::time_point started, FitResult& r) {
   Model& model = r.model;
   const Group* g = part.group;
   const Split& split = part.local;
@@ -297,6 +297,7 @@ void train_model(const Dataset& data, const Part& part, const FitOptions& o,
       on_checkpoint(c);
     };
   const auto start = std::chrono::steady_clock::now();
+  r.prepare_seconds = std::chrono::duration<double>(start - started).count();
   r.history = train(net, X, Y, Xv, Yv, t, rng, cb, o.resume ? &o.resume->state : nullptr);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   model.set_params(net);
@@ -350,6 +351,7 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
   const Table& table = data.table();  // the target (and, for a table, the features)
   const Group* g = o.group && o.group->size() > 1 ? o.group : nullptr;
 
+  const auto started = std::chrono::steady_clock::now();
   FitResult r;
   Model& model = r.model;
   model.dtype = o.dtype;
@@ -450,9 +452,9 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
                            " rows, each a class: if it is a measured quantity, it is a regression",
                        "task"});
   if (o.dtype == Dtype::float64)
-    train_model<double>(data, part, o, callbacks, on_checkpoint, r);
+    train_model<double>(data, part, o, callbacks, on_checkpoint, started, r);
   else
-    train_model<float>(data, part, o, callbacks, on_checkpoint, r);
+    train_model<float>(data, part, o, callbacks, on_checkpoint, started, r);
   return r;
 }
 

@@ -63,6 +63,9 @@ struct FitResult {
   TrainResult history;
   std::size_t train_rows = 0, validation_rows = 0;
   double seconds = 0;       ///< training time
+  /// Before training: the split, the preprocessing (its statistics and the matrices the network
+  /// reads) and the network's initialisation.
+  double prepare_seconds = 0;
   std::vector<Note> notes;  ///< what fit noticed that may be a mistake (not errors)
   /// history.interrupted: the run was stopped (FitOptions::train.stop) and `model` holds the
   /// weights of that moment without final metrics; the checkpoint was passed to on_checkpoint.

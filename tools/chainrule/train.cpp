@@ -443,7 +443,10 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
   together(g, check_outputs);
   if (resume && !a.quiet)
     fmt::print(stderr, "resuming {}; the model will be written to {}\n", a.resume, a.out);
+  const auto reading = std::chrono::steady_clock::now();
   const LoadedData data(a.data, g);
+  const double read_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - reading).count();
 
   // The log: every write checked; a failed write stops the log (not the run) and the command
   // ends with an error after the model is saved.
@@ -558,6 +561,8 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
       describe(r.model.spec), r.train_rows, r.validation_rows, r.seconds, r.history.history.size(),
       r.history.stopped_early ? fmt::format(" (early stop; best epoch {})", r.history.best_epoch)
                               : "");
+  fmt::print("data read in {:.2f} s and prepared in {:.2f} s, before the first epoch\n",
+             read_seconds, r.prepare_seconds);
   const ModelMetrics& metrics = *r.model.metrics;
   const SplitMetrics& shown = metrics.validation.value_or(metrics.train);
   fmt::print("{} loss {:.6f}, {} {:.4f}\n", metrics.validation ? "validation" : "training",
