@@ -62,7 +62,7 @@ struct FitResult {
   Model model;
   TrainResult history;
   std::size_t train_rows = 0, validation_rows = 0;
-  double seconds = 0;       ///< training time
+  double seconds = 0;  ///< training time
   /// Before training: the split, the preprocessing (its statistics and the matrices the network
   /// reads) and the network's initialisation.
   double prepare_seconds = 0;
