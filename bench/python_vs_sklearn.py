@@ -1,12 +1,12 @@
 #!/usr/bin/python3
 """chainrule.MLPClassifier beside scikit-learn's MLPClassifier in the same run: the same data
 (standardized float32, as both take it), architecture, solver, batch and epochs (tol=0, so both
-run every epoch), scikit-learn on one thread, chainrule on one and on two (its own threads; the
-process's OpenBLAS stays on one). Also the binding's overhead (the fit call's wall time
+run every epoch), each on one core and on two: scikit-learn through OpenBLAS's threads,
+chainrule through its own (OpenBLAS on one). Also the binding's overhead (the fit call's wall time
 against the engine's own training time) and, with --memory, the peak memory fit adds on
 Fashion-MNIST. Minutes, not CI; the figures go to bench/RESULTS.md.
 
-Usage: PYTHONPATH=build/python OPENBLAS_NUM_THREADS=1 bench/python_vs_sklearn.py [--memory]
+Usage: PYTHONPATH=build/python bench/python_vs_sklearn.py [--memory]
 """
 import gzip
 import resource
@@ -19,6 +19,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SkMLP
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 import chainrule
 
@@ -53,23 +54,28 @@ def settings(layers, epochs):
 
 
 def compare(name, data, layers, epochs):
+    """Each estimator on 1 and on 2 cores: scikit-learn through OpenBLAS's threads (its only
+    parallelism; threadpoolctl sets them), chainrule through its own threads with OpenBLAS on one
+    (as the command line runs). Each chainrule run is compared with scikit-learn on as many."""
     X, y, Xt, yt = data
     warnings.filterwarnings("ignore")
-    rows = []
-    for label, est in (("scikit-learn", SkMLP(**settings(layers, epochs))),
-                       *((f"chainrule, {t} thread{'s' if t > 1 else ''}",
-                          chainrule.MLPClassifier(**settings(layers, epochs), scale="none",
-                                                  threads=t)) for t in (1, 2))):
-        start = time.perf_counter()
-        est.fit(X, y)
-        seconds = time.perf_counter() - start
-        rows.append((label, seconds, est.score(Xt, yt), est))
-    sk = rows[0]
-    for label, seconds, score, est in rows[1:]:
+    sk = {}
+    for t in (1, 2):
+        est = SkMLP(**settings(layers, epochs))
+        with threadpool_limits(limits=t, user_api="blas"):
+            start = time.perf_counter()
+            est.fit(X, y)
+            sk[t] = (time.perf_counter() - start, est.score(Xt, yt))
+    for t in (1, 2):
+        est = chainrule.MLPClassifier(**settings(layers, epochs), scale="none", threads=t)
+        with threadpool_limits(limits=1, user_api="blas"):
+            start = time.perf_counter()
+            est.fit(X, y)
+            seconds = time.perf_counter() - start
         engine = est.fit_seconds_
         print(f"| {name} | {X.shape[0]}×{X.shape[1]}, {layers}, adam, batch 200, {epochs} epochs | "
-              f"{sk[1]:.2f} s ({sk[2]:.4f}) | {label}: {seconds:.2f} s ({score:.4f}) | "
-              f"{sk[1] / seconds:.2f}× | {engine:.2f} s, +{100 * (seconds / engine - 1):.1f}% |",
+              f"{t} | {sk[t][0]:.2f} s ({sk[t][1]:.4f}) | {seconds:.2f} s ({est.score(Xt, yt):.4f}) "
+              f"| {sk[t][0] / seconds:.2f}× | {engine:.2f} s, +{100 * (seconds / engine - 1):.1f}% |",
               flush=True)
 
 
@@ -94,8 +100,8 @@ if __name__ == "__main__":
     if "--memory" in sys.argv:
         memory()
         sys.exit()
-    print("| data | run | scikit-learn fit (test accuracy) | chainrule fit (test accuracy) | "
+    print("| data | run | cores | scikit-learn fit (test accuracy) | chainrule fit (test accuracy) | "
           "speed-up | chainrule engine time, binding overhead |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     compare("digits", digits(), (100,), 50)
     compare("Fashion-MNIST", fashion(), (128,), 5)

@@ -141,10 +141,12 @@ std::vector<std::size_t> local_rows(const std::vector<std::size_t>& rows, std::s
 // copy: a row-major matrix of T, unscaled, whose every row is a training row, in order, and
 // whose preprocessing changes nothing (every column a number feature with center 0 and scale 1,
 // in the matrix's order) and which holds no missing or infinite value (transform would impute
-// them or refuse them). The result is then the same matrix transform would have made.
+// them or refuse them). The result is then the same matrix transform would have made. With
+// `finite`, the caller knows the rows hold no such value (the preprocessing was just fitted on
+// them without imputation: it refused any), and they are not looked at again.
 template <class T>
 bool readable_in_place(const Dataset& data, const Preprocessor& p,
-                       std::span<const std::size_t> rows) {
+                       std::span<const std::size_t> rows, bool finite) {
   const MatrixView* m = data.matrix();
   constexpr ElementType type = std::is_same_v<T, float> ? ElementType::f32 : ElementType::f64;
   if (m == nullptr || !m->row_major || m->type != type || m->scale != 1 ||
@@ -154,6 +156,7 @@ bool readable_in_place(const Dataset& data, const Preprocessor& p,
     if (!f.numeric || f.center != 0 || f.scale != 1) return false;
   for (std::size_t i = 0; i < rows.size(); ++i)
     if (rows[i] != i) return false;
+  if (finite) return true;
   const T* base = static_cast<const T*>(m->data);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const T* x = base + m->offset(Index(i), 0);
@@ -239,7 +242,10 @@ void train_model(const Dataset& data, const Part& part, const FitOptions& o,
   const Table& table = data.table();
   Batch<T> copy;  // the training rows, preprocessed, unless the network reads them in place
   Batch<T> Y_, Xv_, Yv_;
-  const bool in_place = readable_in_place<T>(data, model.prep, split.train);
+  // fit_features looked at every value of the training rows and, without imputation, refused a
+  // missing or infinite one (a preprocessing taken from another model has not looked).
+  const bool in_place =
+      readable_in_place<T>(data, model.prep, split.train, !base && o.data.impute == Impute::none);
   // A value of this process's rows that the preprocessing refuses (a gap, a number out of the
   // training precision's range) fails here on this process alone: agreed on with the others.
   const auto prepare = [&] {

@@ -68,8 +68,9 @@ ColumnRef find_column(const Dataset& d, const std::string& name, const std::stri
 
 // A missing value: an error unless imputed (PreprocessOptions::impute names the fix).
 [[noreturn]] void missing_value(const ColumnRef& c, std::size_t row) {
-  throw DataError(c.where(row) + ": missing value in column '" + c.name + "': expected a " +
-                      (c.numeric() ? "number" : "value"),
+  // In a matrix a missing value is a NaN: said so, as scikit-learn's checks expect of a message.
+  throw DataError(c.where(row) + ": missing value" + (c.matrix ? " (NaN)" : "") + " in column '" +
+                      c.name + "': expected a " + (c.numeric() ? "number" : "value"),
                   c.numeric() ? "impute" : "impute_text");
 }
 [[noreturn]] void missing_value(const Table& t, std::size_t row, const Column& c) {
@@ -83,6 +84,7 @@ struct NumberStats {
   double sum = 0, lo = INFINITY, hi = -INFINITY, sq = 0;
   std::size_t n = 0;
   std::optional<std::size_t> first_missing;
+  std::optional<std::size_t> first_infinite;  // a matrix's ±inf (a table refuses them when read)
   double mean() const { return sum / double(n); }
   void add(double v, std::size_t r) {
     if (std::isnan(v)) {
@@ -166,6 +168,15 @@ void matrix_stats(const MatrixView& m, const std::vector<ColumnRef>& cols,
       for (std::size_t k = 0; k < K; ++k)
         if (std::isnan(v[k]) && !st[k].first_missing) st[k].first_missing = r;
   }
+  // An infinite value (only a matrix can hold one) shows in the extremes; its first row is then
+  // looked for in that column alone, before the extremes are merged with other processes'.
+  for (std::size_t k = 0; k < K; ++k)
+    if (std::isinf(lo[k]) || std::isinf(hi[k]))
+      for (const std::size_t r : rows)
+        if (std::isinf(double(base[m.offset(Index(r), cols[k].j)]) * m.scale)) {
+          st[k].first_infinite = r;
+          break;
+        }
   if (g) {
     std::vector<double> count(n.begin(), n.end());
     reduce_first_pass(g, sum, count, lo, hi);
@@ -468,6 +479,9 @@ Preprocessor Preprocessor::fit_features(Preprocessor p, const Dataset& data,
       const NumberStats& st = stats[k];
       local([&] {
         if (st.first_missing && o.impute == Impute::none) missing_value(c, *st.first_missing);
+        if (st.first_infinite)
+          throw DataError(c.where(*st.first_infinite) + ": an infinite value in column '" + c.name +
+                          "': expected a finite number");
       });
       if (st.n == 0)
         throw DataError(t.source + ": column '" + c.name + "' has no values to learn from");

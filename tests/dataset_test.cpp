@@ -220,11 +220,28 @@ TEST(Dataset, ShapesAndNamesAreChecked) {
             "the matrix: feature name 'a' is empty or appears twice");
   EXPECT_EQ(error([&] { Dataset({.data = nullptr, .rows = 3, .cols = 2}); }),
             "the matrix: expected a matrix of at least one row and one column, got 3 × 2");
-  // A missing feature value names its row and column.
+  // A missing feature value (a NaN) names its row and column.
   std::vector<double> gap = {1, 2, NAN, 4, 5, 6};
   const Dataset d({.data = gap.data(), .rows = 3, .cols = 2}, {.numbers = {0, 1, 0}});
-  EXPECT_EQ(error([&] { fit(d, options()); }),
-            "the matrix: row 2, column 'x0': missing value in column 'x0': expected a number");
+  EXPECT_EQ(
+      error([&] { fit(d, options()); }),
+      "the matrix: row 2, column 'x0': missing value (NaN) in column 'x0': expected a number");
+  // So does an infinite one, whatever the scaling and imputation (it used to make every value
+  // of its column "out of range after scaling", the first row named).
+  for (const double inf : {INFINITY, -INFINITY})
+    for (const Scale scale : {Scale::standard, Scale::minmax, Scale::none})
+      for (const Impute impute : {Impute::none, Impute::mean}) {
+        std::vector<float> far = {1, 2, 3, 4, 5, 6, 7, 8};
+        far[5] = float(inf);  // row 3, column x1
+        const Dataset f({.data = far.data(), .rows = 4, .cols = 2, .type = ElementType::f32},
+                        {.numbers = {0, 1, 0, 1}});
+        FitOptions o = options();
+        o.data.scale = scale;
+        o.data.impute = impute;
+        EXPECT_EQ(error([&] { fit(f, o); }),
+                  "the matrix: row 3, column 'x1': an infinite value in column 'x1': expected a "
+                  "finite number");
+      }
 }
 
 }  // namespace
