@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -153,20 +154,61 @@ void matrix_stats(const MatrixView& m, const std::vector<ColumnRef>& cols,
     }
     return row.data();
   };
-  for (const std::size_t r : rows) {
-    const double* v = read(r);
-    bool missing = false;
-    for (std::size_t k = 0; k < K; ++k) {
-      const bool ok = v[k] == v[k];
-      sum[k] = ok ? sum[k] + v[k] : sum[k];
-      lo[k] = ok ? std::min(lo[k], v[k]) : lo[k];
-      hi[k] = ok ? std::max(hi[k], v[k]) : hi[k];
-      n[k] += ok;
-      missing |= !ok;
-    }
-    if (missing)
+  if (dense && m.scale == 1) {
+    // The common case (a caller's float or double matrix, IDX bytes): the values as they are, no
+    // row of doubles in between. The extremes are kept in E (the extremes of values are values:
+    // the same as in double), the sum in double, each column's in row order as below; a NaN is
+    // skipped and counted apart.
+    constexpr E top = std::numeric_limits<E>::has_infinity ? std::numeric_limits<E>::infinity()
+                                                           : std::numeric_limits<E>::max();
+    std::vector<E> elo(K, top),
+        ehi(K, std::numeric_limits<E>::has_infinity ? -top : std::numeric_limits<E>::lowest());
+    std::vector<std::uint64_t> missing_count(K, 0);
+    for (const std::size_t r : rows) {
+      const E* x = base + m.offset(Index(r), 0);
+      // The extremes and whether the row has a NaN, then the sums: two loops that vectorize (one
+      // with the row's and the sums' widths mixed, or with a NaN test in the sum, did not).
+      unsigned missing = 0;
+      for (std::size_t k = 0; k < K; ++k) {
+        const E v = x[k];
+        elo[k] = v < elo[k] ? v : elo[k];
+        ehi[k] = v > ehi[k] ? v : ehi[k];
+        missing |= unsigned(v != v);
+      }
+      if (!missing) {
+        for (std::size_t k = 0; k < K; ++k)
+          sum[k] += double(x[k]);
+        continue;
+      }
       for (std::size_t k = 0; k < K; ++k)
-        if (std::isnan(v[k]) && !st[k].first_missing) st[k].first_missing = r;
+        if (x[k] == x[k]) {
+          sum[k] += double(x[k]);
+        } else {
+          ++missing_count[k];
+          if (!st[k].first_missing) st[k].first_missing = r;
+        }
+    }
+    for (std::size_t k = 0; k < K; ++k) {
+      n[k] = rows.size() - missing_count[k];
+      lo[k] = n[k] ? double(elo[k]) : INFINITY;
+      hi[k] = n[k] ? double(ehi[k]) : -INFINITY;
+    }
+  } else {
+    for (const std::size_t r : rows) {
+      const double* v = read(r);
+      bool missing = false;
+      for (std::size_t k = 0; k < K; ++k) {
+        const bool ok = v[k] == v[k];
+        sum[k] = ok ? sum[k] + v[k] : sum[k];
+        lo[k] = ok ? std::min(lo[k], v[k]) : lo[k];
+        hi[k] = ok ? std::max(hi[k], v[k]) : hi[k];
+        n[k] += ok;
+        missing |= !ok;
+      }
+      if (missing)
+        for (std::size_t k = 0; k < K; ++k)
+          if (std::isnan(v[k]) && !st[k].first_missing) st[k].first_missing = r;
+    }
   }
   // An infinite value (only a matrix can hold one) shows in the extremes; its first row is then
   // looked for in that column alone, before the extremes are merged with other processes'.
