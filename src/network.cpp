@@ -181,9 +181,21 @@ std::size_t Network<T>::blocks_for(Index N) const {
 template <class T>
 const Batch<T>& Network<T>::forward(const BatchView<T>& X, Rng* dropout) {
   kept_ = true;
-  if (blocks_for(X.rows()) > 1) return run_blocks(X, true, dropout);
-  input_ = X;  // no allocation once N is steady
+  if (blocks_for(X.rows()) > 1) return run_blocks(X, true, dropout);  // copied block by block
+  if (X.data() != input_.data()) input_ = X;  // no allocation once N is steady
   return run(input_, dropout);
+}
+
+template <class T>
+Batch<T>& Network<T>::next_input(Index rows) {
+  if (input_.rows() != rows || input_.cols() != inputs()) input_.resize(rows, inputs());
+  kept_ = false;
+  return input_;
+}
+
+template <class T>
+const Batch<T>& Network<T>::forward_next(Rng* dropout) {
+  return forward(input_, dropout);
 }
 
 template <class T>
@@ -310,15 +322,17 @@ const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dr
   Workspace& top = work_.back();  // the blocks' outputs, gathered (N, K)
   top.Z.resize(N, K);
   top.A.resize(N, K);
+  // Kept for backward: X in input_ (each block copies its own rows, unless X is input_).
+  const bool copy = keep && X.data() != input_.data();
+  if (copy) input_.resize(N, X.cols());
   each_block([&](std::size_t b) {
     Block& k = blocks_[b];
     const auto rows = X.middleRows(k.begin, k.rows);
-    if (keep) k.input = rows;
+    if (copy) input_.middleRows(k.begin, k.rows) = rows;
     for (std::size_t l = 0; l < L; ++l) {
       Workspace& w = k.work[l];
-      const BatchView<T> in = l > 0  ? BatchView<T>(dropped_ ? k.work[l - 1].D : k.work[l - 1].A)
-                              : keep ? BatchView<T>(k.input)
-                                     : BatchView<T>(rows);
+      const BatchView<T> in =
+          l > 0 ? BatchView<T>(dropped_ ? k.work[l - 1].D : k.work[l - 1].A) : BatchView<T>(rows);
       layers_[l].forward(params_.data(), in, w.Z, w.A);
       if (dropped_ && l + 1 < L) w.D = w.A.cwiseProduct(w.mask);
     }
@@ -344,7 +358,8 @@ void Network<T>::backward_blocks(const BatchView<T>& Y) {
     const auto mode = b == 0 ? Dense<T>::Grads::add : Dense<T>::Grads::assign;
     for (std::size_t l = layers_.size(); l-- > 0;) {
       Batch<T>* dX = l == 0 ? nullptr : &k.work[l - 1].dZ;
-      const Batch<T>& in = l == 0 ? k.input : (dropped_ ? k.work[l - 1].D : k.work[l - 1].A);
+      const BatchView<T> in = l == 0 ? BatchView<T>(input_.middleRows(k.begin, k.rows))
+                                     : BatchView<T>(dropped_ ? k.work[l - 1].D : k.work[l - 1].A);
       layers_[l].backward(params_.data(), g, in, k.work[l].dZ, dX, mode);
       if (l == 0) break;
       if (dropped_) *dX = dX->cwiseProduct(k.work[l - 1].mask);

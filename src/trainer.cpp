@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -46,8 +47,10 @@ Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T
   batches_ = (N_ + B_ - 1) / B_;
   // Per-sample steps through a small network without dropout take Network::step_one.
   one_sample_ = B_ == 1 && net.one_sample_path();
-  if (!sharded_) {
-    Xb_.resize(B_, X.cols());
+  if (sharded_) {
+    local_rows_of_batch_.reserve(std::size_t(B_));
+  } else {
+    net.next_input(B_);
     Yb_.resize(B_, Y.cols());
   }
   if (!resume) {
@@ -98,26 +101,47 @@ void Trainer<T>::begin_epoch() {
   if (o_.shuffle && s_.batch == 0) shuffle(std::span(s_.order), rng_);
 }
 
+namespace {
+
+// Copies rows rows[0..n) of X into the rows of Xb (and of Y into Yb). The rows lie scattered
+// through a matrix far larger than the caches: each row's memory is asked for a few rows ahead,
+// so the copies do not wait for memory one row at a time.
+template <class T, class Rows>
+void gather_rows(const BatchView<T>& X, const BatchView<T>& Y, Batch<T>& Xb, Batch<T>& Yb, Index n,
+                 Rows rows) {
+  constexpr Index kAhead = 4;
+  const std::size_t row_bytes = std::size_t(X.cols()) * sizeof(T);
+  const auto prefetch = [&](Index r) {
+    const char* p = reinterpret_cast<const char*>(X.row(r).data());
+    for (std::size_t b = 0; b < row_bytes; b += 64)
+      __builtin_prefetch(p + b);
+  };
+  for (Index i = 0; i < std::min(kAhead, n); ++i)
+    prefetch(rows(i));
+  for (Index i = 0; i < n; ++i) {
+    if (i + kAhead < n) prefetch(rows(i + kAhead));
+    const Index r = rows(i);
+    if (row_bytes > 0) std::memcpy(Xb.row(i).data(), X.row(r).data(), row_bytes);
+    Yb.row(i) = Y.row(r);
+  }
+}
+
+}  // namespace
+
 // With a shard: this process's rows of the batch (positions first .. first + n - 1 of the
-// order), copied into Xb_ and Yb_; returns how many.
+// order), copied into the network's next input and Yb_; returns how many.
 template <class T>
 Index Trainer<T>::gather_local(Index first, Index n) {
   const Index lo = o_.shard.first, hi = lo + X_.rows();
-  Index m = 0;
+  local_rows_of_batch_.clear();
   for (Index i = 0; i < n; ++i) {
     const Index k = s_.order[std::size_t(first + i)];
-    m += k >= lo && k < hi;
+    if (k >= lo && k < hi) local_rows_of_batch_.push_back(k - lo);
   }
-  if (Xb_.rows() != m) {
-    Xb_.resize(m, X_.cols());
-    Yb_.resize(m, Y_.cols());
-  }
-  for (Index i = 0, j = 0; i < n; ++i) {
-    const Index k = s_.order[std::size_t(first + i)];
-    if (k < lo || k >= hi) continue;
-    Xb_.row(j) = X_.row(k - lo);
-    Yb_.row(j++) = Y_.row(k - lo);
-  }
+  const auto m = Index(local_rows_of_batch_.size());
+  if (Yb_.rows() != m) Yb_.resize(m, Y_.cols());
+  gather_rows<T>(X_, Y_, net_.next_input(m), Yb_, m,
+                 [&](Index i) { return local_rows_of_batch_[std::size_t(i)]; });
   return m;
 }
 
@@ -138,9 +162,9 @@ double Trainer<T>::forward_backward(Index first, Index n) {
     if (m == 0) return 0;
     double loss;
     if (one_sample_) {
-      loss = net_.step_one(Xb_.row(0).data(), Yb_.row(0).data());
+      loss = net_.step_one(net_.next_input(1).data(), Yb_.row(0).data());
     } else {
-      net_.forward(Xb_, masks);
+      net_.forward_next(masks);
       loss = net_.loss(Yb_);
       net_.set_loss_rows(n);  // the gradient of its rows' summed loss over the batch's size
       net_.backward(Yb_);
@@ -153,16 +177,11 @@ double Trainer<T>::forward_backward(Index first, Index n) {
     const Index r = s_.order[std::size_t(first)];
     return net_.step_one(X_.row(r).data(), Y_.row(r).data());
   }
-  if (Xb_.rows() != n) {
-    Xb_.resize(n, X_.cols());
-    Yb_.resize(n, Y_.cols());
-  }
-  for (Index i = 0; i < n; ++i) {
-    Xb_.row(i) = X_.row(s_.order[std::size_t(first + i)]);
-    Yb_.row(i) = Y_.row(s_.order[std::size_t(first + i)]);
-  }
+  if (Yb_.rows() != n) Yb_.resize(n, Y_.cols());
+  gather_rows<T>(X_, Y_, net_.next_input(n), Yb_, n,
+                 [&](Index i) { return s_.order[std::size_t(first + i)]; });
   net_.zero_grad();
-  net_.forward(Xb_, &rng_);
+  net_.forward_next(&rng_);
   const double loss = net_.loss(Yb_);
   net_.backward(Yb_);
   return loss;

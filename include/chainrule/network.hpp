@@ -59,6 +59,12 @@ class Network {
   /// Keeps what backward needs. Workspaces are reused while N stays the same. With `dropout`
   /// (training), hidden activations are dropped with probability dropout_rate(), drawn from it.
   const Batch<T>& forward(const BatchView<T>& X, Rng* dropout = nullptr);
+  /// The matrix forward_next() runs, sized (rows, inputs()), for the caller to fill: a batch
+  /// gathered straight into it is never copied again (forward(X) copies X into it). Filling it
+  /// ends what the last forward kept: backward() needs forward_next() first.
+  Batch<T>& next_input(Index rows);
+  /// forward(next_input()), with no copy of the input.
+  const Batch<T>& forward_next(Rng* dropout = nullptr);
   /// The outputs for X (N, outputs), as forward(X) gives them, without keeping a copy of X for
   /// a backward pass: for prediction and evaluation. loss() may follow it; backward() may not
   /// (it throws ConfigError until the next forward).
@@ -128,11 +134,11 @@ class Network {
   // The one-block backward, from the top layer's dZ.
   void backward_layers();
 
-  // A block of rows of a batch split over threads: its own input rows and workspaces, and for
-  // blocks after the first, its own weight gradients (the first adds to grads_ directly).
+  // A block of rows of a batch split over threads: its rows of input_ and its own workspaces,
+  // and for blocks after the first, its own weight gradients (the first adds to grads_
+  // directly).
   struct Block {
     Index begin = 0, rows = 0;
-    Batch<T> input;  // its rows of the last forward's X
     std::vector<Workspace> work;
     std::vector<T> grads;
     std::exception_ptr error;
