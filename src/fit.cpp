@@ -239,6 +239,7 @@ void train_model(const Dataset& data, const Part& part, const FitOptions& o,
   Network<T> net = base ? base->network<T>() : Network<T>(model.spec);
   if (!base) initialize(net, init_of(o), rng);
   net.set_threads(o.threads);
+  if (o.dtype == Dtype::bfloat16) net.set_bf16_products(true);
   const Table& table = data.table();
   Batch<T> copy;  // the training rows, preprocessed, unless the network reads them in place
   Batch<T> Y_, Xv_, Yv_;
@@ -333,7 +334,7 @@ TrainingSettings training_settings(const FitOptions& o, std::size_t rows) {
 std::uint64_t estimate_memory(const NetworkSpec& spec, Dtype dtype, std::size_t rows,
                               const TrainOptions& train, int threads) {
   // In doubles, so that no product overflows; the result is capped, not wrapped.
-  const double width = dtype == Dtype::float32 ? 4 : 8;
+  const double width = weights_dtype(dtype) == Dtype::float32 ? 4 : 8;
   double params = 0, units = double(spec.inputs), in = double(spec.inputs);
   for (const LayerSpec& l : spec.layers) {
     params += in * double(l.units) + double(l.units);
@@ -360,12 +361,13 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
   const auto started = std::chrono::steady_clock::now();
   FitResult r;
   Model& model = r.model;
-  model.dtype = o.dtype;
+  if (o.dtype == Dtype::bfloat16) require_bf16_products();
+  model.dtype = weights_dtype(o.dtype);
   const Model* base = o.resume ? &o.resume->model : o.init_from;
-  if (o.resume && o.resume->model.dtype != o.dtype)
-    throw ConfigError("the checkpoint was trained in " +
-                      std::string(to_string(o.resume->model.dtype)) + ", not " +
-                      std::string(to_string(o.dtype)));
+  if (o.resume && o.resume->model.dtype != model.dtype)
+    throw ConfigError("the checkpoint holds " + std::string(to_string(o.resume->model.dtype)) +
+                      " weights, not " + std::string(to_string(model.dtype)) + " (--dtype " +
+                      std::string(to_string(o.dtype)) + ")");
   // With a group, the examples, the target's preprocessing and the split come from the target
   // column of every process's rows (the same on every process); this process's rows are
   // [offset, offset + data.rows()) of them.

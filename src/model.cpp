@@ -24,10 +24,9 @@ using detail::ModelFile;
 using nlohmann::json;
 
 namespace {
-constexpr detail::EnumName<Dtype> kDtypeNames[] = {{Dtype::float32, "float32"},
-                                                   {Dtype::float64, "float64"},
-                                                   {Dtype::float32, "f32"},
-                                                   {Dtype::float64, "f64"}};
+constexpr detail::EnumName<Dtype> kDtypeNames[] = {
+    {Dtype::float32, "float32"}, {Dtype::float64, "float64"}, {Dtype::bfloat16, "bfloat16"},
+    {Dtype::float32, "f32"},     {Dtype::float64, "f64"},     {Dtype::bfloat16, "bf16"}};
 }  // namespace
 
 std::string_view to_string(Dtype d) {
@@ -213,6 +212,9 @@ void read_architecture(Model& m, const json& meta, const ModelFile& f) {
         {l.at("units").get<Index>(), parse_activation(l.at("activation").get<std::string>())});
   m.spec.loss = parse_loss(arch.at("loss").get<std::string>());
   m.dtype = parse_dtype(arch.at("dtype").get<std::string>());
+  if (m.dtype != weights_dtype(m.dtype))
+    throw f.bad("the architecture's dtype is " + std::string(to_string(m.dtype)) +
+                ": expected float32 or float64");
   const std::uint64_t width_bytes = m.dtype == Dtype::float32 ? 4 : 8;
   std::uint64_t count = 0, in = std::uint64_t(std::max<Index>(m.spec.inputs, 0));
   for (const LayerSpec& l : m.spec.layers) {

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <exception>
 #include <string>
+#include <type_traits>
 
+#include "bf16.hpp"
 #include "chainrule/error.hpp"
 #include "chainrule/loss.hpp"
 #include "chainrule/threads.hpp"
@@ -146,6 +148,25 @@ void Network<T>::set_dropout_rate(double p) {
   dropout_ = p;
 }
 
+bool bf16_products_available() {
+  return detail::bf16_products_available();
+}
+
+void require_bf16_products() {
+  if (!detail::bf16_products_available())
+    throw ConfigError(
+        "dtype bfloat16 needs a CPU with AVX512_BF16 (Intel Cooper Lake or Sapphire Rapids and "
+        "later, AMD Zen 4 and later); this one has none: use float32");
+}
+
+template <class T>
+void Network<T>::set_bf16_products(bool on) {
+  if (on && !std::is_same_v<T, float>)
+    throw ConfigError("bfloat16 products train float32 weights: a float64 network has none");
+  if (on) require_bf16_products();
+  bf16_ = on;
+}
+
 template <class T>
 void Network<T>::set_threads(int n) {
   if (n < 1 || n > kMaxThreads)
@@ -208,7 +229,7 @@ const Batch<T>& Network<T>::infer(const BatchView<T>& X) {
 template <class T>
 const Batch<T>& Network<T>::run(const BatchView<T>& X, Rng* dropout) {
   dropped_ = dropout != nullptr && dropout_ > 0;
-  one_ = X.rows() == 1 && small_ && !dropped_;
+  one_ = X.rows() == 1 && small_ && !dropped_ && !bf16_;
   split_ = 0;
   if (one_) {
     forward_one(X.data());
@@ -219,9 +240,9 @@ const Batch<T>& Network<T>::run(const BatchView<T>& X, Rng* dropout) {
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     Workspace& w = work_[l];
     if (l == 0)
-      layers_[l].forward(params_.data(), X, w.Z, w.A);
+      layers_[l].forward(params_.data(), X, w.Z, w.A, products());
     else
-      layers_[l].forward(params_.data(), layer_input(l), w.Z, w.A);
+      layers_[l].forward(params_.data(), layer_input(l), w.Z, w.A, products());
     if (dropped_ && l + 1 < layers_.size()) {
       w.mask.resize(w.A.rows(), w.A.cols());
       for (Index i = 0; i < w.mask.size(); ++i)
@@ -252,7 +273,8 @@ void Network<T>::backward(const BatchView<T>& Y) {
 
   for (std::size_t l = layers_.size(); l-- > 0;) {
     Batch<T>* dX = l == 0 ? nullptr : &work_[l - 1].dZ;  // ∂L/∂A of the layer below
-    layers_[l].backward(params_.data(), grads_.data(), layer_input(l), work_[l].dZ, dX);
+    layers_[l].backward(params_.data(), grads_.data(), layer_input(l), work_[l].dZ, dX,
+                        Dense<T>::Grads::add, products());
     if (l == 0) break;
     if (dropped_) *dX = dX->cwiseProduct(work_[l - 1].mask);  // ∂(A ⊙ mask)/∂A = mask
     activation_backward(layers_[l - 1].activation(), work_[l - 1].A, *dX, *dX);
@@ -333,7 +355,7 @@ const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dr
       Workspace& w = k.work[l];
       const BatchView<T> in =
           l > 0 ? BatchView<T>(dropped_ ? k.work[l - 1].D : k.work[l - 1].A) : BatchView<T>(rows);
-      layers_[l].forward(params_.data(), in, w.Z, w.A);
+      layers_[l].forward(params_.data(), in, w.Z, w.A, products());
       if (dropped_ && l + 1 < L) w.D = w.A.cwiseProduct(w.mask);
     }
     top.Z.middleRows(k.begin, k.rows) = k.work.back().Z;
@@ -360,7 +382,7 @@ void Network<T>::backward_blocks(const BatchView<T>& Y) {
       Batch<T>* dX = l == 0 ? nullptr : &k.work[l - 1].dZ;
       const BatchView<T> in = l == 0 ? BatchView<T>(input_.middleRows(k.begin, k.rows))
                                      : BatchView<T>(dropped_ ? k.work[l - 1].D : k.work[l - 1].A);
-      layers_[l].backward(params_.data(), g, in, k.work[l].dZ, dX, mode);
+      layers_[l].backward(params_.data(), g, in, k.work[l].dZ, dX, mode, products());
       if (l == 0) break;
       if (dropped_) *dX = dX->cwiseProduct(k.work[l - 1].mask);
       activation_backward(layers_[l - 1].activation(), k.work[l - 1].A, *dX, *dX);

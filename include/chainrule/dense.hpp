@@ -35,8 +35,15 @@ class Dense {
   BiasMap bias(T* base) const { return {base + bias_offset(), out_}; }
   ConstBiasMap bias(const T* base) const { return {base + bias_offset(), out_}; }
 
+  /// The arithmetic of the matrix products: in T, or (T = float only, on a CPU with
+  /// AVX512_BF16) with X, W and ∂L/∂Z rounded to bfloat16 and float32 sums, as PyTorch's CPU
+  /// autocast multiplies (`--dtype bfloat16`). Sums over rows (∂L/∂b) and the activations stay
+  /// in T.
+  enum class Products { native, bf16 };
+
   /// Z = X·W + b (N, out); A = f(Z).
-  void forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A) const;
+  void forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A,
+               Products products = Products::native) const;
 
   /// How backward writes dW and db into `grads`: added to them, or in place of them.
   enum class Grads { add, assign };
@@ -44,7 +51,7 @@ class Dense {
   /// Given dZ (N, out) and the layer input X (N, in): dW += Xᵀ·dZ, db += Σ_rows dZ (= with
   /// Grads::assign), and, when dX is not null, dX = dZ·Wᵀ (N, in).
   void backward(const T* params, T* grads, const BatchView<T>& X, const Batch<T>& dZ, Batch<T>* dX,
-                Grads mode = Grads::add) const;
+                Grads mode = Grads::add, Products products = Products::native) const;
 
  private:
   Index in_, out_;

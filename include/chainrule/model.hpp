@@ -14,9 +14,17 @@
 
 namespace chainrule {
 
-enum class Dtype { float32, float64 };
+/// The precision a network trains in. bfloat16: float32 weights, gradients, activations and
+/// optimizer state, with the matrix products' inputs rounded to bfloat16 (CPUs with
+/// AVX512_BF16; Network::set_bf16_products). A model stores, and predicts in, float32 or float64
+/// only: a model trained in bfloat16 is a float32 model.
+enum class Dtype { float32, float64, bfloat16 };
 /// The name used on the command line and in model files.
 std::string_view to_string(Dtype d);
+/// The precision of the weights a run in `d` keeps and saves: float32 for bfloat16.
+inline Dtype weights_dtype(Dtype d) {
+  return d == Dtype::float64 ? Dtype::float64 : Dtype::float32;
+}
 /// Inverse of to_string; throws ConfigError naming the allowed values.
 Dtype parse_dtype(std::string_view s);
 

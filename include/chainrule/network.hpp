@@ -35,6 +35,12 @@ void validate(const NetworkSpec& spec);
 /// One line: "2 inputs → 2 sigmoid → 1 sigmoid".
 std::string describe(const NetworkSpec& spec);
 
+/// Whether this CPU multiplies in bfloat16 (AVX512_BF16, asked at run time): what
+/// Network::set_bf16_products and `--dtype bfloat16` need.
+bool bf16_products_available();
+/// Throws ConfigError unless bf16_products_available().
+void require_bf16_products();
+
 template <class T>
 class Network {
  public:
@@ -74,7 +80,7 @@ class Network {
   /// the loss. x: inputs() values, y: outputs() values. Only where one_sample_path() holds.
   double step_one(const T* x, const T* y);
   /// True when step_one applies: every layer small (at most 1024 weights) and no dropout.
-  bool one_sample_path() const { return small_ && dropout_ == 0; }
+  bool one_sample_path() const { return small_ && dropout_ == 0 && !bf16_; }
   /// Mean loss of the last forward batch against the targets Y (N, outputs).
   double loss(const BatchView<T>& Y) const;
   /// Backpropagates the loss of the last forward batch against Y; ADDS to grads().
@@ -100,6 +106,13 @@ class Network {
     pool().run(parts, job);  // no allocation: the pool takes a pointer to the job
   }
   static constexpr int kMaxThreads = 256;
+
+  /// Matrix products with bfloat16 inputs and float32 sums (Dense::Products::bf16) in forward,
+  /// infer and backward: `--dtype bfloat16`. The weights, gradients, activations and the
+  /// optimizer's state stay float32. Throws ConfigError for a float64 network, or where the
+  /// CPU lacks AVX512_BF16.
+  void set_bf16_products(bool on);
+  bool bf16_products() const { return bf16_; }
 
   /// Inverted dropout on every hidden layer's output: kept values are scaled by 1/(1 - p).
   /// 0 <= p < 1; it only acts in a forward pass given a generator.
@@ -167,6 +180,9 @@ class Network {
     Pool(Pool&&) noexcept = default;
     Pool& operator=(Pool&&) noexcept = default;
   };
+  typename Dense<T>::Products products() const {
+    return bf16_ ? Dense<T>::Products::bf16 : Dense<T>::Products::native;
+  }
   // The input of layer l in the last forward pass.
   const Batch<T>& layer_input(std::size_t l) const {
     if (l == 0) return input_;
@@ -184,6 +200,7 @@ class Network {
   bool small_ = false;    // every layer small enough for forward_one/backward_one
   bool one_ = false;      // the last forward took forward_one
   bool kept_ = false;     // the last pass was forward, which keeps its input for backward
+  bool bf16_ = false;     // set_bf16_products
   int threads_ = 1;
   bool blas_room_ = false;     // check_blas_room passed
   std::vector<Block> blocks_;  // kept from pass to pass (no allocation while N stays the same)

@@ -26,6 +26,7 @@ from ._core import (
     Optimizer,
     RMSprop,
     SGD,
+    bf16_available,
 )
 from .estimators import MLPClassifier, MLPRegressor, load
 from .pipeline import (evaluate, explain, export_onnx, load_model, mpi_rank, mpi_size, predict,
@@ -37,5 +38,5 @@ __all__ = [
     "MLPClassifier", "MLPRegressor", "load", "train", "evaluate", "predict", "explain",
     "load_model", "export_onnx", "Network", "Model", "Optimizer", "SGD", "Adam",
     "RMSprop", "Error", "ConfigError", "DataError", "DivergenceError", "ModelError",
-    "LimitError", "mpi_rank", "mpi_size",
+    "LimitError", "mpi_rank", "mpi_size", "bf16_available",
 ]

@@ -465,6 +465,8 @@ PYBIND11_MODULE(_core, m) {
       [](const std::string& path) { return std::make_shared<Model>(load_model(path)); },
       py::arg("path"), "Reads a model file.");
   m.def("model_from_bytes", &model_from_bytes, py::arg("data"));
+  m.def("bf16_available", &bf16_products_available,
+        "Whether this CPU trains with dtype='bfloat16' (AVX512_BF16).");
 #ifdef CHAINRULE_HAVE_ONNX
   m.def(
       "export_onnx",

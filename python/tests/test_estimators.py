@@ -83,6 +83,31 @@ def test_params_equal_a_command_line_run(cli, iris, tmp_path):
     np.testing.assert_array_equal(clf.predict_proba(X), reference.predict_proba(X))
 
 
+@pytest.mark.skipif(not chainrule.bf16_available(), reason="this CPU has no AVX512_BF16")
+def test_bfloat16_equals_a_command_line_run_and_float32s_accuracy(cli, iris, tmp_path):
+    # dtype='bfloat16' is `--dtype bfloat16`: the same float32 weights, bit for bit; they differ
+    # from float32's (the products are bfloat16) but score as well.
+    X, y = iris
+    names = [f"x{i}" for i in range(4)]
+    write_csv(tmp_path / "iris.csv", X, y, names)
+    settings = dict(hidden_layer_sizes=(16,), activation="relu", batch_size=16, max_iter=60,
+                    random_state=7, tol=0, n_iter_no_change=100, alpha=0)
+    clf = chainrule.MLPClassifier(dtype="bfloat16", **settings).fit(X, y)
+    f32 = chainrule.MLPClassifier(dtype="float32", **settings).fit(X, y)
+    subprocess.run([cli, "train", str(tmp_path / "iris.csv"), "--target", "y", "--task",
+                    "classify", "--layers", "16", "--activation", "relu", "--seed", "7",
+                    "--batch", "16", "--epochs", "60", "--val", "0", "--lr", "0.001",
+                    "--weight-decay", "0", "--dtype", "bfloat16", "--quiet", "--out",
+                    str(tmp_path / "cli.safetensors")],
+                   check=True, capture_output=True)
+    reference = chainrule.load(tmp_path / "cli.safetensors")
+    np.testing.assert_array_equal(clf.model_.params, reference.model_.params)
+    assert clf.model_.dtype == "float32"
+    assert not np.array_equal(clf.model_.params, f32.model_.params)
+    assert clf.score(X, y) >= 0.9
+    assert abs(clf.score(X, y) - f32.score(X, y)) <= 0.04
+
+
 def test_predictions_equal_the_command_line(cli, tmp_path):
     X, y = make_regression(n_samples=80, n_features=3, noise=0.5, random_state=1)
     reg = chainrule.MLPRegressor(**small(max_iter=50)).fit(X, y)

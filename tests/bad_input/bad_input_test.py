@@ -118,6 +118,9 @@ CASES = {
                                                       r"-3 units: expected at least 1"),
     "model_unknown_activation.safetensors": (INFO, r": not a valid chainrule model: unknown "
                                                    r"activation 'gelu'"),
+    "model_architecture_bfloat16.safetensors": (INFO, r": not a valid chainrule model: the "
+                                                      r"architecture's dtype is bfloat16: expected "
+                                                      r"float32 or float64"),
     "model_inputs_disagree.safetensors": (INFO, r": not a valid chainrule model: "),
     "model_zero_scale.safetensors": (INFO, r": not a valid chainrule model: feature 'a' has "
                                            r"scale 0"),

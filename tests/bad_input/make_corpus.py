@@ -168,6 +168,8 @@ write("model_architecture_negative.safetensors",
       edit(base, meta_json("architecture", lambda a: a["layers"][0].update(units=-3))))
 write("model_unknown_activation.safetensors",
       edit(base, meta_json("architecture", lambda a: a["layers"][0].update(activation="gelu"))))
+write("model_architecture_bfloat16.safetensors",  # a training dtype, never a stored one
+      edit(base, meta_json("architecture", lambda a: a.update(dtype="bfloat16"))))
 write("model_inputs_disagree.safetensors",
       edit(base, meta_json("architecture", lambda a: a.update(inputs=5))))
 write("model_zero_scale.safetensors",

@@ -640,7 +640,10 @@ Command add_train(CLI::App& root) {
                   "Stop after N epochs without improvement and keep the best weights (0: off; "
                   "default 20 with a validation split, off without)")
       ->check(at_least(0));
-  app->add_option("--dtype", a->dtype, "float32 or float64")->capture_default_str();
+  app->add_option("--dtype", a->dtype,
+                  "float32, float64, or bfloat16 (float32 weights, bfloat16 matrix products; CPUs "
+                  "with AVX512_BF16)")
+      ->capture_default_str();
   // The options the model decides may be repeated only with the model's values (run_train).
   app->add_option("--init-from", a->init_from,
                   "Start from this model's weights, architecture and preprocessing (fine-tuning)");
