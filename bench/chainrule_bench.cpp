@@ -3,8 +3,8 @@
 //   chainrule_bench w1 [--reps N]            the tutorial through the library's trainer
 //   chainrule_bench w1-hand [--reps N]       the same run as a hand-written scalar loop
 //   chainrule_bench w2 DIR [--threads N]     Fashion-MNIST 784-128-64-10, one epoch, test accuracy
-//   chainrule_bench w3 DIR [--threads N]     784-1024-1024-10, batch 256: effective GFLOP/s
-//   chainrule_bench w4 DIR [--threads N]     inference samples/s at batch 1 and 1024
+//   chainrule_bench w3 DIR [--threads N] [--dtype bfloat16]  784-1024-1024-10, batch 256: effective
+//   GFLOP/s chainrule_bench w4 DIR [--threads N]     inference samples/s at batch 1 and 1024
 //   chainrule_bench w5 CSV [--threads N]     a numeric CSV into the float training matrix, MB/s
 //   chainrule_bench gemm [--threads N]       OpenBLAS sgemm GFLOP/s at W3's shapes
 //   chainrule_bench peak [--threads N]       the cores' float32 multiply-add peak, GFLOP/s
@@ -225,11 +225,12 @@ int w2(const std::string& dir, int threads) {
   return 0;
 }
 
-int w3(const std::string& dir, int threads) {
+int w3(const std::string& dir, int threads, const std::string& dtype) {
   const Index n = 256 * 40;
   const Data d = fashion(dir, "train", n);
   Network<float> net(mlp({1024, 1024}));
   net.set_threads(threads);
+  if (dtype == "bfloat16") net.set_bf16_products(true);
   Rng rng(1);
   initialize(net, Init::he, rng);
   TrainOptions o;
@@ -246,9 +247,9 @@ int w3(const std::string& dir, int threads) {
   const double s = seconds_since(t);
   const double gflops = 6.0 * double(net.num_params()) * double(n) / s / 1e9;
   fmt::print(
-      R"({{"workload":"w3","peer":"chainrule","threads":{},"seconds":{},"samples_per_s":{},"cores":{:.2f},"gflops":{}}})"
+      R"({{"workload":"w3","peer":"chainrule","dtype":"{}","threads":{},"seconds":{},"samples_per_s":{},"cores":{:.2f},"gflops":{}}})"
       "\n",
-      threads, s, double(n) / s, (cpu_seconds() - cpu) / s, gflops);
+      dtype, threads, s, double(n) / s, (cpu_seconds() - cpu) / s, gflops);
   return 0;
 }
 
@@ -412,16 +413,16 @@ int main(int argc, char** argv) {
   set_openblas_threads(1);
   try {
     if (cmd == "blas") {  // the kernel set OpenBLAS chose for this CPU (or OPENBLAS_CORETYPE's)
-      fmt::print(R"({{"workload":"blas","peer":"OpenBLAS","kernels":"{}"}})"
+      fmt::print(R"({{"workload":"blas","peer":"OpenBLAS","kernels":"{}","bf16":{}}})"
                  "\n",
-                 openblas_get_corename());
+                 openblas_get_corename(), bf16_products_available());
       return 0;
     }
     if (cmd == "w1") return w1(reps);
     if (cmd == "w1-hand") return w1_hand(reps);
     if (cmd == "w1-init") return w1_init();
     if (cmd == "w2") return w2(argv[2], threads);
-    if (cmd == "w3") return w3(argv[2], threads);
+    if (cmd == "w3") return w3(argv[2], threads, arg(argc, argv, "--dtype", "float32"));
     if (cmd == "w4") return w4(argv[2], threads);
     if (cmd == "w5") return w5(argv[2], threads);
     if (cmd == "gemm") return gemm(threads);

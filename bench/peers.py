@@ -7,6 +7,7 @@ the work as chainrule_bench does (training or reading only, never setup).
   peers.py w2 DIR THREADS               PyTorch, Fashion-MNIST 784-128-64-10, one epoch
   peers.py w2-sklearn DIR               scikit-learn MLPClassifier, the same network and epoch
   peers.py w3 DIR THREADS               PyTorch, 784-1024-1024-10, batch 256
+  peers.py w3-bf16 DIR THREADS          the same under CPU autocast to bfloat16
   peers.py w4 DIR THREADS               PyTorch inference at batch 1 and 1024
   peers.py w5-pandas CSV | w5-numpy CSV reading the CSV into a float32 matrix
 """
@@ -21,7 +22,8 @@ import time
 # for every library that reads it when it loads, before numpy or torch loads: OpenBLAS (Debian's
 # pthread build, shared by numpy and torch) and OpenMP. torch.set_num_threads alone does not reach
 # OpenBLAS: "1 thread" then ran its products on both cores (measured: 2.0 s of CPU time per second).
-THREADS = int(sys.argv[-1]) if len(sys.argv) > 3 and sys.argv[1] in ("w2", "w3", "w4") else 1
+THREADS = (int(sys.argv[-1]) if len(sys.argv) > 3 and sys.argv[1] in ("w2", "w3", "w3-bf16", "w4")
+           else 1)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))  # unless bench/run tries another
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 
@@ -135,8 +137,13 @@ def w2_sklearn(d):
          accuracy=float((clf.predict(Xt) == yt).mean()), peak_rss_mib=peak_rss_mib())
 
 
-def w3(d, threads):
+def w3(d, threads, dtype="float32"):
+    """dtype bfloat16: the matrix products under CPU autocast (float32 weights, bfloat16
+    products), as `--dtype bfloat16` trains."""
     torch = torch_setup(threads)
+    import contextlib
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bfloat16" \
+        else contextlib.nullcontext
     n = 256 * 40
     X, y = fashion(d, "train", n)
     X, y = torch.from_numpy(X), torch.from_numpy(y)
@@ -147,7 +154,9 @@ def w3(d, threads):
     def epoch(count):
         for first in range(0, count, 256):
             opt.zero_grad(set_to_none=True)
-            ce(model(X[first:first + 256]), y[first:first + 256]).backward()
+            with autocast():
+                loss = ce(model(X[first:first + 256]), y[first:first + 256])
+            loss.backward()
             opt.step()
     epoch(512)
     start, cpu = time.perf_counter(), time.process_time()
@@ -155,7 +164,8 @@ def w3(d, threads):
     s = time.perf_counter() - start
     cores = (time.process_time() - cpu) / s
     params = sum(p.numel() for p in model.parameters())
-    emit(workload="w3", peer="PyTorch", threads=threads, seconds=s, samples_per_s=n / s,
+    emit(workload="w3", peer="PyTorch", dtype=dtype, threads=threads, seconds=s,
+         samples_per_s=n / s,
          cores=cores, gflops=6 * params * n / s / 1e9)
 
 
@@ -200,6 +210,8 @@ if __name__ == "__main__":
         w2_sklearn(args[0])
     elif cmd == "w3":
         w3(args[0], int(args[1]))
+    elif cmd == "w3-bf16":
+        w3(args[0], int(args[1]), "bfloat16")
     elif cmd == "w4":
         w4(args[0], int(args[1]))
     elif cmd in ("w5-pandas", "w5-numpy"):

@@ -95,9 +95,61 @@ CHAINRULE_BF16 void pack_a(Index M, Index K, Strided A, Index Mp, std::uint32_t*
           i < M ? pair(A.at(i, 2 * p), 2 * p + 1 < K ? A.at(i, 2 * p + 1) : 0.0F) : 0U;
 }
 
+// Transposes 16 vectors of 16 words: r[i] lane j becomes r[j] lane i. Three rounds: 32-bit and
+// 64-bit unpacks within 128-bit lanes, then a 4 × 4 transpose of the 128-bit lanes.
+CHAINRULE_BF16 [[gnu::always_inline]] inline void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int m = 0; m < 4; ++m) {  // u[4m + c], 128-bit lane L: column 4L + c of rows 4m .. 4m + 3
+    u[4 * m] = _mm512_unpacklo_epi64(t[4 * m], t[4 * m + 2]);
+    u[4 * m + 1] = _mm512_unpackhi_epi64(t[4 * m], t[4 * m + 2]);
+    u[4 * m + 2] = _mm512_unpacklo_epi64(t[4 * m + 1], t[4 * m + 3]);
+    u[4 * m + 3] = _mm512_unpackhi_epi64(t[4 * m + 1], t[4 * m + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i x0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44);
+    const __m512i x1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
+    const __m512i y0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44);
+    const __m512i y1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_i32x4(x0, y0, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(x0, y0, 0xDD);
+    r[8 + c] = _mm512_shuffle_i32x4(x1, y1, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(x1, y1, 0xDD);
+  }
+}
+
+// pack_b for a B whose columns are contiguous in k (a layer's W in its forward product): the
+// pairs of 16 columns, 16 pairs at a time, rounded as they are read and transposed in registers.
+CHAINRULE_BF16 void pack_b_columns(Index K, Index N, Strided B, std::uint32_t* out) {
+  const Index P = (K + 1) / 2, panels = (N + kNr - 1) / kNr;
+  for (Index q = 0; q < panels; ++q)
+    for (Index l = 0; l < kNr; l += 16)
+      for (Index p = 0; p < P; p += 16) {
+        __m512i r[16];
+        for (Index t = 0; t < 16; ++t) {
+          const Index j = q * kNr + l + t;
+          if (j >= N) {
+            r[t] = _mm512_setzero_si512();
+            continue;
+          }
+          const float* col = B.data + j * B.col_stride + 2 * p;
+          const __m512 lo = _mm512_maskz_loadu_ps(first(K - 2 * p), col);
+          const __m512 hi = _mm512_maskz_loadu_ps(first(K - 2 * p - 16), col + 16);
+          r[t] = (__m512i)(_mm512_cvtne2ps_pbh(hi, lo));
+        }
+        transpose16(r);
+        for (Index t = 0; t < 16 && p + t < P; ++t)
+          _mm512_storeu_si512(out + (q * P + p + t) * kNr + l, r[t]);
+      }
+}
+
 // B (K × N) as panels of kNr columns: the pair (2p, 2p + 1) of column j = q·kNr + l at
 // out[(q·P + p)·kNr + l], columns N .. and the missing k of an odd K zero.
 CHAINRULE_BF16 void pack_b(Index K, Index N, Strided B, std::uint32_t* out) {
+  if (B.row_stride == 1 && B.col_stride != 1) return pack_b_columns(K, N, B, out);
   const Index P = (K + 1) / 2, panels = (N + kNr - 1) / kNr;
   for (Index q = 0; q < panels; ++q)
     for (Index p = 0; p < P; ++p) {
