@@ -145,8 +145,8 @@ if r:
 
 # W3
 for threads in (1, 2):
-    c = find("w3", "chainrule", threads=threads)
-    t = find("w3", "PyTorch", threads=threads)
+    c = find("w3", "chainrule", threads=threads, dtype="float32")
+    t = find("w3", "PyTorch", threads=threads, dtype="float32")
     g = find("gemm", "OpenBLAS sgemm", threads=threads)
     for r in (r for r in (c, t, find("w3", "libtorch", threads=threads)) if r):
         out(f"| W3 784-1024-1024-10, batch 256 | {r['peer']}{note(r)} | {thr(r, threads)} | "
@@ -158,6 +158,33 @@ for threads in (1, 2):
         f"{g['gflops']:.1f} GFLOP/s | |")
     targets.append((f"W3 at least 75% of the measured sgemm throughput on {threads} thread(s)",
                     c["gflops"] >= 0.75 * g["gflops"], f"{100 * c['gflops'] / g['gflops']:.0f}%"))
+    # bfloat16 products (--dtype bfloat16) beside PyTorch's CPU autocast, where the CPU has them.
+    cb = find("w3", "chainrule", threads=threads, dtype="bfloat16")
+    tb = find("w3", "PyTorch", threads=threads, dtype="bfloat16")
+    if cb and tb:
+        for r in (cb, tb):
+            out(f"| W3 in bfloat16 (products; float32 weights) | {r['peer']}{note(r)} | "
+                f"{thr(r, threads)} | {fmt_s(r['seconds'])} | {r['samples_per_s']:,.0f} | "
+                f"{tb['seconds'] / r['seconds']:.2f}× vs PyTorch's autocast | "
+                f"{r['gflops']:.1f} GFLOP/s = {r['samples_per_s'] / c['samples_per_s']:.2f}× "
+                f"chainrule's float32 | {r['process_rss_mib']:.0f} MiB |")
+        targets.append((f"W3 in bfloat16 wins clearly: at least 1.3× float32's samples/s "
+                        f"({threads} thread(s))", cb["samples_per_s"] >= 1.3 * c["samples_per_s"],
+                        f"{cb['samples_per_s'] / c['samples_per_s']:.2f}×"))
+        targets.append((f"W3 in bfloat16 at least PyTorch's autocast ({threads} thread(s))",
+                        cb["samples_per_s"] >= tb["samples_per_s"],
+                        f"{cb['samples_per_s'] / tb['samples_per_s']:.2f}×"))
+a32, a16 = find("w3-accuracy", "chainrule train", dtype="float32"), \
+    find("w3-accuracy", "chainrule train", dtype="bfloat16")
+if a32 and a16:
+    for r in (a32, a16):
+        out(f"| W3's network on all of Fashion-MNIST, whole process (`{r['recipe']} --dtype "
+            f"{r['dtype']}`) | chainrule train | {r['threads']} | {fmt_s(r['seconds'])} | | "
+            f"{a32['seconds'] / r['seconds']:.2f}× vs float32 | test accuracy {r['accuracy']:.4f} | "
+            f"{r['process_rss_mib']:.0f} MiB |")
+    targets.append(("bfloat16 costs at most 0.5 points of test accuracy (W3's network, 3 epochs)",
+                    a16["accuracy"] >= a32["accuracy"] - 0.005,
+                    f"{a16['accuracy']:.4f} vs {a32['accuracy']:.4f} in float32"))
 
 # W4
 for threads in (1, 2):
