@@ -1,6 +1,7 @@
 #include "chainrule/network.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <exception>
 #include <string>
 #include <type_traits>
@@ -207,16 +208,40 @@ const Batch<T>& Network<T>::forward(const BatchView<T>& X, Rng* dropout) {
   return run(input_, dropout);
 }
 
+namespace {
+
+// Copies rows rows[0..n) of X into the rows of `out` (n rows of X.cols(), `stride` apart). The
+// rows lie scattered through a matrix far larger than the caches: each row's memory is asked for
+// a few rows ahead, so that the copies do not wait for memory one row at a time.
 template <class T>
-Batch<T>& Network<T>::next_input(Index rows) {
-  if (input_.rows() != rows || input_.cols() != inputs()) input_.resize(rows, inputs());
-  kept_ = false;
-  return input_;
+void gather_rows(const BatchView<T>& X, std::span<const Index> rows, T* out, Index stride) {
+  constexpr std::size_t kAhead = 4;
+  const std::size_t row_bytes = std::size_t(X.cols()) * sizeof(T), n = rows.size();
+  if (row_bytes == 0) return;
+  const auto prefetch = [&](Index r) {
+    const char* p = reinterpret_cast<const char*>(X.row(r).data());
+    for (std::size_t b = 0; b < row_bytes; b += 64)
+      __builtin_prefetch(p + b);
+  };
+  for (std::size_t i = 0; i < std::min(kAhead, n); ++i)
+    prefetch(rows[i]);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) prefetch(rows[i + kAhead]);
+    std::memcpy(out + Index(i) * stride, X.row(rows[i]).data(), row_bytes);
+  }
 }
 
+}  // namespace
+
 template <class T>
-const Batch<T>& Network<T>::forward_next(Rng* dropout) {
-  return forward(input_, dropout);
+const Batch<T>& Network<T>::forward_rows(const BatchView<T>& X, std::span<const Index> rows,
+                                         Rng* dropout) {
+  kept_ = true;
+  const auto N = Index(rows.size());
+  if (blocks_for(N) > 1) return run_blocks(X, true, dropout, rows);  // gathered block by block
+  if (input_.rows() != N || input_.cols() != X.cols()) input_.resize(N, X.cols());
+  gather_rows<T>(X, rows, input_.data(), input_.cols());
+  return run(input_, dropout);
 }
 
 template <class T>
@@ -317,8 +342,9 @@ detail::WorkerPool& Network<T>::pool() {
 }
 
 template <class T>
-const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dropout) {
-  const Index N = X.rows(), K = outputs();
+const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dropout,
+                                       std::span<const Index> gather) {
+  const Index N = gather.empty() ? X.rows() : Index(gather.size()), K = outputs();
   const std::size_t L = layers_.size();
   dropped_ = dropout != nullptr && dropout_ > 0;
   one_ = false;
@@ -344,13 +370,19 @@ const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dr
   Workspace& top = work_.back();  // the blocks' outputs, gathered (N, K)
   top.Z.resize(N, K);
   top.A.resize(N, K);
-  // Kept for backward: X in input_ (each block copies its own rows, unless X is input_).
-  const bool copy = keep && X.data() != input_.data();
-  if (copy) input_.resize(N, X.cols());
+  // Kept for backward: the batch in input_, each block copying (or gathering from X) its own
+  // rows, unless X is input_.
+  const bool copy = keep && (!gather.empty() || X.data() != input_.data());
+  if (copy && (input_.rows() != N || input_.cols() != X.cols())) input_.resize(N, X.cols());
   each_block([&](std::size_t b) {
     Block& k = blocks_[b];
-    const auto rows = X.middleRows(k.begin, k.rows);
-    if (copy) input_.middleRows(k.begin, k.rows) = rows;
+    if (!gather.empty())
+      gather_rows<T>(X, gather.subspan(std::size_t(k.begin), std::size_t(k.rows)),
+                     input_.row(k.begin).data(), input_.cols());
+    else if (copy)
+      input_.middleRows(k.begin, k.rows) = X.middleRows(k.begin, k.rows);
+    const BatchView<T> rows = copy ? BatchView<T>(input_.middleRows(k.begin, k.rows))
+                                   : BatchView<T>(X.middleRows(k.begin, k.rows));
     for (std::size_t l = 0; l < L; ++l) {
       Workspace& w = k.work[l];
       const BatchView<T> in =
@@ -365,7 +397,14 @@ const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dr
 }
 
 template <class T>
-void Network<T>::backward_blocks(const BatchView<T>& Y) {
+void Network<T>::backward_then(const BatchView<T>& Y, RangeJob job) {
+  if (kept_ && !one_ && split_ > 1) return backward_blocks(Y, &job);
+  backward(Y);
+  parallel_ranges(params_.size(), [&](std::size_t b, std::size_t e) { job.run(job.ctx, b, e); });
+}
+
+template <class T>
+void Network<T>::backward_blocks(const BatchView<T>& Y, const RangeJob* then) {
   const Index N = work_.back().A.rows(), K = outputs();
   const T factor = T(detail::gradient_factor(spec_.loss, loss_rows_ > 0 ? loss_rows_ : N, K));
   for (std::size_t b = 1; b < split_; ++b)
@@ -401,6 +440,7 @@ void Network<T>::backward_blocks(const BatchView<T>& Y) {
     T* g = grads_.data();
     for (std::size_t i = from; i < to; ++i)
       g[i] += sum[i];
+    if (then) then->run(then->ctx, from, to);  // this range's gradient is complete
   });
 }
 

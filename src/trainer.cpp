@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -47,12 +46,10 @@ Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T
   batches_ = (N_ + B_ - 1) / B_;
   // Per-sample steps through a small network without dropout take Network::step_one.
   one_sample_ = B_ == 1 && net.one_sample_path();
-  if (sharded_) {
+  if (sharded_)
     local_rows_of_batch_.reserve(std::size_t(B_));
-  } else {
-    net.next_input(B_);
+  else
     Yb_.resize(B_, Y.cols());
-  }
   if (!resume) {
     s_.order.resize(std::size_t(N_));
     std::iota(s_.order.begin(), s_.order.end(), Index(0));
@@ -101,35 +98,8 @@ void Trainer<T>::begin_epoch() {
   if (o_.shuffle && s_.batch == 0) shuffle(std::span(s_.order), rng_);
 }
 
-namespace {
-
-// Copies rows rows[0..n) of X into the rows of Xb (and of Y into Yb). The rows lie scattered
-// through a matrix far larger than the caches: each row's memory is asked for a few rows ahead,
-// so the copies do not wait for memory one row at a time.
-template <class T, class Rows>
-void gather_rows(const BatchView<T>& X, const BatchView<T>& Y, Batch<T>& Xb, Batch<T>& Yb, Index n,
-                 Rows rows) {
-  constexpr Index kAhead = 4;
-  const std::size_t row_bytes = std::size_t(X.cols()) * sizeof(T);
-  const auto prefetch = [&](Index r) {
-    const char* p = reinterpret_cast<const char*>(X.row(r).data());
-    for (std::size_t b = 0; b < row_bytes; b += 64)
-      __builtin_prefetch(p + b);
-  };
-  for (Index i = 0; i < std::min(kAhead, n); ++i)
-    prefetch(rows(i));
-  for (Index i = 0; i < n; ++i) {
-    if (i + kAhead < n) prefetch(rows(i + kAhead));
-    const Index r = rows(i);
-    if (row_bytes > 0) std::memcpy(Xb.row(i).data(), X.row(r).data(), row_bytes);
-    Yb.row(i) = Y.row(r);
-  }
-}
-
-}  // namespace
-
 // With a shard: this process's rows of the batch (positions first .. first + n - 1 of the
-// order), copied into the network's next input and Yb_; returns how many.
+// order) in local_rows_of_batch_, their targets copied into Yb_; returns how many.
 template <class T>
 Index Trainer<T>::gather_local(Index first, Index n) {
   const Index lo = o_.shard.first, hi = lo + X_.rows();
@@ -140,13 +110,14 @@ Index Trainer<T>::gather_local(Index first, Index n) {
   }
   const auto m = Index(local_rows_of_batch_.size());
   if (Yb_.rows() != m) Yb_.resize(m, Y_.cols());
-  gather_rows<T>(X_, Y_, net_.next_input(m), Yb_, m,
-                 [&](Index i) { return local_rows_of_batch_[std::size_t(i)]; });
+  for (Index i = 0; i < m; ++i)
+    Yb_.row(i) = Y_.row(local_rows_of_batch_[std::size_t(i)]);
   return m;
 }
 
 template <class T>
-double Trainer<T>::forward_backward(Index first, Index n) {
+double Trainer<T>::forward_backward(Index first, Index n,
+                                    const typename Network<T>::RangeJob* then) {
   if (sharded_) {  // this process's rows of the batch; their gradient over the batch's size
     const Index m = local_n_ = gather_local(first, n);
     // Dropout masks from a generator of this process's own, seeded by one draw that every
@@ -162,9 +133,9 @@ double Trainer<T>::forward_backward(Index first, Index n) {
     if (m == 0) return 0;
     double loss;
     if (one_sample_) {
-      loss = net_.step_one(net_.next_input(1).data(), Yb_.row(0).data());
+      loss = net_.step_one(X_.row(local_rows_of_batch_[0]).data(), Yb_.row(0).data());
     } else {
-      net_.forward_next(masks);
+      net_.forward_rows(X_, local_rows_of_batch_, masks);
       loss = net_.loss(Yb_);
       net_.set_loss_rows(n);  // the gradient of its rows' summed loss over the batch's size
       net_.backward(Yb_);
@@ -178,34 +149,47 @@ double Trainer<T>::forward_backward(Index first, Index n) {
     return net_.step_one(X_.row(r).data(), Y_.row(r).data());
   }
   if (Yb_.rows() != n) Yb_.resize(n, Y_.cols());
-  gather_rows<T>(X_, Y_, net_.next_input(n), Yb_, n,
-                 [&](Index i) { return s_.order[std::size_t(first + i)]; });
+  const std::span<const Index> rows(s_.order.data() + first, std::size_t(n));
+  for (Index i = 0; i < n; ++i)
+    Yb_.row(i) = Y_.row(rows[std::size_t(i)]);
   net_.zero_grad();
-  net_.forward_next(&rng_);
+  net_.forward_rows(X_, rows, &rng_);  // the rows gathered into the network's own input
   const double loss = net_.loss(Yb_);
-  net_.backward(Yb_);
+  if (then)
+    net_.backward_then(Yb_, *then);
+  else
+    net_.backward(Yb_);
   return loss;
 }
 
 template <class T>
 StopReason Trainer<T>::run_batch() {
   const Index first = s_.batch * B_, n = std::min(B_, N_ - first);
-  const double loss = forward_backward(first, n);
-  if (cb_.after_backward) cb_.after_backward(net_.grads(), local_n_);
-  // One optimizer step, its elementwise update shared by the network's threads. With a shard,
-  // over the block this process holds the sums of; then every process's block, to all.
   const std::span<T> params = net_.params();
   const std::span<const T> grads = net_.grads();
-  // (A pair, not a structured binding: clang 14 does not let a lambda capture one.)
-  const std::pair<std::size_t, std::size_t> block =
-      sharded_ ? cb_.reduce_scatter(net_.grads())
-               : std::pair<std::size_t, std::size_t>(0, params.size());
-  const std::size_t begin = block.first;
-  optimizer_->begin_step(params.size());
-  net_.parallel_ranges(block.second - begin, [&](std::size_t b, std::size_t e) {
-    optimizer_->update(params, grads, begin + b, begin + e);
-  });
-  if (sharded_) cb_.all_gather(params);
+  // One optimizer step, its elementwise update shared by the network's threads. With nothing
+  // between backward and the step (no shard, no hook), it runs in backward's last dispatch to
+  // the threads, each thread over the range of the gradient it has just completed.
+  const bool fused = !sharded_ && !one_sample_ && !cb_.after_backward;
+  auto update = [&](std::size_t b, std::size_t e) { optimizer_->update(params, grads, b, e); };
+  const typename Network<T>::RangeJob job{
+      [](void* f, std::size_t b, std::size_t e) { (*static_cast<decltype(update)*>(f))(b, e); },
+      &update};
+  if (fused) optimizer_->begin_step(params.size());
+  const double loss = forward_backward(first, n, fused ? &job : nullptr);
+  if (!fused) {
+    if (cb_.after_backward) cb_.after_backward(net_.grads(), local_n_);
+    // With a shard, over the block this process holds the sums of; then every process's block,
+    // to all. (A pair, not a structured binding: clang 14 does not let a lambda capture one.)
+    const std::pair<std::size_t, std::size_t> block =
+        sharded_ ? cb_.reduce_scatter(net_.grads())
+                 : std::pair<std::size_t, std::size_t>(0, params.size());
+    const std::size_t begin = block.first;
+    optimizer_->begin_step(params.size());
+    net_.parallel_ranges(block.second - begin,
+                         [&](std::size_t b, std::size_t e) { update(begin + b, begin + e); });
+    if (sharded_) cb_.all_gather(params);
+  }
   s_.loss_sum += loss * double(local_n_);
   local_rows_ += double(local_n_);
   ++s_.batch;

@@ -65,12 +65,11 @@ class Network {
   /// Keeps what backward needs. Workspaces are reused while N stays the same. With `dropout`
   /// (training), hidden activations are dropped with probability dropout_rate(), drawn from it.
   const Batch<T>& forward(const BatchView<T>& X, Rng* dropout = nullptr);
-  /// The matrix forward_next() runs, sized (rows, inputs()), for the caller to fill: a batch
-  /// gathered straight into it is never copied again (forward(X) copies X into it). Filling it
-  /// ends what the last forward kept: backward() needs forward_next() first.
-  Batch<T>& next_input(Index rows);
-  /// forward(next_input()), with no copy of the input.
-  const Batch<T>& forward_next(Rng* dropout = nullptr);
+  /// forward of the rows `rows` of X (in that order: a batch drawn from a larger matrix),
+  /// gathered straight into the input the network keeps: on several threads each block gathers
+  /// its own rows. The same outputs as forward() of a matrix of those rows.
+  const Batch<T>& forward_rows(const BatchView<T>& X, std::span<const Index> rows,
+                               Rng* dropout = nullptr);
   /// The outputs for X (N, outputs), as forward(X) gives them, without keeping a copy of X for
   /// a backward pass: for prediction and evaluation. loss() may follow it; backward() may not
   /// (it throws ConfigError until the next forward).
@@ -85,6 +84,16 @@ class Network {
   double loss(const BatchView<T>& Y) const;
   /// Backpropagates the loss of the last forward batch against Y; ADDS to grads().
   void backward(const BatchView<T>& Y);
+  /// An elementwise pass over a range [begin, end) of the flat buffers (an optimizer's update).
+  struct RangeJob {
+    void (*run)(void* ctx, std::size_t begin, std::size_t end);
+    void* ctx;
+  };
+  /// backward(Y), then `job` over the whole parameter buffer cut into ranges: where the batch
+  /// ran in blocks, each thread runs it on the range of the gradient it has just finished
+  /// summing, in the same dispatch; otherwise as parallel_ranges. The result is that of backward
+  /// followed by the job over [0, num_params()).
+  void backward_then(const BatchView<T>& Y, RangeJob job);
 
   /// Threads that share a large batch's forward and backward passes (1 by default, at most
   /// kMaxThreads; more than available_cores() gains nothing). The batch is cut into that many
@@ -162,8 +171,9 @@ class Network {
   // How many blocks a batch of N rows is cut into: 1 unless threads_ > 1 and it is large enough.
   std::size_t blocks_for(Index N) const;
   // run and backward for a batch cut into blocks_.size() > 1 blocks.
-  const Batch<T>& run_blocks(const BatchView<T>& X, bool keep, Rng* dropout);
-  void backward_blocks(const BatchView<T>& Y);
+  const Batch<T>& run_blocks(const BatchView<T>& X, bool keep, Rng* dropout,
+                             std::span<const Index> gather = {});
+  void backward_blocks(const BatchView<T>& Y, const RangeJob* then = nullptr);
   // Runs f(block index) on every block, one per thread; rethrows the first block's exception.
   template <class F>
   void each_block(F&& f);

@@ -166,7 +166,8 @@ class Trainer {
   const TrainState& state() const { return s_; }
 
  private:
-  double forward_backward(Index first, Index n);
+  // Forward and backward of the batch's rows; with `then`, the optimizer's step too.
+  double forward_backward(Index first, Index n, const typename Network<T>::RangeJob* then);
   Index gather_local(Index first, Index n);
   double reduce_epoch_loss();
   StopReason batch_decision(double loss);
