@@ -45,7 +45,7 @@ __mmask16 first(Index n) {  // a mask of the first n of 16 lanes (none for n <= 
 }
 
 // Two vectors of 16 floats (k even, k odd) as 16 pairs.
-CHAINRULE_BF16 [[gnu::always_inline]] inline __m512i pairs(__m512 even, __m512 odd) {
+CHAINRULE_BF16 __attribute__((always_inline)) inline __m512i pairs(__m512 even, __m512 odd) {
   const __m512i lo = _mm512_cvtepu16_epi32((__m256i)(_mm512_cvtneps_pbh(even)));
   const __m512i hi = _mm512_cvtepu16_epi32((__m256i)(_mm512_cvtneps_pbh(odd)));
   return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
@@ -97,7 +97,7 @@ CHAINRULE_BF16 void pack_a(Index M, Index K, Strided A, Index Mp, std::uint32_t*
 
 // Transposes 16 vectors of 16 words: r[i] lane j becomes r[j] lane i. Three rounds: 32-bit and
 // 64-bit unpacks within 128-bit lanes, then a 4 × 4 transpose of the 128-bit lanes.
-CHAINRULE_BF16 [[gnu::always_inline]] inline void transpose16(__m512i r[16]) {
+CHAINRULE_BF16 __attribute__((always_inline)) inline void transpose16(__m512i r[16]) {
   __m512i t[16], u[16];
   for (int i = 0; i < 8; ++i) {
     t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);

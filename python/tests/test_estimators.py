@@ -64,6 +64,18 @@ def test_classifier_learns_iris(iris):
     np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-6)
 
 
+def cli_train_iris(cli, tmp_path, layers, activation, epochs, dtype):
+    """`chainrule train` on iris.csv in tmp_path with the settings the estimators below use;
+    returns the model as an estimator."""
+    subprocess.run([cli, "train", str(tmp_path / "iris.csv"), "--target", "y", "--task",
+                    "classify", "--layers", str(layers), "--activation", activation, "--seed", "7",
+                    "--batch", "16", "--epochs", str(epochs), "--val", "0", "--lr", "0.001",
+                    "--weight-decay", "0", "--dtype", dtype, "--quiet", "--out",
+                    str(tmp_path / "cli.safetensors")],
+                   check=True, capture_output=True)
+    return chainrule.load(tmp_path / "cli.safetensors")
+
+
 def test_params_equal_a_command_line_run(cli, iris, tmp_path):
     # Same data, same settings: the same model, bit for bit (the tolerance rule off).
     X, y = iris
@@ -72,13 +84,7 @@ def test_params_equal_a_command_line_run(cli, iris, tmp_path):
     clf = chainrule.MLPClassifier(hidden_layer_sizes=(6,), activation="tanh", batch_size=16,
                                   max_iter=15, random_state=7, tol=0, n_iter_no_change=100,
                                   alpha=0).fit(X, y)
-    subprocess.run([cli, "train", str(tmp_path / "iris.csv"), "--target", "y", "--task",
-                    "classify", "--layers", "6", "--activation", "tanh", "--seed", "7",
-                    "--batch", "16", "--epochs", "15", "--val", "0", "--lr", "0.001",
-                    "--weight-decay", "0", "--dtype", "float64", "--quiet", "--out",
-                    str(tmp_path / "cli.safetensors")],
-                   check=True, capture_output=True)
-    reference = chainrule.load(tmp_path / "cli.safetensors")
+    reference = cli_train_iris(cli, tmp_path, 6, "tanh", 15, "float64")
     np.testing.assert_array_equal(clf.model_.params, reference.model_.params)
     np.testing.assert_array_equal(clf.predict_proba(X), reference.predict_proba(X))
 
@@ -94,13 +100,7 @@ def test_bfloat16_equals_a_command_line_run_and_float32s_accuracy(cli, iris, tmp
                     random_state=7, tol=0, n_iter_no_change=100, alpha=0)
     clf = chainrule.MLPClassifier(dtype="bfloat16", **settings).fit(X, y)
     f32 = chainrule.MLPClassifier(dtype="float32", **settings).fit(X, y)
-    subprocess.run([cli, "train", str(tmp_path / "iris.csv"), "--target", "y", "--task",
-                    "classify", "--layers", "16", "--activation", "relu", "--seed", "7",
-                    "--batch", "16", "--epochs", "60", "--val", "0", "--lr", "0.001",
-                    "--weight-decay", "0", "--dtype", "bfloat16", "--quiet", "--out",
-                    str(tmp_path / "cli.safetensors")],
-                   check=True, capture_output=True)
-    reference = chainrule.load(tmp_path / "cli.safetensors")
+    reference = cli_train_iris(cli, tmp_path, 16, "relu", 60, "bfloat16")
     np.testing.assert_array_equal(clf.model_.params, reference.model_.params)
     assert clf.model_.dtype == "float32"
     assert not np.array_equal(clf.model_.params, f32.model_.params)
