@@ -94,7 +94,7 @@ void Adam<T>::begin_step(std::size_t n) {
 namespace {
 
 // Adam's elementwise update over n elements, the same operations in the same order for every
-// element. Inlined into each of adam_wide's versions, so that the one the CPU can run best is
+// element. Inlined into each of the versions below, so that the one the CPU can run best is
 // vectorized for it.
 template <class T>
 [[gnu::always_inline]] inline void adam_loop(T* __restrict p, const T* __restrict gr,
@@ -121,21 +121,41 @@ template <class T>
   }
 }
 
-// One version per instruction set, chosen when the library loads (GCC's and Clang's function
-// multiversioning): AVX-512 does 16 floats per instruction where the build's baseline (SSE2)
-// does 4. Every version rounds each operation as IEEE does (no contraction into fused
-// multiply-adds: ISO C++ mode, see CMakeLists.txt), so all give the same bits.
-#define CHAINRULE_WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
+// One version per instruction set, chosen at the first call from what the CPU has: AVX-512 does
+// 16 floats per instruction where the build's baseline (SSE2) does 4. Every version rounds each
+// operation as IEEE does (no contraction into fused multiply-adds: -ffp-contract=off, see
+// CMakeLists.txt), so all give the same bits. (Chosen by a plain check, not by target_clones:
+// its ifunc resolvers run before ThreadSanitizer's runtime is up, and crashed the TSan build.)
+template <class T>
+using AdamFn = void (*)(T*, const T*, T*, T*, std::size_t, T, T, T, T, T, T, T, bool);
 
-CHAINRULE_WIDE void adam_wide(float* p, const float* gr, float* m, float* v, std::size_t n,
-                              float b1, float b2, float eps, float wd, float step_size,
-                              float bc2_sqrt, float decay, bool decoupled) {
-  adam_loop<float>(p, gr, m, v, n, b1, b2, eps, wd, step_size, bc2_sqrt, decay, decoupled);
+template <class T>
+__attribute__((target("avx512f"))) void adam_avx512(T* p, const T* gr, T* m, T* v, std::size_t n,
+                                                    T b1, T b2, T eps, T wd, T step_size,
+                                                    T bc2_sqrt, T decay, bool decoupled) {
+  adam_loop<T>(p, gr, m, v, n, b1, b2, eps, wd, step_size, bc2_sqrt, decay, decoupled);
 }
-CHAINRULE_WIDE void adam_wide(double* p, const double* gr, double* m, double* v, std::size_t n,
-                              double b1, double b2, double eps, double wd, double step_size,
-                              double bc2_sqrt, double decay, bool decoupled) {
-  adam_loop<double>(p, gr, m, v, n, b1, b2, eps, wd, step_size, bc2_sqrt, decay, decoupled);
+template <class T>
+__attribute__((target("avx2"))) void adam_avx2(T* p, const T* gr, T* m, T* v, std::size_t n, T b1,
+                                               T b2, T eps, T wd, T step_size, T bc2_sqrt, T decay,
+                                               bool decoupled) {
+  adam_loop<T>(p, gr, m, v, n, b1, b2, eps, wd, step_size, bc2_sqrt, decay, decoupled);
+}
+template <class T>
+void adam_baseline(T* p, const T* gr, T* m, T* v, std::size_t n, T b1, T b2, T eps, T wd,
+                   T step_size, T bc2_sqrt, T decay, bool decoupled) {
+  adam_loop<T>(p, gr, m, v, n, b1, b2, eps, wd, step_size, bc2_sqrt, decay, decoupled);
+}
+
+template <class T>
+AdamFn<T> adam_wide() {
+  static const AdamFn<T> chosen = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return &adam_avx512<T>;
+    if (__builtin_cpu_supports("avx2")) return &adam_avx2<T>;
+    return &adam_baseline<T>;
+  }();
+  return chosen;
 }
 
 }  // namespace
@@ -144,9 +164,9 @@ template <class T>
 void Adam<T>::update(std::span<T> params, std::span<const T> grads, std::size_t begin,
                      std::size_t end) {
   assert(params.size() == grads.size());
-  adam_wide(params.data() + begin, grads.data() + begin, m_.data() + begin, v_.data() + begin,
-            end - begin, T(options_.beta1), T(options_.beta2), T(options_.eps),
-            T(options_.weight_decay), step_size_, bc2_sqrt_, decay_, options_.decoupled);
+  adam_wide<T>()(params.data() + begin, grads.data() + begin, m_.data() + begin, v_.data() + begin,
+                 end - begin, T(options_.beta1), T(options_.beta2), T(options_.eps),
+                 T(options_.weight_decay), step_size_, bc2_sqrt_, decay_, options_.decoupled);
 }
 
 template <class T>
