@@ -160,22 +160,12 @@ CHAINRULE_BF16 void pack_b(Index K, Index N, Strided B, std::uint32_t* out) {
         const __mmask16 m = j < N ? first(N - j) : __mmask16(0);
         __m512i v;
         if (B.col_stride == 1) {  // a row of B: 16 columns side by side
+          // (a B contiguous in k is pack_b_columns's; any other layout is read one by one)
           const float* even = B.data + 2 * p * B.row_stride + j;
           const __m512 e = _mm512_maskz_loadu_ps(m, even);
           const __m512 od =
               has_odd ? _mm512_maskz_loadu_ps(m, even + B.row_stride) : _mm512_setzero_ps();
           v = pairs(e, od);
-        } else if (B.row_stride == 1 && has_odd && m != 0) {
-          // Columns contiguous in k: the two floats of each pair side by side, 16 pairs
-          // gathered as 64-bit words and rounded together.
-          const float* base = B.data + 2 * p + j * B.col_stride;
-          const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                                 _mm256_set1_epi32(int(B.col_stride)));
-          const __m256i idx8 = _mm256_add_epi32(idx, _mm256_set1_epi32(int(8 * B.col_stride)));
-          const auto m0 = __mmask8(m & 0xff), m1 = __mmask8(m >> 8);
-          const __m512d g0 = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), m0, idx, base, 4);
-          const __m512d g1 = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), m1, idx8, base, 4);
-          v = (__m512i)(_mm512_cvtne2ps_pbh((__m512)(g1), (__m512)(g0)));
         } else {
           alignas(64) std::uint32_t w[16];
           for (Index t = 0; t < 16; ++t)

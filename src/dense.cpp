@@ -8,29 +8,30 @@ namespace chainrule {
 
 namespace {
 
-// The three products of a layer in bfloat16 (bf16.hpp): X (N, in) and the batch matrices are
-// row-major, W (in, out) column-major.
-using detail::Strided;
-
-Strided strided(const BatchView<float>& M) {  // a row-major batch matrix
-  return {M.data(), M.outerStride(), 1};
+// C (M×N) = (or +=) A·B with bfloat16 inputs and float32 sums (bf16.hpp), each matrix given by
+// its pointer and its row and column strides. float32's only: Network::set_bf16_products
+// refuses a float64 network, so the float64 instance is never called.
+template <class T>
+void product_bf16(Index M, Index N, Index K, const T* a, Index a_rs, Index a_cs, const T* b,
+                  Index b_rs, Index b_cs, T* c, Index c_rs, Index c_cs, bool accumulate) {
+  if constexpr (std::is_same_v<T, float>)
+    detail::gemm_bf16(M, N, K, {a, a_rs, a_cs}, {b, b_rs, b_cs}, c, c_rs, c_cs, accumulate);
 }
 
 }  // namespace
+
+// In the bfloat16 products below, X and the batch matrices are row-major (row stride: their
+// outer stride) and W (in, out) column-major: W(i, j) at offset_ + i + in·j.
 
 template <class T>
 void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A,
                        Products products) const {
   Z.resize(X.rows(), out_);
-  if constexpr (std::is_same_v<T, float>) {
-    if (products == Products::bf16)  // Z = X·W, W(i, j) at i + in·j
-      detail::gemm_bf16(X.rows(), out_, in_, strided(X), {params + offset_, 1, in_}, Z.data(), out_,
-                        1, false);
-    else
-      Z.noalias() = X * weight(params);  // (N, in)·(in, out)
-  } else {
-    Z.noalias() = X * weight(params);
-  }
+  if (products == Products::bf16)
+    product_bf16<T>(X.rows(), out_, in_, X.data(), X.outerStride(), 1, params + offset_, 1, in_,
+                    Z.data(), out_, 1, false);
+  else
+    Z.noalias() = X * weight(params);  // (N, in)·(in, out)
   const auto b = bias(params);
   if (activation_ == Activation::relu) {  // + b and the activation in one pass, row by row
     A.resize(Z.rows(), out_);
@@ -48,33 +49,25 @@ void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batc
 template <class T>
 void Dense<T>::backward(const T* params, T* grads, const BatchView<T>& X, const Batch<T>& dZ,
                         Batch<T>* dX, Grads mode, Products products) const {
-  if constexpr (std::is_same_v<T, float>) {
-    if (products == Products::bf16) {
-      // ∂L/∂W = Xᵀ·∂L/∂Z into W's column-major place; ∂L/∂X = ∂L/∂Z·Wᵀ.
-      detail::gemm_bf16(in_, out_, X.rows(), {X.data(), 1, X.outerStride()},
-                        strided(BatchView<T>(dZ)), grads + offset_, 1, in_, mode == Grads::add);
-      if (mode == Grads::add)
-        bias(grads) += dZ.colwise().sum();
-      else
-        bias(grads) = dZ.colwise().sum();
-      if (dX != nullptr) {
-        dX->resize(X.rows(), in_);
-        detail::gemm_bf16(X.rows(), in_, out_, strided(BatchView<T>(dZ)),
-                          {params + offset_, in_, 1}, dX->data(), in_, 1, false);
-      }
-      return;
-    }
-  }
-  if (mode == Grads::add) {
+  const bool bf16 = products == Products::bf16, add = mode == Grads::add;
+  if (bf16)  // ∂L/∂W = Xᵀ·∂L/∂Z into W's column-major place
+    product_bf16<T>(in_, out_, X.rows(), X.data(), 1, X.outerStride(), dZ.data(), out_, 1,
+                    grads + offset_, 1, in_, add);
+  else if (add)
     weight(grads).noalias() += X.transpose() * dZ;  // ∂L/∂W = Xᵀ·∂L/∂Z      (in, out)
-    bias(grads) += dZ.colwise().sum();              // ∂L/∂b = Σ_n ∂L/∂Z_n   (1, out)
-  } else {
+  else
     weight(grads).noalias() = X.transpose() * dZ;
+  if (add)
+    bias(grads) += dZ.colwise().sum();  // ∂L/∂b = Σ_n ∂L/∂Z_n   (1, out), float32 sums either way
+  else
     bias(grads) = dZ.colwise().sum();
-  }
   if (dX != nullptr) {
     dX->resize(X.rows(), in_);
-    dX->noalias() = dZ * weight(params).transpose();  // ∂L/∂X = ∂L/∂Z·Wᵀ  (N, in)
+    if (bf16)
+      product_bf16<T>(X.rows(), in_, out_, dZ.data(), out_, 1, params + offset_, in_, 1, dX->data(),
+                      in_, 1, false);
+    else
+      dX->noalias() = dZ * weight(params).transpose();  // ∂L/∂X = ∂L/∂Z·Wᵀ  (N, in)
   }
 }
 

@@ -203,8 +203,8 @@ std::size_t Network<T>::blocks_for(Index N) const {
 template <class T>
 const Batch<T>& Network<T>::forward(const BatchView<T>& X, Rng* dropout) {
   kept_ = true;
-  if (blocks_for(X.rows()) > 1) return run_blocks(X, true, dropout);  // copied block by block
-  if (X.data() != input_.data()) input_ = X;  // no allocation once N is steady
+  if (blocks_for(X.rows()) > 1) return run_blocks(X, true, dropout);
+  input_ = X;  // no allocation once N is steady
   return run(input_, dropout);
 }
 
@@ -371,17 +371,16 @@ const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dr
   top.Z.resize(N, K);
   top.A.resize(N, K);
   // Kept for backward: the batch in input_, each block copying (or gathering from X) its own
-  // rows, unless X is input_.
-  const bool copy = keep && (!gather.empty() || X.data() != input_.data());
-  if (copy && (input_.rows() != N || input_.cols() != X.cols())) input_.resize(N, X.cols());
+  // rows.
+  if (keep && (input_.rows() != N || input_.cols() != X.cols())) input_.resize(N, X.cols());
   each_block([&](std::size_t b) {
     Block& k = blocks_[b];
     if (!gather.empty())
       gather_rows<T>(X, gather.subspan(std::size_t(k.begin), std::size_t(k.rows)),
                      input_.row(k.begin).data(), input_.cols());
-    else if (copy)
+    else if (keep)
       input_.middleRows(k.begin, k.rows) = X.middleRows(k.begin, k.rows);
-    const BatchView<T> rows = copy ? BatchView<T>(input_.middleRows(k.begin, k.rows))
+    const BatchView<T> rows = keep ? BatchView<T>(input_.middleRows(k.begin, k.rows))
                                    : BatchView<T>(X.middleRows(k.begin, k.rows));
     for (std::size_t l = 0; l < L; ++l) {
       Workspace& w = k.work[l];

@@ -351,7 +351,8 @@ TEST(EnumNames, ToStringParseAndMessages) {
   EXPECT_EQ(message(parse_task, "rank"), "unknown task 'rank': expected classify or regress");
   EXPECT_EQ(parse_dtype("f64"), Dtype::float64);
   EXPECT_EQ(to_string(Dtype::float32), "float32");
-  EXPECT_EQ(message(parse_dtype, "f16"), "unknown dtype 'f16': expected float32, float64 or bfloat16");
+  EXPECT_EQ(message(parse_dtype, "f16"),
+            "unknown dtype 'f16': expected float32, float64 or bfloat16");
   EXPECT_EQ(to_string(Metric::r2), "r2");
   EXPECT_EQ(parse_metric("accuracy"), Metric::accuracy);
   EXPECT_EQ(parse_metric("mystery"), Metric::none);

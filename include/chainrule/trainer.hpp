@@ -187,7 +187,7 @@ class Trainer {
   bool sharded_;
   Index local_n_ = 0;      // this process's rows in the current batch
   double local_rows_ = 0;  // and in the epoch so far (the progress line's running mean)
-  Batch<T> Yb_;            // the batch's targets (its inputs: the network's next_input)
+  Batch<T> Yb_;            // the batch's targets (the network gathers its inputs)
   std::vector<Index> local_rows_of_batch_;  // with a shard: this process's rows of the batch
   std::optional<Rng> dropout_rng_;          // with a shard: this process's dropout masks
   std::chrono::steady_clock::time_point epoch_start_;
