@@ -24,6 +24,7 @@
 #include "chainrule/file_io.hpp"
 #include "chainrule/group.hpp"
 #include "chainrule/threads.hpp"
+#include "csv_internal.hpp"
 #include "csv_rows.hpp"
 #include "number.hpp"
 
@@ -35,6 +36,7 @@ using detail::Parsed;
 using detail::Rows;
 using detail::to_double;
 using detail::trim;
+using detail::valid_utf8;
 
 namespace {
 
@@ -201,8 +203,9 @@ class CsvTokenizer {
   std::string max_what_ = "at most " + std::to_string(kMaxColumns) + " columns";
 };
 
-// Well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
-bool valid_utf8(std::string_view s) {
+}  // namespace
+
+bool detail::valid_utf8(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
     const std::size_t n = c < 0x80           ? 1
@@ -223,6 +226,8 @@ bool valid_utf8(std::string_view s) {
   }
   return true;
 }
+
+namespace {
 
 // The first field of column `c` that holds a comma (for the decimal-comma note).
 template <class Others>
@@ -531,6 +536,115 @@ std::string expected_fields_text(const CsvOptions& options) {
 
 }  // namespace
 
+namespace detail {
+
+RangeFile::RangeFile(const std::string& path, const std::string& reading) {
+  const std::string what = open(path);
+  if (what.empty()) return;
+  if (fd_ >= 0) ::close(fd_);  // no destructor runs after a constructor throws
+  if (what == "gzip-compressed")
+    throw DataError(path + ": gzip-compressed: " + reading +
+                    ", which a compressed file does not have (gunzip it first)");
+  if (what == "not a regular file")
+    throw DataError(path + ": not a regular file: " + reading +
+                    " (decompress it, or save the pipe's output, first)");
+  throw DataError(path + ": " + what);
+}
+
+std::unique_ptr<RangeFile> RangeFile::open_plain(const std::string& path) {
+  std::unique_ptr<RangeFile> f(new RangeFile());
+  return f->open(path).empty() ? std::move(f) : nullptr;
+}
+
+std::string RangeFile::open(const std::string& path) {
+  path_ = path;
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st {};
+  if (fd_ < 0 || ::fstat(fd_, &st) != 0) return std::string("cannot open: ") + std::strerror(errno);
+  if (!S_ISREG(st.st_mode)) return "not a regular file";
+  size_ = std::size_t(st.st_size);
+  mtime_ns_ = std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  inode_ = st.st_ino;
+  unsigned char magic[2] = {0, 0};
+  if (size_ >= 2 && ::pread(fd_, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b)
+    return "gzip-compressed";
+  return {};
+}
+
+RangeFile::~RangeFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void RangeFile::read(std::size_t from, std::size_t to, std::string& out) const {
+  to = std::min(to, size_);
+  const std::size_t at = out.size();
+  out.resize(at + (to > from ? to - from : 0));
+  std::size_t done = 0;
+  while (from + done < to) {
+    const ssize_t got = ::pread(fd_, out.data() + at + done, to - from - done, off_t(from + done));
+    if (got <= 0)
+      throw DataError(
+          path_ + ": read error" +
+          (got < 0 ? std::string(": ") + std::strerror(errno) : std::string(" (the file shrank)")));
+    done += std::size_t(got);
+  }
+}
+
+bool RangeFile::unchanged() const {
+  struct stat st {};
+  return ::fstat(fd_, &st) == 0 && std::size_t(st.st_size) == size_ && st.st_ino == inode_ &&
+         std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec == mtime_ns_;
+}
+
+std::string read_head(const RangeFile& file, const std::string& path, const CsvOptions& options,
+                      Table& t, std::size_t& data_start, std::size_t& data_line) {
+  std::string head;
+  // The header (or, without one, the first row, which sets the width), from a prefix of the
+  // file that grows (up to the input limit) until what it needs ends before the prefix does.
+  const std::uint64_t limit = options.max_bytes > 0 ? options.max_bytes : default_max_input_bytes();
+  for (std::size_t want = std::size_t(1) << 16;; want *= 4) {
+    head.clear();
+    file.read(0, want, head);
+    const bool whole = head.size() == file.size();
+    std::size_t end = 0;
+    try {
+      if (whole) check_text(head, path);
+      CsvTokenizer tok(head, path, options.delimiter);
+      tok.skip_lines(options.skip_rows);
+      RawRow row;
+      t.columns.clear();
+      if (options.header) {
+        read_header(tok, row, t);
+        end = tok.position();
+      } else {
+        const std::size_t pos = tok.position(), line = tok.line();
+        if (tok.next(row))
+          for (std::size_t k = 0; k < row.fields.size(); ++k) {
+            Column col;
+            col.name = "c" + std::to_string(k);
+            col.field = k + 1;
+            t.columns.push_back(std::move(col));
+          }
+        end = tok.position();
+        tok.seek(pos, line);
+      }
+      data_start = tok.position();
+      data_line = tok.line();
+    } catch (const DataError&) {
+      if (whole) throw;  // a prefix cut inside the header is no error of the file's
+    }
+    if (whole || (end > 0 && end < head.size())) break;
+    if (want >= limit)
+      throw LimitError(
+          path + ": the header is longer than the input limit of " + format_bytes(limit),
+          "max_input_bytes");
+  }
+  check_text(std::string_view(head).substr(0, data_start), path);
+  return head;
+}
+
+}  // namespace detail
+
 Table parse_csv(std::string_view text, const std::string& source, const CsvOptions& options) {
   check_text(text, source);
   CsvTokenizer tok(text, source, options.delimiter);
@@ -563,58 +677,10 @@ Table read_csv(const std::string& path, const CsvOptions& options) {
 
 namespace {
 
-// A regular file read by byte ranges (pread), for the sharded reader.
-class RangeFile {
- public:
-  explicit RangeFile(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    struct stat st {};
-    if (fd_ < 0 || ::fstat(fd_, &st) != 0)
-      throw DataError(path + ": cannot open: " + std::strerror(errno));
-    if (!S_ISREG(st.st_mode))
-      throw DataError(path +
-                      ": not a regular file: several processes read their parts of a "
-                      "file by byte ranges (decompress it, or save the pipe's output, "
-                      "first)");
-    size_ = std::size_t(st.st_size);
-    unsigned char magic[2] = {0, 0};
-    if (size_ >= 2 && ::pread(fd_, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b)
-      throw DataError(path +
-                      ": gzip-compressed: several processes read their parts of a file by "
-                      "byte ranges, which a compressed file does not have (gunzip it "
-                      "first)");
-  }
-  ~RangeFile() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  std::size_t size() const { return size_; }
-  // Bytes [from, to) (to clipped to the size), appended to `out`.
-  void read(std::size_t from, std::size_t to, std::string& out) const {
-    to = std::min(to, size_);
-    const std::size_t at = out.size();
-    out.resize(at + (to > from ? to - from : 0));
-    std::size_t done = 0;
-    while (from + done < to) {
-      const ssize_t got =
-          ::pread(fd_, out.data() + at + done, to - from - done, off_t(from + done));
-      if (got <= 0)
-        throw DataError(path_ + ": read error" +
-                        (got < 0 ? std::string(": ") + std::strerror(errno)
-                                 : std::string(" (the file shrank)")));
-      done += std::size_t(got);
-    }
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  std::size_t size_ = 0;
-};
-
 // The first record boundary at or after `from`: the byte after a newline that lies outside
 // quotes, `quotes_before` being the number of quote characters before `from` (RFC 4180: a quote
 // opens or closes a quoted field, "" inside one does both). Counts the newlines it passes.
-std::size_t next_record(const RangeFile& f, std::size_t from, std::uint64_t quotes_before,
+std::size_t next_record(const detail::RangeFile& f, std::size_t from, std::uint64_t quotes_before,
                         std::uint64_t& newlines) {
   bool inside = quotes_before % 2 == 1;
   newlines = 0;
@@ -638,55 +704,15 @@ std::size_t next_record(const RangeFile& f, std::size_t from, std::uint64_t quot
 Table read_csv_shard(const std::string& path, const CsvOptions& options, const Group& g) {
   // Every step that may fail on one process only is followed by g.together's agreement.
   const int N = g.size(), r = g.rank();
-  std::unique_ptr<RangeFile> file;
+  std::unique_ptr<detail::RangeFile> file;
   Table t;
   t.source = path;
   std::string head;  // the file's start: the preamble and the header
   std::size_t data_start = 0, data_line = 1;
   g.together([&] {
-    file = std::make_unique<RangeFile>(path);
-    // The header (or, without one, the first row, which sets the width), from a prefix of the
-    // file that grows (up to the input limit) until what it needs ends before the prefix does.
-    const std::uint64_t limit =
-        options.max_bytes > 0 ? options.max_bytes : default_max_input_bytes();
-    for (std::size_t want = std::size_t(1) << 16;; want *= 4) {
-      head.clear();
-      file->read(0, want, head);
-      const bool whole = head.size() == file->size();
-      std::size_t end = 0;
-      try {
-        if (whole) check_text(head, path);
-        CsvTokenizer tok(head, path, options.delimiter);
-        tok.skip_lines(options.skip_rows);
-        RawRow row;
-        t.columns.clear();
-        if (options.header) {
-          read_header(tok, row, t);
-          end = tok.position();
-        } else {
-          const std::size_t pos = tok.position(), line = tok.line();
-          if (tok.next(row))
-            for (std::size_t k = 0; k < row.fields.size(); ++k) {
-              Column col;
-              col.name = "c" + std::to_string(k);
-              col.field = k + 1;
-              t.columns.push_back(std::move(col));
-            }
-          end = tok.position();
-          tok.seek(pos, line);
-        }
-        data_start = tok.position();
-        data_line = tok.line();
-      } catch (const DataError&) {
-        if (whole) throw;  // a prefix cut inside the header is no error of the file's
-      }
-      if (whole || (end > 0 && end < head.size())) break;
-      if (want >= limit)
-        throw LimitError(
-            path + ": the header is longer than the input limit of " + format_bytes(limit),
-            "max_input_bytes");
-    }
-    check_text(std::string_view(head).substr(0, data_start), path);
+    file = std::make_unique<detail::RangeFile>(
+        path, "several processes read their parts of a file by byte ranges");
+    head = detail::read_head(*file, path, options, t, data_start, data_line);
   });
   // Every process must read the same file: its size and its header, compared with rank 0's.
   g.together([&] {

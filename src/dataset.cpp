@@ -8,6 +8,9 @@ namespace chainrule {
 
 Dataset::Dataset(const Table& table) : table_(&table) {}
 
+Dataset::Dataset(const CsvScan& scan)
+    : table_(&scan.targets()), scan_(&scan), names_(scan.feature_names()) {}
+
 Dataset::Dataset(const MatrixView& X, Targets y, std::vector<std::string> names, std::string source)
     : table_(&targets_), matrix_(X), names_(std::move(names)) {
   if (X.data == nullptr || X.rows < 1 || X.cols < 1)

@@ -250,9 +250,14 @@ void train_model(const Dataset& data, const Part& part, const FitOptions& o,
   // A value of this process's rows that the preprocessing refuses (a gap, a number out of the
   // training precision's range) fails here on this process alone: agreed on with the others.
   const auto prepare = [&] {
-    if (!in_place) copy = model.prep.transform<T>(data, split.train, o.threads);
+    if (data.scan()) {  // a file read in passes: one pass for both
+      std::tie(copy, Xv_) =
+          model.prep.transform_split<T>(data, split.train, split.validation, o.threads);
+    } else {
+      if (!in_place) copy = model.prep.transform<T>(data, split.train, o.threads);
+      Xv_ = model.prep.transform<T>(data, split.validation, o.threads);
+    }
     Y_ = model.prep.targets<T>(table, split.train);
-    Xv_ = model.prep.transform<T>(data, split.validation, o.threads);
     Yv_ = model.prep.targets<T>(table, split.validation);
   };
   together(g, prepare);
@@ -497,8 +502,8 @@ Predictions predictions_from(const Model& m, const Batch<double>& P, const Table
   for (Index n = 0; n < P.rows(); ++n)
     if (!P.row(n).allFinite())
       throw DataError(
-          (rows[std::size_t(n)] < t.lines.size()
-               ? t.source + ":" + std::to_string(t.lines[rows[std::size_t(n)]])
+          (t.line_of(rows[std::size_t(n)]) > 0
+               ? t.source + ":" + std::to_string(t.line_of(rows[std::size_t(n)]))
                : t.source + ": row " + std::to_string(rows[std::size_t(n)] + 1)) +
           ": the model's output for this row is not finite (NaN or infinite): expected values "
           "within the range the model was trained on");

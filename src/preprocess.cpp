@@ -24,24 +24,56 @@ const Column& column_of(const Table& t, const std::string& name, const std::stri
   return t.columns[std::size_t(c)];
 }
 
-// One input column: a table's, or a column of a matrix in memory (numbers only).
+// One input column: a table's, a column of a matrix in memory, or a feature of a file read in
+// passes (the last two numbers only).
 struct ColumnRef {
   const Table* table;
   const Column* column = nullptr;      // a table's column, or
-  const MatrixView* matrix = nullptr;  // a matrix's column j
+  const MatrixView* matrix = nullptr;  // a matrix's column j, or
   Index j = 0;
   std::string name;
+  const CsvScan* scan = nullptr;  // the file's feature j
 
   bool numeric() const { return column == nullptr || column->numeric; }
+  /// Row r's value; for a scan a pass over the file (messages only: the loops below read scans
+  /// block by block).
   double number(std::size_t r) const {
-    return column ? column->numbers[r] : matrix->at(Index(r), j);
+    return column ? column->numbers[r]
+           : scan ? scan->value(r, std::size_t(j))
+                  : matrix->at(Index(r), j);
   }
   const std::string& text(std::size_t r) const { return column->text[r]; }
   std::string where(std::size_t r) const {
     return column ? table->where(r, *column)
+           : scan ? scan->where(r, std::size_t(j))
                   : table->source + ": row " + std::to_string(r + 1) + ", column '" + name + "'";
   }
 };
+
+// A scan is read in row order: the rows it is asked for must ascend (Dataset's contract).
+void check_ascending(const Dataset& d, std::span<const std::size_t> rows) {
+  if (d.scan() && !std::is_sorted(rows.begin(), rows.end()))
+    throw ConfigError(d.source() +
+                      ": rows of a file read in passes must be given in ascending order");
+}
+
+// Calls f(k, v, r) for every value v of `rows` (ascending) in every feature cols[k].j of a file
+// read in passes: in blocks of rows, each column's values in row order.
+template <class F>
+void scan_values(const CsvScan& scan, const std::vector<ColumnRef>& cols,
+                 std::span<const std::size_t> rows, F&& f) {
+  std::size_t i = 0;
+  scan.scan([&](const CsvScan::Block& b) {
+    const std::size_t from = i;
+    while (i < rows.size() && rows[i] < b.first_row + b.rows)
+      ++i;
+    for (std::size_t k = 0; k < cols.size(); ++k) {
+      const std::span<const double> v = b.values(std::size_t(cols[k].j));
+      for (std::size_t n = from; n < i; ++n)
+        f(k, v[rows[n] - b.first_row], rows[n]);
+    }
+  });
+}
 
 // Every column a dataset's features may come from, in order.
 std::vector<ColumnRef> columns_of(const Dataset& d) {
@@ -51,6 +83,11 @@ std::vector<ColumnRef> columns_of(const Dataset& d) {
       out.push_back({&d.table(), nullptr, m, j, d.feature_names()[std::size_t(j)]});
     return out;
   }
+  if (const CsvScan* s = d.scan()) {
+    for (std::size_t j = 0; j < s->feature_names().size(); ++j)
+      out.push_back({&d.table(), nullptr, nullptr, Index(j), s->feature_names()[j], s});
+    return out;
+  }
   for (const Column& c : d.table().columns)
     out.push_back({&d.table(), &c, nullptr, 0, c.name});
   return out;
@@ -58,12 +95,15 @@ std::vector<ColumnRef> columns_of(const Dataset& d) {
 
 // The column called `name` (or of the index it spells, for a table).
 ColumnRef find_column(const Dataset& d, const std::string& name, const std::string& role) {
-  if (d.matrix() == nullptr) {
+  if (d.matrix() == nullptr && d.scan() == nullptr) {
     const Column& c = column_of(d.table(), name, role);
     return {&d.table(), &c, nullptr, 0, c.name};
   }
+  if (d.scan() && name == d.table().columns[0].name)  // the target (to say it cannot be dropped)
+    return {&d.table(), &d.table().columns[0], nullptr, 0, name};
+  const long j = d.scan() ? d.scan()->find(name) : -1;  // a name, or an index in the file
   for (const ColumnRef& c : columns_of(d))
-    if (c.name == name) return c;
+    if (c.name == name || c.j == j) return c;
   throw DataError(d.source() + ": no column '" + name + "' (" + role + ")");
 }
 
@@ -252,6 +292,7 @@ void matrix_stats(const MatrixView& m, const std::vector<ColumnRef>& cols,
 std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<ColumnRef>& cols,
                                       std::span<const std::size_t> rows, const Group* g,
                                       bool spread) {
+  check_ascending(data, rows);
   std::vector<NumberStats> st(cols.size());
   if (const MatrixView* m = data.matrix()) {
     switch (m->type) {
@@ -267,10 +308,15 @@ std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<Col
     }
     return st;
   }
-  for (std::size_t k = 0; k < cols.size(); ++k)
-    if (cols[k].numeric())
-      for (const std::size_t r : rows)
-        st[k].add(cols[k].number(r), r);
+  // Each column's values in row order: a table's column by column, a scan's block by block.
+  const auto each_value = [&](auto&& f) {
+    if (const CsvScan* s = data.scan()) return scan_values(*s, cols, rows, f);
+    for (std::size_t k = 0; k < cols.size(); ++k)
+      if (cols[k].numeric())
+        for (const std::size_t r : rows)
+          f(k, cols[k].number(r), r);
+  };
+  each_value([&](std::size_t k, double v, std::size_t r) { st[k].add(v, r); });
   if (g) {
     const std::size_t K = cols.size();
     std::vector<double> sum(K), n(K), lo(K), hi(K);
@@ -289,12 +335,12 @@ std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<Col
     }
   }
   if (!spread) return st;
-  for (std::size_t k = 0; k < cols.size(); ++k) {
-    if (!cols[k].numeric() || st[k].n == 0) continue;
-    const double mean = st[k].mean();
-    for (const std::size_t r : rows)
-      st[k].add_square(cols[k].number(r), mean);
-  }
+  std::vector<double> mean(cols.size());
+  for (std::size_t k = 0; k < cols.size(); ++k)
+    mean[k] = st[k].n > 0 ? st[k].mean() : 0;
+  each_value([&](std::size_t k, double v, std::size_t) {
+    if (st[k].n > 0) st[k].add_square(v, mean[k]);
+  });
   if (g) {
     std::vector<double> sq(cols.size());
     for (std::size_t k = 0; k < cols.size(); ++k)
@@ -640,16 +686,25 @@ bool encode_number(const Preprocessor& p, const Feature& f, double v, T* x) {
   return std::isfinite(*x);
 }
 
+// A text feature's inputs: one-hot.
 template <class T>
-bool encode(const Preprocessor& p, const Feature& f, const ColumnRef& c, std::size_t r, T* x) {
-  if (f.numeric) return encode_number(p, f, c.number(r), x);
-  // A numeric column read where text was trained: compare its text form.
-  const std::string v = c.numeric() ? format_number(c.number(r)) : c.text(r);
+bool encode_text(const Preprocessor& p, const Feature& f, const std::string& v, T* x) {
   if (v.empty() && p.impute == Impute::none) return false;  // else the category "" (missing)
   std::fill(x, x + f.categories.size(), T(0));  // an unseen category encodes as all zeros
   const auto it = std::lower_bound(f.categories.begin(), f.categories.end(), v);
   if (it != f.categories.end() && *it == v) x[it - f.categories.begin()] = T(1);
   return true;
+}
+
+// A number's inputs; a numeric column read where text was trained: its text form's.
+template <class T>
+bool encode_value(const Preprocessor& p, const Feature& f, double v, T* x) {
+  return f.numeric ? encode_number(p, f, v, x) : encode_text(p, f, format_number(v), x);
+}
+
+template <class T>
+bool encode(const Preprocessor& p, const Feature& f, const ColumnRef& c, std::size_t r, T* x) {
+  return c.numeric() ? encode_value(p, f, c.number(r), x) : encode_text(p, f, c.text(r), x);
 }
 
 // A matrix's numeric features, read through typed pointers rather than MatrixView::at's switch
@@ -682,27 +737,81 @@ template <class T>
   out_of_range<T>(c, r, c.number(r));
 }
 
-template <class T>
-Batch<T> Preprocessor::transform(const Dataset& data, std::span<const std::size_t> rows,
-                                 int threads_given) const {
-  struct Source {
-    ColumnRef column;
-    const Feature* feature;
-    Index col;
-  };
+namespace {
+
+// Where the network's inputs come from: for each feature, its column and its first input.
+struct Source {
+  ColumnRef column;
+  const Feature* feature;
+  Index col;
+};
+
+std::vector<Source> sources_of(const Preprocessor& p, const Dataset& data) {
   std::vector<Source> sources;
-  for (const InputColumn& in : input_layout()) {
+  for (const InputColumn& in : p.input_layout()) {
     if (in.category > 0) continue;  // each feature from its first input on
-    const Feature& f = features[in.feature];
+    const Feature& f = p.features[in.feature];
     ColumnRef c = find_column(data, f.name, "a feature the model was trained on");
     if (f.numeric && !c.numeric())
       throw DataError(data.source() + ": column '" + c.name +
                       "' holds text, the model expects numbers");
     sources.push_back({std::move(c), &f, in.offset});
   }
+  return sources;
+}
+
+// transform's matrices of several sets of rows (each ascending) of a file read in passes, in one
+// pass over it, block by block; a refused value reported as transform reports it, set by set.
+template <class T>
+void transform_scan(const Preprocessor& p, const Dataset& data, const std::vector<Source>& sources,
+                    std::initializer_list<std::span<const std::size_t>> sets,
+                    std::initializer_list<Batch<T>*> out) {
+  std::size_t total = 0;
+  for (const std::span<const std::size_t> rows : sets) {
+    check_ascending(data, rows);
+    total += rows.size();
+  }
+  if (total == 0) return;
+  // Per set, the first refused value of each source, by its position in the set's rows.
+  std::vector<std::vector<std::size_t>> refused;
+  for (const std::span<const std::size_t> rows : sets)
+    refused.emplace_back(sources.size(), rows.size());
+  std::vector<std::size_t> next(sets.size(), 0);
+  std::vector<std::span<const double>> v(sources.size());
+  data.scan()->scan([&](const CsvScan::Block& b) {
+    for (std::size_t k = 0; k < sources.size(); ++k)
+      v[k] = b.values(std::size_t(sources[k].column.j));
+    for (std::size_t s = 0; s < sets.size(); ++s) {
+      const std::span<const std::size_t> rows = sets.begin()[s];
+      Batch<T>& X = *out.begin()[s];
+      std::size_t& i = next[s];
+      for (; i < rows.size() && rows[i] < b.first_row + b.rows; ++i)
+        for (std::size_t k = 0; k < sources.size(); ++k)
+          if (!encode_value<T>(p, *sources[k].feature, v[k][rows[i] - b.first_row],
+                               &X(Index(i), sources[k].col)) &&
+              refused[s][k] == rows.size())
+            refused[s][k] = i;
+    }
+  });
+  for (std::size_t s = 0; s < sets.size(); ++s)
+    for (std::size_t k = 0; k < sources.size(); ++k)
+      if (refused[s][k] < sets.begin()[s].size())
+        throw_problem<T>(*sources[k].feature, sources[k].column, sets.begin()[s][refused[s][k]]);
+}
+
+}  // namespace
+
+template <class T>
+Batch<T> Preprocessor::transform(const Dataset& data, std::span<const std::size_t> rows,
+                                 int threads_given) const {
+  const std::vector<Source> sources = sources_of(*this, data);
   // Row by row, so the row-major matrix is written in order, in one pass; a large matrix in row
   // spans on `threads_given` threads (each row depends on its own values only).
   Batch<T> X(Index(rows.size()), inputs());
+  if (data.scan()) {  // one pass over the file
+    transform_scan<T>(*this, data, sources, {rows}, {&X});
+    return X;
+  }
   const auto fill = [&](std::size_t from, std::size_t to) {
     if (const MatrixView* m = data.matrix()) {  // numbers only: typed reads, the same values
       std::vector<MatrixInput> in;
@@ -751,6 +860,20 @@ Batch<T> Preprocessor::transform(const Dataset& data, std::span<const std::size_
 }
 
 template <class T>
+std::pair<Batch<T>, Batch<T>> Preprocessor::transform_split(const Dataset& data,
+                                                            std::span<const std::size_t> train,
+                                                            std::span<const std::size_t> validation,
+                                                            int threads) const {
+  if (!data.scan())
+    return {transform<T>(data, train, threads), transform<T>(data, validation, threads)};
+  std::pair<Batch<T>, Batch<T>> X{Batch<T>(Index(train.size()), inputs()),
+                                  Batch<T>(Index(validation.size()), inputs())};
+  transform_scan<T>(*this, data, sources_of(*this, data), {train, validation},
+                    {&X.first, &X.second});
+  return X;
+}
+
+template <class T>
 Batch<T> Preprocessor::targets(const Table& t, std::span<const std::size_t> rows) const {
   Batch<T> Y = Batch<T>::Zero(Index(rows.size()), outputs());
   if (task == Task::regress) {
@@ -781,6 +904,10 @@ template Batch<float> Preprocessor::transform<float>(const Dataset&, std::span<c
                                                      int) const;
 template Batch<double> Preprocessor::transform<double>(const Dataset&, std::span<const std::size_t>,
                                                        int) const;
+template std::pair<Batch<float>, Batch<float>> Preprocessor::transform_split<float>(
+    const Dataset&, std::span<const std::size_t>, std::span<const std::size_t>, int) const;
+template std::pair<Batch<double>, Batch<double>> Preprocessor::transform_split<double>(
+    const Dataset&, std::span<const std::size_t>, std::span<const std::size_t>, int) const;
 template Batch<float> Preprocessor::targets<float>(const Table&,
                                                    std::span<const std::size_t>) const;
 template Batch<double> Preprocessor::targets<double>(const Table&,

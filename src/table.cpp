@@ -16,8 +16,8 @@ long Table::find(std::string_view name) const {
 }
 
 std::string Table::where(std::size_t row, const Column& column) const {
-  if (row < lines.size())
-    return source + ":" + std::to_string(lines[row]) + ":" + std::to_string(column.field);
+  if (const std::size_t line = line_of(row); line > 0)
+    return source + ":" + std::to_string(line) + ":" + std::to_string(column.field);
   return source + ": row " + std::to_string(row + 1) + ", column '" + column.name + "'";
 }
 

@@ -387,6 +387,44 @@ TEST(Cli, FixedThreadCountSameBytes) {
     std::remove(f.c_str());
 }
 
+// --stream on reads the CSV file in passes (CsvScan): the same model bytes as reading it whole,
+// checkpoints that resume either way, and files it cannot read in passes read whole.
+TEST(Cli, StreamedCsvGivesTheSameModel) {
+  const std::string csv = temp("stream.csv"), gz = csv + ".gz";
+  {
+    std::ofstream out(csv);
+    out << "a,b,c,y\n";
+    chainrule::Rng rng(8);
+    for (int r = 0; r < 4000; ++r) {
+      const double a = rng.normal(), b = rng.normal() * 10, c = rng.uniform();
+      out << a << "," << (r % 50 == 3 ? "NA" : std::to_string(b)) << "," << c << ","
+          << (a + b / 10 > 0 ? 1 : 0) << "\n";
+    }
+  }
+  ASSERT_EQ(std::system(("gzip -k " + csv).c_str()), 0);
+  const std::string whole = temp("whole.safetensors"), passes = temp("passes.safetensors"),
+                    zipped = temp("zipped.safetensors");
+  const std::string args = " --impute mean --layers 4 --epochs 3 --quiet --checkpoint-every 1 ";
+  ASSERT_EQ(chainrule("train " + csv + args + "--stream off --out " + whole).code, 0);
+  const Outcome r = chainrule("train " + csv + args + "--stream on --out " + passes);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("(the file read in passes, --stream)"), std::string::npos) << r.out;
+  EXPECT_EQ(slurp(passes), slurp(whole));
+  ASSERT_EQ(chainrule("train " + gz + args + "--stream on --out " + zipped).code, 0);
+  EXPECT_EQ(slurp(zipped), slurp(whole));
+  // The checkpoint of a run read whole resumes with the file read in passes, to the same bytes.
+  const Outcome resumed =
+      chainrule("train --resume " + whole + ".ckpt --stream on --quiet --out " + passes);
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_EQ(slurp(passes), slurp(whole));
+  const Outcome bad = chainrule("train " + csv + " --stream sometimes");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--stream"), std::string::npos) << bad.err;
+  for (const auto& f :
+       {csv, gz, whole, passes, zipped, whole + ".ckpt", passes + ".ckpt", zipped + ".ckpt"})
+    std::remove(f.c_str());
+}
+
 TEST(Cli, ProgressOnATerminalAndInLogs) {
   const std::string model = temp("p.safetensors");
   const std::string args =

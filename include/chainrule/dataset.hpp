@@ -1,6 +1,7 @@
-// What fit, evaluate and predict read: a Table (a CSV or IDX file), or features that are already
-// in memory (a numpy array, an MPI rank's shard, IDX pixels) as a matrix view read in place, with
-// the targets beside it. A Table converts implicitly, so every Table call site works unchanged.
+// What fit, evaluate and predict read: a Table (a CSV or IDX file), features that are already in
+// memory (a numpy array, an MPI rank's shard, IDX pixels) as a matrix view read in place, with
+// the targets beside it, or a numeric CSV file read in passes (CsvScan). A Table converts
+// implicitly, so every Table call site works unchanged.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "chainrule/csv_scan.hpp"
 #include "chainrule/file_io.hpp"
 #include "chainrule/table.hpp"
 #include "chainrule/types.hpp"
@@ -87,22 +89,33 @@ class Dataset {
   /// when the shapes disagree.
   Dataset(const MatrixView& features, Targets targets = {},
           std::vector<std::string> feature_names = {}, std::string source = "the matrix");
+  /// A numeric CSV file read in passes: its target column in memory, its features read from the
+  /// file whenever they are needed (each pass over them reads the file again). Not copied: it
+  /// must outlive this. The rows a call is given must be in ascending order (as split_rows,
+  /// all_rows and rows_with_target give them): statistics are sums in row order.
+  explicit Dataset(const CsvScan& scan);
   Dataset(const Dataset&) = delete;
   Dataset& operator=(const Dataset&) = delete;
 
-  std::size_t rows() const { return matrix_ ? std::size_t(matrix_->rows) : table_->rows(); }
+  std::size_t rows() const {
+    return matrix_ ? std::size_t(matrix_->rows) : scan_ ? scan_->rows() : table_->rows();
+  }
   const std::string& source() const { return table_->source; }
-  /// The table: all columns, or for a matrix the target column alone (which may be absent).
+  /// The table: all columns, or for a matrix or a scan the target column alone (which may be
+  /// absent for a matrix).
   const Table& table() const { return *table_; }
   /// The matrix of features, when the features are one.
   const MatrixView* matrix() const { return matrix_ ? &*matrix_ : nullptr; }
-  /// The matrix's column names.
+  /// The file read in passes, when the features are one.
+  const CsvScan* scan() const { return scan_; }
+  /// The matrix's (or the file's) feature names.
   const std::vector<std::string>& feature_names() const { return names_; }
 
  private:
   const Table* table_;
   Table targets_;  // a matrix's target column
   std::optional<MatrixView> matrix_;
+  const CsvScan* scan_ = nullptr;
   std::vector<std::string> names_;
 };
 

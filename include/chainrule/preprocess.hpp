@@ -5,6 +5,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "chainrule/dataset.hpp"
@@ -102,6 +103,13 @@ struct Preprocessor {
   /// matrix is written in `threads` row spans at once; the matrix is the same for every count.
   template <class T>
   Batch<T> transform(const Dataset& data, std::span<const std::size_t> rows, int threads = 1) const;
+  /// transform of the training rows and of the validation rows: for a file read in passes
+  /// (CsvScan), in one pass over it instead of two.
+  template <class T>
+  std::pair<Batch<T>, Batch<T>> transform_split(const Dataset& data,
+                                                std::span<const std::size_t> train,
+                                                std::span<const std::size_t> validation,
+                                                int threads = 1) const;
   /// Network targets (rows, outputs()): one-hot, 0/1 for two classes, or the scaled value.
   template <class T>
   Batch<T> targets(const Table& table, std::span<const std::size_t> rows) const;

@@ -28,6 +28,9 @@ struct CsvOptions {
   /// Bytes the file may hold once decompressed (0: default_max_input_bytes(), file_io.hpp),
   /// checked as it is read: a LimitError beyond.
   std::uint64_t max_bytes = 0;
+  /// CsvScan (csv_scan.hpp): the text read and parsed at a time, at least 64 KiB. Each pass holds
+  /// this and its doubles (about as many bytes again), whatever the file's size.
+  std::size_t scan_block_bytes = std::size_t(16) << 20;
 };
 
 /// One column: numbers (missing values are NaN) or text (missing values are empty strings).
@@ -51,7 +54,10 @@ struct Table {
   std::string source;  ///< the file name, used in messages
   std::vector<Column> columns;
   std::vector<std::size_t> lines;  ///< 1-based line of each row (empty for binary formats)
-  std::vector<Note> notes;         ///< what the reader noticed (see Note)
+  /// When `lines` is empty and this is not 0: row r is on line first_line + r (a file without
+  /// blank lines between its rows, whose lines need not be kept one by one).
+  std::size_t first_line = 0;
+  std::vector<Note> notes;  ///< what the reader noticed (see Note)
 
   std::size_t rows() const {
     return columns.empty()      ? 0
@@ -61,6 +67,10 @@ struct Table {
   std::size_t cols() const { return columns.size(); }
   /// Index of the column called `name`, or of the 0-based index `name` spells; -1 if none.
   long find(std::string_view name) const;
+  /// The 1-based line of row `row`, 0 if not known.
+  std::size_t line_of(std::size_t row) const {
+    return row < lines.size() ? lines[row] : lines.empty() && first_line > 0 ? first_line + row : 0;
+  }
   /// "file:line:field" for a cell, as far as it is known.
   std::string where(std::size_t row, const Column& column) const;
 };

@@ -88,7 +88,10 @@ def train(data, target=None, distributed=False, **options):
     max_categories, max_classes, optimizer='adam'|'sgd'|'adamw'|'rmsprop', lr (default the
     optimizer's), momentum, nesterov, weight_decay, beta1, beta2, eps, alpha,
     schedule='constant'|'step'|'cosine', step_size, gamma, init_from=Model (fine-tuning).
-    For a CSV path: delimiter=',', header=True, skip_rows=0, decimal_comma=False.
+    For a CSV path: delimiter=',', header=True, skip_rows=0, decimal_comma=False, and
+    stream='auto'|'on'|'off' (the command line's --stream): 'on' reads a file of numbers in
+    passes straight from it, holding the training matrix rather than its text and a table of
+    doubles (the same model); 'auto' does so for a plain file of 256 MiB or more.
 
     distributed=True: under ``mpirun -np N python3 script.py``, the N processes train one model
     together (docs/distributed.md): a CSV path is read in parts, one per process (a DataFrame is
@@ -101,8 +104,11 @@ def train(data, target=None, distributed=False, **options):
     UserWarning. The GIL is released while training; Ctrl-C stops within one batch
     (KeyboardInterrupt).
     """
-    _refuse_unknown("train", options, TRAIN_OPTIONS + CSV_OPTIONS)
+    _refuse_unknown("train", options, TRAIN_OPTIONS + CSV_OPTIONS + ("stream",))
+    stream = options.pop("stream", None)
     csv = _csv("train", {k: options.pop(k) for k in CSV_OPTIONS if k in options})
+    if stream is not None:
+        csv["stream"] = stream
     fit = {k: v for k, v in options.items() if v is not None}
     init_from = fit.pop("init_from", None)
     if target is not None:

@@ -86,8 +86,7 @@ const Group* mpi_group() {
 // `data` is a path (str) read with read_csv and the CSV options in `csv` (the command line's
 // --delimiter, --no-header, --skip-rows, --decimal-comma), or a DataFrame. With a group, a path
 // is read in parts (read_csv_shard), and a DataFrame is this process's part of the rows.
-Table table_of(const py::object& data, const py::dict& csv, const Group* group = nullptr) {
-  if (!py::isinstance<py::str>(data)) return table_of_frame(data);
+CsvOptions csv_options(const py::dict& csv) {
   const CsvOptions defaults;
   const std::string delimiter =
       get<std::string>(csv, "delimiter", std::string(1, defaults.delimiter));
@@ -101,6 +100,12 @@ Table table_of(const py::object& data, const py::dict& csv, const Group* group =
   if (o.decimal_comma && o.delimiter == ',')
     throw ConfigError("decimal_comma needs another delimiter than ',' (such as ';')",
                       "decimal_comma");
+  return o;
+}
+
+Table table_of(const py::object& data, const py::dict& csv, const Group* group = nullptr) {
+  if (!py::isinstance<py::str>(data)) return table_of_frame(data);
+  const CsvOptions o = csv_options(csv);
   const std::string path = data.cast<std::string>();
   py::gil_scoped_release release;
   return group ? read_csv_shard(path, o, *group) : read_csv(path, o);
@@ -270,7 +275,21 @@ py::tuple train_py(const py::object& data, const py::dict& csv, const py::dict& 
   FitOptions o = fit_options(options);  // every option is checked before the data is read
   o.init_from = init_from.get();
   o.group = distributed ? mpi_group() : nullptr;
-  const Table table = table_of(data, csv, o.group);
+  // stream: a CSV path read in passes (CsvScan), as the command line's --stream.
+  const std::string stream = get<std::string>(csv, "stream", "auto");
+  if (stream != "auto" && stream != "on" && stream != "off")
+    throw ConfigError("stream must be 'auto', 'on' or 'off', got '" + stream + "'", "stream");
+  std::unique_ptr<CsvScan> scan;
+  if (py::isinstance<py::str>(data) && !o.group && stream != "off") {
+    const std::string path = data.cast<std::string>();
+    const CsvOptions csv_o = csv_options(csv);
+    py::gil_scoped_release release;
+    if (stream == "on" || CsvScan::large(path))
+      scan = CsvScan::open(path, init_from ? init_from->prep.target : o.data.target, csv_o);
+  }
+  if (scan) o.data.target = scan->targets().columns[0].name;  // by name: it holds that column
+  const Table table = scan ? Table() : table_of(data, csv, o.group);
+  const Dataset dataset = scan ? Dataset(*scan) : Dataset(table);
 
   // Ctrl-C: the GIL is released while training; a batch callback takes it back at most every
   // 50 ms to let Python's signal handler run, and stops the run if it asks.
@@ -291,7 +310,7 @@ py::tuple train_py(const py::object& data, const py::dict& csv, const py::dict& 
   FitResult r;
   {
     py::gil_scoped_release release;
-    r = fit(table, o, cb);
+    r = fit(dataset, o, cb);
   }
   if (r.history.interrupted || interrupt) {
     PyErr_SetNone(PyExc_KeyboardInterrupt);

@@ -68,6 +68,27 @@ def test_people_with_the_defaults_is_the_command_lines_model(cli, people, tmp_pa
     assert model.metrics["validation"] is None
 
 
+def test_a_file_read_in_passes_gives_the_same_model(cli, tmp_path):
+    """stream='on' (CsvScan) and stream='off' (the whole file) train the same model, the command
+    line's with --stream on; a bad stream value is refused."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(3000, 4))
+    path = tmp_path / "numbers.csv"
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1] * 100, "c": X[:, 2], "d": X[:, 3],
+                  "y": (X[:, 0] + X[:, 1] > 0).astype(int)}).to_csv(path, index=False)
+    options = dict(target="y", layers=[4], epochs=3, seed=2)
+    passes = chainrule.train(str(path), stream="on", **options)
+    whole = chainrule.train(str(path), stream="off", **options)
+    assert saved(passes, tmp_path / "passes.safetensors") == \
+        saved(whole, tmp_path / "whole.safetensors")
+    reference = cli_train(cli, str(path), ["--target", "y", "--layers", "4", "--epochs", "3",
+                                           "--seed", "2", "--stream", "on"],
+                          tmp_path / "cli.safetensors")
+    assert (tmp_path / "passes.safetensors").read_bytes() == reference
+    with pytest.raises(chainrule.ConfigError, match="stream must be 'auto', 'on' or 'off'"):
+        chainrule.train(str(path), stream="always", **options)
+
+
 def test_passengers_is_the_command_lines_model(cli, passengers, tmp_path):
     with pytest.warns(UserWarning, match="11 of 120 rows have no value in the target column"):
         model = chainrule.train(passengers, **PASSENGERS)

@@ -75,18 +75,22 @@ std::uint64_t max_bytes(const DataArgs& a) {
 
 namespace {
 
-Table load_csv(const DataArgs& a, const Group* g) {
+CsvOptions csv_options(const DataArgs& a) {
   std::string d = a.delimiter == "\\t" ? "\t" : a.delimiter;
   if (d.size() != 1)
     throw ConfigError("--delimiter must be one character, got '" + a.delimiter + "'");
   if (a.decimal_comma && d[0] == ',')
     throw ConfigError("--decimal-comma needs another --delimiter than ',' (such as ';')");
-  const CsvOptions o{.delimiter = d[0],
-                     .header = !a.no_header,
-                     .skip_rows = a.skip_rows,
-                     .threads = threads(),
-                     .decimal_comma = a.decimal_comma,
-                     .max_bytes = max_bytes(a)};
+  return {.delimiter = d[0],
+          .header = !a.no_header,
+          .skip_rows = a.skip_rows,
+          .threads = threads(),
+          .decimal_comma = a.decimal_comma,
+          .max_bytes = max_bytes(a)};
+}
+
+Table load_csv(const DataArgs& a, const Group* g) {
+  const CsvOptions o = csv_options(a);
   Table t = g ? read_csv_shard(a.path, o, *g) : read_csv(a.path, o);
   if (!g || g->rank() == 0) print_notes(t.notes);
   return t;
@@ -99,7 +103,15 @@ Table load_table(const DataArgs& a) {
   return load_csv(a, nullptr);
 }
 
-LoadedData::LoadedData(const DataArgs& a, const Group* g) {
+LoadedData::LoadedData(const DataArgs& a, const Group* g, const Stream& stream) {
+  if (!is_idx(a) && !g && stream.mode != "off") {
+    if (stream.mode == "on" || CsvScan::large(a.path))
+      scan_ = CsvScan::open(a.path, stream.target, csv_options(a));
+    if (scan_) {
+      dataset_ = std::make_unique<Dataset>(*scan_);
+      return;
+    }
+  }
   if (!is_idx(a)) {
     table_ = load_csv(a, g);
     dataset_ = std::make_unique<Dataset>(table_);

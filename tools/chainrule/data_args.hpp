@@ -33,13 +33,23 @@ void add_data_options(CLI::App* app, DataArgs& args);
 /// (optionally ".gz"), CSV otherwise.
 Table load_table(const DataArgs& args);
 
-/// A data file as train, eval and predict read it: a CSV table, or IDX images kept as their bytes
-/// (a u8 matrix read in place: one byte per pixel, not a table of doubles) with their labels.
+/// How train reads a CSV file (--stream): in passes straight from the file (CsvScan) when `mode`
+/// is "on" and the file allows it, or "auto" and it is also CsvScan::large; whole ("off", and
+/// under mpirun, where each process holds its part alone).
+struct Stream {
+  std::string mode = "off";
+  std::string target;  ///< the target column, as --target gives it (empty: the last)
+};
+
+/// A data file as train, eval and predict read it: a CSV table, a numeric CSV file read in passes
+/// (train, --stream), or IDX images kept as their bytes (a u8 matrix read in place: one byte per
+/// pixel, not a table of doubles) with their labels.
 class LoadedData {
  public:
   /// With a group (under mpirun): this process's part of the rows (read_csv_shard, or its
   /// share of the IDX images), the parts in rank order making up the file.
-  explicit LoadedData(const DataArgs& args, const Group* group = nullptr);
+  explicit LoadedData(const DataArgs& args, const Group* group = nullptr,
+                      const Stream& stream = {});
   const Dataset& dataset() const { return *dataset_; }
   /// The CSV table, or the IDX labels as a column "label" (absent without --labels).
   const Table& table() const { return dataset_->table(); }
@@ -47,6 +57,7 @@ class LoadedData {
 
  private:
   Table table_;
+  std::unique_ptr<CsvScan> scan_;
   IdxImages images_;
   std::unique_ptr<Dataset> dataset_;
 };

@@ -67,6 +67,7 @@ struct TrainArgs {
   Lang lang = Lang::en;
   // Limits of this machine, not settings of the run: never stored in a checkpoint.
   std::string max_memory;
+  std::string stream = "auto";  // how a CSV file is read (LoadedData): the model is the same
   std::size_t max_categories = PreprocessOptions{}.max_categories;
   std::size_t max_classes = PreprocessOptions{}.max_classes;
 };
@@ -79,9 +80,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainArgs, data, target, drop, scale, task, i
                                    checkpoint, checkpoint_every)
 
 // Options that may be given beside --resume; every other one comes from the checkpoint.
-constexpr const char* kResumeOptions[] = {"--out", "--checkpoint", "--checkpoint-every", "--quiet",
-                                          "--log", "--max-memory", "--max-input-size",   "--report",
-                                          "--lang"};
+constexpr const char* kResumeOptions[] = {
+    "--out",        "--checkpoint",     "--checkpoint-every", "--quiet",  "--log",
+    "--max-memory", "--max-input-size", "--report",           "--stream", "--lang"};
 
 // SIGINT and SIGTERM ask the training loop to stop after the current batch; a second signal
 // acts as if there were no handler (SA_RESETHAND), and so does the first one when the batch has
@@ -351,6 +352,7 @@ TrainArgs resumed_args(const TrainArgs& given, const Checkpoint& c, const CLI::A
   a.quiet = given.quiet;
   a.log = given.log;
   a.max_memory = given.max_memory;
+  a.stream = given.stream;
   a.data.max_input = given.data.max_input;
   if (!given.data.path.empty()) a.data.path = given.data.path;  // the data moved
   // A checkpoint does not choose which files get written: the paths stored in it are used only
@@ -444,7 +446,11 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
   if (resume && !a.quiet)
     fmt::print(stderr, "resuming {}; the model will be written to {}\n", a.resume, a.out);
   const auto reading = std::chrono::steady_clock::now();
-  const LoadedData data(a.data, g);
+  const Model* base = resume ? &resume->model : init_from.get();
+  const LoadedData data(a.data, g,
+                        {.mode = a.stream, .target = base ? base->prep.target : a.target});
+  // A file read in passes holds its target column alone: the target by its name, not an index.
+  if (data.dataset().scan()) o.data.target = data.table().columns[0].name;
   const double read_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - reading).count();
 
@@ -561,8 +567,9 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
       describe(r.model.spec), r.train_rows, r.validation_rows, r.seconds, r.history.history.size(),
       r.history.stopped_early ? fmt::format(" (early stop; best epoch {})", r.history.best_epoch)
                               : "");
-  fmt::print("data read in {:.2f} s and prepared in {:.2f} s, before the first epoch\n",
-             read_seconds, r.prepare_seconds);
+  fmt::print("data read in {:.2f} s and prepared in {:.2f} s, before the first epoch{}\n",
+             read_seconds, r.prepare_seconds,
+             data.dataset().scan() ? " (the file read in passes, --stream)" : "");
   const ModelMetrics& metrics = *r.model.metrics;
   const SplitMetrics& shown = metrics.validation.value_or(metrics.train);
   fmt::print("{} loss {:.6f}, {} {:.4f}\n", metrics.validation ? "validation" : "training",
@@ -663,6 +670,13 @@ Command add_train(CLI::App& root) {
   app->add_option("--max-memory", a->max_memory,
                   "Refuse a run estimated to need more memory than this, such as 2G (default: "
                   "the memory available)");
+  app->add_option("--stream", a->stream,
+                  "How a CSV file is read: on = in passes straight from the file (memory for "
+                  "the training matrix, not the text and a table of doubles; for numbers only); "
+                  "off = whole, into memory; auto = in passes when the file is plain (not "
+                  "compressed, not a pipe) and at least 256 MiB. The model is the same")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   app->add_option("--max-categories", a->max_categories,
                   "Refuse a text column with more categories than this (each is an input)")
       ->check(at_least(1))
