@@ -67,7 +67,7 @@ class CsvTokenizer {
  public:
   CsvTokenizer(std::string_view text, const std::string& source, char delimiter)
       : s_(text), source_(source), delim_(delimiter) {
-    if (s_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;
+    if (s_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = line_start_ = 3;  // columns count after it
   }
 
   std::size_t position() const { return pos_; }
