@@ -10,6 +10,7 @@
 
 #include "chainrule/error.hpp"
 #include "chainrule/fit.hpp"
+#include "chainrule/random.hpp"
 
 namespace {
 
@@ -115,6 +116,57 @@ TEST(Dataset, NumericTargetsRegressAndMissingOnesAreLeftOut) {
     if (!std::isnan(v)) sum += v;
   EXPECT_DOUBLE_EQ(r.model.prep.target_center, sum / 45);
   EXPECT_EQ(r.model.prep.features[0].name, "x0");  // default names
+}
+
+// The statistics of a wide matrix (40 columns: the vector loops of every instruction set, and
+// their remainders) are those of a table of the same numbers, bit for bit: float and byte
+// matrices, dense and scaled, standardized and min-max, with a gap in one row.
+TEST(Dataset, WideMatrixStatisticsAreTheTables) {
+  constexpr Index N = 500, K = 40;
+  std::vector<float> F(std::size_t(N * K));
+  std::vector<std::uint8_t> B(F.size());
+  Rng gen(7);
+  for (std::size_t i = 0; i < F.size(); ++i) {
+    F[i] = float(gen.normal() * 10);
+    B[i] = std::uint8_t(gen.below(256));
+  }
+  F[std::size_t(123 * K + 17)] = NAN;
+  std::vector<double> y;
+  for (Index r = 0; r < N; ++r)
+    y.push_back(double(r % 2));
+  for (const ElementType type : {ElementType::f32, ElementType::u8})
+    for (const double scale : {1.0, 1.0 / 255}) {
+      const MatrixView view{.data = type == ElementType::f32 ? static_cast<const void*>(F.data())
+                                                             : static_cast<const void*>(B.data()),
+                            .rows = N,
+                            .cols = K,
+                            .type = type,
+                            .scale = scale};
+      Table t;  // the same numbers as a table of doubles
+      t.source = "t.csv";
+      for (Index c = 0; c < K; ++c) {
+        Column col;
+        col.name = "x" + std::to_string(c);
+        for (Index r = 0; r < N; ++r)
+          col.numbers.push_back(view.at(r, c));
+        t.columns.push_back(std::move(col));
+      }
+      Column target;
+      target.name = "y";
+      target.numbers = y;
+      t.columns.push_back(std::move(target));
+      const Dataset m(view, {.numbers = y});
+      for (const Scale s : {Scale::standard, Scale::minmax}) {
+        const PreprocessOptions o{.scale = s, .impute = Impute::mean};
+        const Preprocessor a = Preprocessor::fit(m, all_rows(std::size_t(N)), o),
+                           b = Preprocessor::fit(t, all_rows(std::size_t(N)), o);
+        for (std::size_t k = 0; k < std::size_t(K); ++k) {
+          EXPECT_EQ(a.features[k].center, b.features[k].center) << k;
+          EXPECT_EQ(a.features[k].scale, b.features[k].scale) << k;
+          EXPECT_EQ(a.features[k].fill, b.features[k].fill) << k;
+        }
+      }
+    }
 }
 
 // A row-major float matrix that needs no preprocessing (no scaling, nothing missing, every row

@@ -223,6 +223,7 @@ py::tuple fit_py(py::array X, py::object y_numbers, py::object y_labels,
   h["best_epoch"] = r.history.best_epoch;
   h["stopped_early"] = r.history.stopped_early;
   h["seconds"] = r.seconds;
+  h["prepare_seconds"] = r.prepare_seconds;
   h["train_rows"] = r.train_rows;
   h["validation_rows"] = r.validation_rows;
   std::vector<std::string> notes;
