@@ -226,10 +226,10 @@ for peer, threads in (("chainrule", 1), ("chainrule", 2), ("pandas", 1), ("numpy
         out(f"| W5 ingest, 100 MB numeric CSV | {peer} | {threads} | {fmt_s(r['seconds'])} | "
             f"{r['mb_per_s']:.0f} MB/s | {p['seconds'] / r['seconds']:.2f}× vs pandas | "
             f"{r['rows']:,} × {r['cols']} | {r['process_rss_mib']:.0f} MiB |")
-for threads in (1, 2):
+for threads, times in ((1, 5), (2, 8)):  # issue 14: 5× pandas on one thread, 8× on two
     c = find("w5", "chainrule", threads=threads)
-    targets.append((f"W5 at least 5× pandas.read_csv (chainrule on {threads} thread(s))",
-                    c["mb_per_s"] >= 5 * p["mb_per_s"], f"{c['mb_per_s'] / p['mb_per_s']:.2f}×"))
+    targets.append((f"W5 at least {times}× pandas.read_csv (chainrule on {threads} thread(s))",
+                    c["mb_per_s"] >= times * p["mb_per_s"], f"{c['mb_per_s'] / p['mb_per_s']:.2f}×"))
 
 b = find("blas", "OpenBLAS")
 kernels = b["kernels"] if b else "?"
