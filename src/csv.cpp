@@ -558,8 +558,11 @@ std::unique_ptr<RangeFile> RangeFile::open_plain(const std::string& path) {
 
 std::string RangeFile::open(const std::string& path) {
   path_ = path;
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Looked at before it is opened, and opened without waiting: opening a FIFO would wait for a
+  // writer, and then close on it (the data it writes meant for the reader that reads it).
   struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) return "not a regular file";
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd_ < 0 || ::fstat(fd_, &st) != 0) return std::string("cannot open: ") + std::strerror(errno);
   if (!S_ISREG(st.st_mode)) return "not a regular file";
   size_ = std::size_t(st.st_size);

@@ -4,6 +4,7 @@
 #include "chainrule/csv_scan.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -209,6 +210,10 @@ TEST(CsvScan, LeavesToReadCsvWhatOnlyItReads) {
     EXPECT_FALSE(CsvScan::open(path));  // compressed: read_csv decompresses it as it reads
   }
   EXPECT_FALSE(CsvScan::open("/dev/null"));
+  const std::string fifo = temp("fifo");  // not opened: that would wait for a writer
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_FALSE(CsvScan::open(fifo));
+  std::remove(fifo.c_str());
   write(path, "a,b,y\n1,2,3\n");
   EXPECT_THROW(CsvScan::open(path, "", {.max_bytes = 5}), LimitError);
   write(path, "");
