@@ -10,10 +10,9 @@
 #include <cmath>
 #include <exception>
 
-#include "chainrule/threads.hpp"
-
 #include "chainrule/error.hpp"
 #include "chainrule/file_io.hpp"
+#include "chainrule/threads.hpp"
 #include "csv_internal.hpp"
 #include "csv_rows.hpp"
 #include "number.hpp"
@@ -89,9 +88,8 @@ bool CsvScan::blocks(const std::function<bool(detail::Rows&, std::size_t, std::s
         if (kind == detail::Parsed::number) {
           part.values[o.col][o.row] = v;
         } else if (kind != detail::Parsed::missing) {
-          if (kind == detail::Parsed::out_of_range || o.col != target_ || !target_labels)
-            return false;
-          ++*target_labels;
+          if (kind == detail::Parsed::out_of_range || o.col != target_) return false;
+          if (target_labels) ++*target_labels;
         }
       }
       if (!f(part, row, text.substr(cuts[i], cuts[i + 1] - cuts[i]))) return false;
@@ -177,26 +175,23 @@ bool CsvScan::read_target_labels() {
   std::vector<double>().swap(col.numbers);
   col.numeric = false;
   col.text.reserve(rows_);
-  std::size_t labels = 0;
-  return blocks(
-             [&](detail::Rows&, std::size_t, std::string_view text) {
-               for (std::size_t p = 0; p < text.size();) {
-                 std::size_t e = text.find('\n', p);
-                 e = e == std::string_view::npos ? text.size() : e;
-                 std::string_view line = text.substr(p, e - p);
-                 p = e + 1;
-                 if (line.empty() || line == "\r") continue;  // a blank line
-                 if (line.back() == '\r') line.remove_suffix(1);
-                 check_room(col.text.size() * sizeof(std::string));
-                 for (std::size_t k = 0; k < target_; ++k)
-                   line.remove_prefix(line.find(delimiter_) + 1);
-                 const std::string_view v = detail::trim(line.substr(0, line.find(delimiter_)));
-                 if (!detail::valid_utf8(v)) return false;  // read_csv says where
-                 col.text.emplace_back(is_missing(v) ? std::string_view() : v);
-               }
-               return true;
-             },
-             &labels) &&
+  return blocks([&](detail::Rows&, std::size_t, std::string_view text) {
+           for (std::size_t p = 0; p < text.size();) {
+             std::size_t e = text.find('\n', p);
+             e = e == std::string_view::npos ? text.size() : e;
+             std::string_view line = text.substr(p, e - p);
+             p = e + 1;
+             if (line.empty() || line == "\r") continue;  // a blank line
+             if (line.back() == '\r') line.remove_suffix(1);
+             check_room(col.text.size() * sizeof(std::string));
+             for (std::size_t k = 0; k < target_; ++k)
+               line.remove_prefix(line.find(delimiter_) + 1);
+             const std::string_view v = detail::trim(line.substr(0, line.find(delimiter_)));
+             if (!detail::valid_utf8(v)) return false;  // read_csv says where
+             col.text.emplace_back(is_missing(v) ? std::string_view() : v);
+           }
+           return true;
+         }) &&
          col.text.size() == rows_;
 }
 
@@ -224,19 +219,16 @@ void CsvScan::scan(const std::function<void(const Block&)>& visit) const {
   std::size_t rows = 0;
   Block b;
   b.columns_.resize(columns_.size());
-  std::size_t labels = 0;
-  const bool read = blocks(
-      [&](detail::Rows& part, std::size_t first, std::string_view) {
-        b.first_row = first;
-        b.rows = part.lines.size();
-        if (first + b.rows > rows_) return false;
-        for (std::size_t j = 0; j < columns_.size(); ++j)
-          b.columns_[j] = part.values[columns_[j]];
-        visit(b);
-        rows += b.rows;
-        return true;
-      },
-      &labels);
+  const bool read = blocks([&](detail::Rows& part, std::size_t first, std::string_view) {
+    b.first_row = first;
+    b.rows = part.lines.size();
+    if (first + b.rows > rows_) return false;
+    for (std::size_t j = 0; j < columns_.size(); ++j)
+      b.columns_[j] = part.values[columns_[j]];
+    visit(b);
+    rows += b.rows;
+    return true;
+  });
   if (!read || rows != rows_ || !file_->unchanged()) changed();
 }
 
@@ -249,10 +241,7 @@ double CsvScan::value(std::size_t row, std::size_t j) const {
 }
 
 std::string CsvScan::where(std::size_t row, std::size_t j) const {
-  const Column& c = header_.columns[columns_[j]];
-  if (const std::size_t line = targets_.line_of(row); line > 0)
-    return source() + ":" + std::to_string(line) + ":" + std::to_string(c.field);
-  return source() + ": row " + std::to_string(row + 1) + ", column '" + c.name + "'";
+  return targets_.where(row, header_.columns[columns_[j]]);  // its lines, the column's field
 }
 
 }  // namespace chainrule

@@ -393,6 +393,9 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
       whole_target = gather_target(table, name, *g);
       // By name: a target given by its index names a column of the whole table, not of this one.
       target_options.target = whole_target.columns[0].name;
+    } else if (data.scan() && data.scan()->is_target(o.data.target)) {
+      // A file read in passes holds its target column alone: by name, an index names the file's.
+      target_options.target = table.columns[0].name;
     }
     const Table& targets = g ? whole_target : table;
     target_only = base ? base->prep : Preprocessor::fit_target(targets, target_options);

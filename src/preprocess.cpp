@@ -184,28 +184,27 @@ struct StatsPass {
   NumberStats* st;
 };
 
-// Row r's used values [k0, k1), scaled, into row[k0, k1).
+// Row r's used values, scaled, into row.
 template <class E>
-[[gnu::always_inline]] inline void read_row(const StatsPass<E>& p, std::size_t r, std::size_t k0,
-                                            std::size_t k1, double* row) {
+[[gnu::always_inline]] inline void read_row(const StatsPass<E>& p, std::size_t r, double* row) {
+  const std::size_t K = p.cols.size();
   if (p.m.row_major) {
     const E* x = p.base + p.m.offset(Index(r), 0);
     if (p.dense)
-      for (std::size_t k = k0; k < k1; ++k)
+      for (std::size_t k = 0; k < K; ++k)
         row[k] = double(x[k]) * p.m.scale;
     else
-      for (std::size_t k = k0; k < k1; ++k)
+      for (std::size_t k = 0; k < K; ++k)
         row[k] = double(x[p.offset[k]]) * p.m.scale;
   } else {
-    for (std::size_t k = k0; k < k1; ++k)
+    for (std::size_t k = 0; k < K; ++k)
       row[k] = double(p.base[p.m.offset(Index(r), p.cols[k].j)]) * p.m.scale;
   }
 }
 
-// The first pass over columns [k0, k1): sums, extremes, counts, the first gaps.
+// The first pass: sums, extremes, counts, the first gaps.
 template <class E>
-[[gnu::always_inline]] inline void first_pass(const StatsPass<E>& p, std::size_t k0,
-                                              std::size_t k1) {
+[[gnu::always_inline]] inline void first_pass(const StatsPass<E>& p) {
   const std::size_t K = p.cols.size();
   if (p.dense && p.m.scale == 1) {
     // The common case (a caller's float or double matrix, IDX bytes): the values as they are, no
@@ -223,18 +222,18 @@ template <class E>
       // The extremes and whether the row has a NaN, then the sums: two loops that vectorize (one
       // with the row's and the sums' widths mixed, or with a NaN test in the sum, did not).
       unsigned missing = 0;
-      for (std::size_t k = k0; k < k1; ++k) {
+      for (std::size_t k = 0; k < K; ++k) {
         const E v = x[k];
         elo[k] = v < elo[k] ? v : elo[k];
         ehi[k] = v > ehi[k] ? v : ehi[k];
         missing |= unsigned(v != v);
       }
       if (!missing) {
-        for (std::size_t k = k0; k < k1; ++k)
+        for (std::size_t k = 0; k < K; ++k)
           sum[k] += double(x[k]);
         continue;
       }
-      for (std::size_t k = k0; k < k1; ++k)
+      for (std::size_t k = 0; k < K; ++k)
         if (x[k] == x[k]) {
           sum[k] += double(x[k]);
         } else {
@@ -242,7 +241,7 @@ template <class E>
           if (!p.st[k].first_missing) p.st[k].first_missing = r;
         }
     }
-    for (std::size_t k = k0; k < k1; ++k) {
+    for (std::size_t k = 0; k < K; ++k) {
       p.n[k] = p.rows.size() - missing_count[k];
       p.lo[k] = p.n[k] ? double(elo[k]) : INFINITY;
       p.hi[k] = p.n[k] ? double(ehi[k]) : -INFINITY;
@@ -254,9 +253,9 @@ template <class E>
   double *sum = p.sum, *lo = p.lo, *hi = p.hi;
   std::uint64_t* n = p.n;
   for (const std::size_t r : p.rows) {
-    read_row(p, r, k0, k1, row);
+    read_row(p, r, row);
     bool missing = false;
-    for (std::size_t k = k0; k < k1; ++k) {
+    for (std::size_t k = 0; k < K; ++k) {
       const double v = row[k];
       const bool ok = v == v;
       sum[k] = ok ? sum[k] + v : sum[k];
@@ -266,21 +265,21 @@ template <class E>
       missing |= !ok;
     }
     if (missing)
-      for (std::size_t k = k0; k < k1; ++k)
+      for (std::size_t k = 0; k < K; ++k)
         if (std::isnan(row[k]) && !p.st[k].first_missing) p.st[k].first_missing = r;
   }
 }
 
-// The second pass over columns [k0, k1): the squared deviations from the mean.
+// The second pass: the squared deviations from the mean.
 template <class E>
-[[gnu::always_inline]] inline void spread_pass(const StatsPass<E>& p, std::size_t k0,
-                                               std::size_t k1) {
-  std::vector<double> buffer(p.cols.size());
+[[gnu::always_inline]] inline void spread_pass(const StatsPass<E>& p) {
+  const std::size_t K = p.cols.size();
+  std::vector<double> buffer(K);
   double* row = buffer.data();
   double* sq = p.sq;
   for (const std::size_t r : p.rows) {
-    read_row(p, r, k0, k1, row);
-    for (std::size_t k = k0; k < k1; ++k) {
+    read_row(p, r, row);
+    for (std::size_t k = 0; k < K; ++k) {
       const double d = row[k] - p.mean[k];
       sq[k] = row[k] == row[k] ? sq[k] + d * d : sq[k];
     }
@@ -292,37 +291,34 @@ template <class E>
 // and the column-wise loops round every operation alike (no reassociation, no contraction), so all
 // give the same bits. Fashion-MNIST's 47 M values: 29 ms on SSE2.
 template <class E, bool Spread>
-[[gnu::always_inline]] inline void stats_pass(const StatsPass<E>& p, std::size_t k0,
-                                              std::size_t k1) {
+[[gnu::always_inline]] inline void stats_pass(const StatsPass<E>& p) {
   if constexpr (Spread)
-    spread_pass(p, k0, k1);
+    spread_pass(p);
   else
-    first_pass(p, k0, k1);
+    first_pass(p);
 }
 template <class E, bool Spread>
-__attribute__((target("avx512f"))) void stats_avx512(const StatsPass<E>& p, std::size_t k0,
-                                                     std::size_t k1) {
-  stats_pass<E, Spread>(p, k0, k1);
+__attribute__((target("avx512f"))) void stats_avx512(const StatsPass<E>& p) {
+  stats_pass<E, Spread>(p);
 }
 template <class E, bool Spread>
-__attribute__((target("avx2"))) void stats_avx2(const StatsPass<E>& p, std::size_t k0,
-                                                std::size_t k1) {
-  stats_pass<E, Spread>(p, k0, k1);
+__attribute__((target("avx2"))) void stats_avx2(const StatsPass<E>& p) {
+  stats_pass<E, Spread>(p);
 }
 template <class E, bool Spread>
-void stats_baseline(const StatsPass<E>& p, std::size_t k0, std::size_t k1) {
-  stats_pass<E, Spread>(p, k0, k1);
+void stats_baseline(const StatsPass<E>& p) {
+  stats_pass<E, Spread>(p);
 }
 template <class E, bool Spread>
-void run_stats_pass(const StatsPass<E>& p, std::size_t k0, std::size_t k1) {
-  using Fn = void (*)(const StatsPass<E>&, std::size_t, std::size_t);
+void run_stats_pass(const StatsPass<E>& p) {
+  using Fn = void (*)(const StatsPass<E>&);
   static const Fn chosen = [] {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return &stats_avx512<E, Spread>;
     if (__builtin_cpu_supports("avx2")) return &stats_avx2<E, Spread>;
     return &stats_baseline<E, Spread>;
   }();
-  chosen(p, k0, k1);
+  chosen(p);
 }
 
 template <class E>
@@ -340,7 +336,7 @@ void matrix_stats(const MatrixView& m, const std::vector<ColumnRef>& cols,
   const StatsPass<E> pass{m,           base,       rows,      cols,      offset.data(),
                           dense,       sum.data(), lo.data(), hi.data(), sq.data(),
                           mean.data(), n.data(),   st.data()};
-  run_stats_pass<E, false>(pass, 0, K);
+  run_stats_pass<E, false>(pass);
   // An infinite value (only a matrix can hold one) shows in the extremes; its first row is then
   // looked for in that column alone, before the extremes are merged with other processes'.
   for (std::size_t k = 0; k < K; ++k)
@@ -358,7 +354,7 @@ void matrix_stats(const MatrixView& m, const std::vector<ColumnRef>& cols,
   }
   for (std::size_t k = 0; k < K; ++k)
     mean[k] = sum[k] / double(n[k]);
-  if (spread) run_stats_pass<E, true>(pass, 0, K);
+  if (spread) run_stats_pass<E, true>(pass);
   if (g && spread) g->sum(sq);
   for (std::size_t k = 0; k < K; ++k) {
     st[k].sum = sum[k];

@@ -115,6 +115,21 @@ TEST(CsvScan, FitEvaluateAndPredictGiveTheTablesResults) {
   std::remove(path.c_str());
 }
 
+// A target given by its index in the file (as --target 3) names the same column through a scan,
+// which holds that column alone, as through the table.
+TEST(CsvScan, ATargetByIndexIsTheFilesColumn) {
+  const std::string path = temp("index.csv");
+  write(path, make_csv(true));
+  const std::unique_ptr<CsvScan> scan = CsvScan::open(path, "3", small_blocks(2));
+  ASSERT_TRUE(scan);
+  EXPECT_TRUE(scan->is_target("3") && scan->is_target("label") && !scan->is_target("0"));
+  const FitResult from_scan = fit(Dataset(*scan), options("3", 0.1)),
+                  from_table = fit(read_csv(path), options("3", 0.1));
+  EXPECT_EQ(from_scan.model.prep.target, "label");
+  EXPECT_EQ(from_scan.model.params, from_table.model.params);
+  std::remove(path.c_str());
+}
+
 TEST(CsvScan, ValuesAndPlacesAreTheTables) {
   for (const bool blank_lines : {true, false}) {
     const std::string path = temp("where.csv");

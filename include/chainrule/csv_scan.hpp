@@ -57,6 +57,8 @@ class CsvScan {
   /// The feature called `name`, or in the file's column whose 0-based index `name` spells: its
   /// index among feature_names(); -1 if none (or the target).
   long find(const std::string& name) const;
+  /// Whether `name` (a name, or a 0-based index in the file) is the target column.
+  bool is_target(const std::string& name) const { return header_.find(name) == long(target_); }
 
   /// Consecutive rows [first_row, first_row + rows) of the file.
   class Block {
@@ -80,8 +82,8 @@ class CsvScan {
  private:
   CsvScan() = default;
   /// Calls f(rows, first_row, text) for each block of whole rows, in order, the fields that are
-  /// not plain numbers parsed into `rows.values` (NaN when missing). `target_labels` counts the
-  /// target's fields that are text. False when some row needs read_csv.
+  /// not plain numbers parsed into `rows.values` (NaN when missing or text). `target_labels`, if
+  /// given, counts the target's fields that are text. False when some row needs read_csv.
   bool blocks(const std::function<bool(detail::Rows&, std::size_t, std::string_view)>& f,
               std::size_t* target_labels = nullptr) const;
   bool read_target_labels();

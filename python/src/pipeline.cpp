@@ -287,7 +287,6 @@ py::tuple train_py(const py::object& data, const py::dict& csv, const py::dict& 
     if (stream == "on" || CsvScan::large(path))
       scan = CsvScan::open(path, init_from ? init_from->prep.target : o.data.target, csv_o);
   }
-  if (scan) o.data.target = scan->targets().columns[0].name;  // by name: it holds that column
   const Table table = scan ? Table() : table_of(data, csv, o.group);
   const Dataset dataset = scan ? Dataset(*scan) : Dataset(table);
 

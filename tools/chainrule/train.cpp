@@ -449,8 +449,6 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
   const Model* base = resume ? &resume->model : init_from.get();
   const LoadedData data(a.data, g,
                         {.mode = a.stream, .target = base ? base->prep.target : a.target});
-  // A file read in passes holds its target column alone: the target by its name, not an index.
-  if (data.dataset().scan()) o.data.target = data.table().columns[0].name;
   const double read_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - reading).count();
 
