@@ -49,94 +49,6 @@ Network<T>::Network(NetworkSpec spec) : spec_(std::move(spec)) {
 }
 
 template <class T>
-void Network<T>::forward_one(const T* x) {
-  const T* p = params_.data();
-  for (std::size_t l = 0; l < layers_.size(); ++l) {
-    const Dense<T>& layer = layers_[l];
-    Workspace& w = work_[l];
-    const Index in = layer.in(), out = layer.out();
-    w.Z.resize(1, out);
-    const T* W = p + layer.offset();
-    const T* b = p + layer.bias_offset();
-    T* z = w.Z.data();
-    for (Index j = 0; j < out; ++j) {
-      T sum = 0;
-      for (Index i = 0; i < in; ++i)
-        sum += x[i] * W[i + in * j];
-      z[j] = sum + b[j];
-    }
-    if (layer.activation() == Activation::softmax) {
-      activate(Activation::softmax, w.Z, w.A);
-    } else {
-      w.A.resize(1, out);
-      for (Index j = 0; j < out; ++j)
-        w.A.data()[j] = detail::activate_one(layer.activation(), z[j]);
-    }
-    x = w.A.data();
-  }
-}
-
-template <class T>
-void Network<T>::backward_one(const T* x0, const T* y) {
-  // ∂L/∂Z of the output layer (∂L/∂A first where the loss is not fused), as loss_gradient and
-  // activation_backward compute it, element by element.
-  Workspace& top = work_.back();
-  const Index K = outputs();
-  const Activation out_act = layers_.back().activation();
-  top.dZ.resize(1, K);
-  const T* a = top.A.data();
-  T* d = top.dZ.data();
-  const T factor = T(detail::gradient_factor(spec_.loss, loss_rows_ > 0 ? loss_rows_ : 1, K));
-  for (Index k = 0; k < K; ++k)
-    d[k] = (a[k] - y[k]) * factor;
-  if (!is_fused(spec_.loss)) {
-    if (out_act == Activation::softmax)
-      activation_backward(out_act, top.A, top.dZ, top.dZ);
-    else
-      for (Index k = 0; k < K; ++k)
-        d[k] = d[k] * detail::derivative_one(out_act, a[k]);
-  }
-  const T* p = params_.data();
-  T* g = grads_.data();
-  for (std::size_t l = layers_.size(); l-- > 0;) {
-    const Dense<T>& layer = layers_[l];
-    const Index in = layer.in(), out = layer.out();
-    const T* x = l == 0 ? x0 : work_[l - 1].A.data();
-    const T* dz = work_[l].dZ.data();
-    T* gW = g + layer.offset();
-    T* gb = g + layer.bias_offset();
-    for (Index j = 0; j < out; ++j) {
-      for (Index i = 0; i < in; ++i)
-        gW[i + in * j] += x[i] * dz[j];
-      gb[j] += dz[j];
-    }
-    if (l == 0) break;
-    Workspace& below = work_[l - 1];
-    below.dZ.resize(1, in);
-    const T* W = p + layer.offset();
-    const Activation act = layers_[l - 1].activation();
-    for (Index i = 0; i < in; ++i) {
-      T sum = 0;
-      for (Index j = 0; j < out; ++j)
-        sum += dz[j] * W[i + in * j];
-      below.dZ.data()[i] = sum * detail::derivative_one(act, below.A.data()[i]);
-    }
-  }
-}
-
-template <class T>
-double Network<T>::step_one(const T* x, const T* y) {
-  zero_grad();
-  forward_one(x);
-  kept_ = false;  // x is not kept: a backward() now needs a forward() first
-  const Workspace& top = work_.back();
-  double sum = 0;
-  detail::add_sample_loss<T>(spec_.loss, top.Z.data(), top.A.data(), y, outputs(), sum);
-  backward_one(x, y);
-  return sum / detail::loss_count(spec_.loss, 1, outputs());
-}
-
-template <class T>
 void Network<T>::zero_grad() {
   parallel_ranges(grads_.size(), [this](std::size_t begin, std::size_t end) {
     std::fill(grads_.begin() + std::ptrdiff_t(begin), grads_.begin() + std::ptrdiff_t(end), T(0));
@@ -286,7 +198,7 @@ double Network<T>::loss(const BatchView<T>& Y) const {
 template <class T>
 void Network<T>::backward(const BatchView<T>& Y) {
   if (!kept_) throw ConfigError("backward needs a forward pass before it (infer keeps no input)");
-  if (one_) return backward_one(input_.data(), Y.data());
+  if (one_) return backward_one<true>(input_.data(), Y.data());
   if (split_ > 1) return backward_blocks(Y);
   Workspace& top = work_.back();
   loss_gradient<T>(spec_.loss, top.A, Y, top.dZ);  // ∂L/∂Z if fused, else ∂L/∂A

@@ -53,10 +53,14 @@ void Sgd<T>::update(std::span<T> params, std::span<const T> grads, std::size_t b
   assert(params.size() == grads.size());
   const T lr = T(this->lr_), mu = T(options_.momentum), wd = T(options_.weight_decay);
   if (mu == T(0)) {
-    for (std::size_t i = begin; i < end; ++i) {
-      const T g = wd == T(0) ? grads[i] : grads[i] + wd * params[i];
-      params[i] -= lr * g;
-    }
+    T* __restrict p = params.data();
+    const T* __restrict g = grads.data();
+    if (wd == T(0))
+      for (std::size_t i = begin; i < end; ++i)
+        p[i] -= lr * g[i];
+    else
+      for (std::size_t i = begin; i < end; ++i)
+        p[i] -= lr * (g[i] + wd * p[i]);
   } else {
     for (std::size_t i = begin; i < end; ++i) {
       T g = wd == T(0) ? grads[i] : grads[i] + wd * params[i];

@@ -148,7 +148,9 @@ class Network {
   // costs more than the arithmetic at these sizes). Same results as the general path up to
   // the order of additions.
   void forward_one(const T* x);
-  // x0: the input of the forward_one before; y: the targets (outputs()). Adds to grads().
+  // x0: the input of the forward_one before; y: the targets (outputs()). Adds to grads(), or
+  // (Add false) writes them as adding to zeroed gradients would.
+  template <bool Add>
   void backward_one(const T* x0, const T* y);
 
   // Runs X through every layer (the work of forward and infer), X being the kept input_ or not.

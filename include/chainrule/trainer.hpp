@@ -57,8 +57,9 @@ struct EpochReport {
   std::optional<double> val_loss, val_metric;
   Metric metric = Metric::none;  ///< what val_metric is
   double lr = 0;
-  double seconds = 0;  ///< wall time of this epoch
-  bool best = false;   ///< the monitored loss improved
+  double seconds =
+      0;  ///< wall time of this epoch (from the last one's report when nothing ran between)
+  bool best = false;  ///< the monitored loss improved
 
   bool operator==(const EpochReport&) const = default;
 };
@@ -169,6 +170,8 @@ class Trainer {
   // Forward and backward of the batch's rows; with `then`, the optimizer's step too.
   double forward_backward(Index first, Index n, const typename Network<T>::RangeJob* then);
   Index gather_local(Index first, Index n);
+  // After the step: the loss sums, on_batch and the stop decision.
+  StopReason end_batch(double loss, Index first, Index n);
   double reduce_epoch_loss();
   StopReason batch_decision(double loss);
   StopReason decide(StopReason local);
@@ -191,7 +194,8 @@ class Trainer {
   std::vector<Index> local_rows_of_batch_;  // with a shard: this process's rows of the batch
   std::optional<Rng> dropout_rng_;          // with a shard: this process's dropout masks
   std::chrono::steady_clock::time_point epoch_start_;
-  std::string divergence_;  // why this process diverged
+  bool start_known_ = false;  // epoch_start_ is the last epoch's end and the next one's start
+  std::string divergence_;    // why this process diverged
   TrainState s_;
 };
 
