@@ -7,6 +7,7 @@
 
 #include "chainrule/error.hpp"
 #include "enum_names.hpp"
+#include "wide.hpp"
 
 namespace chainrule {
 
@@ -47,29 +48,43 @@ void Sgd<T>::begin_step(std::size_t n) {
   ++this->steps_;
 }
 
+namespace {
+
+// SGD's elementwise update over n elements (with momentum: the velocity's too), the same
+// operations in the same order for every element; run in the widest instruction set the CPU has.
+struct SgdBody {
+  template <class T>
+  [[gnu::always_inline]] static void run(T* __restrict p, const T* __restrict gr, T* __restrict vel,
+                                         std::size_t n, T lr, T mu, T wd, bool first,
+                                         bool nesterov) {
+    if (mu == T(0)) {
+      if (wd == T(0))
+        for (std::size_t i = 0; i < n; ++i)
+          p[i] -= lr * gr[i];
+      else
+        for (std::size_t i = 0; i < n; ++i)
+          p[i] -= lr * (gr[i] + wd * p[i]);
+      return;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      T g = wd == T(0) ? gr[i] : gr[i] + wd * p[i];
+      vel[i] = first ? g : mu * vel[i] + g;
+      g = nesterov ? g + mu * vel[i] : vel[i];
+      p[i] -= lr * g;
+    }
+  }
+};
+
+}  // namespace
+
 template <class T>
 void Sgd<T>::update(std::span<T> params, std::span<const T> grads, std::size_t begin,
                     std::size_t end) {
   assert(params.size() == grads.size());
-  const T lr = T(this->lr_), mu = T(options_.momentum), wd = T(options_.weight_decay);
-  if (mu == T(0)) {
-    T* __restrict p = params.data();
-    const T* __restrict g = grads.data();
-    if (wd == T(0))
-      for (std::size_t i = begin; i < end; ++i)
-        p[i] -= lr * g[i];
-    else
-      for (std::size_t i = begin; i < end; ++i)
-        p[i] -= lr * (g[i] + wd * p[i]);
-  } else {
-    for (std::size_t i = begin; i < end; ++i) {
-      T g = wd == T(0) ? grads[i] : grads[i] + wd * params[i];
-      T& v = velocity_[i];
-      v = first_ ? g : mu * v + g;
-      g = options_.nesterov ? g + mu * v : v;
-      params[i] -= lr * g;
-    }
-  }
+  const T mu = T(options_.momentum);
+  detail::run_wide<SgdBody>(params.data() + begin, grads.data() + begin,
+                            mu == T(0) ? nullptr : velocity_.data() + begin, end - begin,
+                            T(this->lr_), mu, T(options_.weight_decay), first_, options_.nesterov);
 }
 
 template <class T>
@@ -125,42 +140,13 @@ template <class T>
   }
 }
 
-// One version per instruction set, chosen at the first call from what the CPU has: AVX-512 does
-// 16 floats per instruction where the build's baseline (SSE2) does 4. Every version rounds each
-// operation as IEEE does (no contraction into fused multiply-adds: -ffp-contract=off, see
-// CMakeLists.txt), so all give the same bits. (Chosen by a plain check, not by target_clones:
-// its ifunc resolvers run before ThreadSanitizer's runtime is up, and crashed the TSan build.)
-template <class T>
-using AdamFn = void (*)(T*, const T*, T*, T*, std::size_t, T, T, T, T, T, T, T, bool);
-
-template <class T>
-__attribute__((target("avx512f"))) void adam_avx512(T* p, const T* gr, T* m, T* v, std::size_t n,
-                                                    T b1, T b2, T eps, T wd, T step_size,
-                                                    T bc2_sqrt, T decay, bool decoupled) {
-  adam_loop<T>(p, gr, m, v, n, b1, b2, eps, wd, step_size, bc2_sqrt, decay, decoupled);
-}
-template <class T>
-__attribute__((target("avx2"))) void adam_avx2(T* p, const T* gr, T* m, T* v, std::size_t n, T b1,
-                                               T b2, T eps, T wd, T step_size, T bc2_sqrt, T decay,
-                                               bool decoupled) {
-  adam_loop<T>(p, gr, m, v, n, b1, b2, eps, wd, step_size, bc2_sqrt, decay, decoupled);
-}
-template <class T>
-void adam_baseline(T* p, const T* gr, T* m, T* v, std::size_t n, T b1, T b2, T eps, T wd,
-                   T step_size, T bc2_sqrt, T decay, bool decoupled) {
-  adam_loop<T>(p, gr, m, v, n, b1, b2, eps, wd, step_size, bc2_sqrt, decay, decoupled);
-}
-
-template <class T>
-AdamFn<T> adam_wide() {
-  static const AdamFn<T> chosen = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return &adam_avx512<T>;
-    if (__builtin_cpu_supports("avx2")) return &adam_avx2<T>;
-    return &adam_baseline<T>;
-  }();
-  return chosen;
-}
+// Adam's loop in the widest instruction set the CPU has (wide.hpp).
+struct AdamBody {
+  template <class... Args>
+  [[gnu::always_inline]] static void run(Args... args) {
+    adam_loop(args...);
+  }
+};
 
 }  // namespace
 
@@ -168,9 +154,10 @@ template <class T>
 void Adam<T>::update(std::span<T> params, std::span<const T> grads, std::size_t begin,
                      std::size_t end) {
   assert(params.size() == grads.size());
-  adam_wide<T>()(params.data() + begin, grads.data() + begin, m_.data() + begin, v_.data() + begin,
-                 end - begin, T(options_.beta1), T(options_.beta2), T(options_.eps),
-                 T(options_.weight_decay), step_size_, bc2_sqrt_, decay_, options_.decoupled);
+  detail::run_wide<AdamBody>(params.data() + begin, grads.data() + begin, m_.data() + begin,
+                             v_.data() + begin, end - begin, T(options_.beta1), T(options_.beta2),
+                             T(options_.eps), T(options_.weight_decay), step_size_, bc2_sqrt_,
+                             decay_, options_.decoupled);
 }
 
 template <class T>

@@ -135,6 +135,44 @@ TEST(Adam, EveryElementHasTheBitsOfTheFormulaInFloatAndDouble) {
   }
 }
 
+// SGD runs in the widest version the CPU has too: every element gets the bits of the formula as
+// this test's own loop computes it, over three steps (the first sets the velocity), with and
+// without momentum, Nesterov and weight decay, in a length that leaves a remainder.
+template <class T>
+void sgd_matches_one_element_at_a_time(const SgdOptions& o) {
+  const std::size_t n = 1000 + 13;
+  std::vector<T> p(n), q(n), vel(n, T(0)), g(n);
+  for (std::size_t i = 0; i < n; ++i)
+    p[i] = q[i] = T(std::sin(double(i) * 0.7)) * T(0.3);
+  Sgd<T> sgd(o);
+  const T lr = T(o.lr), mu = T(o.momentum), wd = T(o.weight_decay);
+  for (int t = 1; t <= 3; ++t) {
+    for (std::size_t i = 0; i < n; ++i)
+      g[i] = T(std::cos(double(i) * 1.3 + t)) * T(0.01 * t);
+    sgd.step(p, g);
+    for (std::size_t i = 0; i < n; ++i) {
+      T gi = o.weight_decay == 0 ? g[i] : g[i] + wd * q[i];
+      if (o.momentum != 0) {
+        vel[i] = t == 1 ? gi : mu * vel[i] + gi;
+        gi = o.nesterov ? gi + mu * vel[i] : vel[i];
+      }
+      q[i] -= lr * gi;
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      ASSERT_EQ(p[i], q[i]) << "step " << t << ", element " << i;
+  }
+}
+
+TEST(Sgd, EveryElementHasTheBitsOfTheFormulaInFloatAndDouble) {
+  for (const SgdOptions& o :
+       {SgdOptions{.lr = 0.1}, SgdOptions{.lr = 0.1, .weight_decay = 0.01},
+        SgdOptions{.lr = 0.05, .momentum = 0.9},
+        SgdOptions{.lr = 0.05, .momentum = 0.9, .nesterov = true, .weight_decay = 0.01}}) {
+    sgd_matches_one_element_at_a_time<float>(o);
+    sgd_matches_one_element_at_a_time<double>(o);
+  }
+}
+
 // RMSprop: s = 0.01·g², p -= lr·g/(sqrt(s) + eps) = lr·g/(0.1|g| + eps) on the first step.
 TEST(Rmsprop, MatchesHandComputedSteps) {
   Rmsprop<double> rms({.lr = 0.01});
