@@ -71,7 +71,7 @@ void activate(Activation act, const Batch<T>& Z, Batch<T>& A) {
   }
   // The piecewise-linear ones as vectorized selects, with the same values as activate_one.
   if (act == Activation::relu)
-    detail::run_wide<ReluBody>(Z.data(), A.data(), std::size_t(Z.size()));
+    detail::run_wide_n<ReluBody>(std::size_t(Z.size()), Z.data(), A.data(), std::size_t(Z.size()));
   else if (act == Activation::leaky_relu)
     A = (Z.array() > T(0)).select(Z, T(kLeakySlope) * Z);
   else if (act == Activation::identity)
@@ -94,7 +94,8 @@ void activation_backward(Activation act, const Batch<T>& A, const Batch<T>& dA, 
   // da · f'(a), vectorized for the piecewise-linear ones (the same products as derivative_one's).
   if (act == Activation::relu) {
     dZ.resize(A.rows(), A.cols());
-    detail::run_wide<ReluBackwardBody>(A.data(), dA.data(), dZ.data(), std::size_t(A.size()));
+    detail::run_wide_n<ReluBackwardBody>(std::size_t(A.size()), A.data(), dA.data(), dZ.data(),
+                                         std::size_t(A.size()));
   } else if (act == Activation::leaky_relu) {
     using Arr = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     dZ = (dA.array() * (A.array() > T(0))

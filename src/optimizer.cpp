@@ -82,9 +82,10 @@ void Sgd<T>::update(std::span<T> params, std::span<const T> grads, std::size_t b
                     std::size_t end) {
   assert(params.size() == grads.size());
   const T mu = T(options_.momentum);
-  detail::run_wide<SgdBody>(params.data() + begin, grads.data() + begin,
-                            mu == T(0) ? nullptr : velocity_.data() + begin, end - begin,
-                            T(this->lr_), mu, T(options_.weight_decay), first_, options_.nesterov);
+  detail::run_wide_n<SgdBody>(end - begin, params.data() + begin, grads.data() + begin,
+                              mu == T(0) ? nullptr : velocity_.data() + begin, end - begin,
+                              T(this->lr_), mu, T(options_.weight_decay), first_,
+                              options_.nesterov);
 }
 
 template <class T>
@@ -154,10 +155,10 @@ template <class T>
 void Adam<T>::update(std::span<T> params, std::span<const T> grads, std::size_t begin,
                      std::size_t end) {
   assert(params.size() == grads.size());
-  detail::run_wide<AdamBody>(params.data() + begin, grads.data() + begin, m_.data() + begin,
-                             v_.data() + begin, end - begin, T(options_.beta1), T(options_.beta2),
-                             T(options_.eps), T(options_.weight_decay), step_size_, bc2_sqrt_,
-                             decay_, options_.decoupled);
+  detail::run_wide_n<AdamBody>(end - begin, params.data() + begin, grads.data() + begin,
+                               m_.data() + begin, v_.data() + begin, end - begin, T(options_.beta1),
+                               T(options_.beta2), T(options_.eps), T(options_.weight_decay),
+                               step_size_, bc2_sqrt_, decay_, options_.decoupled);
 }
 
 template <class T>

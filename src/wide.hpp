@@ -6,6 +6,7 @@
 // -ffp-contract=off, CMakeLists.txt; no reassociation), so all give the same bits. Chosen by a
 // plain check, not by target_clones, whose ifunc resolvers run before ThreadSanitizer's runtime is
 // up (they crashed the TSan build).
+#include <cstddef>
 #include <utility>
 
 namespace chainrule::detail {
@@ -48,6 +49,14 @@ void run_wide(Args&&... args) {
       break;
   }
   run_baseline<Body>(std::forward<Args>(args)...);
+}
+
+// The same for a loop over n elements, where a few elements (the tutorial's nine weights) take
+// the baseline build inlined in the caller: the call to a wider version costs more than it saves.
+template <class Body, class... Args>
+[[gnu::always_inline]] inline void run_wide_n(std::size_t n, Args&&... args) {
+  if (n < 64) return Body::run(std::forward<Args>(args)...);
+  run_wide<Body>(std::forward<Args>(args)...);
 }
 
 }  // namespace chainrule::detail
