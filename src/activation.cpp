@@ -108,6 +108,26 @@ void activation_backward(Activation act, const Batch<T>& A, const Batch<T>& dA, 
     dZ = dA.binaryExpr(A, [act](T da, T a) { return da * detail::derivative_one(act, a); });
 }
 
+template <class T>
+void activate_span(Activation act, const T* z, T* a, std::size_t n) {
+  if (act == Activation::relu) return detail::run_wide_n<ReluBody>(n, z, a, n);
+  for (std::size_t i = 0; i < n; ++i)
+    a[i] = detail::activate_one(act, z[i]);
+}
+
+template <class T>
+void activation_backward_span(Activation act, const T* a, const T* da, T* dz, std::size_t n) {
+  if (act == Activation::relu) return detail::run_wide_n<ReluBackwardBody>(n, a, da, dz, n);
+  for (std::size_t i = 0; i < n; ++i)
+    dz[i] = da[i] * detail::derivative_one(act, a[i]);
+}
+
+template void activate_span<float>(Activation, const float*, float*, std::size_t);
+template void activate_span<double>(Activation, const double*, double*, std::size_t);
+template void activation_backward_span<float>(Activation, const float*, const float*, float*,
+                                              std::size_t);
+template void activation_backward_span<double>(Activation, const double*, const double*, double*,
+                                               std::size_t);
 template void activate<float>(Activation, const Batch<float>&, Batch<float>&);
 template void activate<double>(Activation, const Batch<double>&, Batch<double>&);
 template void activation_backward<float>(Activation, const Batch<float>&, const Batch<float>&,

@@ -71,6 +71,38 @@ void Dense<T>::backward(const T* params, T* grads, const BatchView<T>& X, const 
   }
 }
 
+template <class T>
+void Dense<T>::forward_cols(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A,
+                            Index j0, Index j1) const {
+  const Index n = j1 - j0;
+  if (n <= 0) return;
+  auto Zj = Z.middleCols(j0, n);
+  Zj.noalias() = X * weight(params).middleCols(j0, n);
+  const auto b = bias(params).segment(j0, n);
+  for (Index r = 0; r < Z.rows(); ++r) {  // + b and the activation in one pass, row by row
+    auto z = Zj.row(r);
+    z += b;
+    activate_span(activation_, z.data(), A.row(r).data() + j0, std::size_t(n));
+  }
+}
+
+template <class T>
+void Dense<T>::backward_weights_cols(T* grads, const BatchView<T>& X, const Batch<T>& dZ, Index j0,
+                                     Index j1) const {
+  const Index n = j1 - j0;
+  if (n <= 0) return;
+  weight(grads).middleCols(j0, n).noalias() += X.transpose() * dZ.middleCols(j0, n);
+  bias(grads).segment(j0, n) += dZ.middleCols(j0, n).colwise().sum();
+}
+
+template <class T>
+void Dense<T>::backward_input_cols(const T* params, const Batch<T>& dZ, Batch<T>& dX, Index i0,
+                                   Index i1) const {
+  const Index n = i1 - i0;
+  if (n <= 0) return;
+  dX.middleCols(i0, n).noalias() = dZ * weight(params).middleRows(i0, n).transpose();
+}
+
 template class Dense<float>;
 template class Dense<double>;
 

@@ -151,15 +151,10 @@ std::size_t WorkerPool::workers() const {
   return state_->threads.size();
 }
 
-void WorkerPool::run(std::size_t parts, void (*job)(void*, std::size_t), void* ctx) {
+std::size_t WorkerPool::start(std::size_t parts) {
   State& s = *state_;
-  if (parts <= 1) {
-    if (parts == 1) job(ctx, 0);
-    return;
-  }
-  assert(parts <= 0xffff);
   const std::size_t needed = std::min(parts - 1, s.max_workers);
-  if (!s.cannot_start && s.threads.size() < needed) {
+  if (parts > 1 && !s.cannot_start && s.threads.size() < needed) {
     // As many workers as there is room for, the caller and all of them calling OpenBLAS at once.
     std::size_t want = needed;
     while (want > s.threads.size() && !room_for_blas(want + 1))
@@ -175,6 +170,17 @@ void WorkerPool::run(std::size_t parts, void (*job)(void*, std::size_t), void* c
       }
     }
   }
+  return std::min(parts, s.threads.size() + 1);
+}
+
+void WorkerPool::run(std::size_t parts, void (*job)(void*, std::size_t), void* ctx) {
+  State& s = *state_;
+  if (parts <= 1) {
+    if (parts == 1) job(ctx, 0);
+    return;
+  }
+  assert(parts <= 0xffff);
+  start(parts);
   if (s.threads.empty()) {
     for (std::size_t p = 0; p < parts; ++p)
       job(ctx, p);
@@ -200,6 +206,17 @@ void WorkerPool::run(std::size_t parts, void (*job)(void*, std::size_t), void* c
     else
       cpu_relax();
   }
+}
+
+void Barrier::wait() {
+  const std::uint32_t generation = generation_.load(std::memory_order_acquire);
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+    arrived_.store(0, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    generation_.notify_all();
+    return;
+  }
+  await_change(generation_, generation);
 }
 
 void run_spans(std::size_t n, const std::function<void(std::size_t)>& work) {

@@ -369,6 +369,60 @@ TEST(Network, ForwardRowsAndBackwardThenEqualTheStepsTheyFuse) {
   }
 }
 
+// A batch of few rows per thread is split among the threads by columns (each computes its
+// share of every layer's outputs and gradients, meeting the others between layers). In double,
+// the gradients equal one thread's up to the order of additions, for every kind of layer: hidden
+// layers of each elementwise activation, a top layer shared among the threads through its
+// activation's derivative (MSE on sigmoid) or left to the first (softmax), a layer too narrow to
+// share; and the same thread count gives the same bits every time.
+TEST(Network, ASplitByColumnsGivesOneThreadsGradients) {
+  Rng rng(12);
+  struct Case {
+    Activation hidden;
+    LayerSpec top;
+    Loss loss;
+  };
+  const Case cases[] = {
+      {Activation::relu, {3, Activation::softmax}, Loss::softmax_cross_entropy},
+      {Activation::tanh, {48, Activation::sigmoid}, Loss::mse},
+      {Activation::sigmoid, {40, Activation::identity}, Loss::mse},
+      {Activation::leaky_relu, {33, Activation::sigmoid}, Loss::binary_cross_entropy},
+  };
+  for (const Case& c : cases) {
+    // 60 rows of 200 inputs (enough work to split), 30 or 20 rows a thread: split by columns on 2
+    // and 3 threads, where the 8-unit
+    // layer is the first thread's alone (and the 33- and 40-unit tops on 3).
+    const NetworkSpec spec{.inputs = 200,
+                           .layers = {{96, c.hidden}, {64, c.hidden}, {8, c.hidden}, c.top},
+                           .loss = c.loss};
+    Network<double> one(spec);
+    initialize(one, Init::he, rng);
+    const Batch<double> X = random_batch(60, 200, rng);
+    const Batch<double> Y = random_targets(c.loss, 60, c.top.units, rng);
+    one.zero_grad();
+    const Batch<double> out_one = one.forward(X);
+    one.backward(Y);
+    for (const int threads : {2, 3}) {
+      std::vector<double> first;
+      for (int run = 0; run < 2; ++run) {
+        Network<double> net = one;
+        net.set_threads(threads);
+        net.zero_grad();
+        const Batch<double> out = net.forward(X);
+        ASSERT_LT((out - out_one).cwiseAbs().maxCoeff(), 1e-12) << threads;
+        net.backward(Y);
+        for (std::size_t i = 0; i < net.grads().size(); ++i)
+          ASSERT_NEAR(net.grads()[i], one.grads()[i], 1e-12 * (1 + std::abs(one.grads()[i])))
+              << to_string(c.hidden) << ", " << threads << " threads, parameter " << i;
+        if (run == 0)
+          first.assign(net.grads().begin(), net.grads().end());
+        else
+          EXPECT_TRUE(std::equal(first.begin(), first.end(), net.grads().begin()));
+      }
+    }
+  }
+}
+
 TEST(Network, OneThreadByDefault) {
   Network<float> net({.inputs = 1, .layers = {{1, Activation::identity}}});
   EXPECT_EQ(net.threads(), 1);

@@ -90,6 +90,13 @@ inline T derivative_one(Activation act, T a) {
 template <class T>
 void activate(Activation act, const Batch<T>& Z, Batch<T>& A);
 
+/// a[i] = f(z[i]) for i < n, f elementwise (not softmax): the values activate gives.
+template <class T>
+void activate_span(Activation act, const T* z, T* a, std::size_t n);
+/// dz[i] = da[i] · f'(a[i]) for i < n, f elementwise (dz may be da): activation_backward's values.
+template <class T>
+void activation_backward_span(Activation act, const T* a, const T* da, T* dz, std::size_t n);
+
 /// dZ = dA ⊙ f'(Z) (elementwise) or the softmax Jacobian-vector product, computed from A = f(Z).
 /// dZ may alias dA. Shapes (N, K).
 template <class T>

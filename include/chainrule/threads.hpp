@@ -4,7 +4,9 @@
 // thread count is process-wide; the library never changes it (see set_openblas_threads).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -48,10 +50,29 @@ class WorkerPool {
   }
   /// Workers running now (not counting the calling thread).
   std::size_t workers() const;
+  /// Starts the workers run(parts, ...) would, and returns how many of the parts can run at the
+  /// same time (the caller's and one per worker, at most parts): when it is all of them, the
+  /// parts of a run may wait for each other (a Barrier).
+  std::size_t start(std::size_t parts);
 
  private:
   struct State;
   std::unique_ptr<State> state_;
+};
+
+/// n threads meeting: wait() returns when all n have called it (spinning, then sleeping), and
+/// what each wrote before it is seen by all after it. Used again at once: the next wait() starts
+/// the next meeting.
+class Barrier {
+ public:
+  explicit Barrier(std::size_t n = 1) : n_(std::uint32_t(n)) {}
+  /// Not while a meeting is under way.
+  void reset(std::size_t n) { n_ = std::uint32_t(n); }
+  void wait();
+
+ private:
+  std::uint32_t n_;
+  std::atomic<std::uint32_t> arrived_{0}, generation_{0};
 };
 
 /// False when an address-space or data limit (ulimit -v, ulimit -d) leaves no room for `callers`
