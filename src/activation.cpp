@@ -59,16 +59,7 @@ double scalar::derivative_from_output(Activation act, double a) {
 template <class T>
 void activate(Activation act, const Batch<T>& Z, Batch<T>& A) {
   A.resize(Z.rows(), Z.cols());
-  if (act == Activation::softmax) {
-    // softmax: a_k = e^(z_k - m) / Σ_j e^(z_j - m), m = max_j z_j (so no exp overflows).
-    //          ∂a_k/∂z_j = a_k (δ_kj - a_j)
-    for (Index n = 0; n < Z.rows(); ++n) {
-      const T m = Z.row(n).maxCoeff();
-      A.row(n) = (Z.row(n).array() - m).exp();
-      A.row(n) /= A.row(n).sum();
-    }
-    return;
-  }
+  if (act == Activation::softmax) return activate_rows(act, Z, A, 0, Z.rows());
   // The piecewise-linear ones as vectorized selects, with the same values as activate_one.
   if (act == Activation::relu)
     detail::run_wide_n<ReluBody>(std::size_t(Z.size()), Z.data(), A.data(), std::size_t(Z.size()));
@@ -83,13 +74,8 @@ void activate(Activation act, const Batch<T>& Z, Batch<T>& A) {
 template <class T>
 void activation_backward(Activation act, const Batch<T>& A, const Batch<T>& dA, Batch<T>& dZ) {
   if (act == Activation::softmax) {
-    // dz_j = Σ_k da_k a_k (δ_kj - a_j) = a_j (da_j - Σ_k da_k a_k)
     dZ.resize(A.rows(), A.cols());
-    for (Index n = 0; n < A.rows(); ++n) {
-      const T dot = A.row(n).dot(dA.row(n));
-      dZ.row(n) = A.row(n).array() * (dA.row(n).array() - dot);
-    }
-    return;
+    return activation_backward_rows(act, A, dA, dZ, 0, A.rows());
   }
   // da · f'(a), vectorized for the piecewise-linear ones (the same products as derivative_one's).
   if (act == Activation::relu) {
@@ -121,6 +107,46 @@ void activation_backward_span(Activation act, const T* a, const T* da, T* dz, st
   for (std::size_t i = 0; i < n; ++i)
     dz[i] = da[i] * detail::derivative_one(act, a[i]);
 }
+
+template <class T>
+void activate_rows(Activation act, const Batch<T>& Z, Batch<T>& A, Index r0, Index r1) {
+  if (act != Activation::softmax) {
+    if (r1 > r0)
+      activate_span(act, Z.row(r0).data(), A.row(r0).data(), std::size_t((r1 - r0) * Z.cols()));
+    return;
+  }
+  // softmax: a_k = e^(z_k - m) / Σ_j e^(z_j - m), m = max_j z_j (so no exp overflows).
+  //          ∂a_k/∂z_j = a_k (δ_kj - a_j)
+  for (Index n = r0; n < r1; ++n) {
+    const T m = Z.row(n).maxCoeff();
+    A.row(n) = (Z.row(n).array() - m).exp();
+    A.row(n) /= A.row(n).sum();
+  }
+}
+
+template <class T>
+void activation_backward_rows(Activation act, const Batch<T>& A, const Batch<T>& dA, Batch<T>& dZ,
+                              Index r0, Index r1) {
+  if (act != Activation::softmax) {
+    if (r1 > r0)
+      activation_backward_span(act, A.row(r0).data(), dA.row(r0).data(), dZ.row(r0).data(),
+                               std::size_t((r1 - r0) * A.cols()));
+    return;
+  }
+  // dz_j = Σ_k da_k a_k (δ_kj - a_j) = a_j (da_j - Σ_k da_k a_k)
+  for (Index n = r0; n < r1; ++n) {
+    const T dot = A.row(n).dot(dA.row(n));
+    dZ.row(n) = A.row(n).array() * (dA.row(n).array() - dot);
+  }
+}
+
+#define CHAINRULE_INSTANTIATE(T)                                                          \
+  template void activate_rows<T>(Activation, const Batch<T>&, Batch<T>&, Index, Index);   \
+  template void activation_backward_rows<T>(Activation, const Batch<T>&, const Batch<T>&, \
+                                            Batch<T>&, Index, Index);
+CHAINRULE_INSTANTIATE(float)
+CHAINRULE_INSTANTIATE(double)
+#undef CHAINRULE_INSTANTIATE
 
 template void activate_span<float>(Activation, const float*, float*, std::size_t);
 template void activate_span<double>(Activation, const double*, double*, std::size_t);

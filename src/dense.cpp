@@ -87,6 +87,17 @@ void Dense<T>::forward_cols(const T* params, const BatchView<T>& X, Batch<T>& Z,
 }
 
 template <class T>
+void Dense<T>::forward_rows(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A,
+                            Index r0, Index r1) const {
+  const Index n = r1 - r0;
+  if (n <= 0) return;
+  auto Zr = Z.middleRows(r0, n);
+  Zr.noalias() = X.middleRows(r0, n) * weight(params);
+  Zr.rowwise() += bias(params);
+  activate_rows(activation_, Z, A, r0, r1);
+}
+
+template <class T>
 void Dense<T>::backward_weights_cols(T* grads, const BatchView<T>& X, const Batch<T>& dZ, Index j0,
                                      Index j1) const {
   const Index n = j1 - j0;

@@ -368,8 +368,9 @@ void Network<T>::backward_blocks(const BatchView<T>& Y, const RangeJob* then) {
 // Split by columns instead, every thread computes its share of each layer's outputs for all the
 // rows, its share of the weights' gradients (columns of W: a range of the flat buffer, nothing
 // to sum) and its share of the inputs' gradients, and the threads meet between layers. A layer
-// too narrow to share (the 10 outputs) or not elementwise (softmax) is computed whole by the
-// first. Which thread computes which columns depends on the thread count and the shapes only,
+// too narrow to share by columns (the 10 outputs) or not elementwise (softmax) is shared by rows
+// in the forward pass, its weights' gradient left to the first thread; the loss's gradient is
+// shared by rows. Which thread computes what depends on the thread count and the shapes only,
 // so a fixed thread count gives the same bits.
 
 template <class T>
@@ -453,8 +454,9 @@ const Batch<T>& Network<T>::run_cols(const BatchView<T>& X, std::span<const Inde
     const std::size_t l = phase - 1;
     Workspace& w = work_[l];
     const BatchView<T> in = l == 0 ? BatchView<T>(input_) : BatchView<T>(work_[l - 1].A);
-    if (!cols_shared(l, cols_)) {
-      if (t == 0) layers_[l].forward(params_.data(), in, w.Z, w.A);
+    if (!cols_shared(l, cols_)) {  // shared by rows instead
+      layers_[l].forward_rows(params_.data(), in, w.Z, w.A, N * Index(t) / Index(cols_),
+                              N * Index(t + 1) / Index(cols_));
       return;
     }
     const auto [j0, j1] = cols_of(l, t);
@@ -483,17 +485,13 @@ void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then) {
   // phase: `then` over this thread's ranges of the parameters, once no thread reads W any more.
   const std::size_t phases = L + 1 + (then ? 1 : 0);
   each_phase(phases, [&](std::size_t phase, std::size_t t) {
-    if (phase == 0) {
+    if (phase == 0) {  // by rows
       Workspace& top = work_.back();
-      const auto [j0, j1] = cols_of(L - 1, t);
-      if (j1 <= j0) return;
-      top.dZ.middleCols(j0, j1 - j0) =
-          (top.A.middleCols(j0, j1 - j0) - Y.middleCols(j0, j1 - j0)) * factor;
-      if (is_fused(spec_.loss)) return;
-      if (!is_elementwise(layers_.back().activation()))  // softmax: the whole rows (t == 0)
-        activation_backward(layers_.back().activation(), top.A, top.dZ, top.dZ);
-      else
-        through_activation(L - 1, j0, j1);
+      const Index r0 = N * Index(t) / Index(cols_), r1 = N * Index(t + 1) / Index(cols_);
+      top.dZ.middleRows(r0, r1 - r0) =
+          (top.A.middleRows(r0, r1 - r0) - Y.middleRows(r0, r1 - r0)) * factor;
+      if (!is_fused(spec_.loss))
+        activation_backward_rows(layers_.back().activation(), top.A, top.dZ, top.dZ, r0, r1);
       return;
     }
     if (phase == L + 1) {  // the optimizer's step over the parameters this thread's gradients are

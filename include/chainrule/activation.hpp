@@ -97,6 +97,14 @@ void activate_span(Activation act, const T* z, T* a, std::size_t n);
 template <class T>
 void activation_backward_span(Activation act, const T* a, const T* da, T* dz, std::size_t n);
 
+/// Rows [r0, r1) of activate (A already shaped like Z).
+template <class T>
+void activate_rows(Activation act, const Batch<T>& Z, Batch<T>& A, Index r0, Index r1);
+/// Rows [r0, r1) of activation_backward (dZ already shaped like A; it may be dA).
+template <class T>
+void activation_backward_rows(Activation act, const Batch<T>& A, const Batch<T>& dA, Batch<T>& dZ,
+                              Index r0, Index r1);
+
 /// dZ = dA ⊙ f'(Z) (elementwise) or the softmax Jacobian-vector product, computed from A = f(Z).
 /// dZ may alias dA. Shapes (N, K).
 template <class T>

@@ -53,11 +53,15 @@ class Dense {
   void backward(const T* params, T* grads, const BatchView<T>& X, const Batch<T>& dZ, Batch<T>* dX,
                 Grads mode = Grads::add, Products products = Products::native) const;
 
-  /// The same by columns, for threads that share a batch (Network's split by columns), native
-  /// products and an elementwise activation only; Z, A and dX already have their shapes.
+  /// The same by columns (and rows), for threads that share a batch (Network's split by columns),
+  /// native products and (by columns) an elementwise activation only; Z, A and dX already have
+  /// their shapes.
   /// forward's columns [j0, j1): Z(:, j0:j1) = X·W(:, j0:j1) + b(j0:j1), A(:, j0:j1) = f(Z(...)).
   void forward_cols(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A, Index j0,
                     Index j1) const;
+  /// forward's rows [r0, r1), for a layer whose columns are not shared (softmax included).
+  void forward_rows(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A, Index r0,
+                    Index r1) const;
   /// backward's dW(:, j0:j1) += Xᵀ·dZ(:, j0:j1) and db(j0:j1) += Σ_rows dZ(:, j0:j1).
   void backward_weights_cols(T* grads, const BatchView<T>& X, const Batch<T>& dZ, Index j0,
                              Index j1) const;
