@@ -105,7 +105,8 @@ TEST(Allocation, LargeBatchStepAllocatesNothing) {
   EXPECT_EQ(allocations_in_steady_steps<double>(spec, 256), 0);
 }
 
-// The same on the network's own threads: a batch cut into blocks, the blocks' gradients added.
+// The same on the network's own threads: a batch split by columns (64 rows on 2 threads) and one
+// cut into blocks of rows (256 on 3), the blocks' gradients added.
 TEST(Allocation, StepOnThreadsAllocatesNothing) {
   const NetworkSpec spec{
       .inputs = 784,
