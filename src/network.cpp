@@ -387,8 +387,7 @@ std::size_t Network<T>::cols_for(Index N, Rng* dropout) {
   for (std::size_t l = 0; l < layers_.size(); ++l)
     shared |= cols_shared(l, parts);
   if (!shared) return 0;
-  // The threads that meet between phases must all run at once: as many as the pool can run.
-  runners_ = pool().start(parts);
+  pool();
   return parts;
 }
 
@@ -411,19 +410,11 @@ std::pair<Index, Index> Network<T>::cols_of(std::size_t l, std::size_t t) const 
 template <class T>
 template <class F>
 void Network<T>::each_phase(std::size_t phases, F&& f) {
-  // runners_ threads at once (fewer than the parts where the cores are fewer than the threads
-  // asked for), runner r taking parts r, r + runners_, ... of every phase: the same arithmetic
-  // whichever runs it.
-  auto runner = [&](std::size_t r) {
-    for (std::size_t phase = 0; phase < phases; ++phase) {
-      if (phase > 0 && runners_ > 1) meeting_.barrier.wait();
-      for (std::size_t t = r; t < cols_; t += runners_)
-        f(phase, t);
-    }
-  };
-  if (runners_ <= 1) return runner(0);
-  meeting_.barrier.reset(runners_);
-  pool_.pool->run(runners_, runner);
+  // The parts of each phase are claimed by the threads that are running (PhasedParts): none
+  // waits for a thread the scheduler has not run, and part t computes the same whichever runs it.
+  phased_.reset(phases, cols_);
+  auto runner = [&](std::size_t) { phased_.run(f); };
+  pool_.pool->run(cols_, runner);
 }
 
 template <class T>

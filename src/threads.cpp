@@ -151,7 +151,7 @@ std::size_t WorkerPool::workers() const {
   return state_->threads.size();
 }
 
-std::size_t WorkerPool::start(std::size_t parts) {
+void WorkerPool::start(std::size_t parts) {
   State& s = *state_;
   const std::size_t needed = std::min(parts - 1, s.max_workers);
   if (parts > 1 && !s.cannot_start && s.threads.size() < needed) {
@@ -170,7 +170,6 @@ std::size_t WorkerPool::start(std::size_t parts) {
       }
     }
   }
-  return std::min(parts, s.threads.size() + 1);
 }
 
 void WorkerPool::run(std::size_t parts, void (*job)(void*, std::size_t), void* ctx) {
@@ -208,15 +207,29 @@ void WorkerPool::run(std::size_t parts, void (*job)(void*, std::size_t), void* c
   }
 }
 
-void Barrier::wait() {
-  const std::uint32_t generation = generation_.load(std::memory_order_acquire);
-  if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
-    arrived_.store(0, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
-    generation_.notify_all();
-    return;
+void PhasedParts::reset(std::size_t phases, std::size_t parts) {
+  if (phases > capacity_) {
+    counters_ = std::make_unique<Counter[]>(phases);
+    capacity_ = phases;
   }
-  await_change(generation_, generation);
+  for (std::size_t k = 0; k < phases; ++k) {
+    counters_[k].claimed.store(0, std::memory_order_relaxed);
+    counters_[k].done.store(0, std::memory_order_relaxed);
+  }
+  phases_ = phases;
+  parts_ = std::uint32_t(parts);
+}
+
+void PhasedParts::finish(std::size_t k) {
+  std::atomic<std::uint32_t>& done = counters_[k].done;
+  if (done.fetch_add(1, std::memory_order_acq_rel) + 1 == parts_) done.notify_all();
+}
+
+void PhasedParts::await(std::size_t k) {
+  const std::atomic<std::uint32_t>& done = counters_[k].done;
+  for (std::uint32_t seen = done.load(std::memory_order_acquire); seen < parts_;
+       seen = done.load(std::memory_order_acquire))
+    await_change(done, seen);
 }
 
 void run_spans(std::size_t n, const std::function<void(std::size_t)>& work) {

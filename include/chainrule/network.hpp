@@ -178,8 +178,8 @@ class Network {
   void backward_blocks(const BatchView<T>& Y, const RangeJob* then = nullptr);
   // The split by columns (network.cpp): the threads it takes for a batch of N rows (0: none);
   // whether layer l's columns are shared among `parts` threads (else the first computes all);
-  // the columns of layer l thread t computes; f(phase, thread) for every phase and thread, the
-  // threads meeting between phases; and forward and backward so.
+  // the columns of layer l part t computes; f(phase, part) for every phase and part, a phase's
+  // parts all done before the next phase's start; and forward and backward so.
   std::size_t cols_for(Index N, Rng* dropout);
   bool cols_shared(std::size_t l, std::size_t parts) const;
   std::pair<Index, Index> cols_of(std::size_t l, std::size_t t) const;
@@ -225,19 +225,11 @@ class Network {
   bool kept_ = false;     // the last pass was forward, which keeps its input for backward
   bool bf16_ = false;     // set_bf16_products
   int threads_ = 1;
-  bool blas_room_ = false;     // check_blas_room passed
-  std::vector<Block> blocks_;  // kept from pass to pass (no allocation while N stays the same)
-  std::size_t split_ = 0;      // blocks of the last pass; 0: it ran as one block
-  std::size_t cols_ = 0;       // threads the last pass was split among by columns; 0: none
-  std::size_t runners_ = 1;    // threads that run those parts at once (meeting_ between phases)
-  // Where the threads of a split by columns meet; a copy of the network has its own.
-  struct Meeting {
-    detail::Barrier barrier;
-    Meeting() = default;
-    Meeting(const Meeting&) {}
-    Meeting& operator=(const Meeting&) { return *this; }
-  };
-  Meeting meeting_;
+  bool blas_room_ = false;      // check_blas_room passed
+  std::vector<Block> blocks_;   // kept from pass to pass (no allocation while N stays the same)
+  std::size_t split_ = 0;       // blocks of the last pass; 0: it ran as one block
+  std::size_t cols_ = 0;        // threads the last pass was split among by columns; 0: none
+  detail::PhasedParts phased_;  // the phases of a split by columns
   Pool pool_;
 };
 

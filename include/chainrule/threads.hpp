@@ -50,29 +50,51 @@ class WorkerPool {
   }
   /// Workers running now (not counting the calling thread).
   std::size_t workers() const;
-  /// Starts the workers run(parts, ...) would, and returns how many of the parts can run at the
-  /// same time (the caller's and one per worker, at most parts): when it is all of them, the
-  /// parts of a run may wait for each other (a Barrier).
-  std::size_t start(std::size_t parts);
 
  private:
+  // Starts the workers a run of `parts` parts can use, as far as there is room.
+  void start(std::size_t parts);
   struct State;
   std::unique_ptr<State> state_;
 };
 
-/// n threads meeting: wait() returns when all n have called it (spinning, then sleeping), and
-/// what each wrote before it is seen by all after it. Used again at once: the next wait() starts
-/// the next meeting.
-class Barrier {
+/// The parts of a job that runs in phases, claimed by whichever threads run it: a thread takes
+/// parts of phase k that no one has taken, then waits until every part of phase k is done (what
+/// they wrote is then seen by all) before it goes on to phase k + 1. A thread that comes late
+/// finds the phases before done and joins where the others are; one thread alone does every
+/// part. So no thread ever waits for one that is not running a part: a worker the scheduler
+/// keeps waiting (a busy machine) costs nothing, as in WorkerPool. A copy starts empty.
+class PhasedParts {
  public:
-  explicit Barrier(std::size_t n = 1) : n_(std::uint32_t(n)) {}
-  /// Not while a meeting is under way.
-  void reset(std::size_t n) { n_ = std::uint32_t(n); }
-  void wait();
+  PhasedParts() = default;
+  PhasedParts(const PhasedParts&) {}
+  PhasedParts& operator=(const PhasedParts&) { return *this; }
+  /// Before a run, with no thread in it: `phases` phases of `parts` parts each. Allocates only
+  /// for more phases than any run before.
+  void reset(std::size_t phases, std::size_t parts);
+  /// One thread's share of the run: f(phase, part) for every part it claims, phase by phase.
+  template <class F>
+  void run(F& f) {
+    for (std::size_t k = 0; k < phases_; ++k) {
+      for (;;) {
+        const std::uint32_t part = counters_[k].claimed.fetch_add(1, std::memory_order_relaxed);
+        if (part >= parts_) break;
+        f(k, std::size_t(part));
+        finish(k);
+      }
+      await(k);
+    }
+  }
 
  private:
-  std::uint32_t n_;
-  std::atomic<std::uint32_t> arrived_{0}, generation_{0};
+  void finish(std::size_t k);  // one more part of phase k done
+  void await(std::size_t k);   // until every part of phase k is done
+  struct alignas(64) Counter {
+    std::atomic<std::uint32_t> claimed{0}, done{0};
+  };
+  std::unique_ptr<Counter[]> counters_;
+  std::size_t capacity_ = 0, phases_ = 0;
+  std::uint32_t parts_ = 0;
 };
 
 /// False when an address-space or data limit (ulimit -v, ulimit -d) leaves no room for `callers`
