@@ -97,6 +97,46 @@ bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
 
 // The same thread count gives the same bytes, run after run; another count gives a model as good
 // (the gradient's sums are in another order, so not the same bytes).
+// PhasedParts: every part of every phase runs once, and a part of phase k sees everything the
+// parts of phase k - 1 wrote (each part sums the whole previous phase), with 1, 2 and 5 threads
+// running it (more threads than parts, and fewer), a run after a run, and with a thread that
+// comes late (a worker held back at its start: the others must not wait for it).
+TEST(Threads, PhasedPartsRunEachPartOnceAfterThePhaseBefore) {
+  constexpr std::size_t kPhases = 6, kParts = 4;
+  detail::WorkerPool pool;
+  detail::PhasedParts phased;
+  for (const std::size_t runners : {1, 2, 5}) {
+    for (int run = 0; run < 3; ++run) {
+      std::vector<std::vector<long>> cell(kPhases, std::vector<long>(kParts, 0));
+      std::vector<std::atomic<int>> visits(kPhases * kParts);
+      auto f = [&](std::size_t k, std::size_t t) {
+        ++visits[k * kParts + t];
+        long before = 0;
+        if (k > 0)
+          for (std::size_t u = 0; u < kParts; ++u)
+            before += cell[k - 1][u];
+        cell[k][t] = before + long(t) + 1;
+      };
+      phased.reset(kPhases, kParts);
+      auto runner = [&](std::size_t r) {
+        if (r == 1 && run == 2) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        phased.run(f);
+      };
+      pool.run(runners, runner);
+      long want = 0;  // each phase: 4 × (the sum before) + 1 + 2 + 3 + 4
+      for (std::size_t k = 0; k < kPhases; ++k) {
+        long sum = 0;
+        for (std::size_t t = 0; t < kParts; ++t) {
+          EXPECT_EQ(visits[k * kParts + t].load(), 1) << runners << " threads";
+          EXPECT_EQ(cell[k][t], want + long(t) + 1) << runners << " threads, phase " << k;
+          sum += cell[k][t];
+        }
+        want = sum;
+      }
+    }
+  }
+}
+
 TEST(Threads, FixedThreadCountGivesTheSameBytes) {
   const TrainedRun one = train_once(1, 7);
   for (const int threads : {2, 3}) {
