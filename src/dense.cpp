@@ -38,7 +38,7 @@ void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batc
     for (Index n = 0; n < Z.rows(); ++n) {
       auto z = Z.row(n);
       z += b;
-      A.row(n) = (z.array() > T(0)).select(z, T(0));
+      activate_span(Activation::relu, z.data(), A.row(n).data(), std::size_t(out_));
     }
     return;
   }
