@@ -16,22 +16,35 @@ constexpr detail::EnumName<A> kNames[] = {
     {A::identity, "identity"}, {A::sigmoid, "sigmoid"},       {A::tanh, "tanh"},
     {A::relu, "relu"},         {A::leaky_relu, "leaky_relu"}, {A::softmax, "softmax"}};
 
-// ReLU and its gradient over n elements, in the widest instruction set the CPU has (wide.hpp):
-// the same values as activate_one and derivative_one (a = z if z > 0 else 0; da/dz · upstream as
-// the product with 1 or 0).
+// ReLU and its gradient over a block of rows × n elements (rows ld apart), in the widest
+// instruction set the CPU has (wide.hpp): the same values as activate_one and derivative_one
+// (a = z if z > 0 else 0; da/dz · upstream as the product with 1 or 0).
+template <class T>
+[[gnu::always_inline]] inline void relu_row(const T* __restrict z, T* __restrict a, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    a[i] = z[i] > T(0) ? z[i] : T(0);
+}
+// dz may be da (in place); a is neither.
+template <class T>
+[[gnu::always_inline]] inline void relu_backward_row(const T* __restrict a, const T* da, T* dz,
+                                                     std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    dz[i] = da[i] * (a[i] > T(0) ? T(1) : T(0));
+}
 struct ReluBody {
   template <class T>
-  [[gnu::always_inline]] static void run(const T* __restrict z, T* __restrict a, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i)
-      a[i] = z[i] > T(0) ? z[i] : T(0);
+  [[gnu::always_inline]] static void run(const T* z, T* a, std::size_t rows, std::size_t n,
+                                         std::size_t ld) {
+    for (std::size_t r = 0; r < rows; ++r)
+      relu_row(z + r * ld, a + r * ld, n);
   }
 };
 struct ReluBackwardBody {
-  // dz may be da (in place); a is neither.
   template <class T>
-  [[gnu::always_inline]] static void run(const T* __restrict a, const T* da, T* dz, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i)
-      dz[i] = da[i] * (a[i] > T(0) ? T(1) : T(0));
+  [[gnu::always_inline]] static void run(const T* a, const T* da, T* dz, std::size_t rows,
+                                         std::size_t n, std::size_t ld) {
+    for (std::size_t r = 0; r < rows; ++r)
+      relu_backward_row(a + r * ld, da + r * ld, dz + r * ld, n);
   }
 };
 
@@ -62,7 +75,7 @@ void activate(Activation act, const Batch<T>& Z, Batch<T>& A) {
   if (act == Activation::softmax) return activate_rows(act, Z, A, 0, Z.rows());
   // The piecewise-linear ones as vectorized selects, with the same values as activate_one.
   if (act == Activation::relu)
-    detail::run_wide_n<ReluBody>(std::size_t(Z.size()), Z.data(), A.data(), std::size_t(Z.size()));
+    activate_span(act, Z.data(), A.data(), std::size_t(Z.size()));
   else if (act == Activation::leaky_relu)
     A = (Z.array() > T(0)).select(Z, T(kLeakySlope) * Z);
   else if (act == Activation::identity)
@@ -80,8 +93,7 @@ void activation_backward(Activation act, const Batch<T>& A, const Batch<T>& dA, 
   // da · f'(a), vectorized for the piecewise-linear ones (the same products as derivative_one's).
   if (act == Activation::relu) {
     dZ.resize(A.rows(), A.cols());
-    detail::run_wide_n<ReluBackwardBody>(std::size_t(A.size()), A.data(), dA.data(), dZ.data(),
-                                         std::size_t(A.size()));
+    activation_backward_span(act, A.data(), dA.data(), dZ.data(), std::size_t(A.size()));
   } else if (act == Activation::leaky_relu) {
     using Arr = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     dZ = (dA.array() * (A.array() > T(0))
@@ -95,17 +107,32 @@ void activation_backward(Activation act, const Batch<T>& A, const Batch<T>& dA, 
 }
 
 template <class T>
+void activate_block(Activation act, const T* z, T* a, std::size_t rows, std::size_t n,
+                    std::size_t ld) {
+  if (act == Activation::relu) return detail::run_wide_n<ReluBody>(rows * n, z, a, rows, n, ld);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t i = 0; i < n; ++i)
+      a[r * ld + i] = detail::activate_one(act, z[r * ld + i]);
+}
+
+template <class T>
+void activation_backward_block(Activation act, const T* a, const T* da, T* dz, std::size_t rows,
+                               std::size_t n, std::size_t ld) {
+  if (act == Activation::relu)
+    return detail::run_wide_n<ReluBackwardBody>(rows * n, a, da, dz, rows, n, ld);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t i = 0; i < n; ++i)
+      dz[r * ld + i] = da[r * ld + i] * detail::derivative_one(act, a[r * ld + i]);
+}
+
+template <class T>
 void activate_span(Activation act, const T* z, T* a, std::size_t n) {
-  if (act == Activation::relu) return detail::run_wide_n<ReluBody>(n, z, a, n);
-  for (std::size_t i = 0; i < n; ++i)
-    a[i] = detail::activate_one(act, z[i]);
+  activate_block(act, z, a, 1, n, n);
 }
 
 template <class T>
 void activation_backward_span(Activation act, const T* a, const T* da, T* dz, std::size_t n) {
-  if (act == Activation::relu) return detail::run_wide_n<ReluBackwardBody>(n, a, da, dz, n);
-  for (std::size_t i = 0; i < n; ++i)
-    dz[i] = da[i] * detail::derivative_one(act, a[i]);
+  activation_backward_block(act, a, da, dz, 1, n, n);
 }
 
 template <class T>
@@ -140,9 +167,13 @@ void activation_backward_rows(Activation act, const Batch<T>& A, const Batch<T>&
   }
 }
 
-#define CHAINRULE_INSTANTIATE(T)                                                          \
-  template void activate_rows<T>(Activation, const Batch<T>&, Batch<T>&, Index, Index);   \
-  template void activation_backward_rows<T>(Activation, const Batch<T>&, const Batch<T>&, \
+#define CHAINRULE_INSTANTIATE(T)                                                              \
+  template void activate_block<T>(Activation, const T*, T*, std::size_t, std::size_t,         \
+                                  std::size_t);                                               \
+  template void activation_backward_block<T>(Activation, const T*, const T*, T*, std::size_t, \
+                                             std::size_t, std::size_t);                       \
+  template void activate_rows<T>(Activation, const Batch<T>&, Batch<T>&, Index, Index);       \
+  template void activation_backward_rows<T>(Activation, const Batch<T>&, const Batch<T>&,     \
                                             Batch<T>&, Index, Index);
 CHAINRULE_INSTANTIATE(float)
 CHAINRULE_INSTANTIATE(double)

@@ -78,12 +78,9 @@ void Dense<T>::forward_cols(const T* params, const BatchView<T>& X, Batch<T>& Z,
   if (n <= 0) return;
   auto Zj = Z.middleCols(j0, n);
   Zj.noalias() = X * weight(params).middleCols(j0, n);
-  const auto b = bias(params).segment(j0, n);
-  for (Index r = 0; r < Z.rows(); ++r) {  // + b and the activation in one pass, row by row
-    auto z = Zj.row(r);
-    z += b;
-    activate_span(activation_, z.data(), A.row(r).data() + j0, std::size_t(n));
-  }
+  Zj.rowwise() += bias(params).segment(j0, n);
+  activate_block(activation_, Zj.data(), A.data() + j0, std::size_t(Z.rows()), std::size_t(n),
+                 std::size_t(Z.cols()));
 }
 
 template <class T>

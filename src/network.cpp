@@ -313,8 +313,9 @@ const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dr
 }
 
 template <class T>
-void Network<T>::backward_then(const BatchView<T>& Y, RangeJob job) {
-  if (kept_ && !one_ && cols_ > 1) return backward_cols(Y, &job);
+void Network<T>::backward_then(const BatchView<T>& Y, RangeJob job, bool fresh) {
+  if (kept_ && !one_ && cols_ > 1) return backward_cols(Y, &job, fresh);
+  if (fresh) zero_grad();
   if (kept_ && !one_ && split_ > 1) return backward_blocks(Y, &job);
   backward(Y);
   parallel_ranges(params_.size(), [&](std::size_t b, std::size_t e) { job.run(job.ctx, b, e); });
@@ -457,7 +458,7 @@ const Batch<T>& Network<T>::run_cols(const BatchView<T>& X, std::span<const Inde
 }
 
 template <class T>
-void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then) {
+void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then, bool fresh) {
   const std::size_t L = layers_.size();
   const Index N = input_.rows(), K = outputs();
   const T factor = T(detail::gradient_factor(spec_.loss, loss_rows_ > 0 ? loss_rows_ : N, K));
@@ -465,11 +466,11 @@ void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then) {
     work_[l].dZ.resize(N, layers_[l].out());
   // ∂L/∂Z of columns [j0, j1) of layer l from its ∂L/∂A there (in place), row by row.
   const auto through_activation = [&](std::size_t l, Index j0, Index j1) {
-    const Activation act = layers_[l].activation();
     Workspace& w = work_[l];
-    for (Index r = 0; r < N && j1 > j0; ++r)
-      activation_backward_span(act, w.A.row(r).data() + j0, w.dZ.row(r).data() + j0,
-                               w.dZ.row(r).data() + j0, std::size_t(j1 - j0));
+    if (j1 > j0)
+      activation_backward_block(layers_[l].activation(), w.A.data() + j0, w.dZ.data() + j0,
+                                w.dZ.data() + j0, std::size_t(N), std::size_t(j1 - j0),
+                                std::size_t(w.A.cols()));
   };
   // Phase 0: the top layer's ∂L/∂Z, as loss_gradient (and activation_backward) compute it;
   // phase 1 + k: layer l = L - 1 - k's weight gradients, and the layer below's ∂L/∂Z; the last
@@ -501,6 +502,12 @@ void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then) {
     const Dense<T>& layer = layers_[l];
     const BatchView<T> in = l == 0 ? BatchView<T>(input_) : BatchView<T>(work_[l - 1].A);
     const auto [j0, j1] = cols_of(l, t);
+    if (fresh && j1 > j0) {  // this part's columns of dW and its part of db, just before use
+      std::fill(grads_.begin() + layer.offset() + layer.in() * j0,
+                grads_.begin() + layer.offset() + layer.in() * j1, T(0));
+      std::fill(grads_.begin() + layer.bias_offset() + j0,
+                grads_.begin() + layer.bias_offset() + j1, T(0));
+    }
     layer.backward_weights_cols(grads_.data(), in, work_[l].dZ, j0, j1);
     if (l == 0) return;
     const auto [i0, i1] = cols_of(l - 1, t);

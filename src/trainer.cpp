@@ -155,11 +155,11 @@ double Trainer<T>::forward_backward(Index first, Index n,
   const std::span<const Index> rows(s_.order.data() + first, std::size_t(n));
   for (Index i = 0; i < n; ++i)
     Yb_.row(i) = Y_.row(rows[std::size_t(i)]);
-  net_.zero_grad();
+  if (!then) net_.zero_grad();         // (backward_then zeroes the gradient itself: `fresh`)
   net_.forward_rows(X_, rows, &rng_);  // the rows gathered into the network's own input
   const double loss = net_.loss(Yb_);
   if (then)
-    net_.backward_then(Yb_, *then);
+    net_.backward_then(Yb_, *then, true);
   else
     net_.backward(Yb_);
   return loss;

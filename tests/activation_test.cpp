@@ -117,6 +117,18 @@ void vectorized_forms_equal_scalar_ones() {
     activate(act, Z, A);
     activation_backward(act, A, dA, dZ);
     activation_backward(act, A, in_place, in_place);
+    // And over a block of columns 5..29 of every row (rows 37 apart), leaving the rest alone.
+    Batch<T> A_block = Batch<T>::Constant(3, 37, T(7)), dZ_block = dA;
+    activate_block(act, Z.data() + 5, A_block.data() + 5, 3, 25, 37);
+    activation_backward_block(act, A.data() + 5, dA.data() + 5, dZ_block.data() + 5, 3, 25, 37);
+    for (Index r = 0; r < 3; ++r)
+      for (Index c = 0; c < 37; ++c) {
+        const bool in = c >= 5 && c < 30;
+        const T a = in ? detail::activate_one(act, Z(r, c)) : T(7);
+        const T dz = in ? dA(r, c) * detail::derivative_one(act, A(r, c)) : dA(r, c);
+        EXPECT_EQ(std::memcmp(&A_block(r, c), &a, sizeof a), 0) << to_string(act) << r << c;
+        EXPECT_EQ(std::memcmp(&dZ_block(r, c), &dz, sizeof dz), 0) << to_string(act) << r << c;
+      }
     for (Index i = 0; i < Z.size(); ++i) {
       const T a = detail::activate_one(act, Z.data()[i]);
       const T dz = dA.data()[i] * detail::derivative_one(act, a);

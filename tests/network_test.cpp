@@ -323,49 +323,53 @@ TEST(Network, InferEqualsForwardWithoutKeepingTheInput) {
 }
 
 // The training loop's fast path: forward_rows of rows drawn from a larger matrix equals forward
-// of those rows copied out, and backward_then(Y, job) equals backward(Y) followed by the job over
-// the whole buffer, bit for bit, on one thread and on blocks of two and three (a batch large
-// enough to be cut into blocks).
+// of those rows copied out, and backward_then(Y, job, fresh) over a gradient left at 5 equals
+// zero_grad, backward(Y) and the job over the whole buffer, bit for bit, on one thread and on two
+// and three: 120 rows split by columns (60 and 40 rows a thread), 200 cut into blocks of rows.
 TEST(Network, ForwardRowsAndBackwardThenEqualTheStepsTheyFuse) {
   Rng rng(5);
   const Batch<float> big = random_batch(300, 50, rng).cast<float>();
-  const Batch<float> Y = random_targets(Loss::softmax_cross_entropy, 120, 3, rng).cast<float>();
-  std::vector<Index> rows(120);
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    rows[i] = Index((i * 97 + 13) % 300);  // scattered, in no order
-  Batch<float> X(120, 50);
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    X.row(Index(i)) = big.row(rows[i]);
-  for (const int threads : {1, 2, 3}) {
-    Network<float> a({.inputs = 50,
-                      .layers = {{200, Activation::relu}, {3, Activation::softmax}},
-                      .loss = Loss::softmax_cross_entropy});
-    initialize(a, Init::he, rng);
-    a.set_threads(threads);
-    Network<float> b = a;
-    a.zero_grad();
-    const Batch<float> out_a = a.forward(X);
-    a.backward(Y);
-    std::vector<float> want(a.params().begin(), a.params().end());
-    for (std::size_t i = 0; i < want.size(); ++i)
-      want[i] -= 0.1F * a.grads()[i];
-    b.zero_grad();
-    const Batch<float> out_b = b.forward_rows(big, rows);
-    EXPECT_TRUE((out_a.array() == out_b.array()).all()) << threads << " thread(s)";
-    std::vector<int> visits(b.params().size(), 0);
-    auto step = [&](std::size_t from, std::size_t to) {
-      for (std::size_t i = from; i < to; ++i) {
-        b.params()[i] -= 0.1F * b.grads()[i];
-        ++visits[i];
-      }
-    };
-    b.backward_then(Y, {[](void* f, std::size_t from, std::size_t to) {
-                          (*static_cast<decltype(step)*>(f))(from, to);
-                        },
-                        &step});
-    EXPECT_TRUE(std::all_of(visits.begin(), visits.end(), [](int v) { return v == 1; }));
-    for (std::size_t i = 0; i < want.size(); ++i)
-      ASSERT_EQ(b.params()[i], want[i]) << threads << " thread(s), parameter " << i;
+  for (const Index n : {Index(120), Index(200)}) {
+    const Batch<float> Y = random_targets(Loss::softmax_cross_entropy, n, 3, rng).cast<float>();
+    std::vector<Index> rows(static_cast<std::size_t>(n));
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      rows[i] = Index((i * 97 + 13) % 300);  // scattered, in no order
+    Batch<float> X(n, 50);
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      X.row(Index(i)) = big.row(rows[i]);
+    for (const int threads : {1, 2, 3}) {
+      Network<float> a({.inputs = 50,
+                        .layers = {{200, Activation::relu}, {3, Activation::softmax}},
+                        .loss = Loss::softmax_cross_entropy});
+      initialize(a, Init::he, rng);
+      a.set_threads(threads);
+      Network<float> b = a;
+      a.zero_grad();
+      const Batch<float> out_a = a.forward(X);
+      a.backward(Y);
+      std::vector<float> want(a.params().begin(), a.params().end());
+      for (std::size_t i = 0; i < want.size(); ++i)
+        want[i] -= 0.1F * a.grads()[i];
+      std::fill(b.grads().begin(), b.grads().end(), 5.0F);  // a `fresh` backward_then ignores it
+      const Batch<float> out_b = b.forward_rows(big, rows);
+      EXPECT_TRUE((out_a.array() == out_b.array()).all()) << n << " rows, " << threads;
+      std::vector<int> visits(b.params().size(), 0);
+      auto step = [&](std::size_t from, std::size_t to) {
+        for (std::size_t i = from; i < to; ++i) {
+          b.params()[i] -= 0.1F * b.grads()[i];
+          ++visits[i];
+        }
+      };
+      b.backward_then(Y,
+                      {[](void* f, std::size_t from, std::size_t to) {
+                         (*static_cast<decltype(step)*>(f))(from, to);
+                       },
+                       &step},
+                      true);
+      EXPECT_TRUE(std::all_of(visits.begin(), visits.end(), [](int v) { return v == 1; }));
+      for (std::size_t i = 0; i < want.size(); ++i)
+        ASSERT_EQ(b.params()[i], want[i]) << n << " rows, " << threads << ", parameter " << i;
+    }
   }
 }
 

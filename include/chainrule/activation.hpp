@@ -97,6 +97,13 @@ void activate_span(Activation act, const T* z, T* a, std::size_t n);
 template <class T>
 void activation_backward_span(Activation act, const T* a, const T* da, T* dz, std::size_t n);
 
+/// The same over a block: rows × n elements, each row ld elements after the one before.
+template <class T>
+void activate_block(Activation act, const T* z, T* a, std::size_t rows, std::size_t n,
+                    std::size_t ld);
+template <class T>
+void activation_backward_block(Activation act, const T* a, const T* da, T* dz, std::size_t rows,
+                               std::size_t n, std::size_t ld);
 /// Rows [r0, r1) of activate (A already shaped like Z).
 template <class T>
 void activate_rows(Activation act, const Batch<T>& Z, Batch<T>& A, Index r0, Index r1);
