@@ -464,13 +464,22 @@ void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then, bool
   const T factor = T(detail::gradient_factor(spec_.loss, loss_rows_ > 0 ? loss_rows_ : N, K));
   for (std::size_t l = 0; l < L; ++l)
     work_[l].dZ.resize(N, layers_[l].out());
-  // ∂L/∂Z of columns [j0, j1) of layer l from its ∂L/∂A there (in place), row by row.
+  // ∂L/∂Z of columns [j0, j1) of layer l from its ∂L/∂A there (in place).
   const auto through_activation = [&](std::size_t l, Index j0, Index j1) {
     Workspace& w = work_[l];
     if (j1 > j0)
       activation_backward_block(layers_[l].activation(), w.A.data() + j0, w.dZ.data() + j0,
                                 w.dZ.data() + j0, std::size_t(N), std::size_t(j1 - j0),
                                 std::size_t(w.A.cols()));
+  };
+  // f(begin, end) over the ranges of the flat buffer part t's gradients of layer l fill: its
+  // columns of W (contiguous: W is column-major) and its part of b.
+  const auto part_ranges = [&](std::size_t l, std::size_t t, auto&& f) {
+    const Dense<T>& layer = layers_[l];
+    const auto [j0, j1] = cols_of(l, t);
+    if (j1 <= j0) return;
+    f(std::size_t(layer.offset() + layer.in() * j0), std::size_t(layer.offset() + layer.in() * j1));
+    f(std::size_t(layer.bias_offset() + j0), std::size_t(layer.bias_offset() + j1));
   };
   // Phase 0: the top layer's ∂L/∂Z, as loss_gradient (and activation_backward) compute it;
   // phase 1 + k: layer l = L - 1 - k's weight gradients, and the layer below's ∂L/∂Z; the last
@@ -486,28 +495,19 @@ void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then, bool
         activation_backward_rows(layers_.back().activation(), top.A, top.dZ, top.dZ, r0, r1);
       return;
     }
-    if (phase == L + 1) {  // the optimizer's step over the parameters this thread's gradients are
-      for (std::size_t l = 0; l < L; ++l) {
-        const Dense<T>& layer = layers_[l];
-        const auto [j0, j1] = cols_of(l, t);
-        if (j1 <= j0) continue;
-        then->run(then->ctx, std::size_t(layer.offset() + layer.in() * j0),
-                  std::size_t(layer.offset() + layer.in() * j1));
-        then->run(then->ctx, std::size_t(layer.bias_offset() + j0),
-                  std::size_t(layer.bias_offset() + j1));
-      }
+    if (phase == L + 1) {  // the optimizer's step over the parameters this part's gradients are
+      for (std::size_t l = 0; l < L; ++l)
+        part_ranges(l, t, [&](std::size_t b, std::size_t e) { then->run(then->ctx, b, e); });
       return;
     }
     const std::size_t l = L - phase;
     const Dense<T>& layer = layers_[l];
     const BatchView<T> in = l == 0 ? BatchView<T>(input_) : BatchView<T>(work_[l - 1].A);
     const auto [j0, j1] = cols_of(l, t);
-    if (fresh && j1 > j0) {  // this part's columns of dW and its part of db, just before use
-      std::fill(grads_.begin() + layer.offset() + layer.in() * j0,
-                grads_.begin() + layer.offset() + layer.in() * j1, T(0));
-      std::fill(grads_.begin() + layer.bias_offset() + j0,
-                grads_.begin() + layer.bias_offset() + j1, T(0));
-    }
+    if (fresh)  // this part's gradients of the layer zeroed just before they are added to
+      part_ranges(l, t, [&](std::size_t b, std::size_t e) {
+        std::fill(grads_.begin() + std::ptrdiff_t(b), grads_.begin() + std::ptrdiff_t(e), T(0));
+      });
     layer.backward_weights_cols(grads_.data(), in, work_[l].dZ, j0, j1);
     if (l == 0) return;
     const auto [i0, i1] = cols_of(l - 1, t);

@@ -57,8 +57,8 @@ struct EpochReport {
   std::optional<double> val_loss, val_metric;
   Metric metric = Metric::none;  ///< what val_metric is
   double lr = 0;
-  double seconds =
-      0;  ///< wall time of this epoch (from the last one's report when nothing ran between)
+  /// Wall time of this epoch (from the last one's report when nothing ran between).
+  double seconds = 0;
   bool best = false;  ///< the monitored loss improved
 
   bool operator==(const EpochReport&) const = default;
