@@ -10,6 +10,7 @@
 #include "chainrule/error.hpp"
 #include "chainrule/loss.hpp"
 #include "chainrule/threads.hpp"
+#include "gather.hpp"
 
 namespace chainrule {
 
@@ -121,31 +122,6 @@ const Batch<T>& Network<T>::forward(const BatchView<T>& X, Rng* dropout) {
   return run(input_, dropout);
 }
 
-namespace {
-
-// Copies rows rows[0..n) of X into the rows of `out` (n rows of X.cols(), `stride` apart). The
-// rows lie scattered through a matrix far larger than the caches: each row's memory is asked for
-// a few rows ahead, so that the copies do not wait for memory one row at a time.
-template <class T>
-void gather_rows(const BatchView<T>& X, std::span<const Index> rows, T* out, Index stride) {
-  constexpr std::size_t kAhead = 4;
-  const std::size_t row_bytes = std::size_t(X.cols()) * sizeof(T), n = rows.size();
-  if (row_bytes == 0) return;
-  const auto prefetch = [&](Index r) {
-    const char* p = reinterpret_cast<const char*>(X.row(r).data());
-    for (std::size_t b = 0; b < row_bytes; b += 64)
-      __builtin_prefetch(p + b);
-  };
-  for (std::size_t i = 0; i < std::min(kAhead, n); ++i)
-    prefetch(rows[i]);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) prefetch(rows[i + kAhead]);
-    std::memcpy(out + Index(i) * stride, X.row(rows[i]).data(), row_bytes);
-  }
-}
-
-}  // namespace
-
 template <class T>
 const Batch<T>& Network<T>::forward_rows(const BatchView<T>& X, std::span<const Index> rows,
                                          Rng* dropout) {
@@ -154,7 +130,7 @@ const Batch<T>& Network<T>::forward_rows(const BatchView<T>& X, std::span<const 
   if (const std::size_t parts = cols_for(N, dropout)) return run_cols(X, rows, parts);
   if (blocks_for(N) > 1) return run_blocks(X, true, dropout, rows);  // gathered block by block
   if (input_.rows() != N || input_.cols() != X.cols()) input_.resize(N, X.cols());
-  gather_rows<T>(X, rows, input_.data(), input_.cols());
+  detail::gather_rows<T>(X, rows, input_.data(), input_.cols());
   return run(input_, dropout);
 }
 
@@ -293,8 +269,8 @@ const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dr
   each_block([&](std::size_t b) {
     Block& k = blocks_[b];
     if (!gather.empty())
-      gather_rows<T>(X, gather.subspan(std::size_t(k.begin), std::size_t(k.rows)),
-                     input_.row(k.begin).data(), input_.cols());
+      detail::gather_rows<T>(X, gather.subspan(std::size_t(k.begin), std::size_t(k.rows)),
+                             input_.row(k.begin).data(), input_.cols());
     else if (keep)
       input_.middleRows(k.begin, k.rows) = X.middleRows(k.begin, k.rows);
     const BatchView<T> rows = keep ? BatchView<T>(input_.middleRows(k.begin, k.rows))
@@ -437,8 +413,8 @@ const Batch<T>& Network<T>::run_cols(const BatchView<T>& X, std::span<const Inde
     if (phase == 0) {
       const Index r0 = N * Index(t) / Index(cols_), r1 = N * Index(t + 1) / Index(cols_);
       if (!gather.empty())
-        gather_rows<T>(X, gather.subspan(std::size_t(r0), std::size_t(r1 - r0)),
-                       input_.row(r0).data(), input_.cols());
+        detail::gather_rows<T>(X, gather.subspan(std::size_t(r0), std::size_t(r1 - r0)),
+                               input_.row(r0).data(), input_.cols());
       else
         input_.middleRows(r0, r1 - r0) = X.middleRows(r0, r1 - r0);
       return;

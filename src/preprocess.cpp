@@ -349,6 +349,91 @@ void matrix_stats(const MatrixView& m, const std::vector<ColumnRef>& cols,
   }
 }
 
+// A table's numeric columns G at a time, row by row: each column's values are still taken in row
+// order, with NumberStats::add's operations (the same bits as one column at a time), but the G
+// columns' chains of additions overlap instead of each waiting for the one before (W5's 12 M
+// values: 45 ms one column at a time). With `mean`, the squared deviations (add_square) instead.
+template <std::size_t G>
+void table_group(const double* const* x, std::span<const std::size_t> rows, NumberStats* const* st,
+                 const double* mean) {
+  double sum[G], lo[G], hi[G], sq[G], m[G];
+  std::size_t n[G];
+  for (std::size_t j = 0; j < G; ++j) {
+    sum[j] = st[j]->sum;
+    lo[j] = st[j]->lo;
+    hi[j] = st[j]->hi;
+    sq[j] = st[j]->sq;
+    n[j] = st[j]->n;
+    m[j] = mean ? mean[j] : 0;
+  }
+  if (mean) {
+    for (const std::size_t r : rows)
+      for (std::size_t j = 0; j < G; ++j) {
+        const double v = x[j][r], d = v - m[j];
+        sq[j] = v == v ? sq[j] + d * d : sq[j];
+      }
+  } else {
+    for (const std::size_t r : rows)
+      for (std::size_t j = 0; j < G; ++j) {
+        const double v = x[j][r];
+        if (v != v) [[unlikely]] {
+          if (!st[j]->first_missing) st[j]->first_missing = r;
+          continue;
+        }
+        sum[j] += v;
+        lo[j] = std::min(lo[j], v);
+        hi[j] = std::max(hi[j], v);
+        ++n[j];
+      }
+  }
+  for (std::size_t j = 0; j < G; ++j) {
+    st[j]->sum = sum[j];
+    st[j]->lo = lo[j];
+    st[j]->hi = hi[j];
+    st[j]->sq = sq[j];
+    st[j]->n = n[j];
+  }
+}
+
+// The first pass (mean == nullptr) or the second over a table's numeric columns among `cols`;
+// the second only for columns with values (as add_square's callers skip the others).
+void table_stats(const std::vector<ColumnRef>& cols, std::span<const std::size_t> rows,
+                 std::vector<NumberStats>& st, const double* mean) {
+  constexpr std::size_t G = 4;
+  const double* x[G];
+  NumberStats* s[G];
+  double means[G];
+  std::size_t g = 0;
+  const auto flush = [&] {
+    const double* m = mean ? means : nullptr;
+    switch (g) {
+      case 4:
+        table_group<4>(x, rows, s, m);
+        break;
+      case 3:
+        table_group<3>(x, rows, s, m);
+        break;
+      case 2:
+        table_group<2>(x, rows, s, m);
+        break;
+      case 1:
+        table_group<1>(x, rows, s, m);
+        break;
+      default:
+        break;
+    }
+    g = 0;
+  };
+  for (std::size_t k = 0; k < cols.size(); ++k) {
+    if (!cols[k].numeric() || (mean && st[k].n == 0)) continue;
+    x[g] = cols[k].column->numbers.data();
+    s[g] = &st[k];
+    means[g] = mean ? mean[k] : 0;
+    if (++g == G) flush();
+  }
+  flush();
+}
+
 // NumberStats of every numeric column among `cols` (text columns get an empty one); with a
 // group, of every process's rows (first_missing stays this process's own). The squared
 // deviations (`sq`, a second pass over the rows) only with `spread`: only standardization needs
@@ -373,7 +458,7 @@ std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<Col
     }
     return st;
   }
-  // Each column's values in row order: a table's column by column, a scan's block by block.
+  // Each column's values in row order: a table's four columns at a time, a scan's block by block.
   const auto each_value = [&](auto&& f) {
     if (const CsvScan* s = data.scan()) return scan_values(*s, cols, rows, f);
     for (std::size_t k = 0; k < cols.size(); ++k)
@@ -381,7 +466,10 @@ std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<Col
         for (const std::size_t r : rows)
           f(k, cols[k].number(r), r);
   };
-  each_value([&](std::size_t k, double v, std::size_t r) { st[k].add(v, r); });
+  if (data.scan())
+    each_value([&](std::size_t k, double v, std::size_t r) { st[k].add(v, r); });
+  else
+    table_stats(cols, rows, st, nullptr);
   if (g) {
     const std::size_t K = cols.size();
     std::vector<double> sum(K), n(K), lo(K), hi(K);
@@ -403,9 +491,12 @@ std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<Col
   std::vector<double> mean(cols.size());
   for (std::size_t k = 0; k < cols.size(); ++k)
     mean[k] = st[k].n > 0 ? st[k].mean() : 0;
-  each_value([&](std::size_t k, double v, std::size_t) {
-    if (st[k].n > 0) st[k].add_square(v, mean[k]);
-  });
+  if (data.scan())
+    each_value([&](std::size_t k, double v, std::size_t) {
+      if (st[k].n > 0) st[k].add_square(v, mean[k]);
+    });
+  else
+    table_stats(cols, rows, st, mean.data());
   if (g) {
     std::vector<double> sq(cols.size());
     for (std::size_t k = 0; k < cols.size(); ++k)
@@ -886,6 +977,11 @@ Batch<T> Preprocessor::transform(const Dataset& data, std::span<const std::size_
     transform_scan<T>(*this, data, sources, {rows}, {&X});
     return X;
   }
+  // A table whose features are all numbers read from numeric columns (encode's common case).
+  const bool numeric_table =
+      !data.matrix() && std::all_of(sources.begin(), sources.end(), [](const Source& s) {
+        return s.column.column && s.column.column->numeric && s.feature->numeric;
+      });
   const auto fill = [&](std::size_t from, std::size_t to) {
     if (const MatrixView* m = data.matrix()) {  // numbers only: typed reads, the same values
       std::vector<MatrixInput> in;
@@ -899,6 +995,18 @@ Batch<T> Preprocessor::transform(const Dataset& data, std::span<const std::size_
         case ElementType::f64:
           return encode_matrix<T, double>(*this, *m, in, rows, from, to, X);
       }
+    }
+    if (numeric_table) {  // blocks of rows, column by column: no dispatch per value
+      constexpr std::size_t kBlock = 256;
+      for (std::size_t i0 = from; i0 < to; i0 += kBlock) {
+        const std::size_t i1 = std::min(to, i0 + kBlock);
+        for (const Source& s : sources) {
+          const double* v = s.column.column->numbers.data();
+          for (std::size_t i = i0; i < i1; ++i)
+            if (!encode_number<T>(*this, *s.feature, v[rows[i]], &X(Index(i), s.col))) return false;
+        }
+      }
+      return true;
     }
     bool ok = true;
     for (std::size_t i = from; i < to && ok; ++i)

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "chainrule/error.hpp"
+#include "gather.hpp"
 
 namespace chainrule {
 
@@ -153,8 +154,7 @@ double Trainer<T>::forward_backward(Index first, Index n,
   }
   if (Yb_.rows() != n) Yb_.resize(n, Y_.cols());
   const std::span<const Index> rows(s_.order.data() + first, std::size_t(n));
-  for (Index i = 0; i < n; ++i)
-    Yb_.row(i) = Y_.row(rows[std::size_t(i)]);
+  detail::gather_rows<T>(Y_, rows, Yb_.data(), Yb_.cols());
   if (!then) net_.zero_grad();         // (backward_then zeroes the gradient itself: `fresh`)
   net_.forward_rows(X_, rows, &rng_);  // the rows gathered into the network's own input
   const double loss = net_.loss(Yb_);

@@ -1,5 +1,7 @@
 #include "chainrule/table.hpp"
 
+#include "../src/number.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -70,6 +72,37 @@ TEST(Csv, NumbersAreParsedExactlyAsFromChars) {
     std::from_chars(texts[i].data(), texts[i].data() + texts[i].size(), expected);
     ASSERT_EQ(std::memcmp(&table.columns[0].numbers[i], &expected, sizeof expected), 0)
         << texts[i] << " read as " << table.columns[0].numbers[i];
+  }
+}
+
+// to_double (the fast path fast_rows reads every field with) ends where from_chars ends and gives
+// its double for fields whose digits stop before any byte (a delimiter, a letter, a byte of 0xFA
+// or more, NUL), with 1 to 25 digits on either side of the point, read alone and with the bytes
+// that follow them in the same buffer.
+TEST(Csv, FastNumbersEndWhereFromCharsEnds) {
+  std::mt19937_64 gen(17);
+  const char tails[] = {',', '\n', '\r', 'e',  'E',        'x',        ' ',        '.',
+                        '-', '/',  ':',  '\0', char(0xFA), char(0xFF), char(0x80), char(0xB9)};
+  for (int i = 0; i < 200000; ++i) {
+    std::string t = gen() % 4 == 0 ? "-" : "";
+    const int whole = int(gen() % 26), frac = gen() % 3 == 0 ? -1 : int(gen() % 26);
+    for (int d = 0; d < whole; ++d)
+      t += char('0' + gen() % 10);
+    if (frac >= 0) t += '.';
+    for (int d = 0; d < frac; ++d)
+      t += char('0' + gen() % 10);
+    if (gen() % 5 == 0) t += "e" + std::to_string(int(gen() % 60) - 30);
+    const std::size_t end = t.size();
+    for (int k = int(gen() % 12); k > 0; --k)  // what follows the field, in the same buffer
+      t += tails[gen() % sizeof tails];
+    for (const std::size_t stop : {end, t.size()}) {  // the field alone, and the field and more
+      double got = -1, want = -1;
+      const auto g = detail::to_double(t.data(), t.data() + stop, got);
+      const auto w = std::from_chars(t.data(), t.data() + stop, want);
+      ASSERT_EQ(g.ptr, w.ptr) << t;
+      ASSERT_EQ(g.ec, w.ec) << t;
+      if (w.ec == std::errc()) ASSERT_EQ(std::memcmp(&got, &want, sizeof got), 0) << t;
+    }
   }
 }
 
