@@ -47,6 +47,8 @@ Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T
   batches_ = (N_ + B_ - 1) / B_;
   // Per-sample steps through a small network without dropout take Network::step_one.
   one_sample_ = B_ == 1 && net.one_sample_path();
+  samples_in_a_row_ = one_sample_ && !sharded_ && !callbacks.after_backward &&
+                      !callbacks.on_batch && !callbacks.decide_stop;
   if (sharded_)
     local_rows_of_batch_.reserve(std::size_t(B_));
   else
@@ -82,7 +84,8 @@ TrainResult Trainer<T>::run() {
   while (s_.epoch < o_.epochs) {
     begin_epoch();
     while (s_.batch < batches_)
-      if (run_batch() == StopReason::interrupted) return interrupt();
+      if ((samples_in_a_row_ ? run_samples() : run_batch()) == StopReason::interrupted)
+        return interrupt();
     const StopReason stop = end_epoch();
     if (stop == StopReason::interrupted) return interrupt();
     if (stop != StopReason::none) break;
@@ -202,6 +205,26 @@ StopReason Trainer<T>::run_batch() {
     if (sharded_) cb_.all_gather(params);
   }
   return end_batch(loss, first, n);
+}
+
+template <class T>
+StopReason Trainer<T>::run_samples() {
+  const std::span<T> params = net_.params();
+  const std::span<const T> grads = net_.grads();
+  const std::size_t size = params.size();
+  local_n_ = 1;
+  for (;;) {
+    const Index first = s_.batch, r = s_.order[std::size_t(first)];
+    const double loss = net_.step_one(X_.row(r).data(), Y_.row(r).data());
+    optimizer_->begin_step(size);
+    optimizer_->update(params, grads, 0, size);
+    if (!std::isfinite(loss) || first + 1 >= batches_ ||
+        (o_.stop && o_.stop->load(std::memory_order_relaxed)))
+      return end_batch(loss, first, 1);
+    s_.loss_sum += loss;  // end_batch's loss · 1 row
+    local_rows_ += 1;
+    ++s_.batch;
+  }
 }
 
 template <class T>

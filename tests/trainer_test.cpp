@@ -285,6 +285,71 @@ TEST(Trainer, DivergenceStopsWithEpochAndBatch) {
   }
 }
 
+// One-sample steps with nothing to run between them go through Trainer's loop of steps in a row
+// (run_samples); a progress callback sends them through run_batch one at a time. Both give the
+// same weights and losses bit for bit, and the same stop: a flag set before the first step
+// interrupts after it, a loss that blows up names its epoch and batch.
+TEST(Trainer, OneSampleStepsInARowEqualStepsOneByOne) {
+  Rng data_rng(3);
+  const Batch<double> X = random_batch(10, 3, data_rng), Y = random_batch(10, 2, data_rng);
+  TrainOptions o;
+  o.batch = 1;
+  o.epochs = 3;
+  o.optimizer = {.kind = OptimizerKind::sgd, .lr = 0.05, .momentum = 0.9};
+  const auto run = [&](const TrainOptions& options, const TrainCallbacks& cb) {
+    Rng rng(5);
+    Network<double> net(kSpec);
+    initialize(net, Init::xavier, rng);
+    const TrainResult r =
+        train(net, X, Y, Batch<double>(0, 3), Batch<double>(0, 2), options, rng, cb);
+    return std::pair(std::vector<double>(net.params().begin(), net.params().end()), r);
+  };
+  int batches = 0;
+  TrainCallbacks progress;
+  progress.on_batch = [&](const BatchProgress&) { ++batches; };
+  const auto [in_a_row, a] = run(o, {});
+  const auto [one_by_one, b] = run(o, progress);
+  EXPECT_EQ(batches, 30);
+  EXPECT_EQ(in_a_row, one_by_one);
+  ASSERT_EQ(a.history.size(), 3u);
+  ASSERT_EQ(b.history.size(), 3u);
+  for (std::size_t e = 0; e < 3; ++e)
+    EXPECT_EQ(a.history[e].train_loss, b.history[e].train_loss);
+
+  std::atomic<bool> stop{true};
+  TrainOptions so = o;
+  so.stop = &stop;
+  std::optional<TrainState> state;
+  TrainCallbacks keep;
+  keep.on_checkpoint = [&](const TrainState& s) { state = s; };
+  EXPECT_TRUE(run(so, keep).second.interrupted);
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->epoch, 0);
+  EXPECT_EQ(state->batch, 1);
+
+  TrainOptions big = o;
+  big.optimizer.lr = 1e6;
+  big.optimizer.momentum = 0;
+  const Batch<double> Y_far = Y * 1e6;
+  const auto divergence = [&](const TrainCallbacks& cb) -> std::string {
+    Rng rng(5);
+    Network<double> net(kSpec);
+    initialize(net, Init::xavier, rng);
+    try {
+      train(net, X, Y_far, Batch<double>(0, 3), Batch<double>(0, 2), big, rng, cb);
+    } catch (const DivergenceError& e) {
+      return e.what();
+    }
+    return "no divergence detected";
+  };
+  const std::string message = divergence({});
+  EXPECT_TRUE(std::regex_search(
+      message,
+      std::regex("^training diverged at epoch \\d+, batch \\d+: the loss is (NaN|infinite)")))
+      << message;
+  EXPECT_EQ(message, divergence(progress));
+}
+
 TEST(Trainer, OutOfRangeOptionsAreRejected) {
   Network<double> net(kSpec);
   Rng rng(1);

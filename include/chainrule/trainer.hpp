@@ -172,6 +172,10 @@ class Trainer {
   Index gather_local(Index first, Index n);
   // After the step: the loss sums, on_batch and the stop decision.
   StopReason end_batch(double loss, Index first, Index n);
+  // The epoch's remaining one-sample steps while nothing runs between them (samples_in_a_row_):
+  // run_batch's steps, with end_batch's usual case inline; returns at the first batch that needs
+  // end_batch's decision (the epoch's last, a loss that is not finite, a stop asked for).
+  StopReason run_samples();
   double reduce_epoch_loss();
   StopReason batch_decision(double loss);
   StopReason decide(StopReason local);
@@ -188,6 +192,7 @@ class Trainer {
   Index N_, B_, batches_;
   bool one_sample_;
   bool sharded_;
+  bool samples_in_a_row_;  // one-sample steps with no hook, shard, progress or agreed decision
   Index local_n_ = 0;      // this process's rows in the current batch
   double local_rows_ = 0;  // and in the epoch so far (the progress line's running mean)
   Batch<T> Yb_;            // the batch's targets (the network gathers its inputs)
