@@ -674,7 +674,7 @@ Table read_csv(const std::string& path, const CsvOptions& options) {
   // One open, one pass: pipes and /dev/stdin are read as they come, and a NUL byte stops the
   // read at once (the parser reports where; /dev/zero is not read to the limit).
   InputFile in(path);
-  const Bytes text = in.read_all(options.max_bytes, true);
+  const Bytes text = in.read_all(options.max_bytes, true, options.threads);
   return parse_csv(text.view(), path, options);
 }
 

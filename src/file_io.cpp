@@ -14,8 +14,10 @@
 #include <cstring>
 #include <fstream>
 #include <new>
+#include <vector>
 
 #include "chainrule/error.hpp"
+#include "chainrule/threads.hpp"
 
 namespace chainrule {
 
@@ -150,6 +152,12 @@ std::uint64_t parse_bytes(std::string_view text) {
 
 // ---- reading ------------------------------------------------------------------------------
 
+namespace {
+// From this size on, an uncompressed regular file is read in byte ranges on several threads
+// (read_all's `threads`): below it a thread costs more than it saves.
+constexpr std::uint64_t kParallelReadBytes = std::uint64_t(16) << 20;
+}  // namespace
+
 InputFile::InputFile(const std::string& path) : path_(path) {
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd_ < 0) throw DataError(path + ": cannot open the file: " + errno_text(errno));
@@ -219,7 +227,7 @@ std::size_t InputFile::reserve(Bytes& b, std::uint64_t bytes) const {
   return std::size_t(bytes);
 }
 
-Bytes InputFile::read_all(std::uint64_t max_bytes, bool stop_at_nul) {
+Bytes InputFile::read_all(std::uint64_t max_bytes, bool stop_at_nul, int threads) {
   if (max_bytes == 0) max_bytes = default_max_input_bytes();
   const auto too_large = [&] {
     return LimitError(path_ + ": the data is larger than the input size limit of " +
@@ -234,6 +242,43 @@ Bytes InputFile::read_all(std::uint64_t max_bytes, bool stop_at_nul) {
   };
   // A regular file is read into a buffer of its size (plus one byte, to see that it grew).
   grow(std::max<std::uint64_t>(regular_ ? size_ + 1 : 0, std::uint64_t(1) << 16));
+  if (threads > 1 && regular_ && size_ >= kParallelReadBytes && size_ <= max_bytes) {
+    // The first bytes through zlib, which tells whether the file is compressed; the rest of an
+    // uncompressed one in `threads` byte ranges at once, each with pread at its own offset: the
+    // copies out of the page cache and the first writes to the buffer's pages (half of the
+    // reading time of W5's 100 MB file) run side by side.
+    out.size_ = read(out.data_.get(), std::size_t(1) << 16);
+    if (gzdirect(static_cast<gzFile>(gz_)) == 1 && out.size_ == (std::size_t(1) << 16)) {
+      const std::size_t from = out.size_, to = std::size_t(size_);
+      std::vector<int> failure(std::size_t(threads), 0);  // errno, or -1 for an early end
+      detail::run_spans(std::size_t(threads), [&](std::size_t k) {
+        std::size_t at = from + (to - from) * k / std::size_t(threads);
+        const std::size_t end = from + (to - from) * (k + 1) / std::size_t(threads);
+        while (at < end) {
+          const ssize_t got =
+              ::pread(fd_, out.data_.get() + at,
+                      std::min<std::size_t>(end - at, std::size_t(1) << 30), off_t(at));
+          if (got < 0 && errno == EINTR) continue;
+          if (got <= 0) {
+            failure[k] = got < 0 ? errno : -1;
+            return;
+          }
+          at += std::size_t(got);
+        }
+      });
+      for (const int e : failure)
+        if (e > 0) throw DataError(path_ + ": cannot read the file: " + errno_text(e));
+      char more;
+      if (std::find(failure.begin(), failure.end(), -1) != failure.end() ||
+          ::pread(fd_, &more, 1, off_t(to)) != 0)
+        throw DataError(path_ +
+                        ": the file changed while it was being read: expected it to stay as it "
+                        "is (copy it first if another program is writing it)");
+      out.size_ = to;
+      check_unchanged();
+      return out;
+    }
+  }
   for (;;) {
     if (out.size_ == capacity) {
       if (capacity > max_bytes) throw too_large();

@@ -60,8 +60,10 @@ class InputFile {
   Bytes read_up_to(std::uint64_t n);
   /// Reads everything that is left, at most `max_bytes` (0: default_max_input_bytes()); more is a
   /// DataError naming the limit. With `stop_at_nul`, reading stops after the first block that
-  /// holds a NUL byte (text readers report it; /dev/zero is not read to the limit).
-  Bytes read_all(std::uint64_t max_bytes = 0, bool stop_at_nul = false);
+  /// holds a NUL byte (text readers report it; /dev/zero is not read to the limit). With
+  /// `threads` > 1, a large uncompressed regular file is read in as many byte ranges at once
+  /// (the same bytes; a file of NUL bytes is then read whole, as it is finite).
+  Bytes read_all(std::uint64_t max_bytes = 0, bool stop_at_nul = false, int threads = 1);
   /// For a regular file: throws DataError when its size or modification time changed since it
   /// was opened (it was rewritten or truncated while being read).
   void check_unchanged() const;
