@@ -95,8 +95,10 @@ std::size_t fast_rows(std::string_view text, char delim, std::size_t width, std:
 
 namespace {
 
-// Appends `part` to `out`, its lines shifted by `line_base`; `part` is left empty.
-void append_rows(Rows& out, Rows& part, std::size_t line_base) {
+// Appends `part` to `out`, its lines shifted by `line_base`; `part` is left empty. The columns
+// are copied on `threads` threads, a share of the columns each (the copies, and the first writes
+// to the pages out's columns reserved for them, are most of a large file's merge).
+void append_rows(Rows& out, Rows& part, std::size_t line_base, int threads) {
   if (out.lines.empty() && line_base == 0) {
     out = std::move(part);
     return;
@@ -108,10 +110,19 @@ void append_rows(Rows& out, Rows& part, std::size_t line_base) {
     o.row += row_base;
     out.others.push_back(o);
   }
-  for (std::size_t c = 0; c < out.values.size(); ++c) {
-    out.values[c].insert(out.values[c].end(), part.values[c].begin(), part.values[c].end());
-    std::vector<double>().swap(part.values[c]);
-  }
+  const std::size_t width = out.values.size(), n = part.lines.size();
+  const auto copy = [&](std::size_t k, std::size_t spans) {
+    for (std::size_t c = k; c < width; c += spans) {
+      out.values[c].insert(out.values[c].end(), part.values[c].begin(), part.values[c].end());
+      std::vector<double>().swap(part.values[c]);
+    }
+  };
+  const std::size_t spans =
+      std::min<std::size_t>(std::size_t(std::max(threads, 1)), std::max<std::size_t>(width, 1));
+  if (spans > 1 && n * width >= (std::size_t(1) << 16))
+    detail::run_spans(spans, [&](std::size_t k) { copy(k, spans); });
+  else
+    copy(0, 1);
   part = Rows{};
 }
 
@@ -152,7 +163,7 @@ bool parallel_rows(std::string_view text, char delim, std::size_t width, std::si
   parallel_reads.fetch_add(1, std::memory_order_relaxed);
   std::size_t line_base = 0;  // the first span's lines are already absolute
   for (std::size_t i = 0; i < spans; ++i) {
-    append_rows(out, parts[i], line_base);
+    append_rows(out, parts[i], line_base, threads);
     line_base += lines[i];
   }
   return true;
