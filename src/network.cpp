@@ -289,8 +289,9 @@ const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dr
 }
 
 template <class T>
-void Network<T>::backward_then(const BatchView<T>& Y, RangeJob job, bool fresh) {
-  if (kept_ && !one_ && cols_ > 1) return backward_cols(Y, &job, fresh);
+void Network<T>::backward_then(const BatchView<T>& Y, RangeJob job, bool fresh, double* loss) {
+  if (kept_ && !one_ && cols_ > 1) return backward_cols(Y, &job, fresh, loss);
+  if (loss) *loss = this->loss(Y);
   if (fresh) zero_grad();
   if (kept_ && !one_ && split_ > 1) return backward_blocks(Y, &job);
   backward(Y);
@@ -434,7 +435,8 @@ const Batch<T>& Network<T>::run_cols(const BatchView<T>& X, std::span<const Inde
 }
 
 template <class T>
-void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then, bool fresh) {
+void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then, bool fresh,
+                               double* loss) {
   const std::size_t L = layers_.size();
   const Index N = input_.rows(), K = outputs();
   const T factor = T(detail::gradient_factor(spec_.loss, loss_rows_ > 0 ? loss_rows_ : N, K));
@@ -477,6 +479,9 @@ void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then, bool
       return;
     }
     const std::size_t l = L - phase;
+    // The loss on the last part of the top layer's phase: a layer too narrow to split leaves its
+    // weight gradient to part 0, and the top layer's outputs are final.
+    if (loss && phase == 1 && t + 1 == cols_) *loss = this->loss(Y);
     const Dense<T>& layer = layers_[l];
     const BatchView<T> in = l == 0 ? BatchView<T>(input_) : BatchView<T>(work_[l - 1].A);
     const auto [j0, j1] = cols_of(l, t);

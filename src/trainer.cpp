@@ -160,11 +160,13 @@ double Trainer<T>::forward_backward(Index first, Index n,
   detail::gather_rows<T>(Y_, rows, Yb_.data(), Yb_.cols());
   if (!then) net_.zero_grad();         // (backward_then zeroes the gradient itself: `fresh`)
   net_.forward_rows(X_, rows, &rng_);  // the rows gathered into the network's own input
-  const double loss = net_.loss(Yb_);
-  if (then)
-    net_.backward_then(Yb_, *then, true);
-  else
+  double loss;
+  if (then) {
+    net_.backward_then(Yb_, *then, true, &loss);  // the loss, on a thread of the backward pass
+  } else {
+    loss = net_.loss(Yb_);
     net_.backward(Yb_);
+  }
   return loss;
 }
 

@@ -326,6 +326,7 @@ TEST(Network, InferEqualsForwardWithoutKeepingTheInput) {
 // of those rows copied out, and backward_then(Y, job, fresh) over a gradient left at 5 equals
 // zero_grad, backward(Y) and the job over the whole buffer, bit for bit, on one thread and on two
 // and three: 120 rows split by columns (60 and 40 rows a thread), 200 cut into blocks of rows.
+// The loss backward_then computes along (on one of the threads) is loss(Y)'s, bit for bit.
 TEST(Network, ForwardRowsAndBackwardThenEqualTheStepsTheyFuse) {
   Rng rng(5);
   const Batch<float> big = random_batch(300, 50, rng).cast<float>();
@@ -346,6 +347,7 @@ TEST(Network, ForwardRowsAndBackwardThenEqualTheStepsTheyFuse) {
       Network<float> b = a;
       a.zero_grad();
       const Batch<float> out_a = a.forward(X);
+      const double loss_a = a.loss(Y);
       a.backward(Y);
       std::vector<float> want(a.params().begin(), a.params().end());
       for (std::size_t i = 0; i < want.size(); ++i)
@@ -354,6 +356,7 @@ TEST(Network, ForwardRowsAndBackwardThenEqualTheStepsTheyFuse) {
       const Batch<float> out_b = b.forward_rows(big, rows);
       EXPECT_TRUE((out_a.array() == out_b.array()).all()) << n << " rows, " << threads;
       std::vector<int> visits(b.params().size(), 0);
+      double loss_b = -1;
       auto step = [&](std::size_t from, std::size_t to) {
         for (std::size_t i = from; i < to; ++i) {
           b.params()[i] -= 0.1F * b.grads()[i];
@@ -365,7 +368,8 @@ TEST(Network, ForwardRowsAndBackwardThenEqualTheStepsTheyFuse) {
                          (*static_cast<decltype(step)*>(f))(from, to);
                        },
                        &step},
-                      true);
+                      true, &loss_b);
+      EXPECT_EQ(loss_b, loss_a) << n << " rows, " << threads;  // computed on one of the threads
       EXPECT_TRUE(std::all_of(visits.begin(), visits.end(), [](int v) { return v == 1; }));
       for (std::size_t i = 0; i < want.size(); ++i)
         ASSERT_EQ(b.params()[i], want[i]) << n << " rows, " << threads << ", parameter " << i;

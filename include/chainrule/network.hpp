@@ -94,8 +94,11 @@ class Network {
   /// summing, in the same dispatch; otherwise as parallel_ranges. The result is that of backward
   /// followed by the job over [0, num_params()). With `fresh`, the gradient is this batch's
   /// alone, as zero_grad() before the forward pass would make it (a split by columns zeroes
-  /// each thread's ranges in the same dispatch).
-  void backward_then(const BatchView<T>& Y, RangeJob job, bool fresh = false);
+  /// each thread's ranges in the same dispatch). With `loss`, also the batch's loss, loss(Y)
+  /// bit for bit: on a split by columns, one thread computes it while the others start the
+  /// backward pass (the threads waited for it before).
+  void backward_then(const BatchView<T>& Y, RangeJob job, bool fresh = false,
+                     double* loss = nullptr);
 
   /// Threads that share a large batch's forward and backward passes (1 by default, at most
   /// kMaxThreads; more than available_cores() gains nothing). The batch is cut into that many
@@ -188,7 +191,8 @@ class Network {
   template <class F>
   void each_phase(std::size_t phases, F&& f);
   const Batch<T>& run_cols(const BatchView<T>& X, std::span<const Index> gather, std::size_t parts);
-  void backward_cols(const BatchView<T>& Y, const RangeJob* then, bool fresh = false);
+  void backward_cols(const BatchView<T>& Y, const RangeJob* then, bool fresh = false,
+                     double* loss = nullptr);
   // Runs f(block index) on every block, one per thread; rethrows the first block's exception.
   template <class F>
   void each_block(F&& f);
