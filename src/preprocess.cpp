@@ -404,24 +404,11 @@ void table_stats(const std::vector<ColumnRef>& cols, std::span<const std::size_t
   NumberStats* s[G];
   double means[G];
   std::size_t g = 0;
+  static constexpr void (*kGroup[])(const double* const*, std::span<const std::size_t>,
+                                    NumberStats* const*, const double*) = {
+      nullptr, table_group<1>, table_group<2>, table_group<3>, table_group<4>};
   const auto flush = [&] {
-    const double* m = mean ? means : nullptr;
-    switch (g) {
-      case 4:
-        table_group<4>(x, rows, s, m);
-        break;
-      case 3:
-        table_group<3>(x, rows, s, m);
-        break;
-      case 2:
-        table_group<2>(x, rows, s, m);
-        break;
-      case 1:
-        table_group<1>(x, rows, s, m);
-        break;
-      default:
-        break;
-    }
+    if (g > 0) kGroup[g](x, rows, s, mean ? means : nullptr);
     g = 0;
   };
   for (std::size_t k = 0; k < cols.size(); ++k) {
