@@ -137,10 +137,10 @@ TEST(Adam, EveryElementHasTheBitsOfTheFormulaInFloatAndDouble) {
 
 // SGD runs in the widest version the CPU has too: every element gets the bits of the formula as
 // this test's own loop computes it, over three steps (the first sets the velocity), with and
-// without momentum, Nesterov and weight decay, in a length that leaves a remainder.
+// without momentum, Nesterov and weight decay, in a length that leaves a remainder and in a small
+// network's length (under run_wide_n's 64, the loop runs in the caller).
 template <class T>
-void sgd_matches_one_element_at_a_time(const SgdOptions& o) {
-  const std::size_t n = 1000 + 13;
+void sgd_matches_one_element_at_a_time(const SgdOptions& o, std::size_t n) {
   std::vector<T> p(n), q(n), vel(n, T(0)), g(n);
   for (std::size_t i = 0; i < n; ++i)
     p[i] = q[i] = T(std::sin(double(i) * 0.7)) * T(0.3);
@@ -168,8 +168,10 @@ TEST(Sgd, EveryElementHasTheBitsOfTheFormulaInFloatAndDouble) {
        {SgdOptions{.lr = 0.1}, SgdOptions{.lr = 0.1, .weight_decay = 0.01},
         SgdOptions{.lr = 0.05, .momentum = 0.9},
         SgdOptions{.lr = 0.05, .momentum = 0.9, .nesterov = true, .weight_decay = 0.01}}) {
-    sgd_matches_one_element_at_a_time<float>(o);
-    sgd_matches_one_element_at_a_time<double>(o);
+    for (const std::size_t n : {std::size_t(1000 + 13), std::size_t(9)}) {
+      sgd_matches_one_element_at_a_time<float>(o, n);
+      sgd_matches_one_element_at_a_time<double>(o, n);
+    }
   }
 }
 
