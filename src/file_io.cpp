@@ -156,6 +156,12 @@ namespace {
 // From this size on, an uncompressed regular file is read in byte ranges on several threads
 // (read_all's `threads`): below it a thread costs more than it saves.
 constexpr std::uint64_t kParallelReadBytes = std::uint64_t(16) << 20;
+
+DataError changed_while_read(const std::string& path) {
+  return DataError(path +
+                   ": the file changed while it was being read: expected it to stay as it is "
+                   "(copy it first if another program is writing it)");
+}
 }  // namespace
 
 InputFile::InputFile(const std::string& path) : path_(path) {
@@ -271,9 +277,7 @@ Bytes InputFile::read_all(std::uint64_t max_bytes, bool stop_at_nul, int threads
       char more;
       if (std::find(failure.begin(), failure.end(), -1) != failure.end() ||
           ::pread(fd_, &more, 1, off_t(to)) != 0)
-        throw DataError(path_ +
-                        ": the file changed while it was being read: expected it to stay as it "
-                        "is (copy it first if another program is writing it)");
+        throw changed_while_read(path_);
       out.size_ = to;
       check_unchanged();
       return out;
@@ -318,10 +322,7 @@ void InputFile::check_unchanged() const {
   if (::fstat(fd_, &st) != 0)
     throw DataError(path_ + ": cannot read the file: " + errno_text(errno));
   const std::int64_t mtime = std::int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-  if (std::uint64_t(st.st_size) != size_ || mtime != mtime_ns_)
-    throw DataError(path_ +
-                    ": the file changed while it was being read: expected it to stay as it is "
-                    "(copy it first if another program is writing it)");
+  if (std::uint64_t(st.st_size) != size_ || mtime != mtime_ns_) throw changed_while_read(path_);
 }
 
 Bytes read_file(const std::string& path, std::uint64_t max_bytes) {

@@ -17,7 +17,8 @@ template <class T>
 void gather_rows(const BatchView<T>& X, std::span<const Index> rows, T* out, Index stride) {
   const std::size_t row_bytes = std::size_t(X.cols()) * sizeof(T), n = rows.size();
   if (row_bytes == 0) return;
-  const std::size_t ahead = std::clamp<std::size_t>(12544 / row_bytes, 4, 32);
+  constexpr std::size_t kAheadBytes = 4 * 784 * sizeof(float);  // 4 Fashion-MNIST rows
+  const std::size_t ahead = std::clamp<std::size_t>(kAheadBytes / row_bytes, 4, 32);
   const auto prefetch = [&](Index r) {
     const char* p = reinterpret_cast<const char*>(X.row(r).data());
     for (std::size_t b = 0; b < row_bytes; b += 64)

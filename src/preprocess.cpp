@@ -446,15 +446,10 @@ std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<Col
     return st;
   }
   // Each column's values in row order: a table's four columns at a time, a scan's block by block.
-  const auto each_value = [&](auto&& f) {
-    if (const CsvScan* s = data.scan()) return scan_values(*s, cols, rows, f);
-    for (std::size_t k = 0; k < cols.size(); ++k)
-      if (cols[k].numeric())
-        for (const std::size_t r : rows)
-          f(k, cols[k].number(r), r);
-  };
-  if (data.scan())
-    each_value([&](std::size_t k, double v, std::size_t r) { st[k].add(v, r); });
+  const CsvScan* scan = data.scan();
+  if (scan)
+    scan_values(*scan, cols, rows,
+                [&](std::size_t k, double v, std::size_t r) { st[k].add(v, r); });
   else
     table_stats(cols, rows, st, nullptr);
   if (g) {
@@ -478,8 +473,8 @@ std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<Col
   std::vector<double> mean(cols.size());
   for (std::size_t k = 0; k < cols.size(); ++k)
     mean[k] = st[k].n > 0 ? st[k].mean() : 0;
-  if (data.scan())
-    each_value([&](std::size_t k, double v, std::size_t) {
+  if (scan)
+    scan_values(*scan, cols, rows, [&](std::size_t k, double v, std::size_t) {
       if (st[k].n > 0) st[k].add_square(v, mean[k]);
     });
   else

@@ -175,14 +175,8 @@ StopReason Trainer<T>::run_batch() {
   const Index first = s_.batch * B_, n = std::min(B_, N_ - first);
   const std::span<T> params = net_.params();
   const std::span<const T> grads = net_.grads();
-  if (one_sample_ && !sharded_ && !cb_.after_backward) {  // the same step, with nothing between
-    const Index r = s_.order[std::size_t(first)];
-    local_n_ = 1;
-    const double loss = net_.step_one(X_.row(r).data(), Y_.row(r).data());
-    optimizer_->begin_step(params.size());
-    optimizer_->update(params, grads, 0, params.size());
-    return end_batch(loss, first, n);
-  }
+  if (one_sample_ && !sharded_ && !cb_.after_backward)  // the same step, with nothing between
+    return end_batch(sample_step(first), first, n);
   // One optimizer step, its elementwise update shared by the network's threads. With nothing
   // between backward and the step (no shard, no hook), it runs in backward's last dispatch to
   // the threads, each thread over the range of the gradient it has just completed.
@@ -210,23 +204,32 @@ StopReason Trainer<T>::run_batch() {
 }
 
 template <class T>
-StopReason Trainer<T>::run_samples() {
-  const std::span<T> params = net_.params();
-  const std::span<const T> grads = net_.grads();
-  const std::size_t size = params.size();
+double Trainer<T>::sample_step(Index first) {
+  const Index r = s_.order[std::size_t(first)];
   local_n_ = 1;
+  const double loss = net_.step_one(X_.row(r).data(), Y_.row(r).data());
+  const std::span<T> params = net_.params();
+  optimizer_->begin_step(params.size());
+  optimizer_->update(params, net_.grads(), 0, params.size());
+  return loss;
+}
+
+template <class T>
+StopReason Trainer<T>::run_samples() {
   for (;;) {
-    const Index first = s_.batch, r = s_.order[std::size_t(first)];
-    const double loss = net_.step_one(X_.row(r).data(), Y_.row(r).data());
-    optimizer_->begin_step(size);
-    optimizer_->update(params, grads, 0, size);
-    if (!std::isfinite(loss) || first + 1 >= batches_ ||
-        (o_.stop && o_.stop->load(std::memory_order_relaxed)))
-      return end_batch(loss, first, 1);
+    const Index first = s_.batch;
+    const double loss = sample_step(first);
+    if (!usual_batch_end(loss, first + 1)) return end_batch(loss, first, 1);
     s_.loss_sum += loss;  // end_batch's loss · 1 row
     local_rows_ += 1;
     ++s_.batch;
   }
+}
+
+template <class T>
+bool Trainer<T>::usual_batch_end(double loss, Index next) const {
+  return !cb_.decide_stop && std::isfinite(loss) && next < batches_ &&
+         !(o_.stop && o_.stop->load(std::memory_order_relaxed));
 }
 
 template <class T>
@@ -240,11 +243,8 @@ StopReason Trainer<T>::end_batch(double loss, Index first, Index n) {
     cb_.on_batch(
         {s_.epoch + 1, s_.batch, batches_,
          sharded_ ? s_.loss_sum / std::max(local_rows_, 1.0) : s_.loss_sum / double(first + n)});
-  // The usual case, decided here without the calls below: nothing to agree on with other
-  // processes, a finite loss, no stop asked for and batches left in the epoch.
-  if (!cb_.decide_stop && std::isfinite(loss) && s_.batch < batches_ &&
-      !(o_.stop && o_.stop->load(std::memory_order_relaxed)))
-    return StopReason::none;
+  // The usual case, decided here without the calls below.
+  if (usual_batch_end(loss, s_.batch)) return StopReason::none;
   return decide(batch_decision(loss));
 }
 

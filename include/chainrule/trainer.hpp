@@ -176,6 +176,11 @@ class Trainer {
   // run_batch's steps, with end_batch's usual case inline; returns at the first batch that needs
   // end_batch's decision (the epoch's last, a loss that is not finite, a stop asked for).
   StopReason run_samples();
+  // The step of one sample, the batch's first row (step_one and the optimizer); its loss.
+  double sample_step(Index first);
+  // Whether a batch ends the usual way, decided without batch_decision: nothing to agree on with
+  // other processes, a finite loss, no stop asked for, and `next` (the next batch) in the epoch.
+  bool usual_batch_end(double loss, Index next) const;
   double reduce_epoch_loss();
   StopReason batch_decision(double loss);
   StopReason decide(StopReason local);
