@@ -283,7 +283,27 @@ void train_model(const Dataset& data, const Part& part, const FitOptions& o,
   model.training = o.resume ? o.resume->model.training : training_settings(o, t, part.rows);
   TrainCallbacks cb = callbacks;
   if (g) {  // every process's part of each batch's gradient, and one stop decision for all
-    t.shard = {.first = part.train_first, .rows = Index(part.train_rows), .lead = g->rank() == 0};
+    t.shard.first = part.train_first;
+    t.shard.rows = Index(part.train_rows);
+    t.shard.lead = g->rank() == 0;
+    // Every process's first training row, so that batches are balanced across the processes.
+    const std::int64_t first = part.train_first;
+    for (const std::string& s :
+         g->all_gather(std::string_view(reinterpret_cast<const char*>(&first), sizeof first))) {
+      std::int64_t v = 0;
+      std::memcpy(&v, s.data(), std::min(s.size(), sizeof v));
+      t.shard.starts.push_back(Index(v));
+    }
+    t.shard.process = g->rank();
+    cb.exchange = [g](GradientSpan send, std::span<const std::size_t> send_counts,
+                      GradientSpan recv, std::span<const std::size_t> recv_counts) {
+      std::visit(
+          [&](auto out) {
+            using S = decltype(out);
+            g->exchange(std::get<S>(send), send_counts, out, recv_counts);
+          },
+          recv);
+    };
     cb.sum = [g](std::span<double> v) { g->sum(v); };
     cb.reduce_scatter = [g](GradientSpan grads) {
       std::visit([&](auto span) { g->reduce_scatter(span); }, grads);

@@ -1,6 +1,7 @@
 #include "chainrule/trainer.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -47,6 +48,22 @@ Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T
   batches_ = (N_ + B_ - 1) / B_;
   // Per-sample steps through a small network without dropout take Network::step_one.
   one_sample_ = B_ == 1 && net.one_sample_path();
+  balanced_ = sharded_ && !o.shard.starts.empty() && callbacks.exchange && !one_sample_ &&
+              B_ <= Index(INT_MAX) / (X.cols() + Y.cols());  // Group::exchange's counts
+  if (balanced_) {
+    const std::vector<Index>& starts = o.shard.starts;
+    const auto P = Index(starts.size());
+    const int me = o.shard.process;
+    if (me < 0 || me >= P || starts[0] != 0 || starts[std::size_t(me)] != o.shard.first ||
+        !std::is_sorted(starts.begin(), starts.end()) || starts.back() > o.shard.rows ||
+        (me + 1 < P ? starts[std::size_t(me) + 1] : o.shard.rows) != o.shard.first + X.rows())
+      throw ConfigError("a shard's starts must be every process's first row, in order");
+    owner_.reserve(std::size_t(B_));
+    have_.resize(std::size_t(P));
+    want_.resize(std::size_t(P));
+    send_counts_.resize(std::size_t(P));
+    recv_counts_.resize(std::size_t(P));
+  }
   samples_in_a_row_ = one_sample_ && !sharded_ && !callbacks.after_backward &&
                       !callbacks.on_batch && !callbacks.decide_stop;
   if (sharded_)
@@ -106,19 +123,98 @@ void Trainer<T>::begin_epoch() {
 }
 
 // With a shard: this process's rows of the batch (positions first .. first + n - 1 of the
-// order) in local_rows_of_batch_, their targets copied into Yb_; returns how many.
+// order) in local_rows_of_batch_, their targets copied into Yb_; returns how many. Balanced, the
+// rows it holds beyond its share go to processes short of theirs, and rows that come in are put
+// after its own in Xb_ (with its own rows) and Yb_.
 template <class T>
 Index Trainer<T>::gather_local(Index first, Index n) {
   const Index lo = o_.shard.first, hi = lo + X_.rows();
   local_rows_of_batch_.clear();
+  if (!balanced_) {
+    for (Index i = 0; i < n; ++i) {
+      const Index k = s_.order[std::size_t(first + i)];
+      if (k >= lo && k < hi) local_rows_of_batch_.push_back(k - lo);
+    }
+    const auto m = Index(local_rows_of_batch_.size());
+    if (Yb_.rows() != m) Yb_.resize(m, Y_.cols());
+    for (Index i = 0; i < m; ++i)
+      Yb_.row(i) = Y_.row(local_rows_of_batch_[std::size_t(i)]);
+    return m;
+  }
+  // The plan, the same on every process: each position's holder, then, in the order of the
+  // positions, a holder's rows beyond its share (Group::block of n) go to the lowest-ranked
+  // process still short of its share.
+  const std::vector<Index>& starts = o_.shard.starts;
+  const auto P = Index(starts.size());
+  const Index me = o_.shard.process;
+  owner_.resize(std::size_t(n));
+  std::fill(have_.begin(), have_.end(), 0);
   for (Index i = 0; i < n; ++i) {
     const Index k = s_.order[std::size_t(first + i)];
-    if (k >= lo && k < hi) local_rows_of_batch_.push_back(k - lo);
+    const auto r = Index(std::upper_bound(starts.begin(), starts.end(), k) - starts.begin()) - 1;
+    owner_[std::size_t(i)] = int(r);
+    ++have_[std::size_t(r)];
   }
-  const auto m = Index(local_rows_of_batch_.size());
+  bool moves = false;
+  for (Index r = 0; r < P; ++r) {
+    want_[std::size_t(r)] = n * (r + 1) / P - n * r / P;
+    moves = moves || have_[std::size_t(r)] != want_[std::size_t(r)];
+  }
+  const Index w = X_.cols() + Y_.cols();
+  std::fill(send_counts_.begin(), send_counts_.end(), 0);
+  std::fill(recv_counts_.begin(), recv_counts_.end(), 0);
+  send_.clear();
+  Index short_of = 0;  // the lowest-ranked process still short of its share
+  // have_ now counts down each holder's rows to keep, want_ each process's rows still to come.
+  for (Index r = 0; r < P; ++r) {
+    const Index keep = std::min(have_[std::size_t(r)], want_[std::size_t(r)]);
+    have_[std::size_t(r)] = keep;
+    want_[std::size_t(r)] -= keep;
+  }
+  for (Index i = 0; i < n && moves; ++i) {
+    const auto r = Index(owner_[std::size_t(i)]);
+    Index to = r;
+    if (have_[std::size_t(r)] > 0) {
+      --have_[std::size_t(r)];
+    } else {
+      while (want_[std::size_t(short_of)] == 0)
+        ++short_of;
+      to = short_of;
+      --want_[std::size_t(short_of)];
+    }
+    if (r == me && to == me) {
+      local_rows_of_batch_.push_back(s_.order[std::size_t(first + i)] - lo);
+    } else if (r == me) {  // positions in order go to processes in rank order
+      const Index k = s_.order[std::size_t(first + i)] - lo;
+      send_.insert(send_.end(), X_.row(k).data(), X_.row(k).data() + X_.cols());
+      send_.insert(send_.end(), Y_.row(k).data(), Y_.row(k).data() + Y_.cols());
+      send_counts_[std::size_t(to)] += std::size_t(w);
+    } else if (to == me) {
+      recv_counts_[std::size_t(r)] += std::size_t(w);
+    }
+  }
+  if (!moves)  // every process holds its share: its own rows, as without balancing
+    for (Index i = 0; i < n; ++i)
+      if (owner_[std::size_t(i)] == me)
+        local_rows_of_batch_.push_back(s_.order[std::size_t(first + i)] - lo);
+  std::size_t incoming = 0;
+  for (const std::size_t c : recv_counts_)
+    incoming += c;
+  recv_.resize(incoming);
+  if (moves) cb_.exchange(std::span<T>(send_), send_counts_, std::span<T>(recv_), recv_counts_);
+  const auto own = Index(local_rows_of_batch_.size()), m = own + Index(incoming) / w;
   if (Yb_.rows() != m) Yb_.resize(m, Y_.cols());
-  for (Index i = 0; i < m; ++i)
+  for (Index i = 0; i < own; ++i)
     Yb_.row(i) = Y_.row(local_rows_of_batch_[std::size_t(i)]);
+  if (m == own) return m;
+  if (Xb_.rows() != m || Xb_.cols() != X_.cols()) Xb_.resize(m, X_.cols());
+  for (Index i = 0; i < own; ++i)
+    Xb_.row(i) = X_.row(local_rows_of_batch_[std::size_t(i)]);
+  for (Index i = own; i < m; ++i) {
+    const T* row = recv_.data() + std::size_t((i - own) * w);
+    std::copy_n(row, X_.cols(), Xb_.row(i).data());
+    std::copy_n(row + X_.cols(), Y_.cols(), Yb_.row(i).data());
+  }
   return m;
 }
 
@@ -142,7 +238,10 @@ double Trainer<T>::forward_backward(Index first, Index n,
     if (one_sample_) {
       loss = net_.step_one(X_.row(local_rows_of_batch_[0]).data(), Yb_.row(0).data());
     } else {
-      net_.forward_rows(X_, local_rows_of_batch_, masks);
+      if (Index(local_rows_of_batch_.size()) == m)
+        net_.forward_rows(X_, local_rows_of_batch_, masks);
+      else
+        net_.forward(Xb_, masks);  // rows came in from other processes
       loss = net_.loss(Yb_);
       net_.set_loss_rows(n);  // the gradient of its rows' summed loss over the batch's size
       net_.backward(Yb_);

@@ -44,6 +44,14 @@ class Group {
   /// The second half: every process's block of `values` copied to every process.
   virtual void all_gather_blocks(std::span<double> values) const = 0;
   virtual void all_gather_blocks(std::span<float> values) const = 0;
+  /// Every process sends send_counts[r] values of `send` (in rank order, one run after another)
+  /// to process r, and receives recv_counts[r] values from process r into `recv` (in rank
+  /// order). The counts must match: what r sends to this process is what this one receives
+  /// from r.
+  virtual void exchange(std::span<const double> send, std::span<const std::size_t> send_counts,
+                        std::span<double> recv, std::span<const std::size_t> recv_counts) const = 0;
+  virtual void exchange(std::span<const float> send, std::span<const std::size_t> send_counts,
+                        std::span<float> recv, std::span<const std::size_t> recv_counts) const = 0;
   /// Element-wise maxima across the processes, in place.
   virtual void max(std::span<std::int64_t> values) const = 0;
   virtual void max(std::span<double> values) const = 0;

@@ -47,6 +47,13 @@ struct TrainOptions {
   struct Shard {
     Index first = 0, rows = 0;
     bool lead = true;  ///< the one process whose partial sums a checkpoint keeps (rank 0)
+    /// Optional, with TrainCallbacks::exchange: every process's `first` in rank order, and
+    /// which of them this one is. Then each batch is balanced: a process holding more of the
+    /// batch's rows than its share (Group::block of the batch) passes the extra rows to
+    /// processes holding fewer, so that no process's step waits for a larger part. Which rows
+    /// move depends on the batch and the number of processes only.
+    std::vector<Index> starts;
+    int process = 0;
   } shard;
 };
 
@@ -130,6 +137,11 @@ struct TrainCallbacks {
   std::function<void(std::span<double> values)> sum;
   std::function<std::pair<std::size_t, std::size_t>(GradientSpan grads)> reduce_scatter;
   std::function<void(GradientSpan values)> all_gather;
+  /// With TrainOptions::Shard::starts: Group::exchange, the rows that balance a batch (each row
+  /// its inputs, then its targets).
+  std::function<void(GradientSpan send, std::span<const std::size_t> send_counts, GradientSpan recv,
+                     std::span<const std::size_t> recv_counts)>
+      exchange;
   /// The one place every stop decision passes: after every batch (none, interrupted, diverged)
   /// and after every epoch (none, early_stop, epochs_done), with this process's decision;
   /// returns the one to act on. Several processes agree here (the most severe, say); unset,
@@ -202,7 +214,16 @@ class Trainer {
   double local_rows_ = 0;  // and in the epoch so far (the progress line's running mean)
   Batch<T> Yb_;            // the batch's targets (the network gathers its inputs)
   std::vector<Index> local_rows_of_batch_;  // with a shard: this process's rows of the batch
-  std::optional<Rng> dropout_rng_;          // with a shard: this process's dropout masks
+  // With a balanced shard: the plan of a batch (each position's process, and this process's
+  // counts of values to send to and receive from each), the rows that move, and the batch's
+  // inputs when rows came in.
+  bool balanced_ = false;
+  std::vector<int> owner_;
+  std::vector<Index> have_, want_;
+  std::vector<std::size_t> send_counts_, recv_counts_;
+  std::vector<T> send_, recv_;
+  Batch<T> Xb_;
+  std::optional<Rng> dropout_rng_;  // with a shard: this process's dropout masks
   std::chrono::steady_clock::time_point epoch_start_;
   bool start_known_ = false;  // epoch_start_ is the last epoch's end and the next one's start
   std::string divergence_;    // why this process diverged

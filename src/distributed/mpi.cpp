@@ -4,17 +4,47 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
+#include <string_view>
 #include <vector>
 
 namespace chainrule::mpi {
 
 namespace {
 
-// MPI_COMM_WORLD as a Group. Sums are a ring reduce-scatter (each block added up on its owner,
-// in ring order from the next rank round to the owner: one fixed order) followed by a ring
-// all-gather of the blocks: every process gets the same bytes, run after run, and sends and
-// receives 2·(N-1)/N of the buffer, as MPI_Allreduce's ring does.
+// Whether the job may pass data through shared memory: Open MPI's btl list (mpirun --mca btl
+// ...) names its shared-memory transport (vader, sm), or is not set. `--mca btl tcp,self` runs
+// the ranks of one machine as if they were on different hosts, and so does chainrule.
+bool shared_memory_allowed() {
+  const char* v = std::getenv("OMPI_MCA_btl");
+  if (!v) return true;
+  std::string_view list(v);
+  const bool excluding = list.starts_with('^');
+  bool named = false;
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    std::string_view name = list.substr(0, comma);
+    if (name.starts_with('^')) name.remove_prefix(1);
+    named = named || name == "vader" || name == "sm";
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+  }
+  return excluding ? !named : named;
+}
+
+// MPI_COMM_WORLD as a Group. Sums are a reduce-scatter (each block added up on its owner in one
+// fixed order) followed by an all-gather of the blocks: every process gets the same bytes, run
+// after run.
+// - Between hosts, both are rings: block sums added up in ring order from the next rank round to
+//   the owner; each process sends and receives 2·(N-1)/N of the buffer, as MPI_Allreduce's ring
+//   does.
+// - When every rank is on one machine, both go through a segment of shared memory that every rank
+// maps (an MPI-3 shared window): each rank copies its
+//   buffer in, the owner of a block adds the ranks' values up in rank order, straight from their
+//   copies, and writes its block back there for the others to copy out. A quarter of the
+//   memory traffic of passing the blocks as messages (bench/RESULTS.md, "Gradient sums on one
+//   machine").
 class World final : public Group {
  public:
   World() {
@@ -23,6 +53,19 @@ class World final : public Group {
     MPI_Comm_dup(MPI_COMM_WORLD, &control_);
     counts_.resize(std::size_t(size_));
     displs_.resize(std::size_t(size_));
+    if (size_ > 1 && shared_memory_allowed()) {
+      MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node_);
+      int node_size = 0;
+      MPI_Comm_size(node_, &node_size);
+      // Each rank's rank in node_ is its world rank (key 0 keeps the order), so slots and blocks
+      // agree.
+      if (node_size != size_) {
+        MPI_Comm_free(&node_);
+        node_ = MPI_COMM_NULL;
+      } else {
+        MPI_Comm_set_errhandler(node_, MPI_ERRORS_RETURN);
+      }
+    }
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -34,17 +77,40 @@ class World final : public Group {
     reduce_scatter(v);
     all_gather_blocks(v);
   }
-  void reduce_scatter(std::span<double> v) const override { ring_reduce(v, MPI_DOUBLE, dbuf_); }
-  void reduce_scatter(std::span<float> v) const override { ring_reduce(v, MPI_FLOAT, fbuf_); }
-  void all_gather_blocks(std::span<double> v) const override { ring_gather(v, MPI_DOUBLE); }
-  void all_gather_blocks(std::span<float> v) const override { ring_gather(v, MPI_FLOAT); }
+  void reduce_scatter(std::span<double> v) const override {
+    shared(v) ? shared_reduce(v) : ring_reduce(v, MPI_DOUBLE, dbuf_);
+  }
+  void reduce_scatter(std::span<float> v) const override {
+    shared(v) ? shared_reduce(v) : ring_reduce(v, MPI_FLOAT, fbuf_);
+  }
+  void all_gather_blocks(std::span<double> v) const override {
+    shared(v) ? shared_gather(v) : ring_gather(v, MPI_DOUBLE);
+  }
+  void all_gather_blocks(std::span<float> v) const override {
+    shared(v) ? shared_gather(v) : ring_gather(v, MPI_FLOAT);
+  }
+  void exchange(std::span<const double> send, std::span<const std::size_t> send_counts,
+                std::span<double> recv, std::span<const std::size_t> recv_counts) const override {
+    all_to_all(send, send_counts, recv, recv_counts, MPI_DOUBLE);
+  }
+  void exchange(std::span<const float> send, std::span<const std::size_t> send_counts,
+                std::span<float> recv, std::span<const std::size_t> recv_counts) const override {
+    all_to_all(send, send_counts, recv, recv_counts, MPI_FLOAT);
+  }
   void max(std::span<std::int64_t> v) const override {
     MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
   }
   void max(std::span<double> v) const override {
     MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   }
-  ~World() override { MPI_Comm_free(&control_); }
+  ~World() override {
+    if (window_ != MPI_WIN_NULL) {
+      MPI_Win_unlock_all(window_);
+      MPI_Win_free(&window_);
+    }
+    if (node_ != MPI_COMM_NULL) MPI_Comm_free(&node_);
+    MPI_Comm_free(&control_);
+  }
   std::vector<std::string> all_gather(std::string_view mine) const override {
     // Sizes first, then the bytes; parts over 2 GiB go in 1 GiB pieces of the largest.
     const std::int64_t n = std::int64_t(mine.size());
@@ -119,9 +185,132 @@ class World final : public Group {
     }
   }
 
+  template <class T>
+  void all_to_all(std::span<const T> send, std::span<const std::size_t> send_counts,
+                  std::span<T> recv, std::span<const std::size_t> recv_counts,
+                  MPI_Datatype type) const {
+    const auto n = std::size_t(size_);
+    if (send_counts.size() != n || recv_counts.size() != n)
+      throw Error("exchange: one count per process is needed");
+    if (a2a_.size() != 4 * n) a2a_.resize(4 * n);
+    int* sc = a2a_.data();
+    int* sd = sc + n;
+    int* rc = sd + n;
+    int* rd = rc + n;
+    std::size_t sent = 0, received = 0;
+    for (std::size_t r = 0; r < n; ++r) {
+      if (send_counts[r] > std::size_t(INT_MAX) - sent ||
+          recv_counts[r] > std::size_t(INT_MAX) - received)
+        throw Error("exchange: more than 2^31 values");
+      sc[r] = int(send_counts[r]);
+      sd[r] = int(sent);
+      rc[r] = int(recv_counts[r]);
+      rd[r] = int(received);
+      sent += send_counts[r];
+      received += recv_counts[r];
+    }
+    if (sent > send.size() || received > recv.size())
+      throw Error("exchange: the counts exceed the buffers");
+    MPI_Alltoallv(send.data(), sc, sd, type, recv.data(), rc, rd, type, MPI_COMM_WORLD);
+  }
+
+  // Whether v's sum goes through shared memory: every rank on this machine, and a segment of
+  // v's size mapped. Collective: every rank asks with the same size and gets the same answer.
+  template <class T>
+  bool shared(std::span<T> v) const {
+    const std::size_t bytes = v.size() * sizeof(T);
+    if (node_ == MPI_COMM_NULL || bytes == 0) return false;
+    if (bytes <= slot_bytes_) return true;
+    if (window_ != MPI_WIN_NULL) {  // grows (rarely: the largest buffer so far)
+      MPI_Win_unlock_all(window_);
+      MPI_Win_free(&window_);
+      window_ = MPI_WIN_NULL;
+      slot_bytes_ = 0;
+    }
+    const std::size_t slot = (bytes + 4095) / 4096 * 4096;
+    void* base = nullptr;
+    MPI_Win win = MPI_WIN_NULL;
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    int ok = MPI_Win_allocate_shared(MPI_Aint(slot), 1, info, node_, &base, &win) == MPI_SUCCESS;
+    MPI_Info_free(&info);
+    // Every rank must have its segment, or none uses one (for example, /dev/shm too small).
+    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, node_);
+    if (!ok) {
+      if (win != MPI_WIN_NULL) MPI_Win_free(&win);
+      MPI_Comm_free(&node_);
+      node_ = MPI_COMM_NULL;
+      return false;
+    }
+    window_ = win;
+    slots_.resize(std::size_t(size_));
+    for (int r = 0; r < size_; ++r) {
+      MPI_Aint size = 0;
+      int unit = 0;
+      void* at = nullptr;
+      MPI_Win_shared_query(window_, r, &size, &unit, &at);
+      slots_[std::size_t(r)] = static_cast<std::byte*>(at);
+    }
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, window_);
+    slot_bytes_ = slot;
+    return true;
+  }
+
+  // Every rank's writes to the segment so far are visible to every rank.
+  void sync_all() const {
+    MPI_Win_sync(window_);
+    MPI_Barrier(node_);
+    MPI_Win_sync(window_);
+  }
+
+  template <class T>
+  T* slot(int r) const {
+    return reinterpret_cast<T*>(slots_[std::size_t(r)]);
+  }
+
+  // Each rank's values into its slot; this rank's block of v becomes the slots' sum over the
+  // ranks in rank order, ((v₀ + v₁) + v₂) + ...; then every rank has read what it needs.
+  template <class T>
+  void shared_reduce(std::span<T> v) const {
+    std::memcpy(slot<T>(rank_), v.data(), v.size() * sizeof(T));
+    sync_all();
+    const auto [b, e] = block(v.size(), rank_);
+    T* __restrict out = v.data() + b;
+    const T* __restrict first = slot<T>(0) + b;
+    const T* __restrict second = slot<T>(1) + b;
+    for (std::size_t i = 0; i < e - b; ++i)
+      out[i] = first[i] + second[i];
+    for (int r = 2; r < size_; ++r) {
+      const T* __restrict add = slot<T>(r) + b;
+      for (std::size_t i = 0; i < e - b; ++i)
+        out[i] = out[i] + add[i];
+    }
+    sync_all();
+  }
+
+  // This rank's block into its slot (where no rank reads after shared_reduce), then every other
+  // rank's block out of theirs.
+  template <class T>
+  void shared_gather(std::span<T> v) const {
+    const auto [b, e] = block(v.size(), rank_);
+    std::memcpy(slot<T>(rank_) + b, v.data() + b, (e - b) * sizeof(T));
+    sync_all();
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      const auto [rb, re] = block(v.size(), r);
+      std::memcpy(v.data() + rb, slot<T>(r) + rb, (re - rb) * sizeof(T));
+    }
+    sync_all();
+  }
+
   int rank_ = 0, size_ = 1;
+  mutable MPI_Comm node_ = MPI_COMM_NULL;  // every rank, when all share this machine
+  mutable MPI_Win window_ = MPI_WIN_NULL;
+  mutable std::size_t slot_bytes_ = 0;
+  mutable std::vector<std::byte*> slots_;
   MPI_Comm control_ = MPI_COMM_NULL;  // agree()'s, apart from the training's
-  mutable std::vector<int> counts_, displs_;
+  mutable std::vector<int> counts_, displs_, a2a_;
   mutable std::vector<double> dbuf_;
   mutable std::vector<float> fbuf_;
 };
