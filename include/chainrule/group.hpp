@@ -55,6 +55,9 @@ class Group {
   /// Element-wise maxima across the processes, in place.
   virtual void max(std::span<std::int64_t> values) const = 0;
   virtual void max(std::span<double> values) const = 0;
+  /// How sums went between the processes so far, for a log line: "through shared memory" (one
+  /// machine) or "as messages".
+  virtual std::string transport() const { return "as messages"; }
   /// Every process's `mine`, in rank order.
   virtual std::vector<std::string> all_gather(std::string_view mine) const = 0;
 

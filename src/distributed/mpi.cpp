@@ -89,6 +89,9 @@ class World final : public Group {
   void all_gather_blocks(std::span<float> v) const override {
     shared(v) ? shared_gather(v) : ring_gather(v, MPI_FLOAT);
   }
+  std::string transport() const override {
+    return window_ != MPI_WIN_NULL ? "through shared memory" : "as messages";
+  }
   void exchange(std::span<const double> send, std::span<const std::size_t> send_counts,
                 std::span<double> recv, std::span<const std::size_t> recv_counts) const override {
     all_to_all(send, send_counts, recv, recv_counts, MPI_DOUBLE);
@@ -269,22 +272,32 @@ class World final : public Group {
     return reinterpret_cast<T*>(slots_[std::size_t(r)]);
   }
 
-  // Each rank's values into its slot; this rank's block of v becomes the slots' sum over the
-  // ranks in rank order, ((v₀ + v₁) + v₂) + ...; then every rank has read what it needs.
+  // Each rank's values into its slot, but for its own block, which only it adds up (from v);
+  // this rank's block of v becomes the sum over the ranks in rank order, ((v₀ + v₁) + v₂) + ...;
+  // then every rank has read what it needs.
   template <class T>
   void shared_reduce(std::span<T> v) const {
-    std::memcpy(slot<T>(rank_), v.data(), v.size() * sizeof(T));
-    sync_all();
     const auto [b, e] = block(v.size(), rank_);
-    T* __restrict out = v.data() + b;
-    const T* __restrict first = slot<T>(0) + b;
-    const T* __restrict second = slot<T>(1) + b;
-    for (std::size_t i = 0; i < e - b; ++i)
-      out[i] = first[i] + second[i];
-    for (int r = 2; r < size_; ++r) {
-      const T* __restrict add = slot<T>(r) + b;
-      for (std::size_t i = 0; i < e - b; ++i)
-        out[i] = out[i] + add[i];
+    T* mine = slot<T>(rank_);
+    std::memcpy(mine, v.data(), b * sizeof(T));
+    std::memcpy(mine + e, v.data() + e, (v.size() - e) * sizeof(T));
+    sync_all();
+    auto values = [&](int r) -> const T* { return r == rank_ ? v.data() + b : slot<T>(r) + b; };
+    // In pieces: this rank's own values are read (from v) before its sums overwrite them.
+    constexpr std::size_t kPiece = 1024;
+    T sums[kPiece];
+    for (std::size_t at = 0; at < e - b; at += kPiece) {
+      const std::size_t m = std::min(kPiece, e - b - at);
+      const T* first = values(0) + at;
+      const T* second = values(1) + at;
+      for (std::size_t i = 0; i < m; ++i)
+        sums[i] = first[i] + second[i];
+      for (int r = 2; r < size_; ++r) {
+        const T* add = values(r) + at;
+        for (std::size_t i = 0; i < m; ++i)
+          sums[i] = sums[i] + add[i];
+      }
+      std::memcpy(v.data() + b + at, sums, m * sizeof(T));
     }
     sync_all();
   }

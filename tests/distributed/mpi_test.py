@@ -4,8 +4,9 @@ process trains, up to the order of floating-point additions.
 
 - digits (scikit-learn's copy) in float64, SGD with momentum and Adam, a partial last batch and a
   validation split: the weights of N = 2 and 3 equal N = 1's (a run without mpirun) to 1e-10
-  relative; the same N twice gives the same bytes;
-- the same over TCP between the ranks (--mca btl tcp,self), as between hosts;
+  relative; the same N twice gives the same bytes; the ranks' batches are balanced (rows move
+  between ranks) and their gradients summed through shared memory;
+- the same over TCP between the ranks (--mca btl tcp,self), as between hosts: sums as messages;
 - a rank killed (SIGKILL) mid-epoch: the job ends non-zero within 30 s, the last checkpoint
   loads, and resuming it gives the uninterrupted run's bytes (the same N) or its weights to
   1e-10 (another N);
@@ -97,7 +98,10 @@ for name, opt in OPTIMIZERS.items():
     args = BASE + opt
     train(0, args, f"{name}-1.safetensors")
     for n in (1, 2, 3):
-        train(n, args, f"{name}-np{n}.safetensors")
+        out = train(n, args, f"{name}-np{n}.safetensors").stdout
+        # The ranks of one machine sum their gradients through shared memory (an MPI window).
+        check(n == 1 or f"on {n} processes (mpirun), their gradients summed through shared memory"
+              in out, f"{name}: N = {n} did not sum through shared memory:\n{out}")
         d = rel_diff(f"{name}-1.safetensors", f"{name}-np{n}.safetensors")
         print(f"{name}: N = {n} against one process: max relative difference {d:.3g}")
         check(d <= 1e-10, f"{name}: N = {n} differs from one process by {d:.3g} (relative)")
@@ -108,7 +112,9 @@ for name, opt in OPTIMIZERS.items():
         check(same_bytes(f"{name}-np{n}.safetensors", f"{name}-np{n}-again.safetensors"),
               f"{name}: N = {n} twice gives different files")
     # Over TCP, as between hosts.
-    train(2, args, f"{name}-tcp.safetensors", ["--mca", "btl", "tcp,self"])
+    out = train(2, args, f"{name}-tcp.safetensors", ["--mca", "btl", "tcp,self"]).stdout
+    check("their gradients summed as messages" in out,
+          f"{name}: N = 2 over TCP did not sum as messages:\n{out}")
     d = rel_diff(f"{name}-1.safetensors", f"{name}-tcp.safetensors")
     print(f"{name}: N = 2 over TCP: max relative difference {d:.3g}")
     check(d <= 1e-10, f"{name}: N = 2 over TCP differs by {d:.3g}")

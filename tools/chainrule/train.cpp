@@ -565,6 +565,8 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
       describe(r.model.spec), r.train_rows, r.validation_rows, r.seconds, r.history.history.size(),
       r.history.stopped_early ? fmt::format(" (early stop; best epoch {})", r.history.best_epoch)
                               : "");
+  if (g)
+    fmt::print("on {} processes (mpirun), their gradients summed {}\n", g->size(), g->transport());
   fmt::print("data read in {:.2f} s and prepared in {:.2f} s, before the first epoch{}\n",
              read_seconds, r.prepare_seconds,
              data.dataset().scan() ? " (the file read in passes, --stream)" : "");
