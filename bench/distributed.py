@@ -5,7 +5,8 @@
   10000 test images through `chainrule train`: 1 process × 1 thread, and `mpirun -np 2` × 1
   thread (scaling efficiency), against PyTorch's DistributedDataParallel (gloo), 2 processes × 1
   thread, same network and batch (bench/torch_ddp.py);
-- what one step's gradient sum costs (bench/allreduce_bench.cpp: bytes and time, 2 ranks);
+- what one step's gradient sum costs (bench/allreduce_bench.cpp: bytes and time, 2 ranks), through
+  shared memory (the ranks of one machine) and as messages over TCP (as between hosts);
 - W2's network (784-128-64-10, batch 64) on 1 process, for its compute time per step;
 - a projection to 8 and 64 hosts on 10 and 100 Gb/s links from those numbers (docs/distributed.md
   explains the model).
@@ -71,9 +72,14 @@ ddp = median(lambda: json.loads(subprocess.run(
     ["/usr/bin/python3", os.path.join(root, "bench", "torch_ddp.py"), "2", str(E), "512"],
     capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]), args.reps)
 w2 = median(lambda: chainrule(0, "128,64", 64, E), args.reps)
-sums = [json.loads(l) for l in subprocess.run(
-    MPIRUN + ["-np", "2", os.path.join(args.build, "bench", "allreduce_bench")],
-    capture_output=True, text=True, check=True).stdout.splitlines() if l.startswith("{")]
+def gradient_sums(mca):
+    return [json.loads(l) for l in subprocess.run(
+        MPIRUN + mca + ["-np", "2", os.path.join(args.build, "bench", "allreduce_bench")],
+        capture_output=True, text=True, check=True).stdout.splitlines() if l.startswith("{")]
+
+
+sums = gradient_sums([])  # the ranks of one machine: through shared memory
+tcp_sums = gradient_sums(["--mca", "btl", "tcp,self"])  # as between hosts: messages over TCP
 
 steps3 = E * -(-ROWS // 512)
 steps2 = E * -(-ROWS // 64)
@@ -101,9 +107,10 @@ print(f"\nW3 on 2 ranks: {w3_flops / two['seconds'] / 1e9:.0f} GFLOP/s in all, "
       f"{w3_flops / two['seconds'] / 1e9 / peak:.0%} of the 2 cores' measured FMA peak "
       f"({peak:.0f} GFLOP/s); one process {w3_flops / one['seconds'] / 1e9:.0f} GFLOP/s, "
       f"{w3_flops / one['seconds'] / 1e9 / peak1:.0%} of one core's ({peak1:.0f}).")
-for s in sums:
+for s, t in zip(sums, tcp_sums):
     print(f"gradient sum, {s['network']}: {s['bytes'] / 2**20:.2f} MiB, {s['seconds'] * 1e3:.2f} ms "
-          f"per step on {s['ranks']} ranks of this machine")
+          f"per step on {s['ranks']} ranks of this machine through shared memory, "
+          f"{t['seconds'] * 1e3:.2f} ms as messages over TCP (--mca btl tcp,self)")
 # Projection (docs/distributed.md): per step, compute time t/P (the global batch split over P
 # hosts) plus a ring all-reduce of B bytes: 2(P-1)/P · B / bandwidth + 2(P-1) · latency.
 comp = {"W2": w2["seconds"] / steps2, "W3": one["seconds"] / steps3}
