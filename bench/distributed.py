@@ -25,6 +25,9 @@ import subprocess
 import sys
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# OpenBLAS's kernels: each library's own choice for this CPU, as in bench/run (an
+# OPENBLAS_CORETYPE in the environment would hold chainrule and PyTorch alike to another set).
+forced = os.environ.pop("OPENBLAS_CORETYPE", None)
 ap = argparse.ArgumentParser()
 ap.add_argument("--reps", type=int, default=3)
 ap.add_argument("--epochs", type=int, default=3)
@@ -84,6 +87,8 @@ tcp_sums = gradient_sums(["--mca", "btl", "tcp,self"])  # as between hosts: mess
 steps3 = E * -(-ROWS // 512)
 steps2 = E * -(-ROWS // 64)
 w3_flops = 6 * (784 * 1024 + 1024 * 1024 + 1024 * 10) * ROWS * E  # forward + backward multiply-adds × 2
+if forced:
+    print(f"(OPENBLAS_CORETYPE={forced} removed from the environment)\n")
 print(f"| what | processes × threads | training s | samples/s | ratio |")
 print(f"|---|---|---|---|---|")
 print(f"| W3, chainrule, 1 process | 1 × 1 | {one['seconds']:.2f} | {one['samples_per_s']:,.0f} | 1.00 |")
