@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <barrier>
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <regex>
+#include <thread>
 
 #include "chainrule/error.hpp"
 #include "chainrule/init.hpp"
@@ -488,6 +491,138 @@ TEST(TrainerHooks, StepsByHandEqualTrain) {
   EXPECT_EQ(s.rng, ra.state());
   if (!want.stopped_early) {  // train() then restores the best weights; compare the last ones
     EXPECT_EQ(s.params, std::vector<double>(a.params().begin(), a.params().end()));
+  }
+}
+
+// Processes that train one model on parts of the rows (TrainOptions::shard), played by threads:
+// the collective callbacks over memory they share, each meeting at a barrier.
+class ThreadGroup {
+ public:
+  explicit ThreadGroup(int size) : size_(size), sync_(size), in_(std::size_t(size)) {}
+  std::pair<std::size_t, std::size_t> block(std::size_t n, int r) const {
+    return {n * std::size_t(r) / std::size_t(size_), n * std::size_t(r + 1) / std::size_t(size_)};
+  }
+  TrainCallbacks callbacks(int r) {
+    TrainCallbacks cb;
+    cb.sum = [this, r](std::span<double> v) { sum(r, v); };
+    cb.reduce_scatter = [this, r](GradientSpan g) {
+      const std::span<double> v = std::get<std::span<double>>(g);
+      const auto [b, e] = block(v.size(), r);
+      std::vector<double> part(e - b, 0.0);
+      in_[std::size_t(r)].values = v.data();
+      sync_.arrive_and_wait();
+      for (int k = 0; k < size_; ++k)
+        for (std::size_t i = b; i < e; ++i)
+          part[i - b] += in_[std::size_t(k)].values[i];
+      sync_.arrive_and_wait();
+      std::copy(part.begin(), part.end(), v.begin() + std::ptrdiff_t(b));
+      return std::pair<std::size_t, std::size_t>(b, e);
+    };
+    cb.all_gather = [this, r](GradientSpan g) {
+      const std::span<double> v = std::get<std::span<double>>(g);
+      in_[std::size_t(r)].values = v.data();
+      sync_.arrive_and_wait();
+      for (int k = 0; k < size_; ++k)
+        if (k != r) {
+          const auto [b, e] = block(v.size(), k);
+          std::copy(in_[std::size_t(k)].values + b, in_[std::size_t(k)].values + e,
+                    v.begin() + std::ptrdiff_t(b));
+        }
+      sync_.arrive_and_wait();
+    };
+    cb.exchange = [this, r](GradientSpan send, std::span<const std::size_t> send_counts,
+                            GradientSpan recv, std::span<const std::size_t> recv_counts) {
+      In& me = in_[std::size_t(r)];
+      me.values = std::get<std::span<double>>(send).data();
+      me.counts.assign(send_counts.begin(), send_counts.end());
+      sync_.arrive_and_wait();
+      double* out = std::get<std::span<double>>(recv).data();
+      for (int k = 0; k < size_; ++k) {
+        const In& from = in_[std::size_t(k)];
+        std::size_t at = 0;  // where k's values for r start: after those for lower ranks
+        for (int d = 0; d < r; ++d)
+          at += from.counts[std::size_t(d)];
+        EXPECT_EQ(from.counts[std::size_t(r)], recv_counts[std::size_t(k)]);
+        out = std::copy_n(from.values + at, recv_counts[std::size_t(k)], out);
+      }
+      sync_.arrive_and_wait();
+    };
+    return cb;
+  }
+
+ private:
+  void sum(int r, std::span<double> v) {
+    std::vector<double> total(v.size(), 0.0);
+    in_[std::size_t(r)].values = v.data();
+    sync_.arrive_and_wait();
+    for (int k = 0; k < size_; ++k)
+      for (std::size_t i = 0; i < v.size(); ++i)
+        total[i] += in_[std::size_t(k)].values[i];
+    sync_.arrive_and_wait();
+    std::copy(total.begin(), total.end(), v.begin());
+  }
+  struct In {
+    double* values = nullptr;
+    std::vector<std::size_t> counts;
+  };
+  int size_;
+  std::barrier<> sync_;
+  std::vector<In> in_;
+};
+
+// Three processes holding 10, 20 and 7 of 37 rows: every batch is balanced (each process
+// computes exactly its share of it, the rows beyond a holder's share passed to the processes
+// short of theirs), and the model is one process's, up to the order of additions.
+TEST(TrainerShards, BalancedBatchesTrainWhatOneProcessTrains) {
+  Rng data(11);
+  const Batch<double> X = random_batch(37, 3, data), Y = random_batch(37, 2, data);
+  TrainOptions o;
+  o.epochs = 4;
+  o.batch = 8;  // batches of 8, 8, 8, 8 and 5
+  o.optimizer = {.kind = OptimizerKind::adam, .lr = 0.01};
+  Network<double> start(kSpec);
+  Rng init(3);
+  initialize(start, Init::xavier, init);
+
+  Network<double> one = start;
+  Rng rng(21);
+  train(one, X, Y, Batch<double>(0, 3), Batch<double>(0, 2), o, rng);
+
+  const std::vector<Index> starts{0, 10, 30};
+  const int P = 3;
+  ThreadGroup group(P);
+  std::vector<Network<double>> nets(static_cast<std::size_t>(P), start);
+  std::vector<std::vector<Index>> rows(static_cast<std::size_t>(P));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < P; ++r)
+    threads.emplace_back([&, r] {
+      const Index first = starts[std::size_t(r)];
+      const Index count = (r + 1 < P ? starts[std::size_t(r) + 1] : 37) - first;
+      TrainOptions mine = o;
+      mine.shard.first = first;
+      mine.shard.rows = 37;
+      mine.shard.lead = r == 0;
+      mine.shard.starts = starts;
+      mine.shard.process = r;
+      TrainCallbacks cb = group.callbacks(r);
+      cb.after_backward = [&rows, r](GradientSpan, Index n) { rows[std::size_t(r)].push_back(n); };
+      Rng same(21);  // every process draws the same shuffles
+      train(nets[std::size_t(r)], X.middleRows(first, count), Y.middleRows(first, count),
+            Batch<double>(0, 3), Batch<double>(0, 2), mine, same, cb);
+    });
+  for (std::thread& t : threads)
+    t.join();
+
+  for (int r = 0; r < P; ++r) {
+    std::vector<Index> share;  // n·r/P to n·(r+1)/P of each batch's n rows
+    for (int e = 0; e < o.epochs; ++e)
+      for (const Index n : {8, 8, 8, 8, 5})
+        share.push_back(n * (r + 1) / P - n * r / P);
+    EXPECT_EQ(rows[std::size_t(r)], share) << "process " << r;
+    for (Index i = 0; i < one.num_params(); ++i) {
+      EXPECT_EQ(nets[std::size_t(r)].params()[i], nets[0].params()[i]);
+      EXPECT_NEAR(nets[std::size_t(r)].params()[i], one.params()[i], 1e-12) << i;
+    }
   }
 }
 
