@@ -1,6 +1,7 @@
 #include "chainrule/mpi.hpp"
 
 #include <mpi.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <climits>
@@ -231,6 +232,19 @@ class World final : public Group {
       slot_bytes_ = 0;
     }
     const std::size_t slot = (bytes + 4095) / 4096 * 4096;
+    // The segment is a file in /dev/shm (Open MPI's default). One too small for it would fail
+    // only when a page is first touched (SIGBUS), so the room is checked first, on every rank,
+    // with a margin for the segments Open MPI itself keeps there; without it, messages.
+    struct statvfs fs {};
+    int room = statvfs("/dev/shm", &fs) == 0 &&
+               double(fs.f_bavail) * double(fs.f_frsize) >=
+                   2.0 * double(slot) * double(size_) + double(std::size_t(64) << 20);
+    MPI_Allreduce(MPI_IN_PLACE, &room, 1, MPI_INT, MPI_MIN, node_);
+    if (!room) {
+      MPI_Comm_free(&node_);
+      node_ = MPI_COMM_NULL;
+      return false;
+    }
     void* base = nullptr;
     MPI_Win win = MPI_WIN_NULL;
     MPI_Info info;

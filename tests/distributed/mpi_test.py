@@ -7,6 +7,7 @@ process trains, up to the order of floating-point additions.
   relative; the same N twice gives the same bytes; the ranks' batches are balanced (rows move
   between ranks) and their gradients summed through shared memory;
 - the same over TCP between the ranks (--mca btl tcp,self), as between hosts: sums as messages;
+  and with a /dev/shm too small for the shared window (a mount namespace of 40 MiB): messages;
 - a rank killed (SIGKILL) mid-epoch: the job ends non-zero within 30 s, the last checkpoint
   loads, and resuming it gives the uninterrupted run's bytes (the same N) or its weights to
   1e-10 (another N);
@@ -125,6 +126,23 @@ for name, opt in OPTIMIZERS.items():
         check(one[split]["rows"] == three[split]["rows"] and
               abs(one[split]["loss"] - three[split]["loss"]) <= 1e-9 * abs(one[split]["loss"]),
               f"{name}: {split} metrics {one[split]} against {three[split]}")
+
+# A /dev/shm too small for the shared window (a container's 64 MiB, say): the ranks see it before
+# they allocate and sum as messages, with the same model. Played in a mount namespace of its own
+# with a 40 MiB /dev/shm, where this machine lets root make one.
+SMALL = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o size=40m tmpfs /dev/shm && exec "$@"', "sh"]
+probe = subprocess.run(SMALL + ["true"], capture_output=True, text=True)
+if probe.returncode == 0:
+    args = BASE + OPTIMIZERS["sgd"]
+    p = run(SMALL + MPIRUN + ["-np", "3", BIN, "train"] + args +
+            ["--out", "small-shm.safetensors", "--quiet", "--threads", "1"])
+    check("their gradients summed as messages" in p.stdout,
+          f"a small /dev/shm: the ranks did not fall back to messages:\n{p.stdout}{p.stderr}")
+    d = rel_diff("sgd-1.safetensors", "small-shm.safetensors")
+    print(f"a 40 MiB /dev/shm: N = 3 sums as messages, against one process {d:.3g}")
+    check(d <= 1e-10, f"a small /dev/shm: N = 3 differs by {d:.3g}")
+else:
+    print(f"a small /dev/shm: not tried (no mount namespace here: {probe.stderr.strip()})")
 
 # The target by its index (a column of the whole table, as one process reads it).
 TARGET = ["digits.csv", "--target", "64", "--layers", "16", "--epochs", "2", "--dtype", "float64"]
