@@ -124,84 +124,22 @@ void Trainer<T>::begin_epoch() {
 
 // With a shard: this process's rows of the batch (positions first .. first + n - 1 of the
 // order) in local_rows_of_batch_, their targets copied into Yb_; returns how many. Balanced, the
-// rows it holds beyond its share go to processes short of theirs, and rows that come in are put
-// after its own in Xb_ (with its own rows) and Yb_.
+// rows that come in from other processes (balance) follow its own in Xb_ (after a copy of its
+// own rows) and in Yb_.
 template <class T>
 Index Trainer<T>::gather_local(Index first, Index n) {
-  const Index lo = o_.shard.first, hi = lo + X_.rows();
   local_rows_of_batch_.clear();
-  if (!balanced_) {
+  std::size_t incoming = 0;  // values that came in: rows of X_.cols() inputs and Y_.cols() targets
+  if (balanced_) {
+    incoming = balance(first, n);
+  } else {
+    const Index lo = o_.shard.first, hi = lo + X_.rows();
     for (Index i = 0; i < n; ++i) {
       const Index k = s_.order[std::size_t(first + i)];
       if (k >= lo && k < hi) local_rows_of_batch_.push_back(k - lo);
     }
-    const auto m = Index(local_rows_of_batch_.size());
-    if (Yb_.rows() != m) Yb_.resize(m, Y_.cols());
-    for (Index i = 0; i < m; ++i)
-      Yb_.row(i) = Y_.row(local_rows_of_batch_[std::size_t(i)]);
-    return m;
-  }
-  // The plan, the same on every process: each position's holder, then, in the order of the
-  // positions, a holder's rows beyond its share (Group::block of n) go to the lowest-ranked
-  // process still short of its share.
-  const std::vector<Index>& starts = o_.shard.starts;
-  const auto P = Index(starts.size());
-  const Index me = o_.shard.process;
-  owner_.resize(std::size_t(n));
-  std::fill(have_.begin(), have_.end(), 0);
-  for (Index i = 0; i < n; ++i) {
-    const Index k = s_.order[std::size_t(first + i)];
-    const auto r = Index(std::upper_bound(starts.begin(), starts.end(), k) - starts.begin()) - 1;
-    owner_[std::size_t(i)] = int(r);
-    ++have_[std::size_t(r)];
-  }
-  bool moves = false;
-  for (Index r = 0; r < P; ++r) {
-    want_[std::size_t(r)] = n * (r + 1) / P - n * r / P;
-    moves = moves || have_[std::size_t(r)] != want_[std::size_t(r)];
   }
   const Index w = X_.cols() + Y_.cols();
-  std::fill(send_counts_.begin(), send_counts_.end(), 0);
-  std::fill(recv_counts_.begin(), recv_counts_.end(), 0);
-  send_.clear();
-  Index short_of = 0;  // the lowest-ranked process still short of its share
-  // have_ now counts down each holder's rows to keep, want_ each process's rows still to come.
-  for (Index r = 0; r < P; ++r) {
-    const Index keep = std::min(have_[std::size_t(r)], want_[std::size_t(r)]);
-    have_[std::size_t(r)] = keep;
-    want_[std::size_t(r)] -= keep;
-  }
-  for (Index i = 0; i < n && moves; ++i) {
-    const auto r = Index(owner_[std::size_t(i)]);
-    Index to = r;
-    if (have_[std::size_t(r)] > 0) {
-      --have_[std::size_t(r)];
-    } else {
-      while (want_[std::size_t(short_of)] == 0)
-        ++short_of;
-      to = short_of;
-      --want_[std::size_t(short_of)];
-    }
-    if (r == me && to == me) {
-      local_rows_of_batch_.push_back(s_.order[std::size_t(first + i)] - lo);
-    } else if (r == me) {  // positions in order go to processes in rank order
-      const Index k = s_.order[std::size_t(first + i)] - lo;
-      send_.insert(send_.end(), X_.row(k).data(), X_.row(k).data() + X_.cols());
-      send_.insert(send_.end(), Y_.row(k).data(), Y_.row(k).data() + Y_.cols());
-      send_counts_[std::size_t(to)] += std::size_t(w);
-    } else if (to == me) {
-      recv_counts_[std::size_t(r)] += std::size_t(w);
-    }
-  }
-  if (!moves)  // every process holds its share: its own rows, as without balancing
-    for (Index i = 0; i < n; ++i)
-      if (owner_[std::size_t(i)] == me)
-        local_rows_of_batch_.push_back(s_.order[std::size_t(first + i)] - lo);
-  std::size_t incoming = 0;
-  for (const std::size_t c : recv_counts_)
-    incoming += c;
-  recv_.resize(incoming);
-  if (moves) cb_.exchange(std::span<T>(send_), send_counts_, std::span<T>(recv_), recv_counts_);
   const auto own = Index(local_rows_of_batch_.size()), m = own + Index(incoming) / w;
   if (Yb_.rows() != m) Yb_.resize(m, Y_.cols());
   for (Index i = 0; i < own; ++i)
@@ -216,6 +154,68 @@ Index Trainer<T>::gather_local(Index first, Index n) {
     std::copy_n(row + X_.cols(), Y_.cols(), Yb_.row(i).data());
   }
   return m;
+}
+
+// The plan of a balanced batch, the same on every process: each position's holder, then, in the
+// order of the positions, a holder's rows beyond its share (Group::block of n) go to the
+// lowest-ranked process still short of its share. This process's kept rows go to
+// local_rows_of_batch_, the rows it receives to recv_; returns how many values came in.
+template <class T>
+std::size_t Trainer<T>::balance(Index first, Index n) {
+  const std::vector<Index>& starts = o_.shard.starts;
+  const auto P = Index(starts.size());
+  const Index me = o_.shard.process, lo = o_.shard.first;
+  owner_.resize(std::size_t(n));
+  std::fill(have_.begin(), have_.end(), 0);
+  for (Index i = 0; i < n; ++i) {
+    const Index k = s_.order[std::size_t(first + i)];
+    const auto r = Index(std::upper_bound(starts.begin(), starts.end(), k) - starts.begin()) - 1;
+    owner_[std::size_t(i)] = int(r);
+    ++have_[std::size_t(r)];
+  }
+  // have_ becomes each holder's rows to keep (counted down below), want_ each process's rows
+  // still to come.
+  bool moves = false;
+  for (Index r = 0; r < P; ++r) {
+    want_[std::size_t(r)] = n * (r + 1) / P - n * r / P;
+    moves = moves || have_[std::size_t(r)] != want_[std::size_t(r)];
+    const Index keep = std::min(have_[std::size_t(r)], want_[std::size_t(r)]);
+    have_[std::size_t(r)] = keep;
+    want_[std::size_t(r)] -= keep;
+  }
+  const auto w = std::size_t(X_.cols() + Y_.cols());
+  std::fill(send_counts_.begin(), send_counts_.end(), 0);
+  std::fill(recv_counts_.begin(), recv_counts_.end(), 0);
+  send_.clear();
+  Index short_of = 0;  // the lowest-ranked process still short of its share
+  for (Index i = 0; i < n; ++i) {
+    const auto r = Index(owner_[std::size_t(i)]);
+    Index to = r;
+    if (have_[std::size_t(r)] > 0) {
+      --have_[std::size_t(r)];
+    } else {
+      while (want_[std::size_t(short_of)] == 0)
+        ++short_of;
+      to = short_of;
+      --want_[std::size_t(short_of)];
+    }
+    const Index k = s_.order[std::size_t(first + i)] - lo;  // this process's row, if r == me
+    if (r == me && to == me) {
+      local_rows_of_batch_.push_back(k);
+    } else if (r == me) {  // positions in order go to processes in rank order
+      send_.insert(send_.end(), X_.row(k).data(), X_.row(k).data() + X_.cols());
+      send_.insert(send_.end(), Y_.row(k).data(), Y_.row(k).data() + Y_.cols());
+      send_counts_[std::size_t(to)] += w;
+    } else if (to == me) {
+      recv_counts_[std::size_t(r)] += w;
+    }
+  }
+  std::size_t incoming = 0;
+  for (const std::size_t c : recv_counts_)
+    incoming += c;
+  recv_.resize(incoming);
+  if (moves) cb_.exchange(std::span<T>(send_), send_counts_, std::span<T>(recv_), recv_counts_);
+  return incoming;
 }
 
 template <class T>

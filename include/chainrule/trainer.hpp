@@ -182,6 +182,7 @@ class Trainer {
   // Forward and backward of the batch's rows; with `then`, the optimizer's step too.
   double forward_backward(Index first, Index n, const typename Network<T>::RangeJob* then);
   Index gather_local(Index first, Index n);
+  std::size_t balance(Index first, Index n);
   // After the step: the loss sums, on_batch and the stop decision.
   StopReason end_batch(double loss, Index first, Index n);
   // The epoch's remaining one-sample steps while nothing runs between them (samples_in_a_row_):

@@ -108,10 +108,7 @@ class World final : public Group {
     MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   }
   ~World() override {
-    if (window_ != MPI_WIN_NULL) {
-      MPI_Win_unlock_all(window_);
-      MPI_Win_free(&window_);
-    }
+    free_window();
     if (node_ != MPI_COMM_NULL) MPI_Comm_free(&node_);
     MPI_Comm_free(&control_);
   }
@@ -225,12 +222,7 @@ class World final : public Group {
     const std::size_t bytes = v.size() * sizeof(T);
     if (node_ == MPI_COMM_NULL || bytes == 0) return false;
     if (bytes <= slot_bytes_) return true;
-    if (window_ != MPI_WIN_NULL) {  // grows (rarely: the largest buffer so far)
-      MPI_Win_unlock_all(window_);
-      MPI_Win_free(&window_);
-      window_ = MPI_WIN_NULL;
-      slot_bytes_ = 0;
-    }
+    free_window();  // grows (rarely: the largest buffer so far)
     const std::size_t slot = (bytes + 4095) / 4096 * 4096;
     // The segment is a file in /dev/shm (Open MPI's default). One too small for it would fail
     // only when a page is first touched (SIGBUS), so the room is checked first, on every rank,
@@ -240,11 +232,7 @@ class World final : public Group {
                double(fs.f_bavail) * double(fs.f_frsize) >=
                    2.0 * double(slot) * double(size_) + double(std::size_t(64) << 20);
     MPI_Allreduce(MPI_IN_PLACE, &room, 1, MPI_INT, MPI_MIN, node_);
-    if (!room) {
-      MPI_Comm_free(&node_);
-      node_ = MPI_COMM_NULL;
-      return false;
-    }
+    if (!room) return use_messages();
     void* base = nullptr;
     MPI_Win win = MPI_WIN_NULL;
     MPI_Info info;
@@ -256,9 +244,7 @@ class World final : public Group {
     MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, node_);
     if (!ok) {
       if (win != MPI_WIN_NULL) MPI_Win_free(&win);
-      MPI_Comm_free(&node_);
-      node_ = MPI_COMM_NULL;
-      return false;
+      return use_messages();
     }
     window_ = win;
     slots_.resize(std::size_t(size_));
@@ -272,6 +258,21 @@ class World final : public Group {
     MPI_Win_lock_all(MPI_MODE_NOCHECK, window_);
     slot_bytes_ = slot;
     return true;
+  }
+
+  void free_window() const {
+    if (window_ == MPI_WIN_NULL) return;
+    MPI_Win_unlock_all(window_);
+    MPI_Win_free(&window_);
+    window_ = MPI_WIN_NULL;
+    slot_bytes_ = 0;
+  }
+
+  // From now on, every sum as messages (shared() answers false).
+  bool use_messages() const {
+    MPI_Comm_free(&node_);
+    node_ = MPI_COMM_NULL;
+    return false;
   }
 
   // Every rank's writes to the segment so far are visible to every rank.
