@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <deque>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -27,12 +29,14 @@
 #include "csv_internal.hpp"
 #include "csv_rows.hpp"
 #include "number.hpp"
+#include "prefault.hpp"
 
 namespace chainrule {
 
 using detail::Other;
 using detail::parse_number;
 using detail::Parsed;
+using detail::prefault;
 using detail::Rows;
 using detail::to_double;
 using detail::trim;
@@ -670,7 +674,94 @@ Table parse_csv(std::string_view text, const std::string& source, const CsvOptio
   return t;
 }
 
+namespace {
+
+// A large plain file is read in blocks of this much text through one buffer (read_in_blocks).
+constexpr std::size_t kBlockBytes = std::size_t(2) << 20;
+// Smaller files are read whole: their text costs little memory, and a file that needs the
+// tokenizer is not read twice.
+constexpr std::uint64_t kBlockReadMinBytes = std::uint64_t(8) << 20;
+
+std::atomic<std::size_t> block_reads{0};  // for detail::csv_block_reads
+
+// The columns' pages are faulted in ahead of their values, this many values (512 KiB) at a time.
+constexpr std::size_t kPrefaultValues = std::size_t(1) << 16;
+
+// A large regular, uncompressed file whose fields are all numbers or missing, read in blocks of
+// rows through one reused buffer (block_rows) rather than whole: the text never takes memory
+// beside the table, and each block is parsed while it is still in the cache. The table is the
+// one parse_csv gives for the whole text. Nothing (the file perhaps read in part) when the file
+// needs the tokenizer: a quote, text, a NUL byte, a bad row, a header it cannot read. read_csv
+// then reads it whole and says what is wrong where.
+std::optional<Table> read_in_blocks(const std::string& path, const CsvOptions& options) {
+  if (options.decimal_comma) return std::nullopt;
+  const std::unique_ptr<detail::RangeFile> file = detail::RangeFile::open_plain(path);
+  const std::uint64_t limit = options.max_bytes > 0 ? options.max_bytes : default_max_input_bytes();
+  if (!file || file->size() < kBlockReadMinBytes || file->size() > limit) return std::nullopt;
+  Table t;
+  t.source = path;
+  std::size_t start = 0, line = 1;
+  try {
+    detail::read_head(*file, path, options, t, start, line);
+  } catch (const DataError&) {
+    return std::nullopt;
+  }
+  const std::size_t width = t.cols(), bytes = file->size() - start;
+  if (width == 0) return std::nullopt;
+  const int threads = std::max(options.threads, 1);
+  const auto append = [&](Rows& part, std::size_t, std::string_view text) {
+    const std::size_t n = part.lines.size();
+    if (n == 0) return true;
+    if (t.lines.empty()) {  // room for the rows the first span's length suggests, plus 5%
+      const std::size_t rows = std::min(
+          bytes / std::max<std::size_t>(text.size() / n, 1) * 21 / 20 + n, bytes / (2 * width) + 1);
+      t.lines.reserve(rows);
+      for (Column& c : t.columns)
+        c.numbers.reserve(rows);
+    }
+    t.lines.insert(t.lines.end(), part.lines.begin(), part.lines.end());
+    // The columns copied a share each on the reading threads, their new pages faulted in ahead
+    // (prefault): the first writes to them are most of the time a large file's copy takes.
+    const auto copy = [&](std::size_t k, std::size_t spans) {
+      for (std::size_t c = k; c < width; c += spans) {
+        std::vector<double>& to = t.columns[c].numbers;
+        const std::vector<double>& from = part.values[c];
+        if (to.capacity() >= to.size() + from.size() &&
+            (to.empty() || to.size() % kPrefaultValues + from.size() >= kPrefaultValues))
+          prefault(to.data() + to.size(),
+                   to.data() + std::min(to.capacity(), to.size() + from.size() + kPrefaultValues));
+        to.insert(to.end(), from.begin(), from.end());
+      }
+    };
+    const std::size_t spans = std::min<std::size_t>(std::size_t(threads), width);
+    if (spans > 1)
+      detail::run_spans(spans, [&](std::size_t k) { copy(k, spans); });
+    else
+      copy(0, 1);
+    return true;
+  };
+  const bool read = detail::block_rows(*file,
+                                       {.start = start,
+                                        .line = line,
+                                        .width = width,
+                                        .delimiter = options.delimiter,
+                                        .threads = threads,
+                                        .block_bytes = kBlockBytes,
+                                        .parallel_bytes = options.parallel_bytes},
+                                       append);
+  if (!read || t.lines.empty() || !file->unchanged()) return std::nullopt;
+  block_reads.fetch_add(1, std::memory_order_relaxed);
+  return t;
+}
+
+}  // namespace
+
+std::size_t detail::csv_block_reads() {
+  return block_reads.load(std::memory_order_relaxed);
+}
+
 Table read_csv(const std::string& path, const CsvOptions& options) {
+  if (std::optional<Table> t = read_in_blocks(path, options)) return std::move(*t);
   // One open, one pass: pipes and /dev/stdin are read as they come, and a NUL byte stops the
   // read at once (the parser reports where; /dev/zero is not read to the limit).
   InputFile in(path);

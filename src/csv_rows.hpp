@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -41,5 +42,31 @@ std::size_t fast_rows(std::string_view text, char delim, std::size_t width, std:
 /// the rows in order, and reports any error as it would have.
 bool parallel_rows(std::string_view text, char delim, std::size_t width, std::size_t pos,
                    std::size_t line, int threads, std::size_t min_span, Rows& out);
+
+class RangeFile;
+
+/// Where block_rows reads and what it accepts.
+struct BlockRows {
+  std::size_t start = 0, line = 1;  ///< the first data row's byte and line
+  std::size_t width = 0;            ///< fields a row
+  char delimiter = ',';
+  int threads = 1;
+  std::size_t block_bytes = 0;     ///< text read at a time (a row longer than this: false)
+  std::size_t parallel_bytes = 0;  ///< a block of fewer bytes is read on one thread
+  /// The one column whose fields may be text (counted in *target_labels if given); any other
+  /// field that is neither a number nor missing sends the file back (false). SIZE_MAX: none.
+  std::size_t target = std::size_t(-1);
+  std::size_t* target_labels = nullptr;
+};
+
+/// A regular file's data rows read in blocks of whole rows through one reused buffer (so a file
+/// of any size costs one block of text in memory), each block in spans on `threads` threads by
+/// fast_rows. Calls f(rows, first_row, text) for each span, in file order: `rows` with absolute
+/// lines, the fields that are not plain numbers parsed into its values (NaN when missing or
+/// text); f may take the values. False (before or after some calls) when a row needs the
+/// tokenizer (a quote, a NUL byte, the wrong number of fields, text outside `target`, a number
+/// out of range, a row longer than a block) or f returns false. Throws DataError on a read error.
+bool block_rows(const RangeFile& file, const BlockRows& how,
+                const std::function<bool(Rows&, std::size_t, std::string_view)>& f);
 
 }  // namespace chainrule::detail

@@ -28,77 +28,17 @@ bool CsvScan::large(const std::string& path) {
 
 bool CsvScan::blocks(const std::function<bool(detail::Rows&, std::size_t, std::string_view)>& f,
                      std::size_t* target_labels) const {
-  const std::size_t size = file_->size(), width = header_.cols();
-  // Each thread's rows, kept from block to block: their room is reused, never faulted in again.
-  std::vector<detail::Rows> parts(static_cast<std::size_t>(threads_));
-  std::vector<std::size_t> newlines(parts.size());
-  std::vector<char> ok(parts.size());
-  std::vector<std::size_t> cuts;
-  std::string buf;
-  std::size_t at = data_start_, line = data_line_, row = 0;
-  while (at < size) {
-    buf.clear();
-    const std::size_t end = std::min(size, at + block_bytes_);
-    file_->read(at, end, buf);
-    std::size_t take = buf.size();  // whole rows: to the last line end, or the end of the file
-    if (end < size) {
-      const std::size_t nl = buf.rfind('\n');
-      if (nl == std::string::npos) return false;  // a row longer than a block
-      take = nl + 1;
-    }
-    const std::string_view text(buf.data(), take);
-    if (text.find('\0') != std::string_view::npos) return false;
-    // One span per thread, cut at line starts (a small block in one).
-    cuts.assign(1, 0);
-    const std::size_t spans = take >= parallel_bytes_ ? parts.size() : 1;
-    for (std::size_t k = 1; k < spans; ++k) {
-      const std::size_t nl = text.find('\n', std::max(take / spans * k, cuts.back()));
-      if (nl == std::string_view::npos || nl + 1 >= take) break;
-      cuts.push_back(nl + 1);
-    }
-    cuts.push_back(take);
-    const std::size_t n = cuts.size() - 1;
-    detail::run_spans(n, [&](std::size_t i) {
-      detail::Rows& p = parts[i];
-      p.values.resize(width);
-      for (std::vector<double>& v : p.values)
-        v.clear();
-      p.others.clear();
-      p.lines.clear();
-      std::size_t l = 0;  // lines counted from the span's first
-      try {
-        ok[i] = detail::fast_rows(text, delimiter_, width, cuts[i], cuts[i + 1],
-                                  cuts[i + 1] - cuts[i], l, p) == cuts[i + 1];
-      } catch (const std::exception&) {  // (bad_alloc) read_csv then says what it is
-        ok[i] = 0;
-      }
-      newlines[i] = std::size_t(
-          std::count(text.begin() + long(cuts[i]), text.begin() + long(cuts[i + 1]), '\n'));
-    });
-    if (std::find(ok.begin(), ok.begin() + long(n), 0) != ok.begin() + long(n)) return false;
-    for (std::size_t i = 0; i < n; ++i) {
-      detail::Rows& part = parts[i];
-      for (std::size_t& l : part.lines)
-        l += line;
-      // The fields that are not plain numbers, as type_columns reads them: " 5" and "+5" are
-      // numbers, NA and the empty field missing; text only in the target column.
-      for (const detail::Other& o : part.others) {
-        double v;
-        const detail::Parsed kind = detail::parse_number(o.text, v);
-        if (kind == detail::Parsed::number) {
-          part.values[o.col][o.row] = v;
-        } else if (kind != detail::Parsed::missing) {
-          if (kind == detail::Parsed::out_of_range || o.col != target_) return false;
-          if (target_labels) ++*target_labels;
-        }
-      }
-      if (!f(part, row, text.substr(cuts[i], cuts[i + 1] - cuts[i]))) return false;
-      row += part.lines.size();
-      line += newlines[i];
-    }
-    at += take;
-  }
-  return true;
+  return detail::block_rows(*file_,
+                            {.start = data_start_,
+                             .line = data_line_,
+                             .width = header_.cols(),
+                             .delimiter = delimiter_,
+                             .threads = threads_,
+                             .block_bytes = block_bytes_,
+                             .parallel_bytes = parallel_bytes_,
+                             .target = target_,
+                             .target_labels = target_labels},
+                            f);
 }
 
 std::unique_ptr<CsvScan> CsvScan::open(const std::string& path, const std::string& target,

@@ -15,6 +15,7 @@
 #include "chainrule/random.hpp"
 #include "chainrule/threads.hpp"
 #include "enum_names.hpp"
+#include "prefault.hpp"
 #include "wide.hpp"
 
 namespace chainrule {
@@ -955,7 +956,8 @@ Batch<T> Preprocessor::transform(const Dataset& data, std::span<const std::size_
   // Row by row, so the row-major matrix is written in order, in one pass; a large matrix in row
   // spans on `threads_given` threads (each row depends on its own values only).
   Batch<T> X(Index(rows.size()), inputs());
-  if (data.scan()) {  // one pass over the file
+  detail::prefault(X.data(), X.data() + X.size());  // its pages in one call (prefault.hpp)
+  if (data.scan()) {                                // one pass over the file
     transform_scan<T>(*this, data, sources, {rows}, {&X});
     return X;
   }

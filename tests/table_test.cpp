@@ -274,6 +274,60 @@ TEST(Idx, HeadersThatLieAreErrors) {
 
 // Two tables are the same: names, types, every number bit for bit (NaN where missing), every
 // text, every row's line.
+// Rows of short numbers (an optional '-', 1 to 17 digits, a '.' anywhere among them or none:
+// what fast_rows reads 16 bytes at a time, and the lengths around its limits), with now and then
+// a field it leaves to to_double (an exponent, a '+', spaces, NA) and CRLF or LF line ends: every
+// value is from_chars's (parse_number's where from_chars reads no number), bit for bit.
+TEST(Csv, ShortNumbersAreParsedExactlyAsFromChars) {
+  std::mt19937_64 gen(23);
+  const std::size_t width = 5;
+  std::vector<std::string> fields;
+  std::string csv = "a,b,c,d,e\n";
+  while (fields.size() < 300000 * width) {
+    for (std::size_t c = 0; c < width; ++c) {
+      std::string t = gen() % 3 == 0 ? "-" : "";
+      const int digits = 1 + int(gen() % 17), dot = int(gen() % (digits + 2)) - 1;
+      for (int d = 0; d < digits; ++d) {
+        if (d == dot) t += '.';
+        t += char('0' + gen() % 10);
+      }
+      if (dot == digits) t += '.';
+      switch (gen() % 40) {
+        case 0:
+          t += "e" + std::to_string(int(gen() % 40) - 20);
+          break;
+        case 1:
+          t = "+" + t;
+          break;
+        case 2:
+          t = " " + t + " ";
+          break;
+        case 3:
+          t = "NA";
+          break;
+        default:
+          break;
+      }
+      csv += t;
+      csv += c + 1 < width ? "," : gen() % 5 == 0 ? "\r\n" : "\n";
+      fields.push_back(t);
+    }
+  }
+  const Table table = parse_csv(csv, "short.csv");
+  ASSERT_EQ(table.rows() * width, fields.size());
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    double want = std::nan("");
+    detail::parse_number(fields[i], want);  // "NA": NaN
+    const double got = table.columns[i % width].numbers[i / width];
+    ASSERT_EQ(std::memcmp(&got, &want, sizeof got), 0) << "'" << fields[i] << "' read as " << got;
+    if (fields[i].find_first_of("+ NA") == std::string::npos) {  // from_chars's own
+      double exact = 0;
+      std::from_chars(fields[i].data(), fields[i].data() + fields[i].size(), exact);
+      ASSERT_EQ(std::memcmp(&got, &exact, sizeof got), 0) << fields[i];
+    }
+  }
+}
+
 void expect_same_table(const Table& a, const Table& b) {
   ASSERT_EQ(a.cols(), b.cols());
   ASSERT_EQ(a.rows(), b.rows());
@@ -357,6 +411,83 @@ TEST(Csv, ParallelReadingGivesTheSameTable) {
       1 + std::size_t(std::count(word.begin(), word.begin() + long(word.find("oops!")), '\n'));
   EXPECT_NE(expected.find("big.csv:" + std::to_string(oops_line) + ":4"), std::string::npos)
       << expected;
+}
+
+// A large plain file (over 8 MiB) of numbers is read in blocks through one buffer rather than
+// whole: the table is the one the whole text gives, on one thread or several, with CRLF and blank
+// lines, missing and padded values, long and short numbers, and no line end at the end. A file
+// that needs the tokenizer (text, a quote) or holds an error is read whole: the same table, or
+// the same error at the same line.
+TEST(Csv, LargeFilesReadInBlocksGiveTheWholeTextsTable) {
+  std::mt19937_64 gen(31);
+  std::string body;
+  while (body.size() < (std::size_t(9) << 20)) {
+    const auto u = gen();
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "%.17g,%lld,%s,%s,%.6g", double(gen() >> 11) * 0x1p-40 - 3000,
+                  (long long)(u % 100000) - 50000,
+                  u % 7 == 0    ? "NA"
+                  : u % 11 == 0 ? ""
+                                : "2.5",
+                  u % 13 == 0 ? " 7" : "-1e-3", double(int64_t(gen() % 2000001) - 1000000) / 7);
+    body += buf;
+    body += u % 17 == 0 ? "\r\n" : u % 19 == 0 ? "\n\n" : "\n";
+  }
+  body.pop_back();  // no line end after the last row
+  if (body.back() == '\r' || body.back() == '\n') body.pop_back();
+  const std::string header = "x,k,m,p,q\n", path = temp_path("large.csv");
+  const auto write = [&](const std::string& text) {
+    std::ofstream(path, std::ios::binary) << text;
+  };
+  const auto whole = [&](const std::string& text, bool with_header = true) {
+    CsvOptions o;
+    o.header = with_header;
+    return parse_csv(text, path, o);
+  };
+  const auto read = [&](int threads, bool with_header = true) {
+    CsvOptions o;
+    o.threads = threads;
+    o.header = with_header;
+    return read_csv(path, o);
+  };
+  write(header + body);
+  const Table expected = whole(header + body);
+  ASSERT_EQ(expected.cols(), 5u);
+  ASSERT_TRUE(expected.columns[2].numeric);
+  for (const int threads : {1, 3}) {
+    const std::size_t before = detail::csv_block_reads();
+    expect_same_table(read(threads), expected);
+    EXPECT_EQ(detail::csv_block_reads(), before + 1) << threads << " threads";
+  }
+  write(body);  // no header: the first row sets the width
+  std::size_t before = detail::csv_block_reads();
+  expect_same_table(read(2, false), whole(body, false));
+  EXPECT_EQ(detail::csv_block_reads(), before + 1);
+
+  // Read whole: a text column, a quoted field.
+  std::string text = header + body;  // column m in words
+  for (std::size_t i = text.find(",2.5,"); i != std::string::npos; i = text.find(",2.5,", i))
+    text.replace(i, 5, ",two,");
+  std::string quoted = header + body;
+  quoted.insert(quoted.find('\n', quoted.size() / 3) + 1, "\"1\",2,3,4,5\n");
+  std::string word = header + body;
+  word.replace(word.rfind("-1e-3"), 5, "oops!");
+  for (const std::string* t : {&quoted, &word}) {
+    write(*t);
+    before = detail::csv_block_reads();
+    const std::string want = error_of([&] { whole(*t); });
+    if (want == "(no error)") expect_same_table(read(2), whole(*t));
+    EXPECT_EQ(error_of([&] { read(2); }), want);
+    EXPECT_EQ(detail::csv_block_reads(), before);
+  }
+  EXPECT_NE(error_of([&] { read(1); }).find("'oops!'"), std::string::npos);
+  write(text);
+  before = detail::csv_block_reads();
+  const Table words = read(1);
+  EXPECT_EQ(detail::csv_block_reads(), before);
+  EXPECT_FALSE(words.columns[2].numeric);
+  expect_same_table(words, whole(text));
+  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -117,6 +117,8 @@ Table read_csv_shard(const std::string& path, const CsvOptions& options, const G
 namespace detail {
 /// How many CSV texts so far had their data rows read in parallel spans (for the tests).
 std::size_t csv_parallel_reads();
+/// How many CSV files so far were read in blocks rather than whole (for the tests).
+std::size_t csv_block_reads();
 }  // namespace detail
 
 }  // namespace chainrule
