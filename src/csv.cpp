@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -709,6 +710,7 @@ std::optional<Table> read_in_blocks(const std::string& path, const CsvOptions& o
   const std::size_t width = t.cols(), bytes = file->size() - start;
   if (width == 0) return std::nullopt;
   const int threads = std::max(options.threads, 1);
+  detail::WorkerPool pool;  // the threads that read the blocks and copy their columns
   const auto append = [&](Rows& part, std::size_t, std::string_view text) {
     const std::size_t n = part.lines.size();
     if (n == 0) return true;
@@ -734,10 +736,17 @@ std::optional<Table> read_in_blocks(const std::string& path, const CsvOptions& o
       }
     };
     const std::size_t spans = std::min<std::size_t>(std::size_t(threads), width);
-    if (spans > 1)
-      detail::run_spans(spans, [&](std::size_t k) { copy(k, spans); });
-    else
-      copy(0, 1);
+    std::vector<std::exception_ptr> failed(spans);  // (bad_alloc) thrown here, after the copies
+    auto share = [&](std::size_t k) {
+      try {
+        copy(k, spans);
+      } catch (...) {
+        failed[k] = std::current_exception();
+      }
+    };
+    pool.run(spans, share);
+    for (const std::exception_ptr& e : failed)
+      if (e) std::rethrow_exception(e);
     return true;
   };
   const bool read = detail::block_rows(*file,
@@ -747,7 +756,8 @@ std::optional<Table> read_in_blocks(const std::string& path, const CsvOptions& o
                                         .delimiter = options.delimiter,
                                         .threads = threads,
                                         .block_bytes = kBlockBytes,
-                                        .parallel_bytes = options.parallel_bytes},
+                                        .parallel_bytes = options.parallel_bytes,
+                                        .pool = &pool},
                                        append);
   if (!read || t.lines.empty() || !file->unchanged()) return std::nullopt;
   block_reads.fetch_add(1, std::memory_order_relaxed);

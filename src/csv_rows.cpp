@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -332,6 +333,8 @@ bool parallel_rows(std::string_view text, char delim, std::size_t width, std::si
 bool block_rows(const RangeFile& file, const BlockRows& how,
                 const std::function<bool(Rows&, std::size_t, std::string_view)>& f) {
   const std::size_t size = file.size(), width = how.width;
+  std::optional<WorkerPool> own;  // threads kept from block to block
+  WorkerPool& pool = how.pool ? *how.pool : own.emplace();
   // Each thread's rows, kept from block to block: their room is reused, never faulted in again.
   std::vector<Rows> parts(static_cast<std::size_t>(std::max(how.threads, 1)));
   std::vector<std::size_t> newlines(parts.size());
@@ -361,7 +364,7 @@ bool block_rows(const RangeFile& file, const BlockRows& how,
     }
     cuts.push_back(take);
     const std::size_t n = cuts.size() - 1;
-    run_spans(n, [&](std::size_t i) {
+    auto read = [&](std::size_t i) {
       Rows& p = parts[i];
       p.values.resize(width);
       for (std::vector<double>& v : p.values)
@@ -376,7 +379,8 @@ bool block_rows(const RangeFile& file, const BlockRows& how,
         ok[i] = 0;
       }
       newlines[i] = l;  // a span ends at a line end: each of its lines ends with one '\n'
-    });
+    };
+    pool.run(n, read);
     if (std::find(ok.begin(), ok.begin() + long(n), 0) != ok.begin() + long(n)) return false;
     for (std::size_t i = 0; i < n; ++i) {
       Rows& part = parts[i];

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "chainrule/threads.hpp"
+
 namespace chainrule::detail {
 
 /// A field the fast path did not read as a clean number, typed later in row order.
@@ -57,6 +59,8 @@ struct BlockRows {
   /// field that is neither a number nor missing sends the file back (false). SIZE_MAX: none.
   std::size_t target = std::size_t(-1);
   std::size_t* target_labels = nullptr;
+  /// The threads that read the spans (null: block_rows starts its own for the read).
+  WorkerPool* pool = nullptr;
 };
 
 /// A regular file's data rows read in blocks of whole rows through one reused buffer (so a file

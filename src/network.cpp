@@ -459,11 +459,16 @@ void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then, bool
     f(std::size_t(layer.offset() + layer.in() * j0), std::size_t(layer.offset() + layer.in() * j1));
     f(std::size_t(layer.bias_offset() + j0), std::size_t(layer.bias_offset() + j1));
   };
+  // `then` over part t's ranges of layer l's parameters (those whose gradients it computed).
+  const auto step = [&](std::size_t l, std::size_t t) {
+    if (then) part_ranges(l, t, [&](std::size_t b, std::size_t e) { then->run(then->ctx, b, e); });
+  };
   // Phase 0: the top layer's ∂L/∂Z, as loss_gradient (and activation_backward) compute it;
-  // phase 1 + k: layer l = L - 1 - k's weight gradients, and the layer below's ∂L/∂Z; the last
-  // phase: `then` over this thread's ranges of the parameters, once no thread reads W any more.
-  const std::size_t phases = L + 1 + (then ? 1 : 0);
-  each_phase(phases, [&](std::size_t phase, std::size_t t) {
+  // phase 1 + k: layer l = L - 1 - k's weight gradients, and the layer below's ∂L/∂Z. `then`
+  // runs over layer l + 1's ranges at the start of layer l's phase, once every part has read
+  // that layer's W (for the ∂L/∂Z below it), and over layer 0's right after its gradients, which
+  // no part reads W for: no phase of its own.
+  each_phase(L + 1, [&](std::size_t phase, std::size_t t) {
     if (phase == 0) {  // by rows
       Workspace& top = work_.back();
       const Index r0 = N * Index(t) / Index(cols_), r1 = N * Index(t + 1) / Index(cols_);
@@ -473,12 +478,8 @@ void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then, bool
         activation_backward_rows(layers_.back().activation(), top.A, top.dZ, top.dZ, r0, r1);
       return;
     }
-    if (phase == L + 1) {  // the optimizer's step over the parameters this part's gradients are
-      for (std::size_t l = 0; l < L; ++l)
-        part_ranges(l, t, [&](std::size_t b, std::size_t e) { then->run(then->ctx, b, e); });
-      return;
-    }
     const std::size_t l = L - phase;
+    if (l + 1 < L) step(l + 1, t);
     // The loss on the last part of the top layer's phase: a layer too narrow to split leaves its
     // weight gradient to part 0, and the top layer's outputs are final.
     if (loss && phase == 1 && t + 1 == cols_) *loss = this->loss(Y);
@@ -490,7 +491,7 @@ void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then, bool
         std::fill(grads_.begin() + std::ptrdiff_t(b), grads_.begin() + std::ptrdiff_t(e), T(0));
       });
     layer.backward_weights_cols(grads_.data(), in, work_[l].dZ, j0, j1);
-    if (l == 0) return;
+    if (l == 0) return step(0, t);
     const auto [i0, i1] = cols_of(l - 1, t);
     layer.backward_input_cols(params_.data(), work_[l].dZ, work_[l - 1].dZ, i0, i1);
     if (!is_elementwise(layers_[l - 1].activation())) {
