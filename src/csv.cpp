@@ -587,15 +587,21 @@ void RangeFile::read(std::size_t from, std::size_t to, std::string& out) const {
   to = std::min(to, size_);
   const std::size_t at = out.size();
   out.resize(at + (to > from ? to - from : 0));
+  read(from, to, out.data() + at);
+}
+
+std::size_t RangeFile::read(std::size_t from, std::size_t to, char* dst) const {
+  to = std::min(to, size_);
   std::size_t done = 0;
   while (from + done < to) {
-    const ssize_t got = ::pread(fd_, out.data() + at + done, to - from - done, off_t(from + done));
+    const ssize_t got = ::pread(fd_, dst + done, to - from - done, off_t(from + done));
     if (got <= 0)
       throw DataError(
           path_ + ": read error" +
           (got < 0 ? std::string(": ") + std::strerror(errno) : std::string(" (the file shrank)")));
     done += std::size_t(got);
   }
+  return done;
 }
 
 bool RangeFile::unchanged() const {

@@ -34,6 +34,8 @@ class RangeFile {
   /// Bytes [from, to) (to clipped to the size), appended to `out`. DataError on a read error or
   /// a file that shrank.
   void read(std::size_t from, std::size_t to, std::string& out) const;
+  /// The same into dst (room for to - from bytes); returns how many (to clipped to the size).
+  std::size_t read(std::size_t from, std::size_t to, char* dst) const;
   /// Whether the file is still the one opened: the same size, modification time and inode.
   bool unchanged() const;
 

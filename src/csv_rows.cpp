@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -340,19 +341,20 @@ bool block_rows(const RangeFile& file, const BlockRows& how,
   std::vector<std::size_t> newlines(parts.size());
   std::vector<char> ok(parts.size());
   std::vector<std::size_t> cuts;
-  std::string buf;
+  // One buffer for every block, never cleared: the file's bytes are its only writes.
+  const std::size_t block = std::min(std::max<std::size_t>(how.block_bytes, 1), size);
+  const std::unique_ptr<char[]> buf(new char[block]);
   std::size_t at = how.start, line = how.line, row = 0;
   while (at < size) {
-    buf.clear();
-    const std::size_t end = std::min(size, at + std::max<std::size_t>(how.block_bytes, 1));
-    file.read(at, end, buf);
-    std::size_t take = buf.size();  // whole rows: to the last line end, or the end of the file
+    const std::size_t end = std::min(size, at + block);
+    const std::string_view got(buf.get(), file.read(at, end, buf.get()));
+    std::size_t take = got.size();  // whole rows: to the last line end, or the end of the file
     if (end < size) {
-      const std::size_t nl = buf.rfind('\n');
+      const std::size_t nl = got.rfind('\n');
       if (nl == std::string::npos) return false;  // a row longer than a block
       take = nl + 1;
     }
-    const std::string_view text(buf.data(), take);
+    const std::string_view text(buf.get(), take);
     if (text.find('\0') != std::string_view::npos) return false;
     // One span per thread, cut at line starts (a small block in one).
     cuts.assign(1, 0);
