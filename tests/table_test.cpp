@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 
 #include <random>
@@ -344,27 +345,39 @@ void expect_same_table(const Table& a, const Table& b) {
   }
 }
 
+// Rows of mixed fields until the text holds `bytes`: x (17 digits), k (an integer), m (NA, empty
+// or 2.5), p (" 7" or -1e-3) and last(u, gen), each row ended by LF, CRLF or a blank line. `rows`
+// counts them.
+template <class Last>
+std::string mixed_rows(std::mt19937_64& gen, std::size_t bytes, std::size_t& rows, Last last) {
+  std::string body;
+  while (body.size() < bytes) {
+    ++rows;
+    const auto u = gen();
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%.17g,%lld,%s,%s,", double(gen() >> 11) * 0x1p-40 - 3000,
+                  (long long)(u % 100000) - 50000,
+                  u % 7 == 0    ? "NA"
+                  : u % 11 == 0 ? ""
+                                : "2.5",
+                  u % 13 == 0 ? " 7" : "-1e-3");
+    body += buf;
+    body += last(u, gen);
+    body += u % 17 == 0 ? "\r\n" : u % 19 == 0 ? "\n\n" : "\n";
+  }
+  return body;
+}
+
 // A large file (3 MB) is read in parallel spans: the table is the one a single thread reads, for
 // any thread count, whatever falls at the cuts (blank lines, CRLF, missing values, text, padded
 // numbers). A quoted field across a cut, or a broken row, sends the read back to one thread in
 // file order, so the result or the error is the same too.
 TEST(Csv, ParallelReadingGivesTheSameTable) {
   std::mt19937_64 gen(5);
-  std::string body;
   std::size_t n = 0;
-  while (body.size() < 3'000'000) {
-    ++n;
-    const auto u = gen();
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "%.17g,%lld,%s,%s,%s", double(gen() >> 11) * 0x1p-40 - 3000,
-                  (long long)(u % 100000) - 50000,
-                  u % 7 == 0    ? "NA"
-                  : u % 11 == 0 ? ""
-                                : "2.5",
-                  u % 13 == 0 ? " 7" : "-1e-3", u % 3 == 0 ? "red" : "blue");
-    body += buf;
-    body += u % 17 == 0 ? "\r\n" : u % 19 == 0 ? "\n\n" : "\n";
-  }
+  const std::string body = mixed_rows(gen, 3'000'000, n, [](std::uint64_t u, std::mt19937_64&) {
+    return std::string(u % 3 == 0 ? "red" : "blue");
+  });
   const std::string header = "x,k,m,p,colour\n";
   const auto read = [&](const std::string& text, int threads, bool with_header = true) {
     CsvOptions o;
@@ -420,19 +433,13 @@ TEST(Csv, ParallelReadingGivesTheSameTable) {
 // the same error at the same line.
 TEST(Csv, LargeFilesReadInBlocksGiveTheWholeTextsTable) {
   std::mt19937_64 gen(31);
-  std::string body;
-  while (body.size() < (std::size_t(9) << 20)) {
-    const auto u = gen();
-    char buf[200];
-    std::snprintf(buf, sizeof buf, "%.17g,%lld,%s,%s,%.6g", double(gen() >> 11) * 0x1p-40 - 3000,
-                  (long long)(u % 100000) - 50000,
-                  u % 7 == 0    ? "NA"
-                  : u % 11 == 0 ? ""
-                                : "2.5",
-                  u % 13 == 0 ? " 7" : "-1e-3", double(int64_t(gen() % 2000001) - 1000000) / 7);
-    body += buf;
-    body += u % 17 == 0 ? "\r\n" : u % 19 == 0 ? "\n\n" : "\n";
-  }
+  std::size_t n = 0;
+  std::string body =
+      mixed_rows(gen, std::size_t(9) << 20, n, [](std::uint64_t, std::mt19937_64& g) {
+        char q[32];
+        std::snprintf(q, sizeof q, "%.6g", double(std::int64_t(g() % 2000001) - 1000000) / 7);
+        return std::string(q);
+      });
   body.pop_back();  // no line end after the last row
   if (body.back() == '\r' || body.back() == '\n') body.pop_back();
   const std::string header = "x,k,m,p,q\n", path = temp_path("large.csv");
