@@ -853,10 +853,37 @@ struct MatrixInput {
   const Feature* feature;
 };
 
+// Rows [from, to) of a row-major matrix whose K columns are the network's first K inputs, in
+// order, each as encode_number writes it: (v·scale - center) / spread, rounded to T. A row with
+// a value that is not finite once written (NaN read, or out of T's range) is marked bad and left
+// to encode_number. The loop over a row's columns vectorizes (every operation rounded as IEEE
+// does, none fused or reordered: the same bits in every instruction set).
 template <class T, class E>
-bool encode_matrix(const Preprocessor& p, const MatrixView& m, const std::vector<MatrixInput>& in,
-                   std::span<const std::size_t> rows, std::size_t from, std::size_t to,
-                   Batch<T>& X) {
+struct DenseRowsBody {
+  [[gnu::always_inline]] static void run(const E* base, Index stride, const std::size_t* rows,
+                                         std::size_t from, std::size_t to, double mscale,
+                                         const double* center, const double* spread, std::size_t K,
+                                         T* X, Index xstride, char* bad) {
+    constexpr T kMax = std::numeric_limits<T>::max();
+    for (std::size_t i = from; i < to; ++i) {
+      const E* __restrict src = base + Index(rows[i]) * stride;
+      T* __restrict x = X + Index(i) * xstride;
+      unsigned out = 0;
+      for (std::size_t k = 0; k < K; ++k) {
+        const T y = T((double(src[k]) * mscale - center[k]) / spread[k]);
+        x[k] = y;
+        out |= unsigned(!(y >= -kMax)) | unsigned(!(y <= kMax));
+      }
+      bad[i - from] = char(out != 0);
+    }
+  }
+};
+
+// encode_number over rows [from, to) of the matrix, value by value.
+template <class T, class E>
+bool encode_matrix_values(const Preprocessor& p, const MatrixView& m,
+                          const std::vector<MatrixInput>& in, std::span<const std::size_t> rows,
+                          std::size_t from, std::size_t to, Batch<T>& X) {
   const E* base = static_cast<const E*>(m.data);
   for (std::size_t i = from; i < to; ++i) {
     const auto r = Index(rows[i]);
@@ -867,6 +894,37 @@ bool encode_matrix(const Preprocessor& p, const MatrixView& m, const std::vector
         return false;
   }
   return true;
+}
+
+template <class T, class E>
+bool encode_matrix(const Preprocessor& p, const MatrixView& m, const std::vector<MatrixInput>& in,
+                   std::span<const std::size_t> rows, std::size_t from, std::size_t to,
+                   Batch<T>& X) {
+  const E* base = static_cast<const E*>(m.data);
+  bool dense = m.row_major;
+  for (std::size_t k = 0; k < in.size() && dense; ++k)
+    dense = in[k].column == Index(k) && in[k].offset == Index(k);
+  if (dense && from < to) {  // a block of rows at a time, in the widest instructions
+    const std::size_t K = in.size();
+    std::vector<double> center(K), spread(K);
+    for (std::size_t k = 0; k < K; ++k) {
+      center[k] = in[k].feature->center;
+      spread[k] = in[k].feature->scale;
+    }
+    constexpr std::size_t kBlock = 256;
+    std::vector<char> bad(kBlock);
+    const Index stride = m.offset(1, 0) - m.offset(0, 0);
+    for (std::size_t i0 = from; i0 < to; i0 += kBlock) {
+      const std::size_t i1 = std::min(to, i0 + kBlock);
+      detail::run_wide<DenseRowsBody<T, E>>(base, stride, rows.data(), i0, i1, m.scale,
+                                            center.data(), spread.data(), K, X.data(),
+                                            Index(X.cols()), bad.data());
+      for (std::size_t i = i0; i < i1; ++i)
+        if (bad[i - i0] && !encode_matrix_values<T, E>(p, m, in, rows, i, i + 1, X)) return false;
+    }
+    return true;
+  }
+  return encode_matrix_values<T, E>(p, m, in, rows, from, to, X);
 }
 
 // The error for row r of feature f, which encode refused.

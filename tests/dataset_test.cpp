@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,6 +18,15 @@
 namespace {
 
 using namespace chainrule;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 // 60 rows of two features (whole numbers and halves: exact in float32 and u8) and a label.
 struct Data {
@@ -164,6 +176,24 @@ TEST(Dataset, WideMatrixStatisticsAreTheTables) {
           EXPECT_EQ(a.features[k].center, b.features[k].center) << k;
           EXPECT_EQ(a.features[k].scale, b.features[k].scale) << k;
           EXPECT_EQ(a.features[k].fill, b.features[k].fill) << k;
+        }
+        // The training matrices too, rows in reverse order (the gap imputed), in both widths.
+        std::vector<std::size_t> back = all_rows(std::size_t(N));
+        std::reverse(back.begin(), back.end());
+        const Batch<float> xa = a.transform<float>(m, back), xb = b.transform<float>(t, back);
+        EXPECT_EQ(std::memcmp(xa.data(), xb.data(), sizeof(float) * std::size_t(xa.size())), 0);
+        const Batch<double> da = a.transform<double>(m, back), db = b.transform<double>(t, back);
+        EXPECT_EQ(std::memcmp(da.data(), db.data(), sizeof(double) * std::size_t(da.size())), 0);
+        // Without imputation the gap is refused, where it is.
+        const PreprocessOptions strict{.scale = s, .impute = Impute::none};
+        std::vector<std::size_t> rest = all_rows(std::size_t(N));
+        rest.erase(rest.begin() + 123);
+        const Preprocessor c = Preprocessor::fit(m, rest, strict);
+        if (type == ElementType::f32) {
+          const std::string e = error_of([&] { c.transform<float>(m, back); });
+          EXPECT_NE(e.find("x17"), std::string::npos) << e;
+        } else {
+          EXPECT_NO_THROW(c.transform<float>(m, back));
         }
       }
     }
