@@ -694,45 +694,32 @@ std::atomic<std::size_t> block_reads{0};  // for detail::csv_block_reads
 // The columns' pages are faulted in ahead of their values, this many values (512 KiB) at a time.
 constexpr std::size_t kPrefaultValues = std::size_t(1) << 16;
 
-// A large regular, uncompressed file whose fields are all numbers or missing, read in blocks of
-// rows through one reused buffer (block_rows) rather than whole: the text never takes memory
-// beside the table, and each block is parsed while it is still in the cache. The table is the
-// one parse_csv gives for the whole text. Nothing (the file perhaps read in part) when the file
-// needs the tokenizer: a quote, text, a NUL byte, a bad row, a header it cannot read. read_csv
-// then reads it whole and says what is wrong where.
-std::optional<Table> read_in_blocks(const std::string& path, const CsvOptions& options) {
-  if (options.decimal_comma) return std::nullopt;
-  const std::unique_ptr<detail::RangeFile> file = detail::RangeFile::open_plain(path);
-  const std::uint64_t limit = options.max_bytes > 0 ? options.max_bytes : default_max_input_bytes();
-  if (!file || file->size() < kBlockReadMinBytes || file->size() > limit) return std::nullopt;
-  Table t;
-  t.source = path;
-  std::size_t start = 0, line = 1;
-  try {
-    detail::read_head(*file, path, options, t, start, line);
-  } catch (const DataError&) {
-    return std::nullopt;
-  }
-  const std::size_t width = t.cols(), bytes = file->size() - start;
-  if (width == 0) return std::nullopt;
-  const int threads = std::max(options.threads, 1);
+// The data rows of bytes [start, end) of `file` (`width` fields each, the first on line `line`)
+// read in blocks of rows through one reused buffer (block_rows) into `out`'s columns, each block
+// while it is still in the cache, on `threads` threads. False when a row needs the tokenizer: a
+// quote, text, a NUL byte, a bad row.
+bool rows_in_blocks(const detail::RangeFile& file, std::size_t start, std::size_t line,
+                    std::size_t end, std::size_t width, const CsvOptions& options, int threads,
+                    Rows& out) {
+  const std::size_t bytes = std::min(end, file.size()) - std::min(start, file.size());
+  out.values.assign(width, {});
   detail::WorkerPool pool;  // the threads that read the blocks and copy their columns
   const auto append = [&](Rows& part, std::size_t, std::string_view text) {
     const std::size_t n = part.lines.size();
     if (n == 0) return true;
-    if (t.lines.empty()) {  // room for the rows the first span's length suggests, plus 5%
+    if (out.lines.empty()) {  // room for the rows the first span's length suggests, plus 5%
       const std::size_t rows = std::min(
           bytes / std::max<std::size_t>(text.size() / n, 1) * 21 / 20 + n, bytes / (2 * width) + 1);
-      t.lines.reserve(rows);
-      for (Column& c : t.columns)
-        c.numbers.reserve(rows);
+      out.lines.reserve(rows);
+      for (std::vector<double>& c : out.values)
+        c.reserve(rows);
     }
-    t.lines.insert(t.lines.end(), part.lines.begin(), part.lines.end());
+    out.lines.insert(out.lines.end(), part.lines.begin(), part.lines.end());
     // The columns copied a share each on the reading threads, their new pages faulted in ahead
     // (prefault): the first writes to them are most of the time a large file's copy takes.
     const auto copy = [&](std::size_t k, std::size_t spans) {
       for (std::size_t c = k; c < width; c += spans) {
-        std::vector<double>& to = t.columns[c].numbers;
+        std::vector<double>& to = out.values[c];
         const std::vector<double>& from = part.values[c];
         if (to.capacity() >= to.size() + from.size() &&
             (to.empty() || to.size() % kPrefaultValues + from.size() >= kPrefaultValues))
@@ -755,17 +742,45 @@ std::optional<Table> read_in_blocks(const std::string& path, const CsvOptions& o
       if (e) std::rethrow_exception(e);
     return true;
   };
-  const bool read = detail::block_rows(*file,
-                                       {.start = start,
-                                        .line = line,
-                                        .width = width,
-                                        .delimiter = options.delimiter,
-                                        .threads = threads,
-                                        .block_bytes = kBlockBytes,
-                                        .parallel_bytes = options.parallel_bytes,
-                                        .pool = &pool},
-                                       append);
-  if (!read || t.lines.empty() || !file->unchanged()) return std::nullopt;
+  return width > 0 && detail::block_rows(file,
+                                         {.start = start,
+                                          .line = line,
+                                          .end = end,
+                                          .width = width,
+                                          .delimiter = options.delimiter,
+                                          .threads = threads,
+                                          .block_bytes = kBlockBytes,
+                                          .parallel_bytes = options.parallel_bytes,
+                                          .pool = &pool},
+                                         append);
+}
+
+// A large regular, uncompressed file whose fields are all numbers or missing, read in blocks
+// (rows_in_blocks) rather than whole: the text never takes memory beside the table. The table is
+// the one parse_csv gives for the whole text. Nothing (the file perhaps read in part) when the
+// file needs the tokenizer, or its header cannot be read: read_csv then reads it whole and says
+// what is wrong where.
+std::optional<Table> read_in_blocks(const std::string& path, const CsvOptions& options) {
+  if (options.decimal_comma) return std::nullopt;
+  const std::unique_ptr<detail::RangeFile> file = detail::RangeFile::open_plain(path);
+  const std::uint64_t limit = options.max_bytes > 0 ? options.max_bytes : default_max_input_bytes();
+  if (!file || file->size() < kBlockReadMinBytes || file->size() > limit) return std::nullopt;
+  Table t;
+  t.source = path;
+  std::size_t start = 0, line = 1;
+  try {
+    detail::read_head(*file, path, options, t, start, line);
+  } catch (const DataError&) {
+    return std::nullopt;
+  }
+  Rows rows;
+  if (!rows_in_blocks(*file, start, line, file->size(), t.cols(), options,
+                      std::max(options.threads, 1), rows) ||
+      rows.lines.empty() || !file->unchanged())
+    return std::nullopt;
+  t.lines = std::move(rows.lines);
+  for (std::size_t c = 0; c < t.cols(); ++c)
+    t.columns[c].numbers = std::move(rows.values[c]);
   block_reads.fetch_add(1, std::memory_order_relaxed);
   return t;
 }
@@ -862,6 +877,7 @@ Table read_csv_shard(const std::string& path, const CsvOptions& options, const G
   // This process's records: from the first record boundary at or after its cut to the first at
   // or after the next process's cut (the file's data start and end at the ends).
   Rows read;
+  std::size_t part_from = 0, part_to = 0;  // this process's records' bytes
   g.together([&] {
     std::uint64_t skipped = 0, unused = 0;
     const std::size_t from =
@@ -876,13 +892,23 @@ Table read_csv_shard(const std::string& path, const CsvOptions& options, const G
       throw LimitError(path + ": this process's part of the file is " + format_bytes(to - from) +
                            ", more than the " + format_bytes(limit) + " allowed",
                        "max_bytes");
-    // The records' text stays in `head` until the columns are typed (the fields the fast path
-    // did not read point into it).
+    part_from = from;
+    part_to = to;
     head.clear();
     head.shrink_to_fit();
+    const std::size_t first_line = data_line + lines_at[std::size_t(r)] + skipped;
+    // A part of numbers (or missing values) only is read in blocks, as read_csv reads a whole
+    // file (read_in_blocks): its text never held whole. Anything else is read whole below.
+    if (!options.decimal_comma && to > from &&
+        rows_in_blocks(*file, from, first_line, to, t.cols(), options, 1, read)) {
+      t.lines = std::move(read.lines);
+      return;
+    }
+    read = Rows{};
+    // The records' text stays in `head` until the columns are typed (the fields the fast path
+    // did not read point into it).
     file->read(from, to, head);
     const std::string& text = head;
-    const std::size_t first_line = data_line + lines_at[std::size_t(r)] + skipped;
     check_text(text, path, first_line);
     CsvTokenizer tok(text, path, options.delimiter);
     tok.seek(0, first_line);
@@ -902,6 +928,7 @@ Table read_csv_shard(const std::string& path, const CsvOptions& options, const G
   g.together([&] { text_columns = type_columns(t, read, options, &g); });
   g.together([&] {
     if (text_columns.empty()) return;
+    if (head.empty()) file->read(part_from, part_to, head);  // read in blocks: now its text
     CsvTokenizer tok(head, path, options.delimiter);
     RawRow row;
     const std::string expected_fields = expected_fields_text(options);

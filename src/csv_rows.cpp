@@ -333,7 +333,7 @@ bool parallel_rows(std::string_view text, char delim, std::size_t width, std::si
 
 bool block_rows(const RangeFile& file, const BlockRows& how,
                 const std::function<bool(Rows&, std::size_t, std::string_view)>& f) {
-  const std::size_t size = file.size(), width = how.width;
+  const std::size_t size = std::min(file.size(), how.end), width = how.width;
   std::optional<WorkerPool> own;  // threads kept from block to block
   WorkerPool& pool = how.pool ? *how.pool : own.emplace();
   // Each thread's rows, kept from block to block: their room is reused, never faulted in again.

@@ -49,8 +49,9 @@ class RangeFile;
 
 /// Where block_rows reads and what it accepts.
 struct BlockRows {
-  std::size_t start = 0, line = 1;  ///< the first data row's byte and line
-  std::size_t width = 0;            ///< fields a row
+  std::size_t start = 0, line = 1;    ///< the first data row's byte and line
+  std::size_t end = std::size_t(-1);  ///< where the rows end (a line start; beyond: the file's)
+  std::size_t width = 0;              ///< fields a row
   char delimiter = ',';
   int threads = 1;
   std::size_t block_bytes = 0;     ///< text read at a time (a row longer than this: false)
