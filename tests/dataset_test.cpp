@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "error_of.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -18,15 +20,6 @@
 namespace {
 
 using namespace chainrule;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // 60 rows of two features (whole numbers and halves: exact in float32 and u8) and a label.
 struct Data {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "error_of.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -23,15 +25,6 @@
 
 namespace chainrule {
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::string temp_path(const std::string& name) {
   return ::testing::TempDir() + "/table_test_" + std::to_string(::getpid()) + "_" + name;
