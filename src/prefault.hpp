@@ -13,9 +13,10 @@ namespace chainrule::detail {
 /// rather than one page fault per page at the first writes: the kernel's entry and exit once per
 /// range instead of once per 4 KiB. W5's 100 MB table of doubles and its 48 MB matrix took half
 /// the time to write on a virtual machine whose page faults are slow (docs/design-notes.md,
-/// "Reading CSV fast"). The pages rounded outwards are the caller's own or already present; on
-/// an older kernel, or without the memory, nothing happens and the writes fault as before. For
-/// ranges under 256 KiB the call costs more than it saves, and is skipped.
+/// "Reading CSV fast"). Faulting a page in writes nothing to it, so the rounding outwards to whole
+/// pages may take in a neighbour's page without harm. On an older kernel, or without the memory,
+/// nothing happens and the writes fault as before. For ranges under 256 KiB the call costs more
+/// than it saves, and is skipped.
 inline void prefault(const void* begin, const void* end) {
 #ifdef __linux__
   constexpr int kPopulateWrite = 23;  // MADV_POPULATE_WRITE, not in every libc's headers

@@ -335,6 +335,24 @@ for row in (300, 1500):
     check(p.returncode != 0 and len(lines) == 1 and f"gap.csv:{row + 1}:6: missing value" in lines[0],
           f"gap in line {row + 1}: {p.returncode} {lines}")
 
+# A column of text in the first half of the rows and of numbers or nothing in the second: the
+# second process reads its part in blocks (numbers only there), and reads the part's text again
+# once the processes have typed the column as text. The model is one process's.
+rng = np.random.default_rng(4)
+mixed = ["x,c,y"]
+for i in range(400):
+    # (the text rows the shorter: the byte cut falls after row 200)
+    c = ("r", "b")[i % 2] if i < 200 else (f"{i / 8:.1f}" if i % 10 == 0 else "NA")
+    mixed.append(f"{rng.normal():.6f},{c},{i % 2}")
+open(os.path.join(WORK, "mixed.csv"), "w").write("\n".join(mixed) + "\n")
+args = ["mixed.csv", "--layers", "4", "--epochs", "3", "--batch", "50", "--val", "0",
+        "--impute", "mean", "--dtype", "float64"]
+train(0, args, "mixed-1.safetensors")
+train(2, args, "mixed-2.safetensors")
+d = rel_diff("mixed-1.safetensors", "mixed-2.safetensors")
+print(f"a text column with numbers in one part: N = 2 against one process {d:.3g}")
+check(d <= 1e-10, f"a text column with numbers in one part: {d}")
+
 # Without a header, a first row longer than the prefix the header is looked for in (64 KiB).
 wide = np.random.default_rng(2).integers(0, 10, size=(60, 34001)).astype(float)
 wide[:, -1] = np.arange(60) % 2
