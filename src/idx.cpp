@@ -34,13 +34,15 @@ struct Idx {
   const unsigned char* data() const { return reinterpret_cast<const unsigned char*>(bytes.data()); }
 };
 
-// The header is read first; the data the header declares is checked against the input limit
-// before it is read, and the stream must hold exactly that much. With parts > 1, only records
-// [n·part/parts, n·(part+1)/parts) of the n the first dimension counts are kept (the others are
-// read past), and dims[0] is their count.
-Idx read_idx_file(const std::string& path, std::uint64_t max_bytes, int part = 0, int parts = 1) {
-  InputFile in(path);
-  Idx idx;
+// An IDX header: the dimensions and the bytes of data they multiply to, checked against the
+// input limit before any data is read.
+struct IdxHead {
+  std::vector<std::size_t> dims;
+  std::size_t total = 0;
+};
+
+IdxHead read_idx_head(InputFile& in, const std::string& path, std::uint64_t max_bytes) {
+  IdxHead h;
   unsigned char head[4 + 4 * 3] = {};
   const std::size_t got = in.read(reinterpret_cast<char*>(head), 4);
   if (got < 4 || head[0] != 0 || head[1] != 0)
@@ -53,24 +55,48 @@ Idx read_idx_file(const std::string& path, std::uint64_t max_bytes, int part = 0
     fail(path + ": byte 3", "expected 1 to 3 dimensions, found " + std::to_string(ndim));
   if (in.read(reinterpret_cast<char*>(head + 4), 4 * ndim) < 4 * ndim)
     fail(path, "the IDX header is cut short");
-  std::size_t total = 1;
+  h.total = 1;
   for (std::size_t d = 0; d < ndim; ++d) {
     const unsigned char* p = head + 4 + 4 * d;
     const std::size_t n =
         (std::size_t(p[0]) << 24) | (std::size_t(p[1]) << 16) | (std::size_t(p[2]) << 8) | p[3];
-    idx.dims.push_back(n);
-    if (__builtin_mul_overflow(total, n, &total))
+    h.dims.push_back(n);
+    if (__builtin_mul_overflow(h.total, n, &h.total))
       fail(path, "the header's dimensions multiply to more bytes than any file holds");
   }
   if (max_bytes == 0) max_bytes = default_max_input_bytes();
-  if (total > max_bytes)
-    throw LimitError(path + ": the header promises " + format_bytes(total) +
+  if (h.total > max_bytes)
+    throw LimitError(path + ": the header promises " + format_bytes(h.total) +
                          " of data, more than the input size limit of " + format_bytes(max_bytes),
                      "max_input_bytes");
-  // Read what the header promises; a stream that holds more is counted to its end.
+  return h;
+}
+
+// After `actual` bytes of data: what is left of the stream is counted to its end, and the whole
+// must be what the header promised.
+void finish_idx(InputFile& in, const std::string& path, std::size_t actual, std::size_t total) {
   char buf[1 << 16];
+  for (std::size_t n; (n = in.read(buf, sizeof buf)) > 0 && actual < (std::size_t(1) << 40);)
+    actual += n;
+  in.check_unchanged();
+  if (actual != total) {
+    fail(path, "the header promises " + std::to_string(total) + " bytes of data, the file holds " +
+                   std::to_string(actual));
+  }
+}
+
+// The header, then the data it promises. With parts > 1, only records [n·part/parts,
+// n·(part+1)/parts) of the n the first dimension counts are kept (the others are read past), and
+// dims[0] is their count.
+Idx read_idx_file(const std::string& path, std::uint64_t max_bytes, int part = 0, int parts = 1) {
+  InputFile in(path);
+  IdxHead h = read_idx_head(in, path, max_bytes);
+  const std::size_t total = h.total;
+  Idx idx;
+  idx.dims = std::move(h.dims);
   std::size_t actual = 0;
   if (parts > 1) {
+    char buf[1 << 16];
     const std::size_t n = idx.dims[0], record = n ? total / n : 0;
     const std::size_t first = n * std::size_t(part) / std::size_t(parts),
                       last = n * std::size_t(part + 1) / std::size_t(parts);
@@ -86,13 +112,7 @@ Idx read_idx_file(const std::string& path, std::uint64_t max_bytes, int part = 0
     idx.bytes = in.read_up_to(total);
     actual = idx.size();
   }
-  for (std::size_t n; (n = in.read(buf, sizeof buf)) > 0 && actual < (std::size_t(1) << 40);)
-    actual += n;
-  in.check_unchanged();
-  if (actual != total) {
-    fail(path, "the header promises " + std::to_string(total) + " bytes of data, the file holds " +
-                   std::to_string(actual));
-  }
+  finish_idx(in, path, actual, total);
   return idx;
 }
 
@@ -101,12 +121,12 @@ Idx read_idx_file(const std::string& path, std::uint64_t max_bytes, int part = 0
 namespace {
 
 // Images count and pixels per image of an IDX images file, checked.
-std::pair<std::size_t, std::size_t> image_shape(const Idx& img, const std::string& path,
-                                                bool part = false) {
-  if (img.dims.size() < 2)
+std::pair<std::size_t, std::size_t> image_shape(const std::vector<std::size_t>& dims,
+                                                const std::string& path, bool part = false) {
+  if (dims.size() < 2)
     fail(path, "expected images (N × rows × cols), found a 1-dimensional file");
-  const std::size_t n = img.dims[0];
-  const std::size_t features = img.dims.size() == 3 ? img.dims[1] * img.dims[2] : img.dims[1];
+  const std::size_t n = dims[0];
+  const std::size_t features = dims.size() == 3 ? dims[1] * dims[2] : dims[1];
   if ((n == 0 && !part) ||
       features == 0)  // an empty file could otherwise claim billions of columns
     fail(path, "the header promises " + std::to_string(n) + " images of " +
@@ -118,7 +138,7 @@ std::pair<std::size_t, std::size_t> image_shape(const Idx& img, const std::strin
 
 IdxImages read_idx_pixels(const std::string& path, std::uint64_t max_bytes, int part, int parts) {
   Idx img = read_idx_file(path, max_bytes, part, parts);
-  const auto [n, features] = image_shape(img, path, parts > 1);
+  const auto [n, features] = image_shape(img.dims, path, parts > 1);
   if (features > kMaxColumns)
     throw LimitError(path + ": images of " + std::to_string(features) +
                          " pixels: expected at most " + std::to_string(kMaxColumns),
@@ -132,15 +152,35 @@ IdxImages read_idx_pixels(const std::string& path, std::uint64_t max_bytes, int 
 
 template <class T>
 Batch<T> read_idx_images(const std::string& path, double scale, std::uint64_t max_bytes) {
-  const Idx img = read_idx_file(path, max_bytes);
-  const auto [n, features] = image_shape(img, path);
+  // The data goes from the stream into the matrix a block at a time: no buffer of the whole
+  // file's bytes beside the matrix (a quarter of its size more at the peak, and its pages' first
+  // writes), and no large buffer freed just before training. Freeing one (munmap) drops the
+  // process's page mappings on some virtual machines, and the first pass over the matrix after
+  // that took 220 ms of W2's 430 (docs/design-notes.md, "Large buffers").
+  InputFile in(path);
+  const IdxHead h = read_idx_head(in, path, max_bytes);
+  const auto [n, features] = image_shape(h.dims, path);
+  if (const std::uint64_t need = sizeof(T) * std::uint64_t(h.total); need > available_memory())
+    throw LimitError(path + ": a matrix of these images needs " + format_bytes(need) +
+                         ", more than the " + format_bytes(available_memory()) +
+                         " of memory available",
+                     "memory");
   Batch<T> X(static_cast<Index>(n), static_cast<Index>(features));
-  const auto* data = reinterpret_cast<const unsigned char*>(img.data());
   T lut[256];  // the same product for every pixel value
   for (int v = 0; v < 256; ++v)
     lut[v] = T(double(v) * scale);
-  for (std::size_t i = 0; i < n * features; ++i)
-    X.data()[i] = lut[data[i]];
+  unsigned char buf[1 << 16];
+  std::size_t actual = 0;
+  while (actual < h.total) {
+    const std::size_t got =
+        in.read(reinterpret_cast<char*>(buf), std::min(sizeof buf, h.total - actual));
+    T* out = X.data() + actual;
+    for (std::size_t i = 0; i < got; ++i)
+      out[i] = lut[buf[i]];
+    actual += got;
+    if (got == 0) break;
+  }
+  finish_idx(in, path, actual, h.total);
   return X;
 }
 
@@ -159,7 +199,7 @@ std::vector<int> read_idx_labels(const std::string& path, std::uint64_t max_byte
 
 Table read_idx(const std::string& images, const std::string& labels, std::uint64_t max_bytes) {
   const Idx img = read_idx_file(images, max_bytes);
-  const auto [n, features] = image_shape(img, images);
+  const auto [n, features] = image_shape(img.dims, images);
   // A table holds a double per pixel (8 bytes per byte read) and a column per pixel.
   if (features > kMaxColumns)
     throw LimitError(images + ": images of " + std::to_string(features) +

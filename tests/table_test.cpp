@@ -251,6 +251,39 @@ TEST(Idx, ImagesIntoAMatrix) {
             std::string::npos);
 }
 
+// Read a block at a time into the matrix (more than one block here, gzip and plain): every pixel
+// is the table's, and a file with fewer or more bytes than its header promises is the same error
+// as the table's.
+TEST(Idx, ImagesIntoAMatrixAcrossBlocks) {
+  const std::string plain = temp_path("big-idx3-ubyte"), gz = temp_path("big-idx3-ubyte.gz");
+  std::vector<unsigned char> pixels(150 * 28 * 28);  // 117600 bytes: two blocks of 64 KiB
+  for (std::size_t i = 0; i < pixels.size(); ++i)
+    pixels[i] = static_cast<unsigned char>((i * 2654435761u) >> 13);
+  std::ofstream(plain, std::ios::binary) << idx({150, 28, 28}, pixels);
+  write_gzip(gz, idx({150, 28, 28}, pixels));
+  const Table t = read_idx(plain);
+  for (const std::string& path : {plain, gz}) {
+    const Batch<double> X = read_idx_images<double>(path, 0.5);
+    ASSERT_EQ(X.rows(), 150);
+    ASSERT_EQ(X.cols(), 784);
+    for (Index r = 0; r < 150; ++r)
+      for (Index c = 0; c < 784; ++c)
+        ASSERT_EQ(X(r, c), t.columns[std::size_t(c)].numbers[std::size_t(r)] * 0.5) << r << " " << c;
+  }
+  pixels.pop_back();
+  std::ofstream(plain, std::ios::binary) << idx({150, 28, 28}, pixels);
+  EXPECT_NE(error_of([&] {
+              read_idx_images<float>(plain);
+            }).find("big-idx3-ubyte: the header promises 117600 bytes of data, the file holds 117599"),
+            std::string::npos);
+  pixels.insert(pixels.end(), {1, 2});
+  write_gzip(gz, idx({150, 28, 28}, pixels));
+  EXPECT_NE(error_of([&] {
+              read_idx_images<float>(gz);
+            }).find("the header promises 117600 bytes of data, the file holds 117601"),
+            std::string::npos);
+}
+
 TEST(Idx, HeadersThatLieAreErrors) {
   const std::string images = temp_path("lie-idx3-ubyte"), labels = temp_path("few-idx1-ubyte");
   std::ofstream(images, std::ios::binary) << idx({1000, 28, 28}, {1, 2, 3});
