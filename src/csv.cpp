@@ -703,6 +703,7 @@ bool rows_in_blocks(const detail::RangeFile& file, std::size_t start, std::size_
                     Rows& out) {
   const std::size_t bytes = std::min(end, file.size()) - std::min(start, file.size());
   out.values.assign(width, {});
+  std::vector<char> huge;   // whether a column's reserved room is in huge pages (not prefaulted)
   detail::WorkerPool pool;  // the threads that read the blocks and copy their columns
   const auto append = [&](Rows& part, std::size_t, std::string_view text) {
     const std::size_t n = part.lines.size();
@@ -711,17 +712,24 @@ bool rows_in_blocks(const detail::RangeFile& file, std::size_t start, std::size_
       const std::size_t rows = std::min(
           bytes / std::max<std::size_t>(text.size() / n, 1) * 21 / 20 + n, bytes / (2 * width) + 1);
       out.lines.reserve(rows);
-      for (std::vector<double>& c : out.values)
-        c.reserve(rows);
+      huge.assign(width, 0);
+      for (std::size_t c = 0; c < width; ++c) {
+        std::vector<double>& v = out.values[c];
+        v.reserve(rows);
+        huge[c] = detail::advise_huge_pages(v.data(), v.data() + v.capacity());
+      }
     }
     out.lines.insert(out.lines.end(), part.lines.begin(), part.lines.end());
-    // The columns copied a share each on the reading threads, their new pages faulted in ahead
-    // (prefault): the first writes to them are most of the time a large file's copy takes.
+    // The columns copied a share each on the reading threads, their new pages in huge pages or
+    // faulted in ahead (prefault.hpp): the first writes to them are most of the time a large
+    // file's copy takes.
     const auto copy = [&](std::size_t k, std::size_t spans) {
       for (std::size_t c = k; c < width; c += spans) {
         std::vector<double>& to = out.values[c];
         const std::vector<double>& from = part.values[c];
-        if (to.capacity() >= to.size() + from.size() &&
+        const bool fits = to.capacity() >= to.size() + from.size();
+        if (!fits) huge[c] = 0;  // grown past its reserved room: a new buffer, not advised
+        if (fits && !huge[c] &&
             (to.empty() || to.size() % kPrefaultValues + from.size() >= kPrefaultValues))
           prefault(to.data() + to.size(),
                    to.data() + std::min(to.capacity(), to.size() + from.size() + kPrefaultValues));

@@ -11,6 +11,7 @@
 
 #include "chainrule/error.hpp"
 #include "chainrule/file_io.hpp"
+#include "prefault.hpp"
 
 namespace chainrule {
 
@@ -123,8 +124,7 @@ namespace {
 // Images count and pixels per image of an IDX images file, checked.
 std::pair<std::size_t, std::size_t> image_shape(const std::vector<std::size_t>& dims,
                                                 const std::string& path, bool part = false) {
-  if (dims.size() < 2)
-    fail(path, "expected images (N × rows × cols), found a 1-dimensional file");
+  if (dims.size() < 2) fail(path, "expected images (N × rows × cols), found a 1-dimensional file");
   const std::size_t n = dims[0];
   const std::size_t features = dims.size() == 3 ? dims[1] * dims[2] : dims[1];
   if ((n == 0 && !part) ||
@@ -166,6 +166,7 @@ Batch<T> read_idx_images(const std::string& path, double scale, std::uint64_t ma
                          " of memory available",
                      "memory");
   Batch<T> X(static_cast<Index>(n), static_cast<Index>(features));
+  detail::advise_huge_pages(X.data(), X.data() + X.size());
   T lut[256];  // the same product for every pixel value
   for (int v = 0; v < 256; ++v)
     lut[v] = T(double(v) * scale);

@@ -1014,8 +1014,9 @@ Batch<T> Preprocessor::transform(const Dataset& data, std::span<const std::size_
   // Row by row, so the row-major matrix is written in order, in one pass; a large matrix in row
   // spans on `threads_given` threads (each row depends on its own values only).
   Batch<T> X(Index(rows.size()), inputs());
-  detail::prefault(X.data(), X.data() + X.size());  // its pages in one call (prefault.hpp)
-  if (data.scan()) {                                // one pass over the file
+  if (!detail::advise_huge_pages(X.data(), X.data() + X.size()))  // (prefault.hpp)
+    detail::prefault(X.data(), X.data() + X.size());              // its pages in one call
+  if (data.scan()) {                                              // one pass over the file
     transform_scan<T>(*this, data, sources, {rows}, {&X});
     return X;
   }

@@ -1,6 +1,7 @@
 #include "chainrule/table.hpp"
 
 #include "../src/number.hpp"
+#include "../src/prefault.hpp"
 
 #include <gtest/gtest.h>
 
@@ -268,20 +269,69 @@ TEST(Idx, ImagesIntoAMatrixAcrossBlocks) {
     ASSERT_EQ(X.cols(), 784);
     for (Index r = 0; r < 150; ++r)
       for (Index c = 0; c < 784; ++c)
-        ASSERT_EQ(X(r, c), t.columns[std::size_t(c)].numbers[std::size_t(r)] * 0.5) << r << " " << c;
+        ASSERT_EQ(X(r, c), t.columns[std::size_t(c)].numbers[std::size_t(r)] * 0.5)
+            << r << " " << c;
   }
   pixels.pop_back();
   std::ofstream(plain, std::ios::binary) << idx({150, 28, 28}, pixels);
-  EXPECT_NE(error_of([&] {
-              read_idx_images<float>(plain);
-            }).find("big-idx3-ubyte: the header promises 117600 bytes of data, the file holds 117599"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] {
+        read_idx_images<float>(plain);
+      }).find("big-idx3-ubyte: the header promises 117600 bytes of data, the file holds 117599"),
+      std::string::npos);
   pixels.insert(pixels.end(), {1, 2});
   write_gzip(gz, idx({150, 28, 28}, pixels));
   EXPECT_NE(error_of([&] {
               read_idx_images<float>(gz);
             }).find("the header promises 117600 bytes of data, the file holds 117601"),
             std::string::npos);
+}
+
+TEST(Memory, BuddyinfoCountsFree2MiBBlocks) {
+  // An order-9 block is one 2 MiB block, an order-10 block two; orders below 9 count for none.
+  const char* text =
+      "Node 0, zone      DMA      0      0      0      0      0      0      0      0      1      1 "
+      "     3 \n"
+      "Node 0, zone    DMA32      4      1      2      2      2      2      1      4      4      2 "
+      "   752 \n"
+      "Node 0, zone   Normal  15563  11965   7113   2025    799    322     80    106    190     19 "
+      "   860 \n";
+  EXPECT_EQ(detail::huge_blocks_in_buddyinfo(text), (1 + 2 * 3) + (2 + 2 * 752) + (19 + 2 * 860));
+  EXPECT_EQ(detail::huge_blocks_in_buddyinfo(""), 0u);
+  EXPECT_EQ(detail::huge_blocks_in_buddyinfo("Node 0, zone Normal 5 4 3\n"), 0u);
+}
+
+// The VmFlags of the mapping that holds `p` (/proc/self/smaps), or "" where none does.
+std::string vm_flags_of(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx ", &lo, &hi) == 2 && line.find(':') > 8 &&
+        line.find('-') < line.find(' '))
+      inside = a >= lo && a < hi;
+    else if (inside && line.rfind("VmFlags:", 0) == 0)
+      return line;
+  }
+  return "";
+}
+
+// A large matrix read from IDX asks for huge pages (MADV_HUGEPAGE shows as "hg" in its mapping's
+// VmFlags) where the kernel has the free 2 MiB blocks; a small one does not.
+TEST(Memory, LargeMatricesAskForHugePages) {
+  const std::string path = temp_path("huge-idx3-ubyte");
+  std::ofstream(path, std::ios::binary)
+      << idx({2000, 28, 28}, std::vector<unsigned char>(2000 * 784, 7));
+  if (detail::free_huge_blocks() < 10) GTEST_SKIP() << "the kernel has no free 2 MiB blocks now";
+  const Batch<float> X = read_idx_images<float>(path);  // 6.3 MB
+  EXPECT_EQ(X(1999, 783), 7.0f);
+  EXPECT_NE(vm_flags_of(X.data() + X.size() / 2).find(" hg"), std::string::npos)
+      << vm_flags_of(X.data() + X.size() / 2);
+  std::ofstream(path, std::ios::binary)
+      << idx({100, 28, 28}, std::vector<unsigned char>(100 * 784, 7));
+  const Batch<float> small = read_idx_images<float>(path);  // 314 KB
+  EXPECT_EQ(vm_flags_of(small.data()).find(" hg"), std::string::npos);
 }
 
 TEST(Idx, HeadersThatLieAreErrors) {
