@@ -391,7 +391,7 @@ void Network<T>::each_phase(std::size_t phases, F&& f) {
   // The parts of each phase are claimed by the threads that are running (PhasedParts): none
   // waits for a thread the scheduler has not run, and part t computes the same whichever runs it.
   phased_.reset(phases, cols_);
-  auto runner = [&](std::size_t) { phased_.run(f); };
+  auto runner = [&](std::size_t p) { phased_.run(f, p); };  // pool part p: part p its own
   pool_.pool->run(cols_, runner);
 }
 

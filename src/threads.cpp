@@ -212,8 +212,10 @@ void PhasedParts::reset(std::size_t phases, std::size_t parts) {
     counters_ = std::make_unique<Counter[]>(phases);
     capacity_ = phases;
   }
+  assert(parts <= kMaxParts);
   for (std::size_t k = 0; k < phases; ++k) {
-    counters_[k].claimed.store(0, std::memory_order_relaxed);
+    for (std::atomic<std::uint64_t>& w : counters_[k].claimed)
+      w.store(0, std::memory_order_relaxed);
     counters_[k].done.store(0, std::memory_order_relaxed);
   }
   phases_ = phases;

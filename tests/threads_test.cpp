@@ -120,7 +120,7 @@ TEST(Threads, PhasedPartsRunEachPartOnceAfterThePhaseBefore) {
       phased.reset(kPhases, kParts);
       auto runner = [&](std::size_t r) {
         if (r == 1 && run == 2) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        phased.run(f);
+        phased.run(f, r);
       };
       pool.run(runners, runner);
       long want = 0;  // each phase: 4 × (the sum before) + 1 + 2 + 3 + 4
@@ -135,6 +135,34 @@ TEST(Threads, PhasedPartsRunEachPartOnceAfterThePhaseBefore) {
       }
     }
   }
+}
+
+// A thread runs its own part of each phase first, then the parts no one has taken: alone with
+// `mine` 2 of 4 parts, it runs part 2 first in every phase, then 0, 1 and 3; a thread that finds
+// its own part taken goes on to the others, and every part runs once.
+TEST(Threads, PhasedPartsRunTheirOwnPartFirst) {
+  detail::PhasedParts phased;
+  std::vector<std::pair<std::size_t, std::size_t>> order;
+  auto f = [&](std::size_t k, std::size_t t) { order.emplace_back(k, t); };
+  phased.reset(3, 4);
+  phased.run(f, 2);
+  const std::vector<std::pair<std::size_t, std::size_t>> want = {{0, 2}, {0, 0}, {0, 1}, {0, 3},
+                                                                 {1, 2}, {1, 0}, {1, 1}, {1, 3},
+                                                                 {2, 2}, {2, 0}, {2, 1}, {2, 3}};
+  EXPECT_EQ(order, want);
+  order.clear();
+  phased.run(f, 1);  // everything is done: nothing runs twice
+  EXPECT_TRUE(order.empty());
+  phased.reset(2, 70);  // past one word of claims
+  phased.run(f, 69);
+  ASSERT_EQ(order.size(), 140u);
+  EXPECT_EQ(order[0], (std::pair<std::size_t, std::size_t>(0, 69)));
+  EXPECT_EQ(order[1], (std::pair<std::size_t, std::size_t>(0, 0)));
+  EXPECT_EQ(order[70], (std::pair<std::size_t, std::size_t>(1, 69)));
+  std::vector<int> seen(140, 0);
+  for (const auto& [k, t] : order)
+    ++seen[k * 70 + t];
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), 140);
 }
 
 TEST(Threads, FixedThreadCountGivesTheSameBytes) {

@@ -59,38 +59,62 @@ class WorkerPool {
 };
 
 /// The parts of a job that runs in phases, claimed by whichever threads run it: a thread takes
-/// parts of phase k that no one has taken, then waits until every part of phase k is done (what
-/// they wrote is then seen by all) before it goes on to phase k + 1. A thread that comes late
-/// finds the phases before done and joins where the others are; one thread alone does every
-/// part. So no thread ever waits for one that is not running a part: a worker the scheduler
-/// keeps waiting (a busy machine) costs nothing, as in WorkerPool. A copy starts empty.
+/// its own part of phase k (`mine`, when no one has taken it), then parts that no one has taken,
+/// then waits until every part of phase k is done (what they wrote is then seen by all) before it
+/// goes on to phase k + 1. A thread that comes late finds the phases before done and joins where
+/// the others are; one thread alone does every part. So no thread ever waits for one that is not
+/// running a part: a worker the scheduler keeps waiting (a busy machine) costs nothing, as in
+/// WorkerPool. And while every thread runs, part t stays on the thread whose own it is, phase
+/// after phase and run after run, so the data of part t (a split by columns: its columns of W,
+/// their gradients and optimizer state) stays in that core's cache. Claimed in arrival order
+/// instead, parts changed cores from phase to phase (docs/design-notes.md, "Threads", says what
+/// that cost and what else does). A copy starts empty.
 class PhasedParts {
  public:
+  static constexpr std::size_t kMaxParts = 256;
   PhasedParts() = default;
   PhasedParts(const PhasedParts&) {}
   PhasedParts& operator=(const PhasedParts&) { return *this; }
-  /// Before a run, with no thread in it: `phases` phases of `parts` parts each. Allocates only
-  /// for more phases than any run before.
+  /// Before a run, with no thread in it: `phases` phases of `parts` (at most kMaxParts) parts
+  /// each. Allocates only for more phases than any run before.
   void reset(std::size_t phases, std::size_t parts);
-  /// One thread's share of the run: f(phase, part) for every part it claims, phase by phase.
+  /// One thread's share of the run: f(phase, part) for every part it claims, phase by phase,
+  /// its own part `mine` first.
   template <class F>
-  void run(F& f) {
+  void run(F& f, std::size_t mine = 0) {
     for (std::size_t k = 0; k < phases_; ++k) {
-      for (;;) {
-        const std::uint32_t part = counters_[k].claimed.fetch_add(1, std::memory_order_relaxed);
-        if (part >= parts_) break;
-        f(k, std::size_t(part));
+      if (mine < parts_ && claim(k, mine)) {
+        f(k, mine);
         finish(k);
+      }
+      for (std::size_t w = 0; w * 64 < parts_; ++w) {  // the parts of threads not here (yet)
+        std::atomic<std::uint64_t>& word = counters_[k].claimed[w];
+        const std::uint64_t valid =
+            parts_ - w * 64 >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << (parts_ - w * 64)) - 1;
+        for (std::uint64_t free; (free = ~word.load(std::memory_order_relaxed) & valid) != 0;) {
+          const std::uint64_t bit = free & -free;
+          if (word.fetch_or(bit, std::memory_order_relaxed) & bit) continue;  // taken meanwhile
+          const std::size_t part = w * 64 + std::size_t(__builtin_ctzll(bit));
+          f(k, part);
+          finish(k);
+        }
       }
       await(k);
     }
   }
 
  private:
+  bool claim(std::size_t k, std::size_t part) {  // part of phase k, if no one has it
+    std::atomic<std::uint64_t>& word = counters_[k].claimed[part / 64];
+    const std::uint64_t bit = std::uint64_t(1) << (part % 64);
+    return !(word.load(std::memory_order_relaxed) & bit) &&
+           !(word.fetch_or(bit, std::memory_order_relaxed) & bit);
+  }
   void finish(std::size_t k);  // one more part of phase k done
   void await(std::size_t k);   // until every part of phase k is done
   struct alignas(64) Counter {
-    std::atomic<std::uint32_t> claimed{0}, done{0};
+    std::atomic<std::uint64_t> claimed[kMaxParts / 64] = {};  // a bit per part
+    std::atomic<std::uint32_t> done{0};
   };
   std::unique_ptr<Counter[]> counters_;
   std::size_t capacity_ = 0, phases_ = 0;
