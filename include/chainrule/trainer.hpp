@@ -166,8 +166,10 @@ class Trainer {
           const TrainState* resume = nullptr);
   ~Trainer();
 
-  /// Epochs until a stop decision; restores the best weights when patience is on.
-  TrainResult run();
+  /// Epochs until a stop decision; restores the best weights when patience is on. On a
+  /// temporary (`Trainer(...).run()`), the result is moved out of the state rather than copied.
+  TrainResult run() &;
+  TrainResult run() &&;
   /// Sets the epoch's learning rate and, at its first batch, draws its shuffle.
   void begin_epoch();
   /// One step: forward, backward, after_backward, the optimizer step, the stop decision.
@@ -198,7 +200,8 @@ class Trainer {
   StopReason batch_decision(double loss);
   StopReason decide(StopReason local);
   EpochReport epoch_report();
-  TrainResult interrupt();
+  void interrupt();
+  void loop();  // run()'s epochs
 
   Network<T>& net_;
   const BatchView<T> X_, Y_, Xv_, Yv_;  // matrices of the caller's (or its memory, mapped)
