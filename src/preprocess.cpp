@@ -219,15 +219,20 @@ template <class E>
         ehi(K, std::numeric_limits<E>::has_infinity ? -top : std::numeric_limits<E>::lowest());
     std::vector<std::uint64_t> missing_count(K, 0);
     double* sum = p.sum;
+    // Restricted: a store to E = unsigned char may alias anything, and without it the extremes'
+    // loop over IDX bytes ran a byte at a time, reloading its pointers after every store (perf
+    // annotate): `chainrule train` on Fashion-MNIST "prepared in" 0.19 → 0.13-0.14 s.
+    E* __restrict lo = elo.data();
+    E* __restrict hi = ehi.data();
     for (const std::size_t r : p.rows) {
-      const E* x = p.base + p.m.offset(Index(r), 0);
+      const E* __restrict x = p.base + p.m.offset(Index(r), 0);
       // The extremes and whether the row has a NaN, then the sums: two loops that vectorize (one
       // with the row's and the sums' widths mixed, or with a NaN test in the sum, did not).
       unsigned missing = 0;
       for (std::size_t k = 0; k < K; ++k) {
         const E v = x[k];
-        elo[k] = v < elo[k] ? v : elo[k];
-        ehi[k] = v > ehi[k] ? v : ehi[k];
+        lo[k] = v < lo[k] ? v : lo[k];
+        hi[k] = v > hi[k] ? v : hi[k];
         missing |= unsigned(v != v);
       }
       if (!missing) {

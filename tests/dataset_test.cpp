@@ -101,6 +101,46 @@ TEST(Dataset, ColumnMajorStridedFloatsAndBytesReadTheSameNumbers) {
   EXPECT_EQ(fit(u, options()).model.params, want);
 }
 
+// Bytes at scale 1 in a packed row-major matrix (IDX images) take the statistics' fast path,
+// whose extremes are kept in bytes, many to a vector instruction: 37 columns (a whole vector and a
+// remainder), min-max scaled, fit as the same numbers through a CSV table do.
+TEST(Dataset, PackedBytesScaleByTheirExtremesAsTheTableDoes) {
+  constexpr std::size_t kRows = 50, kCols = 37;
+  std::vector<std::uint8_t> U;
+  std::string csv;
+  for (std::size_t k = 0; k < kCols; ++k)
+    csv += "x" + std::to_string(k) + ",";
+  csv += "y\n";
+  std::vector<std::string> labels;
+  for (std::size_t r = 0; r < kRows; ++r) {
+    unsigned sum = 0;
+    for (std::size_t k = 0; k < kCols; ++k) {
+      const auto v = std::uint8_t((r * 7 + k * 13 + (r * k) % 5 * 40) % 256);
+      U.push_back(v);
+      sum += v;
+      csv += std::to_string(v) + ",";
+    }
+    labels.push_back(sum % 3 == 0 ? "a" : "b");
+    csv += labels.back() + "\n";
+  }
+  std::vector<std::string> names;
+  for (std::size_t k = 0; k < kCols; ++k)
+    names.push_back("x" + std::to_string(k));
+  const Dataset u(
+      {.data = U.data(), .rows = Index(kRows), .cols = Index(kCols), .type = ElementType::u8},
+      {.labels = labels}, names);
+  FitOptions o = options();
+  o.data.scale = Scale::minmax;
+  const FitResult from_table = fit(parse_csv(csv, "u.csv"), o);
+  const FitResult from_bytes = fit(u, o);
+  EXPECT_EQ(from_bytes.model.params, from_table.model.params);
+  ASSERT_EQ(from_bytes.model.prep.features.size(), kCols);
+  for (std::size_t k = 0; k < kCols; ++k) {  // center = the least value, scale = the range
+    EXPECT_EQ(from_bytes.model.prep.features[k].center, from_table.model.prep.features[k].center);
+    EXPECT_EQ(from_bytes.model.prep.features[k].scale, from_table.model.prep.features[k].scale);
+  }
+}
+
 TEST(Dataset, NumericTargetsRegressAndMissingOnesAreLeftOut) {
   std::vector<double> X, y;
   for (int i = 0; i < 50; ++i) {
