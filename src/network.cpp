@@ -404,25 +404,27 @@ const Batch<T>& Network<T>::run_cols(const BatchView<T>& X, std::span<const Inde
   split_ = 0;
   cols_ = parts;
   check_blas_room();
-  if (input_.rows() != N || input_.cols() != X.cols()) input_.resize(N, X.cols());
-  for (std::size_t l = 0; l < L; ++l) {  // every allocation before the threads
+  // Every allocation before the threads: the parts' inputs (only when the count or N changes).
+  part_inputs_.resize(parts - 1);
+  for (std::size_t t = 0; t < parts; ++t) {
+    Batch<T>& in = t == 0 ? input_ : part_inputs_[t - 1];
+    if (in.rows() != N || in.cols() != X.cols()) in.resize(N, X.cols());
+  }
+  for (std::size_t l = 0; l < L; ++l) {
     work_[l].Z.resize(N, layers_[l].out());
     work_[l].A.resize(N, layers_[l].out());
   }
-  // Phase 0: each thread its rows of the input; phase 1 + l: its columns of layer l.
-  each_phase(L + 1, [&](std::size_t phase, std::size_t t) {
-    if (phase == 0) {
-      const Index r0 = N * Index(t) / Index(cols_), r1 = N * Index(t + 1) / Index(cols_);
-      if (!gather.empty())
-        detail::gather_rows<T>(X, gather.subspan(std::size_t(r0), std::size_t(r1 - r0)),
-                               input_.row(r0).data(), input_.cols());
-      else
-        input_.middleRows(r0, r1 - r0) = X.middleRows(r0, r1 - r0);
-      return;
-    }
-    const std::size_t l = phase - 1;
+  // Phase l: each part its columns of layer l, part t's first the whole batch into its input.
+  each_phase(L, [&](std::size_t l, std::size_t t) {
     Workspace& w = work_[l];
-    const BatchView<T> in = l == 0 ? BatchView<T>(input_) : BatchView<T>(work_[l - 1].A);
+    if (l == 0) {
+      Batch<T>& mine = t == 0 ? input_ : part_inputs_[t - 1];
+      if (!gather.empty())
+        detail::gather_rows<T>(X, gather, mine.data(), mine.cols());
+      else
+        mine = X;  // the same size: no allocation
+    }
+    const BatchView<T> in = l == 0 ? BatchView<T>(part_input(t)) : BatchView<T>(work_[l - 1].A);
     if (!cols_shared(l, cols_)) {  // shared by rows instead
       layers_[l].forward_rows(params_.data(), in, w.Z, w.A, N * Index(t) / Index(cols_),
                               N * Index(t + 1) / Index(cols_));
@@ -484,7 +486,7 @@ void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then, bool
     // weight gradient to part 0, and the top layer's outputs are final.
     if (loss && phase == 1 && t + 1 == cols_) *loss = this->loss(Y);
     const Dense<T>& layer = layers_[l];
-    const BatchView<T> in = l == 0 ? BatchView<T>(input_) : BatchView<T>(work_[l - 1].A);
+    const BatchView<T> in = l == 0 ? BatchView<T>(part_input(t)) : BatchView<T>(work_[l - 1].A);
     const auto [j0, j1] = cols_of(l, t);
     if (fresh)  // this part's gradients of the layer zeroed just before they are added to
       part_ranges(l, t, [&](std::size_t b, std::size_t e) {
