@@ -370,8 +370,10 @@ std::uint64_t estimate_memory(const NetworkSpec& spec, Dtype dtype, std::size_t 
   // the best and a checkpoint's copies in double.
   // Each thread beyond the first sums its block's gradients in a buffer of its own.
   const double weights = params * ((4 + std::max(threads - 1, 0)) * width + 3 * 8);
-  // Per batch row: every layer's input, pre-activation, activation and delta (and dropout mask).
-  const double workspaces = double(std::max<Index>(train.batch, 1)) * units * width * 5;
+  // Per batch row: every layer's input, pre-activation, activation and delta (and dropout mask),
+  // and with a split by columns each thread's copy of the batch beyond the first.
+  const double workspaces = double(std::max<Index>(train.batch, 1)) *
+                            (units * 5 + double(spec.inputs) * std::max(threads - 1, 0)) * width;
   // The data matrices: inputs and outputs of every row, and the predictions for metrics.
   const double data = double(rows) * (double(spec.inputs) + 2 * in) * width;
   const double total = weights + workspaces + data + double(64 << 20);
