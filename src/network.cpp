@@ -357,6 +357,7 @@ std::size_t Network<T>::cols_for(Index N, Rng* dropout) {
   // split by columns takes 0.55-0.57× the one-thread step where a split by rows takes 0.69-0.74×;
   // at 128 rows a thread (W3) the split by rows runs at 89% of sgemm and is kept.
   constexpr Index kRowsPerThread = 64;
+  static_assert(kMaxThreads <= int(detail::PhasedParts::kMaxParts), "a part per thread");
   const auto parts = std::size_t(threads_);
   if (parts <= 1 || bf16_ || (dropout != nullptr && dropout_ > 0) || blocks_for(N) <= 1 ||
       N / Index(parts) >= kRowsPerThread)
