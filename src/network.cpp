@@ -407,10 +407,9 @@ const Batch<T>& Network<T>::run_cols(const BatchView<T>& X, std::span<const Inde
   check_blas_room();
   // Every allocation before the threads: the parts' inputs (only when the count or N changes).
   part_inputs_.resize(parts - 1);
-  for (std::size_t t = 0; t < parts; ++t) {
-    Batch<T>& in = t == 0 ? input_ : part_inputs_[t - 1];
-    if (in.rows() != N || in.cols() != X.cols()) in.resize(N, X.cols());
-  }
+  for (std::size_t t = 0; t < parts; ++t)
+    if (part_input(t).rows() != N || part_input(t).cols() != X.cols())
+      part_input(t).resize(N, X.cols());
   for (std::size_t l = 0; l < L; ++l) {
     work_[l].Z.resize(N, layers_[l].out());
     work_[l].A.resize(N, layers_[l].out());
@@ -419,7 +418,7 @@ const Batch<T>& Network<T>::run_cols(const BatchView<T>& X, std::span<const Inde
   each_phase(L, [&](std::size_t l, std::size_t t) {
     Workspace& w = work_[l];
     if (l == 0) {
-      Batch<T>& mine = t == 0 ? input_ : part_inputs_[t - 1];
+      Batch<T>& mine = part_input(t);
       if (!gather.empty())
         detail::gather_rows<T>(X, gather, mine.data(), mine.cols());
       else

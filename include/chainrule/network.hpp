@@ -225,7 +225,7 @@ class Network {
   // A split by columns: parts 1, 2, ... each gather the whole batch into one of these (part 0
   // into input_), so that no part's first layer reads rows another core has just written.
   std::vector<Batch<T>> part_inputs_;
-  const Batch<T>& part_input(std::size_t t) const { return t == 0 ? input_ : part_inputs_[t - 1]; }
+  Batch<T>& part_input(std::size_t t) { return t == 0 ? input_ : part_inputs_[t - 1]; }
   std::vector<Workspace> work_;
   double dropout_ = 0;
   Index loss_rows_ = 0;
