@@ -49,13 +49,15 @@ ROWS = 10000
 out_model = "/tmp/chainrule-distributed-bench.safetensors"
 
 
-def chainrule(ranks, layers, batch, epochs):
+def chainrule(ranks, layers, batch, epochs, core=None):
     cmd = [BIN, "train", f"{FASHION}/t10k-images-idx3-ubyte.gz", "--labels",
            f"{FASHION}/t10k-labels-idx1-ubyte.gz", "--layers", layers, "--activation", "relu",
            "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.01", "--batch", str(batch),
            "--epochs", str(epochs), "--val", "0", "--threads", "1", "--quiet", "--out", out_model]
     if ranks > 0:
         cmd = MPIRUN + ["-np", str(ranks)] + cmd
+    elif core is not None:  # one process held to one core, as mpirun --bind-to core holds a rank
+        cmd = ["taskset", "-c", str(core)] + cmd
     p = subprocess.run(cmd, capture_output=True, text=True, check=True)
     seconds = float(re.search(r" in ([0-9.]+) s,", p.stdout).group(1))
     return {"seconds": seconds, "samples_per_s": epochs * ROWS / seconds}
@@ -71,6 +73,13 @@ one = median(lambda: chainrule(0, "1024,1024", 512, E), args.reps)
 two = median(lambda: chainrule(2, "1024,1024", 512, E), args.reps)
 # What bounds the 2 ranks: each one runs steps of 256 rows (and its share of the optimizer).
 half = median(lambda: chainrule(0, "1024,1024", 256, E), args.reps)
+# The same on each core alone (mpirun --bind-to core puts rank r on core r). The cores of a
+# virtual machine need not run alike: on the machines of this project's sessions one core at a
+# time has read memory at half the other's speed (another guest on its host); two ranks with
+# equal shares of each batch then wait for the slower one every step.
+cores = list(range(min(2, os.cpu_count() or 1)))
+per_core = {c: (median(lambda: chainrule(0, "1024,1024", 512, E, c), args.reps),
+                median(lambda: chainrule(0, "1024,1024", 256, E, c), args.reps)) for c in cores}
 ddp = median(lambda: json.loads(subprocess.run(
     ["/usr/bin/python3", os.path.join(root, "bench", "torch_ddp.py"), "2", str(E), "512"],
     capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]), args.reps)
@@ -97,6 +106,18 @@ print(f"| W3, chainrule, mpirun -np 2 | 2 × 1 | {two['seconds']:.2f} | {two['sa
 print(f"| W3, chainrule, 1 process, batch 256 (a rank's share of a step) | 1 × 1 | "
       f"{half['seconds']:.2f} | {half['samples_per_s']:,.0f} | bound for 2 ranks: "
       f"{2 * half['samples_per_s'] / one['samples_per_s']:.2f}× one process |")
+for c, (full, part) in per_core.items():
+    print(f"| W3, chainrule, 1 process on core {c} alone (batch 512; batch 256) | 1 × 1 | "
+          f"{full['seconds']:.2f}; {part['seconds']:.2f} | {full['samples_per_s']:,.0f}; "
+          f"{part['samples_per_s']:,.0f} | {full['samples_per_s'] / one['samples_per_s']:.2f}; "
+          f"{part['samples_per_s'] / one['samples_per_s']:.2f} |")
+if len(per_core) == 2:
+    slow = max(part["seconds"] for _, part in per_core.values())
+    fast = min(full["seconds"] for full, _ in per_core.values())
+    print(f"| W3, 2 ranks, bound from the cores alone: each rank's half of every batch at its own "
+          f"core's speed, the faster waiting for the slower, no communication | 2 × 1 | "
+          f"{slow / 2:.2f} | {ROWS * E / (slow / 2):,.0f} | {one['seconds'] / (slow / 2):.2f}× one "
+          f"process; {fast / (slow / 2):.2f}× one process on the faster core |")
 print(f"| W3, {ddp['peer']} | 2 × 1 | {ddp['seconds']:.2f} | {ddp['samples_per_s']:,.0f} | "
       f"chainrule {two['samples_per_s'] / ddp['samples_per_s']:.2f}× its samples/s (target ≥ 1.5×) |")
 print(f"| W2 784-128-64-10, batch 64, chainrule, 1 process | 1 × 1 | {w2['seconds']:.2f} | "
