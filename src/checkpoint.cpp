@@ -90,8 +90,10 @@ void save_checkpoint(const Checkpoint& c, const std::string& path) {
   Model m = c.model;
   m.params = s.params;
   std::vector<ExtraTensor> extras;
-  extras.push_back(
-      {"checkpoint.best_params", dt, {s.best_params.size()}, le_bytes(s.best_params, d)});
+  // Without a patience the trainer keeps no best weights: the file holds the weights themselves
+  // in their place (a resumed run without a patience never reads them).
+  const std::vector<double>& best = s.best_params.empty() ? s.params : s.best_params;
+  extras.push_back({"checkpoint.best_params", dt, {best.size()}, le_bytes(best, d)});
   for (std::size_t i = 0; i < s.optimizer.buffers.size(); ++i)
     extras.push_back({"checkpoint.optimizer." + std::to_string(i),
                       dt,

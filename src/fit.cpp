@@ -372,8 +372,13 @@ std::uint64_t estimate_memory(const NetworkSpec& spec, Dtype dtype, std::size_t 
   const double weights = params * ((4 + std::max(threads - 1, 0)) * width + 3 * 8);
   // Per batch row: every layer's input, pre-activation, activation and delta (and dropout mask),
   // and with a split by columns each thread's copy of the batch beyond the first.
-  const double workspaces = double(std::max<Index>(train.batch, 1)) *
-                            (units * 5 + double(spec.inputs) * std::max(threads - 1, 0)) * width;
+  // Twice: the network keeps the workspaces of a partial last batch too; and those of the
+  // blocks of up to 4096 rows that validation and the final metrics run through (pre-activation
+  // and activation).
+  const double workspaces = 2 * double(std::max<Index>(train.batch, 1)) *
+                                (units * 5 + double(spec.inputs) * std::max(threads - 1, 0)) *
+                                width +
+                            double(std::min<std::size_t>(rows, 4096)) * units * 2 * width;
   // The data matrices: inputs and outputs of every row, and the predictions for metrics.
   const double data = double(rows) * (double(spec.inputs) + 2 * in) * width;
   const double total = weights + workspaces + data + double(64 << 20);

@@ -114,7 +114,28 @@ std::size_t Network<T>::blocks_for(Index N) const {
 }
 
 template <class T>
+void Network<T>::use_work_for(Index N) {
+  if (N == work_rows_) return;
+  WorkSet current{work_rows_, std::move(work_), std::move(input_)};
+  auto kept =
+      std::find_if(spare_.begin(), spare_.end(), [&](const WorkSet& s) { return s.rows == N; });
+  if (kept == spare_.end() && spare_.size() == kSpareSets) kept = spare_.begin();
+  if (kept != spare_.end()) {
+    work_ = std::move(kept->work);
+    input_ = std::move(kept->input);
+    spare_.erase(kept);
+  } else {
+    spare_.reserve(kSpareSets + 1);
+    work_.clear();
+    work_.resize(layers_.size());
+  }
+  if (current.rows >= 0) spare_.push_back(std::move(current));
+  work_rows_ = N;
+}
+
+template <class T>
 const Batch<T>& Network<T>::forward(const BatchView<T>& X, Rng* dropout) {
+  use_work_for(X.rows());
   kept_ = true;
   if (const std::size_t parts = cols_for(X.rows(), dropout)) return run_cols(X, {}, parts);
   if (blocks_for(X.rows()) > 1) return run_blocks(X, true, dropout);
@@ -127,6 +148,7 @@ const Batch<T>& Network<T>::forward_rows(const BatchView<T>& X, std::span<const 
                                          Rng* dropout) {
   kept_ = true;
   const auto N = Index(rows.size());
+  use_work_for(N);
   if (const std::size_t parts = cols_for(N, dropout)) return run_cols(X, rows, parts);
   if (blocks_for(N) > 1) return run_blocks(X, true, dropout, rows);  // gathered block by block
   if (input_.rows() != N || input_.cols() != X.cols()) input_.resize(N, X.cols());
@@ -136,6 +158,7 @@ const Batch<T>& Network<T>::forward_rows(const BatchView<T>& X, std::span<const 
 
 template <class T>
 const Batch<T>& Network<T>::infer(const BatchView<T>& X) {
+  use_work_for(X.rows());
   kept_ = false;
   if (blocks_for(X.rows()) > 1) return run_blocks(X, false, nullptr);
   return run(X, nullptr);

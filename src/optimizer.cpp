@@ -14,14 +14,14 @@ namespace chainrule {
 template <class T>
 OptimizerState Optimizer<T>::state() {
   OptimizerState s{.steps = steps_, .buffers = {}};
-  for (const std::vector<T>* b : buffers())
+  for (const Buffer<T>* b : buffers())
     s.buffers.emplace_back(b->begin(), b->end());
   return s;
 }
 
 template <class T>
 void Optimizer<T>::set_state(const OptimizerState& s) {
-  const std::vector<std::vector<T>*> mine = buffers();
+  const std::vector<Buffer<T>*> mine = buffers();
   if (s.buffers.size() != mine.size() || s.steps < 0)
     throw ConfigError("the optimizer state has " + std::to_string(s.buffers.size()) +
                       " buffers, this optimizer keeps " + std::to_string(mine.size()));

@@ -82,7 +82,9 @@ inline std::uint64_t free_huge_blocks() {
 /// kernel has free 2 MiB blocks for all of it and half again, so that no fault waits while the
 /// kernel compacts memory to make them (1.6 s for 200 MB on one machine). CHAINRULE_HUGE_PAGES=0
 /// turns it off. Returns whether they were asked for; the caller may prefault otherwise.
-inline bool advise_huge_pages(const void* begin, const void* end) {
+/// `min_bytes`: the smallest buffer asked for (a PageAllocator's are whole blocks from 1 MiB).
+inline bool advise_huge_pages(const void* begin, const void* end,
+                              std::uintptr_t min_bytes = std::uintptr_t(1) << 22) {
 #ifdef __linux__
   constexpr std::uintptr_t kHuge = std::uintptr_t(1) << 21;
   static const bool allowed = [] {
@@ -92,8 +94,7 @@ inline bool advise_huge_pages(const void* begin, const void* end) {
   const auto a = (reinterpret_cast<std::uintptr_t>(begin) + kHuge - 1) & ~(kHuge - 1);
   const auto b = reinterpret_cast<std::uintptr_t>(end) & ~(kHuge - 1);
   if (!allowed || b <= a ||
-      reinterpret_cast<std::uintptr_t>(end) - reinterpret_cast<std::uintptr_t>(begin) <
-          (std::uintptr_t(1) << 22))
+      reinterpret_cast<std::uintptr_t>(end) - reinterpret_cast<std::uintptr_t>(begin) < min_bytes)
     return false;
   const std::uint64_t need = (b - a) / kHuge;
   if (free_huge_blocks() < need + need / 2) return false;

@@ -73,13 +73,16 @@ Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T
   if (!resume) {
     s_.order.resize(std::size_t(N_));
     std::iota(s_.order.begin(), s_.order.end(), Index(0));
-    s_.best_params.assign(net.params().begin(), net.params().end());
+    // The best weights so far, kept only where a patience restores them (a copy in double of
+    // every parameter: 14 MiB for W3's network, faulted in page by page).
+    if (o.patience > 0) s_.best_params.assign(net.params().begin(), net.params().end());
     return;
   }
   const TrainState& r = *resume;
   const auto n_params = std::size_t(net.num_params());
   if (r.order.size() != std::size_t(N_) || r.params.size() != n_params ||
-      r.best_params.size() != n_params || r.epoch < 0 || r.batch < 0 || r.batch > batches_ ||
+      (r.best_params.size() != n_params && !(r.best_params.empty() && o.patience == 0)) ||
+      r.epoch < 0 || r.batch < 0 || r.batch > batches_ ||
       std::any_of(r.order.begin(), r.order.end(), [&](Index i) { return i < 0 || i >= N_; }))
     throw ConfigError("the saved training state does not fit these data and this network");
   s_ = r;

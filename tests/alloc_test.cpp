@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
+#include <span>
+#include <vector>
 
 #include "chainrule/init.hpp"
 #include "chainrule/network.hpp"
@@ -128,6 +131,48 @@ TEST(Allocation, InferOnThreadsAllocatesNothing) {
   const long before = g_allocations.load();
   for (int i = 0; i < 5; ++i)
     net.infer(X.middleRows(i * 100, 512));
+  EXPECT_EQ(g_allocations.load() - before, 0);
+}
+
+// Epochs whose batch sizes alternate (full batches of 64, a partial last batch of 36, then
+// validation through a block of 300 rows): after the first epoch, none allocates (each size finds
+// the workspaces it had; before, every change of size reallocated them).
+TEST(Allocation, EpochsOfAlternatingSizesAllocateNothingAfterTheFirst) {
+  set_openblas_threads(1);
+  Rng rng(3);
+  Network<float> net({.inputs = 784,
+                      .layers = {{128, Activation::relu}, {10, Activation::softmax}},
+                      .loss = Loss::softmax_cross_entropy});
+  initialize(net, Init::xavier, rng);
+  Adam<float> adam({});
+  Batch<float> X(400, 784), Y = Batch<float>::Zero(400, 10);
+  for (Index i = 0; i < X.size(); ++i)
+    X.data()[i] = float(rng.normal());
+  for (Index n = 0; n < 400; ++n)
+    Y(n, n % 10) = 1;
+  std::vector<Index> order(400);
+  for (Index i = 0; i < 400; ++i)
+    order[std::size_t(i)] = (i * 7) % 400;
+  Batch<float> Yb(64, 10);
+  const auto epoch = [&] {
+    for (Index first = 0; first < 100; first += 64) {  // 64 rows, then 36
+      const Index n = std::min<Index>(64, 100 - first);
+      const std::span<const Index> rows(order.data() + first, std::size_t(n));
+      for (Index i = 0; i < n; ++i)
+        Yb.row(i) = Y.row(rows[std::size_t(i)]);
+      net.zero_grad();
+      net.forward_rows(X, rows);
+      net.backward(Yb.topRows(n));
+      adam.begin_step(net.params().size());
+      adam.update(net.params(), net.grads(), 0, net.params().size());
+    }
+    net.infer(X.bottomRows(300));
+    return net.loss(Y.bottomRows(300));
+  };
+  epoch();
+  const long before = g_allocations.load();
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(std::isfinite(epoch()));
   EXPECT_EQ(g_allocations.load() - before, 0);
 }
 

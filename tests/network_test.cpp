@@ -11,10 +11,12 @@
 #include <thread>
 #include <vector>
 
+#include "../src/prefault.hpp"
 #include "chainrule/error.hpp"
 #include "chainrule/init.hpp"
 #include "chainrule/random.hpp"
 #include "chainrule/threads.hpp"
+#include "vm_flags.hpp"
 
 namespace chainrule {
 void PrintTo(Activation a, std::ostream* os) {
@@ -464,6 +466,34 @@ TEST(Threads, RunSpansRunsEachSpanOnceAtTheSameTime) {
       EXPECT_EQ(runs[i].load(), 1) << "span " << i;
     if (n > 0) EXPECT_EQ(first, std::this_thread::get_id());
   }
+}
+
+// The large flat buffers (parameters, gradients, an optimizer's state) lie in whole 2 MiB blocks
+// that ask for huge pages (MADV_HUGEPAGE: "hg" in the mapping's VmFlags), from 1 MiB up, where
+// the kernel has the free blocks; and they are still plain vectors: values, copies, growth.
+TEST(Memory, LargeBuffersAskForHugePages) {
+  if (detail::free_huge_blocks() < 32) GTEST_SKIP() << "the kernel has no free 2 MiB blocks now";
+  constexpr std::uintptr_t kBlock = std::uintptr_t(2) << 20;
+  const auto whole_blocks = [&](const void* p) {
+    return reinterpret_cast<std::uintptr_t>(p) % kBlock == 0 &&
+           vm_flags_of(p).find(" hg") != std::string::npos;
+  };
+  Buffer<float> big(300000, 1.5f);  // 1.2 MB
+  EXPECT_TRUE(whole_blocks(big.data())) << vm_flags_of(big.data());
+  EXPECT_EQ(std::count(big.begin(), big.end(), 1.5f), 300000);
+  Buffer<float> copy = big;
+  copy.resize(700000, 2.5f);  // grows into a new buffer of its own
+  EXPECT_TRUE(whole_blocks(copy.data()));
+  EXPECT_EQ(copy[299999], 1.5f);
+  EXPECT_EQ(copy[699999], 2.5f);
+  const Buffer<double> small(1000, 3.0);  // under 1 MiB: operator new's
+  EXPECT_EQ(small[999], 3.0);
+
+  // A 784-512-10 network: 407,050 parameters, 1.6 MB each of weights and gradients.
+  Network<float> net(NetworkSpec{
+      784, {{512, Activation::relu}, {10, Activation::softmax}}, Loss::softmax_cross_entropy});
+  EXPECT_TRUE(whole_blocks(net.params().data())) << vm_flags_of(net.params().data());
+  EXPECT_TRUE(whole_blocks(net.grads().data())) << vm_flags_of(net.grads().data());
 }
 
 TEST(Network, InvalidSpecsAreRejected) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "error_of.hpp"
+#include "vm_flags.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -299,22 +300,6 @@ TEST(Memory, BuddyinfoCountsFree2MiBBlocks) {
   EXPECT_EQ(detail::huge_blocks_in_buddyinfo(text), (1 + 2 * 3) + (2 + 2 * 752) + (19 + 2 * 860));
   EXPECT_EQ(detail::huge_blocks_in_buddyinfo(""), 0u);
   EXPECT_EQ(detail::huge_blocks_in_buddyinfo("Node 0, zone Normal 5 4 3\n"), 0u);
-}
-
-// The VmFlags of the mapping that holds `p` (/proc/self/smaps), or "" where none does.
-std::string vm_flags_of(const void* p) {
-  std::ifstream smaps("/proc/self/smaps");
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  bool inside = false;
-  for (std::string line; std::getline(smaps, line);) {
-    unsigned long long lo = 0, hi = 0;
-    if (std::sscanf(line.c_str(), "%llx-%llx ", &lo, &hi) == 2 && line.find(':') > 8 &&
-        line.find('-') < line.find(' '))
-      inside = a >= lo && a < hi;
-    else if (inside && line.rfind("VmFlags:", 0) == 0)
-      return line;
-  }
-  return "";
 }
 
 // A large matrix read from IDX asks for huge pages (MADV_HUGEPAGE shows as "hg" in its mapping's

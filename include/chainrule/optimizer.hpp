@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "chainrule/buffer.hpp"
+
 namespace chainrule {
 
 /// What an optimizer carries from one step() to the next, for checkpoints: the step count and its
@@ -53,7 +55,7 @@ class Optimizer {
  protected:
   explicit Optimizer(double lr) : lr_(lr) {}
   /// The buffers step() keeps, in a fixed order.
-  virtual std::vector<std::vector<T>*> buffers() = 0;
+  virtual std::vector<Buffer<T>*> buffers() = 0;
   double lr_;
   std::int64_t steps_ = 0;
 };
@@ -79,10 +81,10 @@ class Sgd final : public Optimizer<T> {
   const SgdOptions& options() const { return options_; }
 
  private:
-  std::vector<std::vector<T>*> buffers() override { return {&velocity_}; }
+  std::vector<Buffer<T>*> buffers() override { return {&velocity_}; }
   SgdOptions options_;
-  std::vector<T> velocity_;  // parallel to params; empty without momentum
-  bool first_ = false;       // this step is the first (v = g)
+  Buffer<T> velocity_;  // parallel to params; empty without momentum
+  bool first_ = false;  // this step is the first (v = g)
 };
 
 /// Options of Adam and AdamW, as torch.optim defines them.
@@ -108,9 +110,9 @@ class Adam final : public Optimizer<T> {
   const AdamOptions& options() const { return options_; }
 
  private:
-  std::vector<std::vector<T>*> buffers() override { return {&m_, &v_}; }
+  std::vector<Buffer<T>*> buffers() override { return {&m_, &v_}; }
   AdamOptions options_;
-  std::vector<T> m_, v_;                        // first and second moments, parallel to params
+  Buffer<T> m_, v_;                             // first and second moments, parallel to params
   T step_size_ = 0, bc2_sqrt_ = 1, decay_ = 1;  // this step's bias corrections and decay
 };
 
@@ -135,9 +137,9 @@ class Rmsprop final : public Optimizer<T> {
               std::size_t end) override;
 
  private:
-  std::vector<std::vector<T>*> buffers() override { return {&square_avg_, &buffer_}; }
+  std::vector<Buffer<T>*> buffers() override { return {&square_avg_, &buffer_}; }
   RmspropOptions options_;
-  std::vector<T> square_avg_, buffer_;
+  Buffer<T> square_avg_, buffer_;
 };
 
 enum class OptimizerKind { sgd, adam, adamw, rmsprop };

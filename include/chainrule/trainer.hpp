@@ -97,7 +97,8 @@ struct TrainState {
   std::optional<double> best;  ///< the best monitored loss so far
   int since_best = 0;
   TrainResult result;  ///< history so far
-  std::vector<double> params, best_params;
+  std::vector<double> params;
+  std::vector<double> best_params;  ///< the best weights so far; empty without a patience
   OptimizerState optimizer;
   std::string rng;  ///< Rng::state()
 };
