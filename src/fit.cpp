@@ -328,6 +328,10 @@ void train_model(const Dataset& data, const Part& part, const FitOptions& o,
       Checkpoint c{.model = model, .state = state, .data_crc = crc, .settings = o.settings};
       on_checkpoint(c);
     };
+  if (g) {  // the weights in memory every process maps, where the group has it: no copies
+    const Group::Placed at = g->place(net.params().data(), net.params().size_bytes());
+    if (at.params) net.place(static_cast<T*>(at.params), static_cast<T*>(at.grads));
+  }
   const auto start = std::chrono::steady_clock::now();
   r.prepare_seconds = std::chrono::duration<double>(start - started).count();
   r.history = train(net, X, Y, Xv, Yv, t, rng, cb, o.resume ? &o.resume->state : nullptr);

@@ -57,6 +57,16 @@ void Network<T>::zero_grad() {
 }
 
 template <class T>
+void Network<T>::place(T* params, T* grads) {
+  const std::size_t n = params_.size();
+  Buffer<T> p{PageAllocator<T>(params, n)}, g{PageAllocator<T>(grads, n)};
+  p.resize(n);  // default-initialized in the arena: the values already there
+  g.assign(grads_.begin(), grads_.end());
+  params_ = std::move(p);
+  grads_ = std::move(g);
+}
+
+template <class T>
 void Network<T>::set_dropout_rate(double p) {
   if (!(p >= 0 && p < 1)) throw ConfigError("dropout must be in [0, 1), got " + std::to_string(p));
   dropout_ = p;

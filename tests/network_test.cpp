@@ -496,6 +496,41 @@ TEST(Memory, LargeBuffersAskForHugePages) {
   EXPECT_TRUE(whole_blocks(net.grads().data())) << vm_flags_of(net.grads().data());
 }
 
+// A network placed in memory it does not own (as a Group shares between processes) takes the
+// parameters found there, writes its gradients there, and leaves the memory to its owner; a copy
+// of it gets memory of its own.
+TEST(Network, PlacedInMemoryItDoesNotOwn) {
+  const NetworkSpec spec{3, {{4, Activation::tanh}, {2, Activation::identity}}, Loss::mse};
+  Network<double> net(spec);
+  Rng rng(5);
+  initialize(net, Init::xavier, rng);
+  const std::size_t n = net.params().size();
+  std::vector<double> params(net.params().begin(), net.params().end());
+  params[0] = 0.25;  // the placed memory's values win over the network's own
+  std::vector<double> grads(n, 7.0);
+  net.place(params.data(), grads.data());
+  EXPECT_EQ(net.params().data(), params.data());
+  EXPECT_EQ(net.grads().data(), grads.data());
+  EXPECT_EQ(net.params()[0], 0.25);
+  EXPECT_EQ(grads[1], 0.0);  // the network's gradients (zero) moved in
+  Batch<double> X(2, 3), Y(2, 2);
+  X << 0.1, -0.2, 0.3, 0.5, 0.4, -0.6;
+  Y << 1, 0, 0, 1;
+  Network<double> copy = net;  // memory of its own, the same values
+  EXPECT_NE(copy.params().data(), params.data());
+  EXPECT_TRUE(std::equal(copy.params().begin(), copy.params().end(), params.begin()));
+  net.zero_grad();
+  net.forward(X);
+  net.backward(Y);
+  copy.zero_grad();
+  copy.forward(X);
+  copy.backward(Y);
+  EXPECT_TRUE(std::equal(copy.grads().begin(), copy.grads().end(), grads.begin()));
+  EXPECT_NE(grads[0], 0.0);
+  params[0] = -1.0;  // a write to the memory is a write to the network
+  EXPECT_EQ(net.params()[0], -1.0);
+}
+
 TEST(Network, InvalidSpecsAreRejected) {
   EXPECT_THROW(Network<double>({.inputs = 0, .layers = {{1, Activation::sigmoid}}}), ConfigError);
   EXPECT_THROW(Network<double>({.inputs = 2, .layers = {}}), ConfigError);

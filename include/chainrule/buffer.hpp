@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace chainrule {
@@ -28,14 +30,43 @@ template <class T>
 struct PageAllocator {
   using value_type = T;
   PageAllocator() noexcept = default;
+  /// Hands out `arena` (memory someone else owns, `n` values: Network::place) for one buffer
+  /// of at most n values, and frees nothing. Elements the vector default-constructs there keep
+  /// the arena's values; copies of such a vector get memory of their own.
+  PageAllocator(T* arena, std::size_t n) noexcept : arena_(arena), arena_size_(n) {}
   template <class U>
   PageAllocator(const PageAllocator<U>&) noexcept {}
   T* allocate(std::size_t n) {
+    if (arena_ != nullptr) {
+      if (n > arena_size_) throw std::bad_alloc();
+      return arena_;
+    }
     if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
     return static_cast<T*>(detail::allocate_pages(n * sizeof(T)));
   }
-  void deallocate(T* p, std::size_t n) noexcept { detail::free_pages(p, n * sizeof(T)); }
-  friend bool operator==(const PageAllocator&, const PageAllocator&) noexcept { return true; }
+  void deallocate(T* p, std::size_t n) noexcept {
+    if (arena_ == nullptr) detail::free_pages(p, n * sizeof(T));
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    if constexpr (sizeof...(Args) == 0)
+      if (arena_ != nullptr) {
+        ::new (static_cast<void*>(p)) U;  // default-initialized: the arena's value stays
+        return;
+      }
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+  PageAllocator select_on_container_copy_construction() const noexcept { return {}; }
+  using propagate_on_container_copy_assignment = std::false_type;
+  using propagate_on_container_move_assignment = std::true_type;
+  using propagate_on_container_swap = std::true_type;
+  friend bool operator==(const PageAllocator& a, const PageAllocator& b) noexcept {
+    return a.arena_ == b.arena_;
+  }
+
+ private:
+  T* arena_ = nullptr;
+  std::size_t arena_size_ = 0;
 };
 
 /// A flat buffer of values in PageAllocator's memory.

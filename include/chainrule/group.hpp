@@ -55,6 +55,23 @@ class Group {
   /// Element-wise maxima across the processes, in place.
   virtual void max(std::span<std::int64_t> values) const = 0;
   virtual void max(std::span<double> values) const = 0;
+  /// Memory the processes share, for a network's flat buffers of `bytes` each: `params`, one
+  /// region that every process maps (the same memory on all), filled from this call's `params`
+  /// of process 0; and `grads`, this process's own region, which the others read. A network
+  /// placed there (Network::place) needs no copies: reduce_scatter of its gradients sums the
+  /// blocks where they are, and all_gather_blocks of its parameters only waits until every
+  /// process has written its block of them. Both null where the processes share no memory (the
+  /// default; then nothing is placed). Collective; the memory lasts as long as the group, or
+  /// until the next place().
+  struct Placed {
+    void* params = nullptr;
+    void* grads = nullptr;
+  };
+  virtual Placed place(const void* params, std::size_t bytes) const {
+    (void)params;
+    (void)bytes;
+    return {};
+  }
   /// How sums went between the processes so far, for a log line: "through shared memory" (one
   /// machine) or "as messages".
   virtual std::string transport() const { return "as messages"; }

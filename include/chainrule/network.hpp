@@ -59,6 +59,11 @@ class Network {
   /// The flat gradient buffer, parallel to params().
   std::span<T> grads() { return grads_; }
   std::span<const T> grads() const { return grads_; }
+  /// Moves the parameters and gradients into memory the network does not own (what the
+  /// processes of a Group share: Group::place), num_params() values each: `params` already holds
+  /// the parameters' values (it is not written here), `grads` is this process's own. The memory
+  /// must outlive the network's use of it; a copy of the network gets memory of its own.
+  void place(T* params, T* grads);
 
   void zero_grad();
 

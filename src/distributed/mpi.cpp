@@ -1,6 +1,7 @@
 #include "chainrule/mpi.hpp"
 
 #include <mpi.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
@@ -79,16 +80,47 @@ class World final : public Group {
     all_gather_blocks(v);
   }
   void reduce_scatter(std::span<double> v) const override {
-    shared(v) ? shared_reduce(v) : ring_reduce(v, MPI_DOUBLE, dbuf_);
+    if (placed_grads(v)) return shared_reduce(v, placed_slots_, placed_win_);
+    shared(v) ? shared_reduce(v, slots_, window_) : ring_reduce(v, MPI_DOUBLE, dbuf_);
   }
   void reduce_scatter(std::span<float> v) const override {
-    shared(v) ? shared_reduce(v) : ring_reduce(v, MPI_FLOAT, fbuf_);
+    if (placed_grads(v)) return shared_reduce(v, placed_slots_, placed_win_);
+    shared(v) ? shared_reduce(v, slots_, window_) : ring_reduce(v, MPI_FLOAT, fbuf_);
   }
+  // Placed parameters are where every process reads them: once each has written its block,
+  // they are gathered.
   void all_gather_blocks(std::span<double> v) const override {
+    if (placed_params(v)) return sync_all(placed_win_);
     shared(v) ? shared_gather(v) : ring_gather(v, MPI_DOUBLE);
   }
   void all_gather_blocks(std::span<float> v) const override {
+    if (placed_params(v)) return sync_all(placed_win_);
     shared(v) ? shared_gather(v) : ring_gather(v, MPI_FLOAT);
+  }
+  // A window of its own, so that a larger sum's new window never moves them: process 0's
+  // segment holds its gradients, then the parameters; each other process's its gradients.
+  Placed place(const void* params, std::size_t bytes) const override {
+    free_window(placed_win_);
+    placed_params_ = nullptr;
+    if (node_ == MPI_COMM_NULL || bytes == 0) return {};
+    const std::size_t slot = (bytes + 4095) / 4096 * 4096;
+    if (!allocate_window(rank_ == 0 ? 2 * slot : slot, (std::size_t(size_) + 1) * slot, placed_win_,
+                         placed_slots_))
+      return {};
+    placed_bytes_ = slot;
+    placed_params_ = placed_slots_[0] + slot;
+    // Every page mapped now, in one call each, rather than one fault per 4 KiB page in the first
+    // training step (the segment is a file in /dev/shm: no huge pages): this process's
+    // gradients for writing, the parameters for writing on process 0 and for reading elsewhere.
+    constexpr int kPopulateRead = 22, kPopulateWrite = 23;  // MADV_POPULATE_*, Linux 5.14
+    (void)::madvise(placed_slots_[std::size_t(rank_)], slot, kPopulateWrite);
+    if (rank_ == 0) {
+      (void)::madvise(placed_params_, slot, kPopulateWrite);
+      std::memcpy(placed_params_, params, bytes);
+    }
+    sync_all(placed_win_);
+    if (rank_ != 0) (void)::madvise(placed_params_, slot, kPopulateRead);
+    return {placed_params_, placed_slots_[std::size_t(rank_)]};
   }
   std::string transport() const override {
     return window_ != MPI_WIN_NULL ? "through shared memory" : "as messages";
@@ -108,7 +140,8 @@ class World final : public Group {
     MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   }
   ~World() override {
-    free_window();
+    free_window(placed_win_);
+    free_window(window_);
     if (node_ != MPI_COMM_NULL) MPI_Comm_free(&node_);
     MPI_Comm_free(&control_);
   }
@@ -222,50 +255,69 @@ class World final : public Group {
     const std::size_t bytes = v.size() * sizeof(T);
     if (node_ == MPI_COMM_NULL || bytes == 0) return false;
     if (bytes <= slot_bytes_) return true;
-    free_window();  // grows (rarely: the largest buffer so far)
+    free_window(window_);  // grows (rarely: the largest buffer so far)
+    slot_bytes_ = 0;
     const std::size_t slot = (bytes + 4095) / 4096 * 4096;
-    // The segment is a file in /dev/shm (Open MPI's default). One too small for it would fail
-    // only when a page is first touched (SIGBUS), so the room is checked first, on every rank,
-    // with a margin for the segments Open MPI itself keeps there; without it, messages.
+    if (!allocate_window(slot, slot * std::size_t(size_), window_, slots_)) return use_messages();
+    slot_bytes_ = slot;
+    return true;
+  }
+
+  // A shared window with `mine` bytes on this rank and `total` on all (collective): every rank
+  // gets one, or none does. The segment is a file in /dev/shm (Open MPI's default). One too
+  // small for it would fail only when a page is first touched (SIGBUS), so the room is checked
+  // first, on every rank, with a margin for the segments Open MPI itself keeps there.
+  bool allocate_window(std::size_t mine, std::size_t total, MPI_Win& window,
+                       std::vector<std::byte*>& slots) const {
     struct statvfs fs {};
-    int room = statvfs("/dev/shm", &fs) == 0 &&
-               double(fs.f_bavail) * double(fs.f_frsize) >=
-                   2.0 * double(slot) * double(size_) + double(std::size_t(64) << 20);
+    int room =
+        statvfs("/dev/shm", &fs) == 0 && double(fs.f_bavail) * double(fs.f_frsize) >=
+                                             2.0 * double(total) + double(std::size_t(64) << 20);
     MPI_Allreduce(MPI_IN_PLACE, &room, 1, MPI_INT, MPI_MIN, node_);
-    if (!room) return use_messages();
+    if (!room) return false;
     void* base = nullptr;
     MPI_Win win = MPI_WIN_NULL;
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
-    int ok = MPI_Win_allocate_shared(MPI_Aint(slot), 1, info, node_, &base, &win) == MPI_SUCCESS;
+    int ok = MPI_Win_allocate_shared(MPI_Aint(mine), 1, info, node_, &base, &win) == MPI_SUCCESS;
     MPI_Info_free(&info);
-    // Every rank must have its segment, or none uses one (for example, /dev/shm too small).
     MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, node_);
     if (!ok) {
       if (win != MPI_WIN_NULL) MPI_Win_free(&win);
-      return use_messages();
+      return false;
     }
-    window_ = win;
-    slots_.resize(std::size_t(size_));
+    window = win;
+    slots.resize(std::size_t(size_));
     for (int r = 0; r < size_; ++r) {
       MPI_Aint size = 0;
       int unit = 0;
       void* at = nullptr;
-      MPI_Win_shared_query(window_, r, &size, &unit, &at);
-      slots_[std::size_t(r)] = static_cast<std::byte*>(at);
+      MPI_Win_shared_query(window, r, &size, &unit, &at);
+      slots[std::size_t(r)] = static_cast<std::byte*>(at);
     }
-    MPI_Win_lock_all(MPI_MODE_NOCHECK, window_);
-    slot_bytes_ = slot;
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, window);
     return true;
   }
 
-  void free_window() const {
-    if (window_ == MPI_WIN_NULL) return;
-    MPI_Win_unlock_all(window_);
-    MPI_Win_free(&window_);
-    window_ = MPI_WIN_NULL;
-    slot_bytes_ = 0;
+  static void free_window(MPI_Win& window) {
+    if (window == MPI_WIN_NULL) return;
+    MPI_Win_unlock_all(window);
+    MPI_Win_free(&window);
+    window = MPI_WIN_NULL;
+  }
+
+  // Whether v is the gradients, or the parameters, of a network placed in place()'s window.
+  template <class T>
+  bool placed_grads(std::span<T> v) const {
+    return placed_params_ != nullptr &&
+           static_cast<const void*>(v.data()) == placed_slots_[std::size_t(rank_)] &&
+           v.size_bytes() <= placed_bytes_;
+  }
+  template <class T>
+  bool placed_params(std::span<T> v) const {
+    return placed_params_ != nullptr && static_cast<const void*>(v.data()) == placed_params_ &&
+           v.size_bytes() <= placed_bytes_;
   }
 
   // From now on, every sum as messages (shared() answers false).
@@ -275,11 +327,11 @@ class World final : public Group {
     return false;
   }
 
-  // Every rank's writes to the segment so far are visible to every rank.
-  void sync_all() const {
-    MPI_Win_sync(window_);
+  // Every rank's writes to the window's segments so far are visible to every rank.
+  void sync_all(MPI_Win window) const {
+    MPI_Win_sync(window);
     MPI_Barrier(node_);
-    MPI_Win_sync(window_);
+    MPI_Win_sync(window);
   }
 
   template <class T>
@@ -287,17 +339,21 @@ class World final : public Group {
     return reinterpret_cast<T*>(slots_[std::size_t(r)]);
   }
 
-  // Each rank's values into its slot, but for its own block, which only it adds up (from v);
-  // this rank's block of v becomes the sum over the ranks in rank order, ((v₀ + v₁) + v₂) + ...;
-  // then every rank has read what it needs.
+  // Each rank's values into its slot (unless they are there: a placed network's gradients), but
+  // for its own block, which only it adds up (from v); this rank's block of v becomes the sum over
+  // the ranks in rank order, ((v₀ + v₁) + v₂) + ...; then every rank has read what it needs.
   template <class T>
-  void shared_reduce(std::span<T> v) const {
+  void shared_reduce(std::span<T> v, const std::vector<std::byte*>& slots, MPI_Win window) const {
     const auto [b, e] = block(v.size(), rank_);
-    T* mine = slot<T>(rank_);
-    std::memcpy(mine, v.data(), b * sizeof(T));
-    std::memcpy(mine + e, v.data() + e, (v.size() - e) * sizeof(T));
-    sync_all();
-    auto values = [&](int r) -> const T* { return r == rank_ ? v.data() + b : slot<T>(r) + b; };
+    T* mine = reinterpret_cast<T*>(slots[std::size_t(rank_)]);
+    if (mine != v.data()) {
+      std::memcpy(mine, v.data(), b * sizeof(T));
+      std::memcpy(mine + e, v.data() + e, (v.size() - e) * sizeof(T));
+    }
+    sync_all(window);
+    auto values = [&](int r) -> const T* {
+      return r == rank_ ? v.data() + b : reinterpret_cast<const T*>(slots[std::size_t(r)]) + b;
+    };
     // In pieces: this rank's own values are read (from v) before its sums overwrite them.
     constexpr std::size_t kPiece = 1024;
     T sums[kPiece];
@@ -314,7 +370,7 @@ class World final : public Group {
       }
       std::memcpy(v.data() + b + at, sums, m * sizeof(T));
     }
-    sync_all();
+    sync_all(window);
   }
 
   // This rank's block into its slot (where no rank reads after shared_reduce), then every other
@@ -323,13 +379,13 @@ class World final : public Group {
   void shared_gather(std::span<T> v) const {
     const auto [b, e] = block(v.size(), rank_);
     std::memcpy(slot<T>(rank_) + b, v.data() + b, (e - b) * sizeof(T));
-    sync_all();
+    sync_all(window_);
     for (int r = 0; r < size_; ++r) {
       if (r == rank_) continue;
       const auto [rb, re] = block(v.size(), r);
       std::memcpy(v.data() + rb, slot<T>(r) + rb, (re - rb) * sizeof(T));
     }
-    sync_all();
+    sync_all(window_);
   }
 
   int rank_ = 0, size_ = 1;
@@ -337,6 +393,10 @@ class World final : public Group {
   mutable MPI_Win window_ = MPI_WIN_NULL;
   mutable std::size_t slot_bytes_ = 0;
   mutable std::vector<std::byte*> slots_;
+  mutable MPI_Win placed_win_ = MPI_WIN_NULL;  // place()'s
+  mutable std::size_t placed_bytes_ = 0;
+  mutable std::vector<std::byte*> placed_slots_;
+  mutable std::byte* placed_params_ = nullptr;
   MPI_Comm control_ = MPI_COMM_NULL;  // agree()'s, apart from the training's
   mutable std::vector<int> counts_, displs_, a2a_;
   mutable std::vector<double> dbuf_;
