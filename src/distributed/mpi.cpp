@@ -109,17 +109,18 @@ class World final : public Group {
       return {};
     placed_bytes_ = slot;
     placed_params_ = placed_slots_[0] + slot;
-    // Every page mapped now, in one call each, rather than one fault per 4 KiB page in the first
-    // training step (the segment is a file in /dev/shm: no huge pages): this process's
-    // gradients for writing, the parameters for writing on process 0 and for reading elsewhere.
-    constexpr int kPopulateRead = 22, kPopulateWrite = 23;  // MADV_POPULATE_*, Linux 5.14
+    // Every page mapped for writing now, in one call each, rather than one fault per 4 KiB page
+    // in the first training step (the segment is a file in /dev/shm: no huge pages): this
+    // process's gradients, and the parameters (each process writes its block of them). Mapping
+    // a page for writing changes none of its bytes.
+    constexpr int kPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
     (void)::madvise(placed_slots_[std::size_t(rank_)], slot, kPopulateWrite);
     if (rank_ == 0) {
       (void)::madvise(placed_params_, slot, kPopulateWrite);
       std::memcpy(placed_params_, params, bytes);
     }
     sync_all(placed_win_);
-    if (rank_ != 0) (void)::madvise(placed_params_, slot, kPopulateRead);
+    if (rank_ != 0) (void)::madvise(placed_params_, slot, kPopulateWrite);
     return {placed_params_, placed_slots_[std::size_t(rank_)]};
   }
   std::string transport() const override {
