@@ -11,6 +11,7 @@
 #include "chainrule/loss.hpp"
 #include "chainrule/threads.hpp"
 #include "gather.hpp"
+#include "prefault.hpp"
 
 namespace chainrule {
 
@@ -124,12 +125,13 @@ std::size_t Network<T>::blocks_for(Index N) const {
 }
 
 template <class T>
-void Network<T>::use_work_for(Index N) {
+void Network<T>::use_work_for(Index N, bool training) {
   if (N == work_rows_) return;
   WorkSet current{work_rows_, std::move(work_), std::move(input_)};
   auto kept =
       std::find_if(spare_.begin(), spare_.end(), [&](const WorkSet& s) { return s.rows == N; });
-  if (kept == spare_.end() && spare_.size() == kSpareSets) kept = spare_.begin();
+  const bool found = kept != spare_.end();
+  if (!found && spare_.size() == kSpareSets) kept = spare_.begin();
   if (kept != spare_.end()) {
     work_ = std::move(kept->work);
     input_ = std::move(kept->input);
@@ -141,11 +143,26 @@ void Network<T>::use_work_for(Index N) {
   }
   if (current.rows >= 0) spare_.push_back(std::move(current));
   work_rows_ = N;
+  if (found || N <= 1 || blocks_for(N) > 1) return;
+  // A set new to N: its buffers sized for the pass at once and their pages mapped in one call
+  // each (prefault.hpp), rather than faulted in one at a time by the pass's first writes (W3's
+  // first step of 512 rows: 3,500 faults, about 40 ms on the virtual machines of this project's
+  // sessions). Blocks of rows on threads (blocks_for) keep workspaces of their own.
+  const auto map = [](Batch<T>& m, Index rows, Index cols) {
+    m.resize(rows, cols);
+    detail::prefault(m.data(), m.data() + m.size());
+  };
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    map(work_[l].Z, N, layers_[l].out());
+    map(work_[l].A, N, layers_[l].out());
+    if (training) map(work_[l].dZ, N, layers_[l].out());
+  }
+  if (training) map(input_, N, inputs());
 }
 
 template <class T>
 const Batch<T>& Network<T>::forward(const BatchView<T>& X, Rng* dropout) {
-  use_work_for(X.rows());
+  use_work_for(X.rows(), true);
   kept_ = true;
   if (const std::size_t parts = cols_for(X.rows(), dropout)) return run_cols(X, {}, parts);
   if (blocks_for(X.rows()) > 1) return run_blocks(X, true, dropout);
@@ -158,7 +175,7 @@ const Batch<T>& Network<T>::forward_rows(const BatchView<T>& X, std::span<const 
                                          Rng* dropout) {
   kept_ = true;
   const auto N = Index(rows.size());
-  use_work_for(N);
+  use_work_for(N, true);
   if (const std::size_t parts = cols_for(N, dropout)) return run_cols(X, rows, parts);
   if (blocks_for(N) > 1) return run_blocks(X, true, dropout, rows);  // gathered block by block
   if (input_.rows() != N || input_.cols() != X.cols()) input_.resize(N, X.cols());
@@ -168,7 +185,7 @@ const Batch<T>& Network<T>::forward_rows(const BatchView<T>& X, std::span<const 
 
 template <class T>
 const Batch<T>& Network<T>::infer(const BatchView<T>& X) {
-  use_work_for(X.rows());
+  use_work_for(X.rows(), false);
   kept_ = false;
   if (blocks_for(X.rows()) > 1) return run_blocks(X, false, nullptr);
   return run(X, nullptr);

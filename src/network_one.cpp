@@ -143,7 +143,7 @@ void Network<T>::backward_one(const T* x0, const T* y) {
 
 template <class T>
 double Network<T>::step_one(const T* x, const T* y) {
-  use_work_for(1);
+  use_work_for(1, true);
   forward_one(x);
   kept_ = false;  // x is not kept: a backward() now needs a forward() first
   const Workspace& top = work_.back();

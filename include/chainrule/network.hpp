@@ -246,8 +246,9 @@ class Network {
   std::vector<WorkSet> spare_;
   Index work_rows_ = -1;  // the batch size work_ and input_ hold; -1 before the first pass
   // Makes work_ and input_ those of batch size N (a spare set's, or the least recently used
-  // one's to resize); no allocation when N's set is kept.
-  void use_work_for(Index N);
+  // one's to resize); no allocation when N's set is kept. `training`: a forward pass that
+  // backward follows (its deltas and input are sized too).
+  void use_work_for(Index N, bool training);
   double dropout_ = 0;
   Index loss_rows_ = 0;
   bool dropped_ = false;  // whether the last forward applied dropout
