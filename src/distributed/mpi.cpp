@@ -47,6 +47,9 @@ bool shared_memory_allowed() {
 //   back for the others to copy out. W3's 7 MiB gradient: 0.6-1.1 ms a sum on 2 ranks, against
 //   1.7-2.0 ms as ring messages through Open MPI's shared-memory transport (bench/RESULTS.md,
 //   issue 12, sixth session).
+// - A network placed in a window of its own (place(): the parameters once, every rank's
+//   gradients) needs none of those copies: the owners add the blocks up where backward wrote
+//   them, update the parameters in place, and the all-gather is a barrier (ninth session).
 class World final : public Group {
  public:
   World() {
