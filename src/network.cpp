@@ -125,8 +125,7 @@ std::size_t Network<T>::blocks_for(Index N) const {
 }
 
 template <class T>
-void Network<T>::use_work_for(Index N, bool training) {
-  if (N == work_rows_) return;
+void Network<T>::switch_work(Index N, bool training) {
   WorkSet current{work_rows_, std::move(work_), std::move(input_)};
   auto kept =
       std::find_if(spare_.begin(), spare_.end(), [&](const WorkSet& s) { return s.rows == N; });

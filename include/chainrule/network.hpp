@@ -248,7 +248,10 @@ class Network {
   // Makes work_ and input_ those of batch size N (a spare set's, or the least recently used
   // one's to resize); no allocation when N's set is kept. `training`: a forward pass that
   // backward follows (its deltas and input are sized too).
-  void use_work_for(Index N, bool training);
+  void use_work_for(Index N, bool training) {
+    if (N != work_rows_) switch_work(N, training);  // inline: the tutorial's step asks every time
+  }
+  void switch_work(Index N, bool training);
   double dropout_ = 0;
   Index loss_rows_ = 0;
   bool dropped_ = false;  // whether the last forward applied dropout
