@@ -1,7 +1,6 @@
 #include "chainrule/mpi.hpp"
 
 #include <mpi.h>
-#include <sys/mman.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
@@ -11,6 +10,8 @@
 #include <cstring>
 #include <string_view>
 #include <vector>
+
+#include "../prefault.hpp"
 
 namespace chainrule::mpi {
 
@@ -112,18 +113,18 @@ class World final : public Group {
       return {};
     placed_bytes_ = slot;
     placed_params_ = placed_slots_[0] + slot;
-    // Every page mapped for writing now, in one call each, rather than one fault per 4 KiB page
-    // in the first training step (the segment is a file in /dev/shm: no huge pages): this
-    // process's gradients, and the parameters (each process writes its block of them). Mapping
-    // a page for writing changes none of its bytes.
-    constexpr int kPopulateWrite = 23;  // MADV_POPULATE_WRITE, Linux 5.14
-    (void)::madvise(placed_slots_[std::size_t(rank_)], slot, kPopulateWrite);
+    // Every page mapped for writing now, in one call each (prefault.hpp), rather than one fault
+    // per 4 KiB page in the first training step (the segment is a file in /dev/shm: no huge
+    // pages): this process's gradients, and the parameters (each process writes its block of
+    // them). Mapping a page for writing changes none of its bytes.
+    std::byte* mine = placed_slots_[std::size_t(rank_)];
+    detail::prefault(mine, mine + slot);
     if (rank_ == 0) {
-      (void)::madvise(placed_params_, slot, kPopulateWrite);
+      detail::prefault(placed_params_, placed_params_ + slot);
       std::memcpy(placed_params_, params, bytes);
     }
     sync_all(placed_win_);
-    if (rank_ != 0) (void)::madvise(placed_params_, slot, kPopulateWrite);
+    if (rank_ != 0) detail::prefault(placed_params_, placed_params_ + slot);
     return {placed_params_, placed_slots_[std::size_t(rank_)]};
   }
   std::string transport() const override {
