@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chainrule/buffer.hpp"
 #include "chainrule/threads.hpp"
 
 namespace chainrule::detail {
@@ -20,7 +21,7 @@ struct Other {
 /// Data rows as read so far: each column's values (NaN where a field is not a clean number), the
 /// fields that are not, and the line of each row.
 struct Rows {
-  std::vector<std::vector<double>> values;
+  std::vector<Buffer<double>> values;
   std::vector<Other> others;
   std::vector<std::size_t> lines;
 };

@@ -45,7 +45,7 @@ Dataset::Dataset(const MatrixView& X, Targets y, std::vector<std::string> names,
   c.name = y.name;
   c.field = names_.size() + 1;
   c.numeric = !y.numbers.empty();
-  c.numbers = std::move(y.numbers);
+  c.numbers.assign(y.numbers.begin(), y.numbers.end());  // (a copy: the table's own buffer type)
   c.text = std::move(y.labels);
   for (std::string& label : c.text)
     if (is_missing(label)) label.clear();  // NA, null ...: missing, as in a CSV file

@@ -198,7 +198,7 @@ TEST(Dataset, WideMatrixStatisticsAreTheTables) {
       }
       Column target;
       target.name = "y";
-      target.numbers = y;
+      target.numbers.assign(y.begin(), y.end());
       t.columns.push_back(std::move(target));
       const Dataset m(view, {.numbers = y});
       for (const Scale s : {Scale::standard, Scale::minmax}) {

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chainrule/buffer.hpp"
 #include "chainrule/file_io.hpp"
 #include "chainrule/types.hpp"
 
@@ -37,7 +38,7 @@ struct CsvOptions {
 struct Column {
   std::string name;
   bool numeric = true;
-  std::vector<double> numbers;    ///< when numeric
+  Buffer<double> numbers;         ///< when numeric (large columns in huge pages: buffer.hpp)
   std::vector<std::string> text;  ///< when not numeric
   std::size_t field = 0;          ///< 1-based position in the file's rows, for messages
 };
