@@ -286,7 +286,7 @@ int w5(const std::string& csv, int threads) {
   p.scale = Scale::none;
   p.task = Task::regress;
   const auto rows = all_rows(table.rows());
-  const Preprocessor prep = Preprocessor::fit(table, rows, p);
+  const Preprocessor prep = Preprocessor::fit(table, rows, p, threads);
   const double fit_s = seconds_since(t) - read_s;
   const Batch<float> X = prep.transform<float>(table, rows, threads);
   const double s = seconds_since(t);

@@ -468,7 +468,8 @@ FitResult fit(const Dataset& data, const FitOptions& o, const TrainCallbacks& ca
     model.prep = base->prep;
     model.spec = base->spec;
   } else {
-    model.prep = Preprocessor::fit_features(target_only, data, part.local.train, o.data, g);
+    model.prep =
+        Preprocessor::fit_features(target_only, data, part.local.train, o.data, g, o.threads);
     model.spec = network_spec(o, model.prep);
   }
   TrainOptions sized = o.train;  // a batch is at most the training rows

@@ -401,30 +401,49 @@ void table_group(const double* const* x, std::span<const std::size_t> rows, Numb
   }
 }
 
+// Values from which table_stats shares the columns among threads (a thread's start costs more
+// than a smaller table's pass).
+constexpr std::size_t kThreadedStatsValues = std::size_t(1) << 20;
+
 // The first pass (mean == nullptr) or the second over a table's numeric columns among `cols`;
-// the second only for columns with values (as add_square's callers skip the others).
+// the second only for columns with values (as add_square's callers skip the others). With
+// `threads`, a share of the columns on each: every column's values are still taken in row order
+// by one thread, so the statistics are the same bits for every count.
 void table_stats(const std::vector<ColumnRef>& cols, std::span<const std::size_t> rows,
-                 std::vector<NumberStats>& st, const double* mean) {
+                 std::vector<NumberStats>& st, const double* mean, int threads) {
   constexpr std::size_t G = 4;
-  const double* x[G];
-  NumberStats* s[G];
-  double means[G];
-  std::size_t g = 0;
   static constexpr void (*kGroup[])(const double* const*, std::span<const std::size_t>,
                                     NumberStats* const*, const double*) = {
       nullptr, table_group<1>, table_group<2>, table_group<3>, table_group<4>};
-  const auto flush = [&] {
-    if (g > 0) kGroup[g](x, rows, s, mean ? means : nullptr);
-    g = 0;
+  std::vector<std::size_t> numeric;  // the columns of this pass
+  for (std::size_t k = 0; k < cols.size(); ++k)
+    if (cols[k].numeric() && !(mean && st[k].n == 0)) numeric.push_back(k);
+  // Columns [b, e) of `numeric`, G at a time.
+  const auto pass = [&](std::size_t b, std::size_t e) {
+    const double* x[G];
+    NumberStats* s[G];
+    double means[G];
+    std::size_t g = 0;
+    const auto flush = [&] {
+      if (g > 0) kGroup[g](x, rows, s, mean ? means : nullptr);
+      g = 0;
+    };
+    for (std::size_t i = b; i < e; ++i) {
+      const std::size_t k = numeric[i];
+      x[g] = cols[k].column->numbers.data();
+      s[g] = &st[k];
+      means[g] = mean ? mean[k] : 0;
+      if (++g == G) flush();
+    }
+    flush();
   };
-  for (std::size_t k = 0; k < cols.size(); ++k) {
-    if (!cols[k].numeric() || (mean && st[k].n == 0)) continue;
-    x[g] = cols[k].column->numbers.data();
-    s[g] = &st[k];
-    means[g] = mean ? mean[k] : 0;
-    if (++g == G) flush();
-  }
-  flush();
+  const std::size_t K = numeric.size();
+  const std::size_t parts =
+      rows.size() * K < kThreadedStatsValues ? 1 : std::min<std::size_t>(std::max(threads, 1), K);
+  if (parts <= 1) return pass(0, K);
+  detail::WorkerPool pool;  // (the passes throw nothing)
+  auto share = [&](std::size_t p) { pass(K * p / parts, K * (p + 1) / parts); };
+  pool.run(parts, share);
 }
 
 // NumberStats of every numeric column among `cols` (text columns get an empty one); with a
@@ -434,7 +453,7 @@ void table_stats(const std::vector<ColumnRef>& cols, std::span<const std::size_t
 // 35-40 ms each, bound by memory bandwidth).
 std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<ColumnRef>& cols,
                                       std::span<const std::size_t> rows, const Group* g,
-                                      bool spread) {
+                                      bool spread, int threads) {
   check_ascending(data, rows);
   std::vector<NumberStats> st(cols.size());
   if (const MatrixView* m = data.matrix()) {
@@ -457,7 +476,7 @@ std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<Col
     scan_values(*scan, cols, rows,
                 [&](std::size_t k, double v, std::size_t r) { st[k].add(v, r); });
   else
-    table_stats(cols, rows, st, nullptr);
+    table_stats(cols, rows, st, nullptr, threads);
   if (g) {
     const std::size_t K = cols.size();
     std::vector<double> sum(K), n(K), lo(K), hi(K);
@@ -484,7 +503,7 @@ std::vector<NumberStats> number_stats(const Dataset& data, const std::vector<Col
       if (st[k].n > 0) st[k].add_square(v, mean[k]);
     });
   else
-    table_stats(cols, rows, st, mean.data());
+    table_stats(cols, rows, st, mean.data(), threads);
   if (g) {
     std::vector<double> sq(cols.size());
     for (std::size_t k = 0; k < cols.size(); ++k)
@@ -576,21 +595,22 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
   if (present == 0)
     throw DataError(t.source + ": the target column '" + y.name +
                     "' has no values (every row's is missing): expected a target to learn");
-  std::vector<double> values;  // numeric targets: the present values
   if (y.numeric) {
-    values.reserve(present);
+    // The present values are y's numbers that are not NaN, taken in row order where they are
+    // (a copy of a large target column cost more in page faults than the passes over it).
+    bool integers = true;
     for (const double v : y.numbers)
-      if (!std::isnan(v)) values.push_back(v);
-  }
-
-  if (y.numeric) {
-    const bool integers =
-        std::all_of(values.begin(), values.end(), [](double v) { return v == std::floor(v); });
+      if (!std::isnan(v) && v != std::floor(v)) {
+        integers = false;
+        break;
+      }
     // The distinct values, sorted: all of them when the task is classification by request, else
     // at most 21 (enough to tell labels from a regression target without a tree of a million).
     std::vector<double> distinct;
     if (o.task == Task::classify) {
-      distinct = values;
+      distinct.reserve(present);
+      for (const double v : y.numbers)
+        if (!std::isnan(v)) distinct.push_back(v);
       std::sort(distinct.begin(), distinct.end());
       distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
       if (distinct.size() > o.max_classes)
@@ -600,8 +620,8 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
                              " classes",
                          "max_classes");
     } else if (integers) {
-      for (const double v : values)
-        if (std::find(distinct.begin(), distinct.end(), v) == distinct.end()) {
+      for (const double v : y.numbers)
+        if (!std::isnan(v) && std::find(distinct.begin(), distinct.end(), v) == distinct.end()) {
           distinct.push_back(v);
           if (distinct.size() > 20) break;
         }
@@ -618,12 +638,12 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
         p.classes.push_back(format_number(v));
     } else {
       double sum = 0;
-      for (double v : values)
-        sum += v;
+      for (const double v : y.numbers)
+        if (!std::isnan(v)) sum += v;
       p.target_center = sum / double(present);
       double sq = 0;
-      for (double v : values)
-        sq += (v - p.target_center) * (v - p.target_center);
+      for (const double v : y.numbers)
+        if (!std::isnan(v)) sq += (v - p.target_center) * (v - p.target_center);
       p.target_scale = std::sqrt(sq / double(present));
       if (!(p.target_scale > 0)) p.target_scale = 1;
     }
@@ -648,8 +668,8 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
 }
 
 Preprocessor Preprocessor::fit(const Dataset& data, std::span<const std::size_t> rows,
-                               const PreprocessOptions& o) {
-  return fit_features(fit_target(data.table(), o), data, rows, o);
+                               const PreprocessOptions& o, int threads) {
+  return fit_features(fit_target(data.table(), o), data, rows, o, nullptr, threads);
 }
 
 namespace {
@@ -674,7 +694,7 @@ void unpack(std::string_view s, std::set<std::string>& into) {
 
 Preprocessor Preprocessor::fit_features(Preprocessor p, const Dataset& data,
                                         std::span<const std::size_t> rows,
-                                        const PreprocessOptions& o, const Group* g) {
+                                        const PreprocessOptions& o, const Group* g, int threads) {
   const Table& t = data.table();
   std::set<std::string> dropped;
   for (const std::string& d : o.drop) {
@@ -689,7 +709,7 @@ Preprocessor Preprocessor::fit_features(Preprocessor p, const Dataset& data,
   for (const ColumnRef& c : columns_of(data))
     if (c.name != p.target && !dropped.count(c.name)) used.push_back(c);
   const std::vector<NumberStats> stats =
-      number_stats(data, used, rows, g, o.scale == Scale::standard);
+      number_stats(data, used, rows, g, o.scale == Scale::standard, threads);
   // With a group, an error of this process's rows is kept until every process has taken part in
   // every exchange, then agreed on (Group::agree): no process waits for one that has left.
   std::exception_ptr error;

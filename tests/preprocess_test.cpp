@@ -181,6 +181,52 @@ TEST(Preprocess, ParallelTransformGivesTheSameMatrixAndError) {
   EXPECT_EQ(error_of([&] { p.transform<float>(holes, all_rows(n), 2); }), expected);
 }
 
+// A large table's statistics with its columns shared among threads: every thread count gives the
+// same bits, which are each column's mean and spread over its present values in row order
+// (computed here by plain loops); a missing value is reported as by one thread.
+TEST(Preprocess, ParallelStatisticsGiveTheSameNumbers) {
+  constexpr std::size_t n = 100'000, K = 11;  // 1.1 M values: shared among threads
+  Table t;
+  t.source = "stats.csv";
+  Rng gen(5);
+  for (std::size_t c = 0; c <= K; ++c) {
+    Column col;
+    col.name = c < K ? "x" + std::to_string(c) : "y";
+    for (std::size_t r = 0; r < n; ++r)
+      col.numbers.push_back(c == K ? double(r % 2) : gen.uniform() * 1000 - double(c) * 7);
+    t.columns.push_back(std::move(col));
+  }
+  for (std::size_t c = 0; c < K; c += 3)
+    t.columns[c].numbers[(c * 977) % n] = std::nan("");  // a gap in x0, x3, x6, x9
+  const PreprocessOptions o{.scale = Scale::standard, .impute = Impute::mean};
+  const Preprocessor one = Preprocessor::fit(t, all_rows(n), o, 1);
+  ASSERT_EQ(one.features.size(), K);
+  for (std::size_t c = 0; c < K; ++c) {
+    double sum = 0, count = 0;
+    for (const double v : t.columns[c].numbers)
+      if (!std::isnan(v)) sum += v, ++count;
+    const double mean = sum / count;
+    double sq = 0;
+    for (const double v : t.columns[c].numbers)
+      if (!std::isnan(v)) sq += (v - mean) * (v - mean);
+    EXPECT_DOUBLE_EQ(one.features[c].center, mean) << c;
+    EXPECT_DOUBLE_EQ(one.features[c].scale, std::sqrt(sq / count)) << c;
+    EXPECT_DOUBLE_EQ(one.features[c].fill, mean) << c;
+  }
+  for (const int threads : {2, 3, 8}) {
+    const Preprocessor many = Preprocessor::fit(t, all_rows(n), o, threads);
+    for (std::size_t c = 0; c < K; ++c) {
+      EXPECT_EQ(std::memcmp(&many.features[c].center, &one.features[c].center, 8), 0) << c;
+      EXPECT_EQ(std::memcmp(&many.features[c].scale, &one.features[c].scale, 8), 0) << c;
+      EXPECT_EQ(std::memcmp(&many.features[c].fill, &one.features[c].fill, 8), 0) << c;
+    }
+  }
+  const std::string expected =
+      error_of([&] { Preprocessor::fit(t, all_rows(n), {.scale = Scale::none}, 1); });
+  EXPECT_NE(expected.find("stats.csv"), std::string::npos) << expected;
+  EXPECT_EQ(error_of([&] { Preprocessor::fit(t, all_rows(n), {.scale = Scale::none}, 2); }),
+            expected);
+}
 TEST(Split, StratifiedAndDeterministic) {
   std::vector<int> strata;
   for (int i = 0; i < 100; ++i)

@@ -81,9 +81,10 @@ struct Preprocessor {
   /// A regression output in the target's units: the inverse of the target's scaling.
   double target_value(double y) const { return y * target_scale + target_center; }
 
-  /// Fits the target (task, classes) on every row and the features on `train_rows` only.
+  /// Fits the target (task, classes) on every row and the features on `train_rows` only; a
+  /// large table's statistics on `threads` threads, the same numbers for every count.
   static Preprocessor fit(const Dataset& data, std::span<const std::size_t> train_rows,
-                          const PreprocessOptions& options);
+                          const PreprocessOptions& options, int threads = 1);
   /// Fits only the target part (used first, to stratify the validation split).
   static Preprocessor fit_target(const Table& table, const PreprocessOptions& options);
   /// Fits the features on `train_rows` to the target part `target` (fit_target's). With a
@@ -92,7 +93,8 @@ struct Preprocessor {
   /// up to the order of additions.
   static Preprocessor fit_features(Preprocessor target, const Dataset& data,
                                    std::span<const std::size_t> train_rows,
-                                   const PreprocessOptions& options, const Group* group = nullptr);
+                                   const PreprocessOptions& options, const Group* group = nullptr,
+                                   int threads = 1);
 
   /// Class index (classify) of every row, -1 where the target is missing; throws DataError on
   /// an unknown label.
