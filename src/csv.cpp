@@ -501,7 +501,7 @@ std::vector<std::size_t> type_columns(Table& t, Rows& read, const CsvOptions& op
                          "decimal_comma"});
     if (!col.numeric) {
       text_columns.push_back(c);
-      Buffer<double>().swap(read.values[c]);
+      PagedVector<double>().swap(read.values[c]);
       continue;
     }
     col.numbers = std::move(read.values[c]);
@@ -717,7 +717,7 @@ bool rows_in_blocks(const detail::RangeFile& file, std::size_t start, std::size_
         // Whole 2 MiB blocks from 1 MiB up (buffer.hpp), which ask for huge pages where the
         // kernel has the free blocks; asked again here to learn whether it had (if not, the
         // pages are faulted in ahead below).
-        Buffer<double>& v = out.values[c];
+        PagedVector<double>& v = out.values[c];
         v.reserve(rows);
         huge[c] = detail::advise_huge_pages(v.data(), v.data() + v.capacity());
       }
@@ -728,8 +728,8 @@ bool rows_in_blocks(const detail::RangeFile& file, std::size_t start, std::size_
     // file's copy takes.
     const auto copy = [&](std::size_t k, std::size_t spans) {
       for (std::size_t c = k; c < width; c += spans) {
-        Buffer<double>& to = out.values[c];
-        const Buffer<double>& from = part.values[c];
+        PagedVector<double>& to = out.values[c];
+        const PagedVector<double>& from = part.values[c];
         const bool fits = to.capacity() >= to.size() + from.size();
         if (!fits) huge[c] = 0;  // grown past its reserved room: a new buffer, not advised
         if (fits && !huge[c] &&

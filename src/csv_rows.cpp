@@ -124,7 +124,7 @@ struct FastRows {
     const auto after_row_end = [&](std::size_t q) {
       return q == text.size() ? q : text[q] == '\n' ? q + 1 : std::min(q + 2, text.size());
     };
-    std::vector<Buffer<double>>& values = out.values;
+    std::vector<PagedVector<double>>& values = out.values;
     // Wide: the separators from byte `base` on, of a window of 64 bytes.
     std::size_t base = 0;
     std::uint64_t seps = 0;
@@ -276,7 +276,7 @@ void append_rows(Rows& out, Rows& part, std::size_t line_base, int threads) {
   const auto copy = [&](std::size_t k, std::size_t spans) {
     for (std::size_t c = k; c < width; c += spans) {
       out.values[c].insert(out.values[c].end(), part.values[c].begin(), part.values[c].end());
-      Buffer<double>().swap(part.values[c]);
+      PagedVector<double>().swap(part.values[c]);
     }
   };
   const std::size_t spans =
@@ -369,7 +369,7 @@ bool block_rows(const RangeFile& file, const BlockRows& how,
     auto read = [&](std::size_t i) {
       Rows& p = parts[i];
       p.values.resize(width);
-      for (Buffer<double>& v : p.values)
+      for (PagedVector<double>& v : p.values)
         v.clear();
       p.others.clear();
       p.lines.clear();

@@ -21,7 +21,7 @@ struct Other {
 /// Data rows as read so far: each column's values (NaN where a field is not a clean number), the
 /// fields that are not, and the line of each row.
 struct Rows {
-  std::vector<Buffer<double>> values;
+  std::vector<PagedVector<double>> values;
   std::vector<Other> others;
   std::vector<std::size_t> lines;
 };

@@ -78,7 +78,7 @@ std::unique_ptr<CsvScan> CsvScan::open(const std::string& path, const std::strin
   std::size_t labels = 0, missing = 0;
   const bool read = s->blocks(
       [&](detail::Rows& part, std::size_t first, std::string_view) {
-        Buffer<double>& v = part.values[s->target_];
+        PagedVector<double>& v = part.values[s->target_];
         s->check_room((col.numbers.size() + v.size() + y.lines.size()) * sizeof(double));
         col.numbers.insert(col.numbers.end(), v.begin(), v.end());
         for (std::size_t i = 0; i < part.lines.size(); ++i) {
@@ -112,7 +112,7 @@ std::unique_ptr<CsvScan> CsvScan::open(const std::string& path, const std::strin
 // found no quote), trimmed, missing ones empty, as read_csv's text columns.
 bool CsvScan::read_target_labels() {
   Column& col = targets_.columns[0];
-  Buffer<double>().swap(col.numbers);
+  PagedVector<double>().swap(col.numbers);
   col.numeric = false;
   col.text.reserve(rows_);
   return blocks([&](detail::Rows&, std::size_t, std::string_view text) {

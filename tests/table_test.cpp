@@ -193,8 +193,8 @@ TEST(Csv, ReadsGzipTransparentlyAndReportsCutShortFiles) {
   const std::string gz = temp_path("data.csv.gz"), plain = temp_path("data.csv");
   write_gzip(gz, text);
   std::ofstream(plain) << text;
-  EXPECT_EQ(read_csv(gz).columns[1].numbers, (Buffer<double>{2, 4}));
-  EXPECT_EQ(read_csv(plain).columns[1].numbers, (Buffer<double>{2, 4}));
+  EXPECT_EQ(read_csv(gz).columns[1].numbers, (PagedVector<double>{2, 4}));
+  EXPECT_EQ(read_csv(plain).columns[1].numbers, (PagedVector<double>{2, 4}));
 
   std::ifstream in(gz, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -229,7 +229,7 @@ TEST(Idx, ImagesAndLabels) {
   EXPECT_EQ(t.columns[0].name, "px0");
   EXPECT_EQ(t.columns[5].numbers[1], 255);
   EXPECT_EQ(t.columns[6].name, "label");
-  EXPECT_EQ(t.columns[6].numbers, (Buffer<double>{7, 9}));
+  EXPECT_EQ(t.columns[6].numbers, (PagedVector<double>{7, 9}));
 }
 
 // Straight into a float matrix: the same pixels as the table, scaled, one row per image.

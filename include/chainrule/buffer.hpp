@@ -73,4 +73,25 @@ struct PageAllocator {
 template <class T>
 using Buffer = std::vector<T, PageAllocator<T>>;
 
+/// PageAllocator's memory without its arena: no state, so that a vector of it is no larger than a
+/// std::vector (a table of a million columns holds a million of them).
+template <class T>
+struct BlockAllocator {
+  using value_type = T;
+  BlockAllocator() noexcept = default;
+  template <class U>
+  BlockAllocator(const BlockAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
+    return static_cast<T*>(detail::allocate_pages(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept { detail::free_pages(p, n * sizeof(T)); }
+  friend bool operator==(const BlockAllocator&, const BlockAllocator&) noexcept { return true; }
+};
+
+/// A std::vector whose memory, from 1 MiB up, is whole 2 MiB blocks asking for huge pages: a
+/// table's columns (table.hpp).
+template <class T>
+using PagedVector = std::vector<T, BlockAllocator<T>>;
+
 }  // namespace chainrule

@@ -38,7 +38,7 @@ struct CsvOptions {
 struct Column {
   std::string name;
   bool numeric = true;
-  Buffer<double> numbers;         ///< when numeric (large columns in huge pages: buffer.hpp)
+  PagedVector<double> numbers;    ///< when numeric (large columns in huge pages: buffer.hpp)
   std::vector<std::string> text;  ///< when not numeric
   std::size_t field = 0;          ///< 1-based position in the file's rows, for messages
 };
