@@ -697,32 +697,50 @@ constexpr std::size_t kPrefaultValues = std::size_t(1) << 16;
 // The data rows of bytes [start, end) of `file` (`width` fields each, the first on line `line`)
 // read in blocks of rows through one reused buffer (block_rows) into `out`'s columns, each block
 // while it is still in the cache, on `threads` threads. False when a row needs the tokenizer: a
-// quote, text, a NUL byte, a bad row.
+// quote, text, a NUL byte, a bad row. With `first_line`, rows on consecutive lines (no blank
+// line between them) are not given a line each: `out.lines` stays empty and *first_line is the
+// first row's (the rows' lines are kept one by one from the first gap on, and *first_line is 0).
 bool rows_in_blocks(const detail::RangeFile& file, std::size_t start, std::size_t line,
                     std::size_t end, std::size_t width, const CsvOptions& options, int threads,
-                    Rows& out) {
+                    Rows& out, std::size_t* first_line = nullptr) {
   const std::size_t bytes = std::min(end, file.size()) - std::min(start, file.size());
+  std::size_t first = 0, total = 0;  // the first row's line, and the rows so far
+  bool consecutive = first_line != nullptr;
   out.values.assign(width, {});
   std::vector<char> huge;   // whether a column's reserved room is in huge pages (not prefaulted)
   detail::WorkerPool pool;  // the threads that read the blocks and copy their columns
   const auto append = [&](Rows& part, std::size_t, std::string_view text) {
     const std::size_t n = part.lines.size();
     if (n == 0) return true;
-    if (out.lines.empty()) {  // room for the rows the first span's length suggests, plus 5%
-      const std::size_t rows = std::min(
-          bytes / std::max<std::size_t>(text.size() / n, 1) * 21 / 20 + n, bytes / (2 * width) + 1);
-      out.lines.reserve(rows);
+    // Room for the rows the first span's length suggests, plus 5%.
+    const auto rows = [&] {
+      return std::min(bytes / std::max<std::size_t>(text.size() / n, 1) * 21 / 20 + n,
+                      bytes / (2 * width) + 1);
+    };
+    if (total == 0) {
+      first = part.lines[0];
+      if (!consecutive) out.lines.reserve(rows());
       huge.assign(width, 0);
       for (std::size_t c = 0; c < width; ++c) {
         // Whole 2 MiB blocks from 1 MiB up (buffer.hpp), which ask for huge pages where the
         // kernel has the free blocks; asked again here to learn whether it had (if not, the
         // pages are faulted in ahead below).
         PagedVector<double>& v = out.values[c];
-        v.reserve(rows);
+        v.reserve(rows());
         huge[c] = detail::advise_huge_pages(v.data(), v.data() + v.capacity());
       }
     }
-    out.lines.insert(out.lines.end(), part.lines.begin(), part.lines.end());
+    if (consecutive)
+      for (std::size_t i = 0; i < n; ++i)
+        if (part.lines[i] != first + total + i) {  // a gap: every row's line from here on
+          consecutive = false;
+          out.lines.reserve(std::max(rows(), total + n));
+          for (std::size_t r = 0; r < total; ++r)
+            out.lines.push_back(first + r);
+          break;
+        }
+    if (!consecutive) out.lines.insert(out.lines.end(), part.lines.begin(), part.lines.end());
+    total += n;
     // The columns copied a share each on the reading threads, their new pages in huge pages or
     // faulted in ahead (prefault.hpp): the first writes to them are most of the time a large
     // file's copy takes.
@@ -753,17 +771,19 @@ bool rows_in_blocks(const detail::RangeFile& file, std::size_t start, std::size_
       if (e) std::rethrow_exception(e);
     return true;
   };
-  return width > 0 && detail::block_rows(file,
-                                         {.start = start,
-                                          .line = line,
-                                          .end = end,
-                                          .width = width,
-                                          .delimiter = options.delimiter,
-                                          .threads = threads,
-                                          .block_bytes = kBlockBytes,
-                                          .parallel_bytes = options.parallel_bytes,
-                                          .pool = &pool},
-                                         append);
+  const bool read = width > 0 && detail::block_rows(file,
+                                                    {.start = start,
+                                                     .line = line,
+                                                     .end = end,
+                                                     .width = width,
+                                                     .delimiter = options.delimiter,
+                                                     .threads = threads,
+                                                     .block_bytes = kBlockBytes,
+                                                     .parallel_bytes = options.parallel_bytes,
+                                                     .pool = &pool},
+                                                    append);
+  if (first_line) *first_line = consecutive && total > 0 ? first : 0;
+  return read;
 }
 
 // A large regular, uncompressed file whose fields are all numbers or missing, read in blocks
@@ -785,11 +805,13 @@ std::optional<Table> read_in_blocks(const std::string& path, const CsvOptions& o
     return std::nullopt;
   }
   Rows rows;
+  std::size_t first_line = 0;
   if (!rows_in_blocks(*file, start, line, file->size(), t.cols(), options,
-                      std::max(options.threads, 1), rows) ||
-      rows.lines.empty() || !file->unchanged())
+                      std::max(options.threads, 1), rows, &first_line) ||
+      (rows.lines.empty() && first_line == 0) || !file->unchanged())
     return std::nullopt;
-  t.lines = std::move(rows.lines);
+  t.lines = std::move(rows.lines);  // empty when the rows' lines follow one another
+  t.first_line = first_line;
   for (std::size_t c = 0; c < t.cols(); ++c)
     t.columns[c].numbers = std::move(rows.values[c]);
   block_reads.fetch_add(1, std::memory_order_relaxed);

@@ -419,7 +419,8 @@ TEST(Csv, ShortNumbersAreParsedExactlyAsFromChars) {
 void expect_same_table(const Table& a, const Table& b) {
   ASSERT_EQ(a.cols(), b.cols());
   ASSERT_EQ(a.rows(), b.rows());
-  EXPECT_EQ(a.lines, b.lines);
+  for (std::size_t r = 0; r < a.rows(); ++r)  // kept one by one, or as the first row's
+    ASSERT_EQ(a.line_of(r), b.line_of(r)) << "row " << r;
   for (std::size_t c = 0; c < a.cols(); ++c) {
     const Column &x = a.columns[c], &y = b.columns[c];
     ASSERT_EQ(x.name, y.name);
@@ -581,6 +582,34 @@ TEST(Csv, LargeFilesReadInBlocksGiveTheWholeTextsTable) {
   EXPECT_EQ(detail::csv_block_reads(), before);
   EXPECT_FALSE(words.columns[2].numeric);
   expect_same_table(words, whole(text));
+  std::remove(path.c_str());
+}
+
+// A large file read in blocks whose rows follow one another on consecutive lines keeps the first
+// row's line, not one per row; a blank line late in the file (blocks after the first) gives every
+// row its line from there on, and every row's line is the whole text's either way.
+TEST(Csv, LargeFilesKeepOneLinePerRowOnlyAfterAGap) {
+  std::string body;
+  for (int r = 0; body.size() < (std::size_t(10) << 20); ++r)
+    body += std::to_string(r) + "," + std::to_string(r % 13) + ".25\n";
+  const std::string header = "a,b\n", path = temp_path("consecutive.csv");
+  std::ofstream(path, std::ios::binary) << header + body;
+  const std::size_t before = detail::csv_block_reads();
+  const Table t = read_csv(path, {.threads = 2});
+  EXPECT_EQ(detail::csv_block_reads(), before + 1);
+  EXPECT_TRUE(t.lines.empty());
+  EXPECT_EQ(t.first_line, 2u);
+  expect_same_table(t, parse_csv(header + body, path));
+  EXPECT_EQ(t.line_of(t.rows() - 1), t.rows() + 1);
+
+  std::string gap = header + body;
+  gap.insert(gap.find('\n', gap.size() * 2 / 3) + 1, "\n");  // a blank line two thirds in
+  std::ofstream(path, std::ios::binary) << gap;
+  const Table g = read_csv(path, {.threads = 2});
+  EXPECT_EQ(detail::csv_block_reads(), before + 2);
+  EXPECT_EQ(g.lines.size(), g.rows());
+  EXPECT_EQ(g.line_of(g.rows() - 1), g.rows() + 2);  // one line more: the blank one
+  expect_same_table(g, parse_csv(gap, path));
   std::remove(path.c_str());
 }
 

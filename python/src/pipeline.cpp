@@ -437,8 +437,8 @@ py::dict explain_py(const Model& m, const py::object& data, long row, const py::
 
   py::dict j;
   std::string sample = "row " + std::to_string(row) + " of " + name;
-  if (std::size_t(row) < t.lines.size())
-    sample += " (line " + std::to_string(t.lines[std::size_t(row)]) + ")";
+  if (const std::size_t line = t.line_of(std::size_t(row)); line > 0)
+    sample += " (line " + std::to_string(line) + ")";
   j["sample"] = sample;
   py::dict inputs;
   for (std::size_t i = 0; i < e.x.size(); ++i)

@@ -283,8 +283,8 @@ int explain_model(const ExplainCliOptions& o) {
   const Explanation e = explain(net, x, y, options);
   if (!note.empty() && !o.json) fmt::print("{} {}\n", tr(o.lang, "Showing"), note);
   std::string sample = fmt::format(fmt::runtime(tr(o.lang, "row {0} of {1}")), o.row, o.data.path);
-  if (o.row < long(t.lines.size()))
-    sample += fmt::format(fmt::runtime(tr(o.lang, " (line {})")), t.lines[std::size_t(o.row)]);
+  if (const std::size_t line = o.row >= 0 ? t.line_of(std::size_t(o.row)) : 0; line > 0)
+    sample += fmt::format(fmt::runtime(tr(o.lang, " (line {})")), line);
   if (!o.html.empty()) {
     write_file_atomically(o.html,
                           explain_html(o.lang,
