@@ -560,7 +560,7 @@ Predictions predictions_from(const Model& m, const Batch<double>& P, const Table
 }  // namespace
 
 Predictions predict(const Model& m, const Dataset& data, int threads) {
-  const std::vector<std::size_t> rows = all_rows(data.rows());
+  const PagedVector<std::size_t> rows = all_rows(data.rows());
   return predictions_from(m, outputs(m, m.prep.transform<double>(data, rows, threads), threads),
                           data.table(), rows);
 }

@@ -572,8 +572,8 @@ Index Preprocessor::outputs() const {
   return Index(classes.size());
 }
 
-std::vector<std::size_t> all_rows(std::size_t n) {
-  std::vector<std::size_t> r(n);
+PagedVector<std::size_t> all_rows(std::size_t n) {
+  PagedVector<std::size_t> r(n);
   std::iota(r.begin(), r.end(), 0);
   return r;
 }
@@ -1168,7 +1168,8 @@ Split split_rows(std::size_t n, double fraction, Rng& rng, const std::vector<int
     throw ConfigError("the validation fraction must be in [0, 1), got " + std::to_string(fraction));
   Split s;
   if (fraction == 0) {  // no validation: draw nothing from the generator
-    s.train = all_rows(n);
+    s.train.resize(n);
+    std::iota(s.train.begin(), s.train.end(), 0);
     return s;
   }
   std::map<int, std::vector<std::size_t>> groups;

@@ -211,7 +211,7 @@ TEST(Dataset, WideMatrixStatisticsAreTheTables) {
           EXPECT_EQ(a.features[k].fill, b.features[k].fill) << k;
         }
         // The training matrices too, rows in reverse order (the gap imputed), in both widths.
-        std::vector<std::size_t> back = all_rows(std::size_t(N));
+        PagedVector<std::size_t> back = all_rows(std::size_t(N));
         std::reverse(back.begin(), back.end());
         const Batch<float> xa = a.transform<float>(m, back), xb = b.transform<float>(t, back);
         EXPECT_EQ(std::memcmp(xa.data(), xb.data(), sizeof(float) * std::size_t(xa.size())), 0);
@@ -219,7 +219,7 @@ TEST(Dataset, WideMatrixStatisticsAreTheTables) {
         EXPECT_EQ(std::memcmp(da.data(), db.data(), sizeof(double) * std::size_t(da.size())), 0);
         // Without imputation the gap is refused, where it is.
         const PreprocessOptions strict{.scale = s, .impute = Impute::none};
-        std::vector<std::size_t> rest = all_rows(std::size_t(N));
+        PagedVector<std::size_t> rest = all_rows(std::size_t(N));
         rest.erase(rest.begin() + 123);
         const Preprocessor c = Preprocessor::fit(m, rest, strict);
         if (type == ElementType::f32) {

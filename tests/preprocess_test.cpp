@@ -161,7 +161,7 @@ TEST(Preprocess, ParallelTransformGivesTheSameMatrixAndError) {
            "," + std::to_string(r % 2) + "\n";
   }
   const Table t = parse_csv(csv, "wide.csv");
-  std::vector<std::size_t> rows = all_rows(n);
+  PagedVector<std::size_t> rows = all_rows(n);
   for (std::size_t i = rows.size(); i > 1; --i)
     std::swap(rows[i - 1], rows[gen.below(i)]);
   const Preprocessor p = Preprocessor::fit(t, rows, {});

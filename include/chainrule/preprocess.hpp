@@ -128,7 +128,7 @@ class Rng;
 Split split_rows(std::size_t n, double fraction, Rng& rng,
                  const std::vector<int>* strata = nullptr);
 
-/// 0, 1, ..., n-1.
-std::vector<std::size_t> all_rows(std::size_t n);
+/// 0, 1, ..., n-1 (from 1 MiB up in whole 2 MiB blocks asking for huge pages: buffer.hpp).
+PagedVector<std::size_t> all_rows(std::size_t n);
 
 }  // namespace chainrule
