@@ -610,6 +610,18 @@ TEST(Csv, LargeFilesKeepOneLinePerRowOnlyAfterAGap) {
   EXPECT_EQ(g.lines.size(), g.rows());
   EXPECT_EQ(g.line_of(g.rows() - 1), g.rows() + 2);  // one line more: the blank one
   expect_same_table(g, parse_csv(gap, path));
+
+  // A NUL byte in the second half of a block (each block is read in halves on two threads): not
+  // read in blocks, and the whole read's error.
+  for (const std::size_t at : {gap.size() / 2 + (std::size_t(1) << 20) + 123, gap.size() - 5}) {
+    std::string nul = gap;
+    nul[at] = '\0';
+    std::ofstream(path, std::ios::binary) << nul;
+    const std::string want = error_of([&] { read_csv(path, {.threads = 1}); });
+    EXPECT_NE(want.find("NUL"), std::string::npos) << want;
+    EXPECT_EQ(error_of([&] { read_csv(path, {.threads = 2}); }), want);
+    EXPECT_EQ(detail::csv_block_reads(), before + 2);
+  }
   std::remove(path.c_str());
 }
 
