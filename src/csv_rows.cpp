@@ -351,16 +351,16 @@ bool block_rows(const RangeFile& file, const BlockRows& how,
   const std::size_t block = std::min(std::max<std::size_t>(how.block_bytes, 1), size);
   const std::unique_ptr<char[]> buf(new char[block]);
   std::size_t at = how.start, line = how.line, row = 0;
-  // A block read in two halves on two threads, each looked through for a NUL byte (the copy
-  // out of the page cache was a tenth of a large file's read, on one thread while the others
-  // waited).
-  std::size_t half_got[2] = {};
-  bool half_nul[2] = {};
-  std::exception_ptr half_error[2];
   while (at < size) {
     const std::size_t end = std::min(size, at + block);
+    // A block read in two halves on two threads, each looked through for a NUL byte (the copy
+    // out of the page cache was a tenth of a large file's read, on one thread while the others
+    // waited).
     const bool halves = parts.size() > 1 && end - at >= how.parallel_bytes;
     const std::size_t half = halves ? (end - at) / 2 : end - at;
+    std::size_t half_got[2] = {};
+    bool half_nul[2] = {};
+    std::exception_ptr half_error[2];
     auto read_half = [&](std::size_t i) {
       const std::size_t from = at + i * half, to = i == 0 ? at + half : end;
       try {
@@ -370,8 +370,6 @@ bool block_rows(const RangeFile& file, const BlockRows& how,
         half_error[i] = std::current_exception();
       }
     };
-    half_got[1] = 0;
-    half_nul[1] = false;
     pool.run(halves ? 2 : 1, read_half);
     for (const std::exception_ptr& e : half_error)
       if (e) std::rethrow_exception(e);

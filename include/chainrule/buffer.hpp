@@ -22,10 +22,27 @@ void free_pages(void* p, std::size_t bytes) noexcept;
 inline constexpr std::size_t kPagedBytes = std::size_t(1) << 20;
 }  // namespace detail
 
-/// A std::allocator for the buffers above. On the virtual machines of this project's sessions a
-/// 4 KiB page's first write cost about 11 µs, a 2 MiB page's about 90 µs: a 784-1024-1024-10
-/// network's parameters, gradients and momentum (21 MiB) took 60 ms to fault in page by page in
-/// the first training step, and 1-2 ms in huge pages (docs/design-notes.md, "Large buffers").
+/// allocate_pages' memory as a std::allocator, with no state, so that a vector of it is no larger
+/// than a std::vector (a table of a million columns holds a million of them).
+template <class T>
+struct BlockAllocator {
+  using value_type = T;
+  BlockAllocator() noexcept = default;
+  template <class U>
+  BlockAllocator(const BlockAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
+    return static_cast<T*>(detail::allocate_pages(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept { detail::free_pages(p, n * sizeof(T)); }
+  friend bool operator==(const BlockAllocator&, const BlockAllocator&) noexcept { return true; }
+};
+
+/// BlockAllocator with an arena: the training buffers of this header's first lines. On the virtual
+/// machines of this project's sessions a 4 KiB page's first write cost about 11 µs, a 2 MiB page's
+/// about 90 µs: a 784-1024-1024-10 network's parameters, gradients and momentum (21 MiB) took 60 ms
+/// to fault in page by page in the first training step, and 1-2 ms in huge pages
+/// (docs/design-notes.md, "Large buffers").
 template <class T>
 struct PageAllocator {
   using value_type = T;
@@ -41,11 +58,10 @@ struct PageAllocator {
       if (n > arena_size_) throw std::bad_alloc();
       return arena_;
     }
-    if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
-    return static_cast<T*>(detail::allocate_pages(n * sizeof(T)));
+    return BlockAllocator<T>().allocate(n);
   }
   void deallocate(T* p, std::size_t n) noexcept {
-    if (arena_ == nullptr) detail::free_pages(p, n * sizeof(T));
+    if (arena_ == nullptr) BlockAllocator<T>().deallocate(p, n);
   }
   template <class U, class... Args>
   void construct(U* p, Args&&... args) {
@@ -73,24 +89,8 @@ struct PageAllocator {
 template <class T>
 using Buffer = std::vector<T, PageAllocator<T>>;
 
-/// PageAllocator's memory without its arena: no state, so that a vector of it is no larger than a
-/// std::vector (a table of a million columns holds a million of them).
-template <class T>
-struct BlockAllocator {
-  using value_type = T;
-  BlockAllocator() noexcept = default;
-  template <class U>
-  BlockAllocator(const BlockAllocator<U>&) noexcept {}
-  T* allocate(std::size_t n) {
-    if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
-    return static_cast<T*>(detail::allocate_pages(n * sizeof(T)));
-  }
-  void deallocate(T* p, std::size_t n) noexcept { detail::free_pages(p, n * sizeof(T)); }
-  friend bool operator==(const BlockAllocator&, const BlockAllocator&) noexcept { return true; }
-};
-
 /// A std::vector whose memory, from 1 MiB up, is whole 2 MiB blocks asking for huge pages: a
-/// table's columns (table.hpp).
+/// table's columns (table.hpp). PageAllocator adds an arena to it: the network's buffers.
 template <class T>
 using PagedVector = std::vector<T, BlockAllocator<T>>;
 
