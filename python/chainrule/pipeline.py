@@ -5,8 +5,9 @@ file (a path, read by the library's CSV reader) or a pandas DataFrame: it drops 
 them, splits off the validation rows, standardizes numeric columns and one-hot encodes text ones
 (fitted on the training rows), infers the task, trains with early stopping and returns the
 `chainrule.Model`. The options are the library's names for the command line's flags, with the
-same defaults (``FitOptions{}``): the same file, options and seed give the same model file,
-byte for byte, as ``chainrule --threads 1 train``.
+same defaults (the cores available for ``threads``, as the command line's ``--threads``): the
+same file, options and seed give the same model file, byte for byte, as ``chainrule train``
+(and ``threads=1`` as ``chainrule --threads 1 train``).
 """
 import difflib
 import os
@@ -84,7 +85,8 @@ def train(data, target=None, distributed=False, **options):
     default): drop=[columns], scale='standard'|'minmax'|'none', impute='none'|'mean',
     task='classify'|'regress' (default inferred), layers=[100], activation='tanh', loss, init,
     dtype='float32'|'float64', seed=42, val=0.1, patience (default 20 with a validation split),
-    epochs=200, batch=32, shuffle=True, dropout=0, threads=1, max_memory (bytes),
+    epochs=200, batch=32, shuffle=True, dropout=0, threads (default: the cores available, as
+    the command line; the same count gives the same bytes), max_memory (bytes),
     max_categories, max_classes, optimizer='adam'|'sgd'|'adamw'|'rmsprop', lr (default the
     optimizer's), momentum, nesterov, weight_decay, beta1, beta2, eps, alpha,
     schedule='constant'|'step'|'cosine', step_size, gamma, init_from=Model (fine-tuning).
@@ -114,7 +116,7 @@ def train(data, target=None, distributed=False, **options):
     if target is not None:
         fit["target"] = target
     if "threads" in fit:
-        csv["threads"] = fit["threads"]
+        csv["threads"] = fit["threads"]  # (left out: the cores available, in both)
     source, _ = _source(data)
     model, history = _core.train(source, csv, fit, init_from, bool(distributed))
     notes = history.pop("notes")

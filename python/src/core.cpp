@@ -29,8 +29,12 @@
 #include "chainrule/network.hpp"
 #include "chainrule/optimizer.hpp"
 
+#include "engine_call.hpp"
+
 namespace py = pybind11;
 using namespace chainrule;
+using chainrule::python::BlasOnOneThread;
+using chainrule::python::SigintWatch;
 
 // chainrule.train, evaluate, predict, explain on tables (pipeline.cpp).
 void bind_pipeline(py::module_& m);
@@ -177,13 +181,18 @@ py::tuple fit_py(py::array X, py::object y_numbers, py::object y_labels,
     o.patience = o.validation > 0 ? o.train.epochs + 1 : 0;
   }
 
-  // Ctrl-C: the GIL is released while training, so Python's signal handler runs only when a
-  // batch callback takes the GIL back (at most every 50 ms) and asks for it.
+  // Ctrl-C: the GIL is released while training. SIGINT is seen after the batch it comes in
+  // (SigintWatch, engine_call.hpp); any other signal Python handles, when a batch callback takes
+  // the GIL back (at most every 50 ms) to let Python's handlers run: either stops the run when
+  // its handler raises.
   std::atomic<bool> interrupt{false};
   o.train.stop = &interrupt;
+  SigintWatch sigint(interrupt);
+  const BlasOnOneThread blas;
   TrainCallbacks cb;
   auto last = std::chrono::steady_clock::now();
   cb.on_batch = [&](const BatchProgress&) {
+    sigint.poll();
     const auto now = std::chrono::steady_clock::now();
     if (now - last < std::chrono::milliseconds(50)) return;
     last = now;
@@ -204,6 +213,7 @@ py::tuple fit_py(py::array X, py::object y_numbers, py::object y_labels,
     Dataset data(view, std::move(targets), names, "the training data");
     r = fit(data, o, cb);
   }
+  sigint.finish();
   if (r.history.interrupted || interrupt) {
     PyErr_SetNone(PyExc_KeyboardInterrupt);
     throw py::error_already_set();
@@ -238,6 +248,7 @@ py::object predict_py(const Model& m, py::array X, std::vector<std::string> name
   const MatrixView view = view_of(X, keep);
   Predictions p;
   {
+    const BlasOnOneThread blas;
     py::gil_scoped_release release;
     Dataset data(view, {}, names, "the data");
     p = predict(m, data);

@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -22,9 +23,14 @@
 #include "chainrule/init.hpp"
 #include "chainrule/metrics.hpp"
 #include "chainrule/model.hpp"
+#include "chainrule/threads.hpp"
+
+#include "engine_call.hpp"
 
 namespace py = pybind11;
 using namespace chainrule;
+using chainrule::python::BlasOnOneThread;
+using chainrule::python::SigintWatch;
 
 namespace {
 
@@ -92,11 +98,12 @@ CsvOptions csv_options(const py::dict& csv) {
       get<std::string>(csv, "delimiter", std::string(1, defaults.delimiter));
   if (delimiter.size() != 1)
     throw ConfigError("delimiter must be one character, got '" + delimiter + "'", "delimiter");
-  CsvOptions o{.delimiter = delimiter[0],
-               .header = get<bool>(csv, "header", defaults.header),
-               .skip_rows = get<std::size_t>(csv, "skip_rows", defaults.skip_rows),
-               .threads = get<int>(csv, "threads", defaults.threads),
-               .decimal_comma = get<bool>(csv, "decimal_comma", defaults.decimal_comma)};
+  CsvOptions o{
+      .delimiter = delimiter[0],
+      .header = get<bool>(csv, "header", defaults.header),
+      .skip_rows = get<std::size_t>(csv, "skip_rows", defaults.skip_rows),
+      .threads = std::clamp(get<int>(csv, "threads", available_cores()), 1, available_cores()),
+      .decimal_comma = get<bool>(csv, "decimal_comma", defaults.decimal_comma)};
   if (o.decimal_comma && o.delimiter == ',')
     throw ConfigError("decimal_comma needs another delimiter than ',' (such as ';')",
                       "decimal_comma");
@@ -166,7 +173,11 @@ FitOptions fit_options(const py::dict& d) {
                       "val");
   if (d.contains("patience")) o.patience = d["patience"].cast<int>();
   if (d.contains("dtype")) o.dtype = parse_dtype(d["dtype"].cast<std::string>());
-  o.threads = get<int>(d, "threads", o.threads);
+  // The command line's default and cap: the cores available (`chainrule train` without
+  // --threads); the same count gives the same bytes.
+  o.threads = std::min(get<int>(d, "threads", available_cores()), available_cores());
+  if (o.threads < 1)
+    throw ConfigError("threads must be at least 1, got " + std::to_string(o.threads), "threads");
   o.max_memory = get<std::uint64_t>(d, "max_memory", o.max_memory);
   TrainOptions& t = o.train;
   t.epochs = get<int>(d, "epochs", t.epochs);
@@ -290,13 +301,18 @@ py::tuple train_py(const py::object& data, const py::dict& csv, const py::dict& 
   const Table table = scan ? Table() : table_of(data, csv, o.group);
   const Dataset dataset = scan ? Dataset(*scan) : Dataset(table);
 
-  // Ctrl-C: the GIL is released while training; a batch callback takes it back at most every
-  // 50 ms to let Python's signal handler run, and stops the run if it asks.
+  // Ctrl-C: the GIL is released while training. SIGINT is seen after the batch it comes in
+  // (SigintWatch, engine_call.hpp); any other signal Python handles, when a batch callback takes
+  // the GIL back (at most every 50 ms) to let Python's handlers run: either stops the run when
+  // its handler raises.
   std::atomic<bool> interrupt{false};
   o.train.stop = &interrupt;
+  SigintWatch sigint(interrupt);
+  const BlasOnOneThread blas;
   TrainCallbacks cb;
   auto last = std::chrono::steady_clock::now();
   cb.on_batch = [&](const BatchProgress&) {
+    sigint.poll();
     const auto now = std::chrono::steady_clock::now();
     if (now - last < std::chrono::milliseconds(50)) return;
     last = now;
@@ -311,6 +327,7 @@ py::tuple train_py(const py::object& data, const py::dict& csv, const py::dict& 
     py::gil_scoped_release release;
     r = fit(dataset, o, cb);
   }
+  sigint.finish();
   if (r.history.interrupted || interrupt) {
     PyErr_SetNone(PyExc_KeyboardInterrupt);
     throw py::error_already_set();
@@ -351,6 +368,7 @@ py::dict evaluate_py(const Model& m, const py::object& data, const py::dict& csv
   const Table table = table_of(data, csv);
   Evaluation e;
   {
+    const BlasOnOneThread blas;
     py::gil_scoped_release release;
     e = evaluate(m, table);
   }
@@ -385,6 +403,7 @@ py::tuple predict_py(const Model& m, const py::object& data, const py::dict& csv
   const Table table = table_of(data, csv);
   Predictions p;
   {
+    const BlasOnOneThread blas;
     py::gil_scoped_release release;
     p = predict(m, table);
   }
