@@ -179,6 +179,8 @@ TrainingSettings training_settings(const FitOptions& o, const TrainOptions& t, s
           .momentum = t.optimizer.momentum,
           .nesterov = t.optimizer.nesterov,
           .weight_decay = t.optimizer.decay(),
+          .l2 = t.l2,
+          .monitor_metric = t.monitor_metric,
           .schedule = t.schedule.kind,
           .batch = t.batch,
           .epochs = t.epochs,

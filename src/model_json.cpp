@@ -67,6 +67,9 @@ void to_json(json& j, const TrainingSettings& s) {
            {"patience", s.patience},
            {"dropout", s.dropout},
            {"dtype", to_string(s.dtype)}};
+  // Only where set (the scikit-learn estimators'): every other file keeps its bytes.
+  if (s.l2 > 0) j["l2"] = s.l2;
+  if (s.monitor_metric) j["monitor_metric"] = true;
 }
 
 void from_json(const json& j, TrainingSettings& s) {
@@ -83,6 +86,8 @@ void from_json(const json& j, TrainingSettings& s) {
   read(j, "momentum", s.momentum);
   read(j, "nesterov", s.nesterov);
   read(j, "weight_decay", s.weight_decay);
+  read(j, "l2", s.l2);
+  read(j, "monitor_metric", s.monitor_metric);
   read_name(j, "schedule", s.schedule, parse_schedule);
   read(j, "batch", s.batch);
   read(j, "epochs", s.epochs);

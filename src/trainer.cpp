@@ -19,6 +19,8 @@ void check_options(const TrainOptions& o, Index rows) {
   if (o.batch < 1)
     throw ConfigError("batch size must be at least 1, got " + std::to_string(o.batch));
   if (o.patience < 0) throw ConfigError("patience must be >= 0");
+  if (!(o.l2 >= 0) || !std::isfinite(o.l2))
+    throw ConfigError("l2 must be a finite number >= 0, got " + std::to_string(o.l2));
   if (rows == 0) throw ConfigError("no training rows");
 }
 
@@ -44,6 +46,9 @@ Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T
   net.set_dropout_rate(o.dropout);
   optimizer_ = make_optimizer<T>(o.optimizer);
   lr0_ = o.optimizer.learning_rate();
+  if (o.l2 > 0)
+    for (const Dense<T>& l : net.layers())
+      weights_.emplace_back(std::size_t(l.offset()), std::size_t(l.bias_offset()));
   B_ = std::min(o.batch, N_);
   batches_ = (N_ + B_ - 1) / B_;
   // Per-sample steps through a small network without dropout take Network::step_one.
@@ -301,7 +306,10 @@ StopReason Trainer<T>::run_batch() {
   // between backward and the step (no shard, no hook), it runs in backward's last dispatch to
   // the threads, each thread over the range of the gradient it has just completed.
   const bool fused = !sharded_ && !one_sample_ && !cb_.after_backward;
-  auto update = [&](std::size_t b, std::size_t e) { optimizer_->update(params, grads, b, e); };
+  auto update = [&](std::size_t b, std::size_t e) {
+    if (!weights_.empty()) add_l2(b, e, n);
+    optimizer_->update(params, grads, b, e);
+  };
   const typename Network<T>::RangeJob job{
       [](void* f, std::size_t b, std::size_t e) { (*static_cast<decltype(update)*>(f))(b, e); },
       &update};
@@ -329,9 +337,20 @@ double Trainer<T>::sample_step(Index first) {
   local_n_ = 1;
   const double loss = net_.step_one(X_.row(r).data(), Y_.row(r).data());
   const std::span<T> params = net_.params();
+  if (!weights_.empty()) add_l2(0, params.size(), 1);
   optimizer_->begin_step(params.size());
   optimizer_->update(params, net_.grads(), 0, params.size());
   return loss;
+}
+
+template <class T>
+void Trainer<T>::add_l2(std::size_t b, std::size_t e, Index n) {
+  const T c = T(o_.l2 / double(n));
+  const T* p = net_.params().data();
+  T* g = net_.grads().data();
+  for (const auto& [wb, we] : weights_)
+    for (std::size_t i = std::max(b, wb), end = std::min(e, we); i < end; ++i)
+      g[i] += c * p[i];
 }
 
 template <class T>
@@ -427,8 +446,10 @@ EpochReport Trainer<T>::epoch_report() {
       if (o_.metric == Metric::r2) r.val_metric = r2_score<T>(P, Yv_);
     }
   }
-  // The monitored loss: validation's, or training's without validation.
-  const double monitored = r.val_loss.value_or(r.train_loss);
+  // The monitored loss: validation's, or training's without validation; or minus the validation
+  // metric (TrainOptions::monitor_metric).
+  const double monitored =
+      o_.monitor_metric && r.val_metric ? -*r.val_metric : r.val_loss.value_or(r.train_loss);
   if (monitored < s_.best.value_or(std::numeric_limits<double>::infinity())) {
     s_.best = monitored;
     s_.result.best_epoch = r.epoch;

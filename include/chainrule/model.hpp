@@ -40,6 +40,8 @@ struct TrainingSettings {
   double lr = 0, momentum = 0;
   bool nesterov = false;
   double weight_decay = 0;
+  double l2 = 0;                ///< TrainOptions::l2 (scikit-learn's alpha); in the file when > 0
+  bool monitor_metric = false;  ///< TrainOptions::monitor_metric; in the file when set
   ScheduleKind schedule = ScheduleKind::constant;
   Index batch = 0;
   int epochs = 0;

@@ -32,6 +32,15 @@ struct TrainOptions {
                         ///< (validation loss, or training loss without validation) and
                         ///< restore the best weights
   double dropout = 0;   ///< on hidden layers, during training only
+  /// scikit-learn's L2 penalty (its `alpha`): a batch of n rows adds l2/(2n)·Σw² over the
+  /// weights, not the biases, so each weight's gradient gains (l2/n)·w before the optimizer's
+  /// step (the batch's own n: a partial last batch's is smaller). 0: none. The optimizer's
+  /// weight_decay is PyTorch's instead: every parameter, the same factor in every batch.
+  double l2 = 0;
+  /// With validation and a metric (accuracy, R²): the best epoch, its weights (restored with a
+  /// patience) and the patience's count by the validation metric, higher is better, instead of
+  /// the validation loss; scikit-learn's early_stopping keeps the weights of the best score.
+  bool monitor_metric = false;
   OptimizerOptions optimizer;
   Schedule schedule;
   Metric metric = Metric::none;
@@ -194,6 +203,9 @@ class Trainer {
   StopReason run_samples();
   // The step of one sample, the batch's first row (step_one and the optimizer); its loss.
   double sample_step(Index first);
+  // TrainOptions::l2 over the parameters [b, e) of a batch of n rows: (l2/n)·w added to the
+  // gradient of every weight among them.
+  void add_l2(std::size_t b, std::size_t e, Index n);
   // Whether a batch ends the usual way, decided without batch_decision: nothing to agree on with
   // other processes, a finite loss, no stop asked for, and `next` (the next batch) in the epoch.
   bool usual_batch_end(double loss, Index next) const;
@@ -214,6 +226,7 @@ class Trainer {
   Index N_, B_, batches_;
   bool one_sample_;
   bool sharded_;
+  std::vector<std::pair<std::size_t, std::size_t>> weights_;  // with l2: each layer's W range
   bool samples_in_a_row_;  // one-sample steps with no hook, shard, progress or agreed decision
   Index local_n_ = 0;      // this process's rows in the current batch
   double local_rows_ = 0;  // and in the epoch so far (the progress line's running mean)

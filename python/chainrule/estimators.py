@@ -177,8 +177,11 @@ class _BaseMLP(BaseEstimator):
             "momentum": float(self.momentum) if self.solver in ("sgd", "rmsprop") else 0.0,
             "nesterov": bool(self.nesterovs_momentum and self.solver == "sgd"
                              and self.momentum > 0),
-            # scikit-learn's L2 term alpha/2·‖W‖²/batch has the gradient (alpha/batch)·W
-            "weight_decay": float(self.alpha) / batch,
+            # scikit-learn's L2 term alpha/(2n)·‖W‖² over the weights of a batch of n rows: each
+            # weight's gradient gains (alpha/n)·w, the biases' nothing (TrainOptions::l2)
+            "l2": float(self.alpha),
+            # early_stopping keeps the weights of the best validation score, as scikit-learn
+            "monitor_metric": bool(self.early_stopping),
             "beta1": float(self.beta_1),
             "beta2": float(self.beta_2),
             "eps": float(self.epsilon),
@@ -331,8 +334,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     scale : 'standard' (default), 'minmax' or 'none', the input scaling fitted on the
         training data and stored in the model (as `chainrule train` does).
 
-    Differences: alpha is applied as weight decay alpha/batch_size on every parameter (biases
-    too); with early_stopping the weights kept are those of the best validation loss;
+    alpha is scikit-learn's L2 penalty: each weight's gradient gains (alpha/n)·w for a batch of
+    n rows, the biases' nothing; with early_stopping the weights kept are those of the best
+    validation score, as scikit-learn's. Differences: loss_curve_ leaves out the penalty term;
     partial_fit restarts the optimizer's moments on every call; the first partial_fit call
     must see every class. loss_curve_ is chainrule's loss (binary or softmax cross-entropy).
 

@@ -111,6 +111,8 @@ FitOptions fit_options(const py::dict& d) {
   t.batch = get<Index>(d, "batch", t.batch);
   t.shuffle = get<bool>(d, "shuffle", t.shuffle);
   t.dropout = get<double>(d, "dropout", 0);
+  t.l2 = get<double>(d, "l2", 0);  // scikit-learn's alpha
+  t.monitor_metric = get<bool>(d, "monitor_metric", false);
   t.optimizer.kind = parse_optimizer(get<std::string>(d, "optimizer", "adam"));
   if (d.contains("lr") && !d["lr"].is_none()) t.optimizer.lr = d["lr"].cast<double>();
   t.optimizer.momentum = get<double>(d, "momentum", 0);

@@ -242,6 +242,8 @@ py::object settings_of(const Model& m) {
   d["momentum"] = s.momentum;
   d["nesterov"] = s.nesterov;
   d["weight_decay"] = s.weight_decay;
+  d["l2"] = s.l2;
+  d["monitor_metric"] = s.monitor_metric;
   d["schedule"] = std::string(to_string(s.schedule));
   d["batch"] = s.batch;
   d["epochs"] = s.epochs;
