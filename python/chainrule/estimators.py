@@ -315,11 +315,7 @@ class _BaseMLP(BaseEstimator):
         self.__dict__.update(state)
 
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """Multi-layer perceptron classifier trained by chainrule's C++ engine: a drop-in for
-    sklearn.neural_network.MLPClassifier.
-
-    Same parameters and defaults as scikit-learn's where they mean the same; refused with a
+_PARAMETERS = """    Same parameters and defaults as scikit-learn's where they mean the same; refused with a
     ValueError where chainrule cannot honour them (solver='lbfgs', activation='identity',
     learning_rate other than 'constant' with sgd). chainrule's own:
 
@@ -344,6 +340,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     validation_scores_, best_validation_score_, n_iter_, t_, n_layers_, n_outputs_,
     out_activation_, coefs_, intercepts_ (views of the model's parameters), model_.
     """
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    __doc__ = """Multi-layer perceptron classifier trained by chainrule's C++ engine: a drop-in for
+    sklearn.neural_network.MLPClassifier.
+
+""" + _PARAMETERS
 
     _task = "classify"
 
@@ -405,13 +408,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor trained by chainrule's C++ engine: a drop-in for
-    sklearn.neural_network.MLPRegressor (one target).
+    __doc__ = """Multi-layer perceptron regressor trained by chainrule's C++ engine: a drop-in for
+    sklearn.neural_network.MLPRegressor (one target; a multi-output y is refused). The target is
+    standardized for training and predictions are in its units; loss_curve_ is the mean squared
+    error of the standardized target.
 
-    Parameters as MLPClassifier's (see its help). The target is standardized for training and
-    predictions are in its units; loss_curve_ is the mean squared error of the standardized
-    target. Multi-output targets are refused.
-    """
+""" + _PARAMETERS.replace("classes_, ", "").replace(
+        "; the first partial_fit call\n    must see every class", "").replace(
+        "loss_curve_ is chainrule's loss (binary or softmax cross-entropy).",
+        "loss_curve_ is the standardized target's mean squared error.")
 
     _task = "regress"
 

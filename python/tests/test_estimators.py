@@ -277,8 +277,29 @@ def test_engine_errors_are_value_errors():
 
 
 def test_help_shows_docstrings():
-    assert "drop-in" in chainrule.MLPClassifier.__doc__
-    assert "dropout" in chainrule.MLPClassifier.__doc__
+    import pydoc
+    for estimator, task in ((chainrule.MLPClassifier, "classifier"),
+                            (chainrule.MLPRegressor, "regressor")):
+        text = pydoc.render_doc(estimator, renderer=pydoc.plaintext)  # what help() prints
+        assert f"perceptron {task}" in text and "drop-in" in text
+        for own in ("dropout :", "dtype :", "threads :", "schedule :", "scale :", "alpha is"):
+            assert own in text
+        assert "Fits the network" in text  # the methods' docstrings too
+
+
+@pytest.mark.parametrize("name", ["MLPClassifier", "MLPRegressor"])
+def test_parameters_are_scikit_learns(name):
+    """Every parameter of scikit-learn's estimator, with its name, default and kind (keyword-only
+    after activation); chainrule's own five after them."""
+    import inspect
+    import sklearn.neural_network
+    ours = inspect.signature(getattr(chainrule, name)).parameters
+    theirs = inspect.signature(getattr(sklearn.neural_network, name)).parameters
+    for p in theirs.values():
+        assert p.name in ours and ours[p.name].default == p.default, p.name
+        assert ours[p.name].kind == p.kind, p.name
+    assert list(ours)[:len(theirs)] == list(theirs)
+    assert set(ours) - set(theirs) == {"dropout", "dtype", "threads", "schedule", "scale"}
 
 
 def test_ctrl_c_stops_training_and_leaves_the_estimator_usable(iris):

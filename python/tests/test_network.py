@@ -78,3 +78,78 @@ def test_tutorial_reproduces_chainrule_demo(cli, root):
     assert drop(ours) == drop(demo)
     assert len(drop(demo)) > 100
     assert len((root / "examples" / "tutorial.py").read_text().splitlines()) < 40
+
+
+def test_tutorial_is_chainrule_demo_bit_for_bit(cli, root):
+    """The printed text has three and six decimals; `chainrule demo --exact` prints the doubles
+    (17 digits, which read back exactly): the tutorial's trained parameters, its final loss and
+    every reported loss are those doubles, bit for bit."""
+    import contextlib
+    import io
+    import runpy
+    text = subprocess.run([cli, "demo", "--exact"], check=True, capture_output=True,
+                          text=True).stdout
+    exact = text[text.index("Exact values"):].splitlines()
+    params = [float(v) for v in exact[-1].split("): ")[1].split()]
+    final = float(exact[-2].split()[-1])
+    losses = [float(line.split()[-1]) for line in exact if line.startswith("epoch ")]
+    with contextlib.redirect_stdout(io.StringIO()):
+        g = runpy.run_path(str(root / "examples" / "tutorial.py"))
+    assert list(g["net"].params) == params and len(params) == 9
+    assert g["final"] == final
+    # Every reported loss: the same steps again, the loss taken exactly where the tutorial does.
+    net = chainrule.Network(2, [(2, "sigmoid"), (1, "sigmoid")], loss="mse")
+    net.initialize("normal", seed=13)
+    sgd, X, Y, got = chainrule.SGD(lr=0.1), g["X"], g["Y"], []
+    for epoch in range(1000):
+        for x, y in zip(X, Y):
+            net.zero_grad()
+            net.forward(x[None])
+            net.backward(y[None])
+            sgd.step(net)
+        if epoch % 10 == 0:
+            net.forward(X)
+            got.append(net.loss(Y))
+    assert got == losses and len(losses) == 100
+
+
+def test_written_gradients_are_what_the_optimizer_steps_with():
+    net = chainrule.Network(2, [(2, "sigmoid"), (1, "sigmoid")])
+    net.initialize("normal", seed=1)
+    p0 = net.params.copy()
+    net.grads[:] = np.linspace(-1, 1, 9)  # written through the view, no backward pass
+    chainrule.SGD(lr=0.25).step(net)
+    np.testing.assert_array_equal(net.params, p0 - 0.25 * np.linspace(-1, 1, 9))
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "RMSprop", "SGD-nesterov"])
+def test_optimizers_step_as_torch_optim(name):
+    """Three steps of each optimizer with the same gradients as torch.optim's (Debian's
+    python3-torch, float64): the same parameters to a few units in the last place."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    net = chainrule.Network(3, [(4, "tanh"), (2, "identity")], loss="mse")
+    p0 = rng.normal(size=net.params.shape)
+    net.params[:] = p0
+    t = torch.tensor(p0.copy(), requires_grad=True)
+    ours, theirs = {
+        "Adam": (chainrule.Adam(lr=0.01, weight_decay=0.1),
+                 torch.optim.Adam([t], lr=0.01, weight_decay=0.1)),
+        "AdamW": (chainrule.Adam(lr=0.01, weight_decay=0.1, decoupled=True),
+                  torch.optim.AdamW([t], lr=0.01, weight_decay=0.1)),
+        "RMSprop": (chainrule.RMSprop(lr=0.01, alpha=0.9, momentum=0.5, weight_decay=0.1),
+                    torch.optim.RMSprop([t], lr=0.01, alpha=0.9, momentum=0.5,
+                                        weight_decay=0.1)),
+        "SGD-nesterov": (chainrule.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1),
+                         torch.optim.SGD([t], lr=0.1, momentum=0.9, nesterov=True,
+                                         weight_decay=0.1)),
+    }[name]
+    for _ in range(3):
+        g = rng.normal(size=p0.shape)
+        net.grads[:] = g
+        ours.step(net)
+        t.grad = torch.tensor(g)
+        theirs.step()
+    assert ours.steps == 3
+    np.testing.assert_allclose(net.params, t.detach().numpy(), rtol=1e-14, atol=1e-15)
+    assert not np.allclose(net.params, p0)

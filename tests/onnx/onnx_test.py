@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Exports chainrule models of the end-to-end datasets to ONNX and checks them: ONNX's own checker
 (python3-onnx) on every file, and ONNX Runtime (onnxruntime-node from the npm registry) against
-`chainrule predict` on every row, to 1e-5.
+`chainrule predict` on every row, to 1e-5. Also the files the Python estimators save (a
+classifier with text labels, a regressor), where the package is importable.
 
 Usage: onnx_test.py CHAINRULE_BINARY SOURCE_DIR WORK_DIR
 """
@@ -77,15 +78,45 @@ def main(binary, source, work):
         ("mixed", mixed, ["--target", "kind", "--impute", "mean", "--layers", "8,6", "--activation", "sigmoid"]),
         ("fashion", None, ["--layers", "64", "--epochs", "2", "--activation", "relu"]),
     ]
+    # Model files written by the Python estimators' save() (where the package is importable: ctest
+    # sets PYTHONPATH to the build tree's): the command line exports them like its own.
+    estimator_models = {}
+    try:
+        import pandas as pd
+        import chainrule as package
+    except ImportError:
+        package = None
+        print("the Python package is not importable: its estimators' files are not checked")
+    if package is not None:
+        import warnings
+        warnings.filterwarnings("ignore")
+        iris = pd.read_csv(sk_csv("sk_iris", "iris.csv"))
+        names = ["setosa", "versicolor", "virginica"]
+        clf = package.MLPClassifier(hidden_layer_sizes=(8,), max_iter=200, random_state=3)
+        clf.fit(iris.drop(columns="target"), [names[int(t)] for t in iris["target"]])
+        estimator_models["sklearn_classifier"] = clf
+        reg = package.MLPRegressor(hidden_layer_sizes=(16,), max_iter=200, random_state=3,
+                                   activation="tanh")
+        table = pd.read_csv(diabetes)
+        reg.fit(table.drop(columns="target"), table["target"])
+        estimator_models["sklearn_regressor"] = reg
+        cases += [("sklearn_classifier", os.path.join(work, "sk_iris.csv"), []),
+                  ("sklearn_regressor", diabetes, [])]
+
     for name, data, flags in cases:
         model = os.path.join(work, name + ".safetensors")
         exported = os.path.join(work, name + ".onnx")
-        if name == "fashion":
+        if name in estimator_models:
+            train = test = [data]
+            estimator_models[name].save(model)
+        elif name == "fashion":
             train = [f"{FASHION}/train-images-idx3-ubyte.gz", "--labels", f"{FASHION}/train-labels-idx1-ubyte.gz"]
             test = [f"{FASHION}/t10k-images-idx3-ubyte.gz", "--labels", f"{FASHION}/t10k-labels-idx1-ubyte.gz"]
         else:
             train = test = [data]
-        run([binary, "train", *train, "--quiet", "--epochs", "20", "--seed", "3", "--out", model] + flags)
+        if name not in estimator_models:
+            run([binary, "train", *train, "--quiet", "--epochs", "20", "--seed", "3", "--out",
+                 model] + flags)
         run([binary, "export", model, "--onnx", exported])
         onnx.checker.check_model(onnx.load(exported), full_check=True)
         proto = onnx.load(exported)

@@ -16,6 +16,7 @@ namespace {
 struct DemoOptions {
   tutorial::Options train;
   int sweep = 0;
+  bool exact = false;
 };
 
 double predict(Network<double>& net, double weight, double height) {
@@ -76,6 +77,16 @@ int run_demo(const DemoOptions& o) {
   fmt::print("\n{} of 4 training people classified correctly; {}.\n", correct,
              r.final_loss < 0.01 ? "converged (final loss < 0.01)"
                                  : "did NOT converge (final loss >= 0.01): try another --seed");
+  if (o.exact) {  // every digit, to check another implementation against (17 digits: the double)
+    fmt::print("\nExact values (17 significant digits):\n");
+    for (const auto& [epoch, loss] : reports)
+      fmt::print("epoch {} loss {:.17g}\n", epoch, loss);
+    fmt::print("final loss {:.17g}\n", r.final_loss);
+    fmt::print("parameters (the flat buffer: W1 column-major, b1, W2, b2):");
+    for (const double v : r.net.params())
+      fmt::print(" {:.17g}", v);
+    fmt::print("\n");
+  }
   return kOk;
 }
 
@@ -97,6 +108,10 @@ Command add_demo(CLI::App& root) {
                   "Instead of one run, train with N seeds from --seed on and count how many "
                   "converge (final loss < 0.01)")
       ->check(CLI::Range(1, 1'000'000));
+  app->add_flag("--exact", o->exact,
+                "Also print every reported loss, the final loss and the trained parameters with "
+                "17 significant digits (the exact doubles), to compare another implementation "
+                "with");
   return {app, [o] { return run_demo(*o); }};
 }
 
