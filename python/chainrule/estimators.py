@@ -214,6 +214,10 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_unguarded(self, X, y, incremental, classes):
         first = not (incremental or self.warm_start) or not hasattr(self, "_model")
+        if not first and getattr(self, "_tabular", False):
+            raise ValueError("this model has text features: continue its training with "
+                             "chainrule.train(data, init_from=model) on its table")
+        self._tabular = False
         # NaN and infinite values are not looked for here: the engine finds them in the pass it
         # makes over the features anyway and names the row and column (a ValueError saying
         # "NaN" or "infinite", as scikit-learn's own check would). Looking here too cost a
@@ -292,8 +296,29 @@ class _BaseMLP(BaseEstimator):
 
     def _outputs(self, X):
         check_is_fitted(self, "_model")
+        if getattr(self, "_tabular", False):
+            return self._table_outputs(X)
         X = self._check_X(X, reset=False)
         return self._model.predict(X, list(self._model.feature_names))
+
+    def _table_outputs(self, X):
+        """A loaded model with text features: X is a DataFrame with the model's columns (or a
+        2-D array of them in feature_names_in_ order), preprocessed by the model as
+        `chainrule predict` does."""
+        import pandas as pd
+        names = list(self._model.feature_names)
+        if not isinstance(X, pd.DataFrame):
+            X = np.asarray(X, dtype=object)
+            if X.ndim != 2 or X.shape[1] != len(names):
+                raise ValueError(f"X has {X.shape[-1] if X.ndim else 0} features, but this model "
+                                 f"is expecting {len(names)} features as input ({names})")
+            X = pd.DataFrame(X, columns=names)
+        missing = [n for n in names if n not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks the model's columns {missing} (the model has text "
+                             "features: pass a DataFrame with its columns)")
+        labels, values = _core.predict_table(self._model, X[names], {})
+        return values
 
     # ---- files and pickles ---------------------------------------------------------------
 
@@ -445,13 +470,13 @@ def load(path):
     inverse = {v: k for k, v in _ACTIVATIONS.items()}
     est.set_params(hidden_layer_sizes=tuple(hidden), dtype=model.dtype,
                    activation=inverse.get(model.layers[0]["activation"], "relu"))
-    if not model.numeric_features:
-        raise ValueError(f"{path}: the model has text features (one-hot inputs); predict from "
-                         "a numeric matrix needs numeric features only: use `chainrule predict`")
     names = list(model.feature_names)
     est.n_features_in_ = len(names)
-    if names != [f"x{i}" for i in range(len(names))]:
+    if names != [f"x{i}" for i in range(len(names))] or not model.numeric_features:
         est.feature_names_in_ = np.array(names, dtype=object)
+    # A model with text features (one-hot encoded by the model's preprocessing) predicts from a
+    # DataFrame with its columns, through the command line's path (chainrule.predict).
+    est._tabular = not model.numeric_features
     if model.task == "classify":
         if model.target_numeric:
             values = np.array(model.class_values)
@@ -460,8 +485,19 @@ def load(path):
         else:
             est.classes_ = np.array(model.classes, dtype=object)
         est._set_class_order(model)
-    est.loss_curve_ = []
-    est.n_iter_ = 0
+    history = (model.metrics or {}).get("history") or []
+    est.loss_curve_ = [e["train_loss"] for e in history]
+    est.n_iter_ = len(history)
+    est.t_ = est.n_iter_ * int((model.settings or {}).get("rows", 0))
+    scores = [e["val_metric"] for e in history if e["val_metric"] is not None]
+    if scores:
+        est.set_params(early_stopping=True)
+        est.validation_scores_ = scores
+        est.best_validation_score_ = max(scores)
+        est.best_loss_ = None
+    else:
+        est.validation_scores_ = est.best_validation_score_ = None
+        est.best_loss_ = min(est.loss_curve_) if est.loss_curve_ else None
     est.n_layers_ = len(model.layers) + 1
     est.n_outputs_ = model.layers[-1]["units"]
     est.out_activation_ = _OUT_ACTIVATIONS[model.layers[-1]["activation"]]

@@ -225,6 +225,18 @@ py::object metrics_of(const Model& m) {
   d["epochs_run"] = m.metrics->epochs_run;
   d["best_epoch"] = m.metrics->best_epoch;
   d["stopped_early"] = m.metrics->stopped_early;
+  // Every epoch's report, as the file keeps it (`chainrule info --json`'s metrics.history).
+  py::list history;
+  for (const EpochReport& e : m.metrics->history) {
+    py::dict r;
+    r["epoch"] = e.epoch;
+    r["train_loss"] = e.train_loss;
+    r["val_loss"] = e.val_loss ? py::object(py::float_(*e.val_loss)) : py::none();
+    r["val_metric"] = e.val_metric ? py::object(py::float_(*e.val_metric)) : py::none();
+    r["lr"] = e.lr;
+    history.append(r);
+  }
+  d["history"] = history;
   return d;
 }
 

@@ -1,6 +1,7 @@
 """The estimators against independent references: the command line on the same data and
 settings, scikit-learn's machinery (Pipeline, GridSearchCV, clone), pickles, pandas."""
 import csv
+import io
 import pickle
 import json
 import subprocess
@@ -134,6 +135,37 @@ def test_predictions_equal_the_command_line(cli, tmp_path):
     assert info["metrics"]["train"]["rows"] == 0
     assert info["metrics"]["epochs_run"] == len(clf.loss_curve_)
     assert [e["train_loss"] for e in info["metrics"]["history"]] == clf.loss_curve_
+
+
+def test_load_reads_a_command_line_model_with_text_features(cli, tmp_path):
+    """passengers.csv has text columns (Sex, Embarked) and NA gaps: the loaded estimator predicts
+    from a DataFrame as `chainrule predict` does, and carries the file's history."""
+    import pathlib
+    data = str(pathlib.Path(__file__).resolve().parents[2] / "tests" / "data" / "real" /
+               "passengers.csv")
+    model = tmp_path / "passengers.safetensors"
+    subprocess.run([cli, "--threads", "1", "train", data, "--target", "Survived", "--drop",
+                    "PassengerId,Name,Comment", "--impute", "mean", "--layers", "8",
+                    "--epochs", "15", "--seed", "5", "--quiet", "--out", str(model)],
+                   check=True, capture_output=True)
+    est = chainrule.load(model)
+    table = pd.read_csv(data)
+    rows = list(csv.DictReader(io.StringIO(subprocess.run(
+        [cli, "predict", str(model), data], check=True, capture_output=True,
+        text=True).stdout)))
+    proba = est.predict_proba(table)
+    for k, c in enumerate(est.classes_):
+        np.testing.assert_allclose(proba[:, k], [float(r[f"p_{c}"]) for r in rows], rtol=1e-5)
+    assert [str(v) for v in est.predict(table)] == [r["Survived"] for r in rows]
+    assert list(est.feature_names_in_) == ["Sex", "Age", "Fare", "Embarked", "Boarded"]
+    info = json.loads(subprocess.run([cli, "info", str(model), "--json"], check=True,
+                                     capture_output=True, text=True).stdout)
+    assert est.loss_curve_ == [e["train_loss"] for e in info["metrics"]["history"]]
+    assert est.n_iter_ == 15
+    with pytest.raises(ValueError, match="lacks the model's columns"):
+        est.predict(table.drop(columns="Sex"))
+    with pytest.raises(ValueError, match="text features"):
+        est.set_params(warm_start=True).fit(np.zeros((4, 5)), ["no", "yes", "no", "yes"])
 
 
 def test_pickle_and_clone_round_trip(iris):
