@@ -162,26 +162,44 @@ def bfloat16(name, data, layers, epochs):
               f"({est.score(Xt, yt):.4f}) | | | {est.fit_seconds_:.3f} s | |", flush=True)
 
 
-def memory():
+MEMORY_CASES = {
+    "in place": dict(order="C", scale="none"),
+    "default scaling (standard)": dict(order="C", scale="standard"),
+    "Fortran order": dict(order="F", scale="none"),
+}
+
+
+def memory(case):
+    """Peak RSS that fit adds on Fashion-MNIST's float32 array, in a process of its own (peak RSS
+    only grows)."""
+    order, scale = MEMORY_CASES[case]["order"], MEMORY_CASES[case]["scale"]
     # The pixels straight into float32 (no float64 intermediate), so that the peak before fit is
     # the data itself.
     pixels = idx(f"{D}/train-images-idx3-ubyte.gz", 16).reshape(-1, 784)
-    X = np.empty(pixels.shape, dtype=np.float32)
+    X = np.empty(pixels.shape, dtype=np.float32, order=order)
     X[:] = pixels
     X /= 255
     y = idx(f"{D}/train-labels-idx1-ubyte.gz", 8)
     del pixels
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    chainrule.MLPClassifier(**settings((128,), 1), scale="none").fit(X, y)
+    chainrule.MLPClassifier(**settings((128,), 1), scale=scale).fit(X, y)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(f"Fashion-MNIST {X.shape} float32 ({X.nbytes / 2**20:.0f} MiB): peak RSS before fit "
-          f"{before / 2**20:.0f} MiB, after {after / 2**20:.0f} MiB: fit added "
-          f"{(after - before) / 2**20:.0f} MiB = {(after - before) / X.nbytes:.2f} copies")
+    print(f"| {case} ({order} order, scale={scale!r}) | {before / 2**20:.0f} MiB | "
+          f"{after / 2**20:.0f} MiB | {(after - before) / 2**20:.0f} MiB = "
+          f"{(after - before) / X.nbytes:.2f} copies |", flush=True)
 
 
 if __name__ == "__main__":
+    if "--memory-case" in sys.argv:
+        memory(sys.argv[sys.argv.index("--memory-case") + 1])
+        sys.exit()
     if "--memory" in sys.argv:
-        memory()
+        print("Fashion-MNIST's 60000×784 float32 array (179 MiB), fit of one epoch:")
+        print("| X | peak RSS before fit | after | fit added |")
+        print("|---|---|---|---|")
+        for case in MEMORY_CASES:
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-case", case],
+                           check=True)
         sys.exit()
     reps = int(sys.argv[sys.argv.index("--reps") + 1]) if "--reps" in sys.argv else 3
     print(f"Medians of {reps} fits each.")

@@ -168,6 +168,35 @@ def test_load_reads_a_command_line_model_with_text_features(cli, tmp_path):
         est.set_params(warm_start=True).fit(np.zeros((4, 5)), ["no", "yes", "no", "yes"])
 
 
+MEMORY_SCRIPT = """
+import resource, sys, warnings
+import numpy as np
+import chainrule
+warnings.filterwarnings("ignore")
+order, scale = sys.argv[1], sys.argv[2]
+X = np.empty((60000, 200), dtype=np.float32, order=order)  # 46 MiB, filled without a temporary
+rng = np.random.default_rng(0)
+for i in range(0, 60000, 5000):
+    X[i:i + 5000] = rng.standard_normal((5000, 200), dtype=np.float32)
+y = (X[:, 0] > 0).astype(int)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+chainrule.MLPClassifier(hidden_layer_sizes=(8,), max_iter=1, scale=scale, random_state=0).fit(X, y)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print((after - before) / X.nbytes)
+"""
+
+
+@pytest.mark.parametrize("order, scale, most", [("C", "none", 0.15), ("C", "standard", 1.15),
+                                                ("F", "none", 1.15)])
+def test_fit_adds_at_most_one_copy_of_the_data(order, scale, most):
+    """Peak RSS (each case in a process of its own): a C-order float32 array with scale='none'
+    is read in place (no copy); scaled, or in Fortran order, the training matrix is one copy."""
+    import sys
+    added = float(subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, order, scale],
+                                 check=True, capture_output=True, text=True).stdout)
+    assert added <= most
+
+
 def test_pickle_and_clone_round_trip(iris):
     X, y = iris
     clf = chainrule.MLPClassifier(**small()).fit(X, y)
