@@ -5,7 +5,10 @@ linked in statically). Everything comes from Debian packages (scripts/setup); no
     python3 -m venv --system-site-packages .venv
     .venv/bin/pip install --no-build-isolation ./python
 
-CHAINRULE_BUILD_JOBS sets the compile jobs (default: the number of CPUs).
+CHAINRULE_BUILD_JOBS sets the compile jobs (default: the number of CPUs). CHAINRULE_BUILD_DIR
+names a CMake build tree already configured with the Python module (such as the repository's
+build/, which scripts/build configures): the module is built there instead of in a fresh tree
+(python/tests/test_install.py installs the package that way).
 """
 
 import os
@@ -23,12 +26,16 @@ ROOT = HERE.parent
 
 class CMakeBuild(build_ext):
     def build_extension(self, ext):
-        build = pathlib.Path(self.build_temp).resolve() / "cmake"
-        subprocess.check_call([
-            "cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-            "-DCHAINRULE_BUILD_CLI=OFF", "-DCHAINRULE_BUILD_TESTS=OFF",
-            "-DCHAINRULE_BUILD_PYTHON=ON", f"-DPython_EXECUTABLE={sys.executable}",
-        ])
+        given = os.environ.get("CHAINRULE_BUILD_DIR")
+        if given:
+            build = pathlib.Path(given).resolve()
+        else:
+            build = pathlib.Path(self.build_temp).resolve() / "cmake"
+            subprocess.check_call([
+                "cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+                "-DCHAINRULE_BUILD_CLI=OFF", "-DCHAINRULE_BUILD_TESTS=OFF",
+                "-DCHAINRULE_BUILD_PYTHON=ON", f"-DPython_EXECUTABLE={sys.executable}",
+            ])
         jobs = os.environ.get("CHAINRULE_BUILD_JOBS", str(os.cpu_count() or 1))
         subprocess.check_call(
             ["cmake", "--build", str(build), "--target", "chainrule_python", "-j", jobs])

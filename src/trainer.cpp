@@ -75,6 +75,14 @@ Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T
     local_rows_of_batch_.reserve(std::size_t(B_));
   else
     Yb_.resize(B_, Y.cols());
+  if (o.optimizer_start && !resume) {
+    for (const std::vector<double>& b : o.optimizer_start->buffers)
+      if (!b.empty() && b.size() != std::size_t(net.num_params()))
+        throw ConfigError("the optimizer state to start from does not fit this network (" +
+                          std::to_string(b.size()) + " values for " +
+                          std::to_string(net.num_params()) + " parameters)");
+    optimizer_->set_state(*o.optimizer_start);
+  }
   if (!resume) {
     s_.order.resize(std::size_t(N_));
     std::iota(s_.order.begin(), s_.order.end(), Index(0));
@@ -126,6 +134,7 @@ void Trainer<T>::loop() {
 template <class T>
 TrainResult Trainer<T>::run() & {
   loop();
+  if (o_.keep_optimizer) s_.result.optimizer = optimizer_->state();
   return s_.result;
 }
 
@@ -135,6 +144,7 @@ TrainResult Trainer<T>::run() & {
 template <class T>
 TrainResult Trainer<T>::run() && {
   loop();
+  if (o_.keep_optimizer) s_.result.optimizer = optimizer_->state();
   return std::move(s_.result);
 }
 

@@ -42,6 +42,12 @@ struct TrainOptions {
   /// the validation loss; scikit-learn's early_stopping keeps the weights of the best score.
   bool monitor_metric = false;
   OptimizerOptions optimizer;
+  /// The optimizer's state to start from (its step count and moments, each empty or one value
+  /// per parameter), as a run left it in TrainResult::optimizer: scikit-learn's partial_fit calls
+  /// continue one optimizer. Null: a fresh optimizer. A resumed checkpoint brings its own.
+  const OptimizerState* optimizer_start = nullptr;
+  /// Fill TrainResult::optimizer with the optimizer's state at the end (a copy in double).
+  bool keep_optimizer = false;
   Schedule schedule;
   Metric metric = Metric::none;
   int checkpoint_every = 0;  ///< > 0: call on_checkpoint after every this many epochs
@@ -91,6 +97,7 @@ struct TrainResult {
   int best_epoch = 0;
   bool stopped_early = false;
   bool interrupted = false;  ///< TrainOptions::stop was set; the weights are those of that moment
+  OptimizerState optimizer;  ///< with TrainOptions::keep_optimizer: the optimizer's last state
 };
 
 /// Everything train() needs to continue a run exactly where it was: passed back to train() with

@@ -232,7 +232,12 @@ class _BaseMLP(BaseEstimator):
         init_from = None if first else self._model
         if not first:
             names = list(self._model.feature_names)
+        if incremental:  # partial_fit: one optimizer from call to call, as scikit-learn's
+            options["keep_optimizer"] = True
+            if not first:
+                options["optimizer_state"] = getattr(self, "_optimizer_state", None)
         model, history = _core.fit(X, numbers_, labels, names, options, init_from)
+        self._optimizer_state = history.get("optimizer_state")
         if self._task == "classify":
             self._set_class_order(model)
         self._model = model
@@ -357,9 +362,9 @@ _PARAMETERS = """    Same parameters and defaults as scikit-learn's where they m
 
     alpha is scikit-learn's L2 penalty: each weight's gradient gains (alpha/n)·w for a batch of
     n rows, the biases' nothing; with early_stopping the weights kept are those of the best
-    validation score, as scikit-learn's. Differences: loss_curve_ leaves out the penalty term;
-    partial_fit restarts the optimizer's moments on every call; the first partial_fit call
-    must see every class. loss_curve_ is chainrule's loss (binary or softmax cross-entropy).
+    validation score, as scikit-learn's; partial_fit calls continue one optimizer (its moments
+    and step count). Differences: loss_curve_ leaves out the penalty term; the first partial_fit
+    call must see every class. loss_curve_ is chainrule's loss (binary or softmax cross-entropy).
 
     Attributes: classes_, n_features_in_, feature_names_in_, loss_curve_, best_loss_,
     validation_scores_, best_validation_score_, n_iter_, t_, n_layers_, n_outputs_,
@@ -439,7 +444,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     error of the standardized target.
 
 """ + _PARAMETERS.replace("classes_, ", "").replace(
-        "; the first partial_fit call\n    must see every class", "").replace(
+        "; the first partial_fit\n    call must see every class", "").replace(
         "loss_curve_ is chainrule's loss (binary or softmax cross-entropy).",
         "loss_curve_ is the standardized target's mean squared error.")
 

@@ -172,6 +172,17 @@ py::tuple fit_py(py::array X, py::object y_numbers, py::object y_labels,
   if (!y_labels.is_none()) targets.labels = y_labels.cast<std::vector<std::string>>();
   FitOptions o = fit_options(options);
   o.init_from = init_from.get();
+  // partial_fit: the optimizer's state from the last call (its step count and moments, as
+  // {"steps": int, "buffers": [float64 arrays]}) to continue from, and this call's to keep.
+  OptimizerState start;
+  if (options.contains("optimizer_state") && !options["optimizer_state"].is_none()) {
+    const py::dict s = options["optimizer_state"].cast<py::dict>();
+    start.steps = s["steps"].cast<std::int64_t>();
+    for (const py::handle b : s["buffers"].cast<py::list>())
+      start.buffers.push_back(b.cast<std::vector<double>>());
+    o.train.optimizer_start = &start;
+  }
+  o.train.keep_optimizer = get<bool>(options, "keep_optimizer", false);
 
   std::optional<SklearnStop> stop;
   if (get<bool>(options, "sklearn_stop", false)) {
@@ -238,6 +249,15 @@ py::tuple fit_py(py::array X, py::object y_numbers, py::object y_labels,
   h["prepare_seconds"] = r.prepare_seconds;
   h["train_rows"] = r.train_rows;
   h["validation_rows"] = r.validation_rows;
+  if (o.train.keep_optimizer) {
+    py::dict s;
+    s["steps"] = r.history.optimizer.steps;
+    py::list buffers;
+    for (const std::vector<double>& b : r.history.optimizer.buffers)
+      buffers.append(py::array_t<double>(py::ssize_t(b.size()), b.data()));
+    s["buffers"] = buffers;
+    h["optimizer_state"] = s;
+  }
   std::vector<std::string> notes;
   for (const Note& n : r.notes)
     notes.push_back(n.text);

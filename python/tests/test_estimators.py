@@ -329,6 +329,30 @@ def test_partial_fit_continues(iris):
         clf.partial_fit(X[:, :3], y)
 
 
+@pytest.mark.parametrize("solver", ["adam", "sgd", "rmsprop"])
+def test_partial_fit_calls_continue_one_optimizer(iris, solver):
+    """Three partial_fit calls over the same rows in file order are three epochs of one run:
+    the same weights, bit for bit, as fit with max_iter=3 (Adam's moments and step count, SGD's
+    momentum carried from call to call, as scikit-learn's)."""
+    X, y = iris
+    settings = dict(hidden_layer_sizes=(8,), solver=solver, shuffle=False, random_state=0,
+                    scale="none", tol=0, n_iter_no_change=100, learning_rate_init=0.01)
+    whole = chainrule.MLPClassifier(max_iter=3, **settings).fit(X, y)
+    parts = chainrule.MLPClassifier(max_iter=1, **settings)
+    for _ in range(3):
+        parts.partial_fit(X, y, classes=np.unique(y))
+    for a, b in zip(parts.coefs_ + parts.intercepts_, whole.coefs_ + whole.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert parts.loss_curve_ == whole.loss_curve_
+    # pickled between calls, the estimator still continues the same run
+    again = chainrule.MLPClassifier(max_iter=1, **settings)
+    again.partial_fit(X, y, classes=np.unique(y))
+    again = pickle.loads(pickle.dumps(again))
+    again.partial_fit(X, y)
+    again.partial_fit(X, y)
+    np.testing.assert_array_equal(again.coefs_[0], whole.coefs_[0])
+
+
 def test_engine_errors_are_value_errors():
     with pytest.raises(chainrule.ConfigError) as e:
         chainrule.Network(2, [(0, "relu")])
