@@ -607,7 +607,20 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
     // The distinct values, sorted: all of them when the task is classification by request, else
     // at most 21 (enough to tell labels from a regression target without a tree of a million).
     std::vector<double> distinct;
-    if (o.task == Task::classify) {
+    if (o.task == Task::classify && !o.class_values.empty()) {
+      distinct = o.class_values;
+      std::sort(distinct.begin(), distinct.end());
+      distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+      if (distinct.size() > o.max_classes)
+        throw LimitError("expected at most " + std::to_string(o.max_classes) + " classes, got " +
+                             std::to_string(distinct.size()),
+                         "max_classes");
+      for (std::size_t r = 0; r < y.numbers.size(); ++r)
+        if (!std::isnan(y.numbers[r]) &&
+            !std::binary_search(distinct.begin(), distinct.end(), y.numbers[r]))
+          throw DataError(t.source + ": row " + std::to_string(r + 1) + ": the target " +
+                          format_number(y.numbers[r]) + " is not one of the classes given");
+    } else if (o.task == Task::classify) {
       distinct.reserve(present);
       for (const double v : y.numbers)
         if (!std::isnan(v)) distinct.push_back(v);
@@ -653,6 +666,18 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
                       "' holds text: regression needs numbers");
     p.task = Task::classify;
     std::set<std::string> distinct;  // byte order
+    if (!o.class_labels.empty()) {
+      distinct.insert(o.class_labels.begin(), o.class_labels.end());
+      distinct.erase("");
+      if (distinct.size() > o.max_classes)
+        throw LimitError("expected at most " + std::to_string(o.max_classes) + " classes, got " +
+                             std::to_string(distinct.size()),
+                         "max_classes");
+      for (std::size_t r = 0; r < y.text.size(); ++r)
+        if (!y.text[r].empty() && !distinct.count(y.text[r]))
+          throw DataError(t.source + ": row " + std::to_string(r + 1) + ": the target '" +
+                          y.text[r] + "' is not one of the classes given");
+    }
     for (const std::string& label : y.text)
       if (!label.empty() && distinct.insert(label).second && distinct.size() > o.max_classes)
         throw LimitError(t.source + ": the target column '" + y.name + "' has more than " +

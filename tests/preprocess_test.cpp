@@ -96,6 +96,26 @@ TEST(Preprocess, TaskInferenceAndClassOrder) {
   EXPECT_EQ(Preprocessor::fit(ints, all_rows(10), {.task = Task::regress}).task, Task::regress);
 }
 
+TEST(Preprocess, ClassesGivenAheadAreTheModelsWhetherTheRowsHoldThemOrNot) {
+  // scikit-learn's partial_fit `classes`: 10 never occurs here, yet is an output.
+  const Table ints = parse_csv("x,y\n1,2\n2,3\n3,2\n", "i.csv");
+  PreprocessOptions o{.task = Task::classify};
+  o.class_values = {10, 2, 3, 2};
+  const Preprocessor p = Preprocessor::fit(ints, all_rows(3), o);
+  EXPECT_EQ(p.classes, (std::vector<std::string>{"2", "3", "10"}));
+  EXPECT_EQ(p.targets<double>(ints, all_rows(3)).row(1), (Eigen::RowVector3d(0, 1, 0)));
+  o.class_values = {2, 10};  // 3 is not among them
+  EXPECT_THROW(Preprocessor::fit(ints, all_rows(3), o), DataError);
+
+  const Table text = parse_csv("x,y\n1,cat\n2,cat\n", "t.csv");
+  PreprocessOptions t{.task = Task::classify};
+  t.class_labels = {"dog", "cat", "eel"};
+  EXPECT_EQ(Preprocessor::fit(text, all_rows(2), t).classes,
+            (std::vector<std::string>{"cat", "dog", "eel"}));
+  t.class_labels = {"dog", "eel"};
+  EXPECT_THROW(Preprocessor::fit(text, all_rows(2), t), DataError);
+}
+
 TEST(Preprocess, ColumnsMatchByNameInAnyOrder) {
   const Table t = parse_csv(kData, "d.csv");
   const Preprocessor p = Preprocessor::fit(t, all_rows(4), {.drop = {"name"}});

@@ -41,6 +41,12 @@ struct PreprocessOptions {
   /// categories of one text feature (each is a network input) and the classes of the target.
   std::size_t max_categories = 10000;
   std::size_t max_classes = 10000;
+  /// Classification with its classes known ahead (scikit-learn's partial_fit `classes`): the
+  /// model's outputs are these, whether or not each occurs among the rows, and a target value
+  /// outside them is a DataError. class_values for a numeric target, class_labels for text;
+  /// both empty: the classes the rows hold.
+  std::vector<double> class_values;
+  std::vector<std::string> class_labels;
 };
 
 /// One input column and how it becomes network inputs.

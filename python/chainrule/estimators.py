@@ -228,6 +228,11 @@ class _BaseMLP(BaseEstimator):
         y = column_or_1d(y, warn=True)
         options = self._options(X.shape[0], incremental, X.dtype)
         numbers_, labels = self._targets(y, classes, first)
+        if first and classes is not None:  # the model's classes: these, seen in y or not
+            if numbers_ is not None:
+                options["class_values"] = [float(c) for c in self.classes_]
+            else:
+                options["class_labels"] = [str(c) for c in self.classes_]
         names = self._names(X.shape[1])
         init_from = None if first else self._model
         if not first:
@@ -363,8 +368,8 @@ _PARAMETERS = """    Same parameters and defaults as scikit-learn's where they m
     alpha is scikit-learn's L2 penalty: each weight's gradient gains (alpha/n)·w for a batch of
     n rows, the biases' nothing; with early_stopping the weights kept are those of the best
     validation score, as scikit-learn's; partial_fit calls continue one optimizer (its moments
-    and step count). Differences: loss_curve_ leaves out the penalty term; the first partial_fit
-    call must see every class. loss_curve_ is chainrule's loss (binary or softmax cross-entropy).
+    and step count), and the first call's `classes` are the model's whether or not its y holds
+    each. Differences: loss_curve_ leaves out the penalty term. loss_curve_ is chainrule's loss (binary or softmax cross-entropy).
 
     Attributes: classes_, n_features_in_, feature_names_in_, loss_curve_, best_loss_,
     validation_scores_, best_validation_score_, n_iter_, t_, n_layers_, n_outputs_,
@@ -384,9 +389,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         check_classification_targets(y)
         if first:
             self.classes_ = np.unique(y) if classes is None else np.asarray(classes)
-            if classes is not None and not np.all(np.isin(self.classes_, y)):
-                raise ValueError("chainrule needs every class of `classes` in the first "
-                                 "partial_fit call's y")
+            if classes is not None and not np.all(np.isin(np.unique(y), self.classes_)):
+                raise ValueError(f"`classes={self.classes_.tolist()}` misses classes of y "
+                                 f"{np.setdiff1d(np.unique(y), self.classes_).tolist()}")
             if len(self.classes_) < 2:
                 raise ValueError("Classifier can't train when only one class is present.")
         elif not np.all(np.isin(np.unique(y), self.classes_)):
@@ -444,7 +449,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     error of the standardized target.
 
 """ + _PARAMETERS.replace("classes_, ", "").replace(
-        "; the first partial_fit\n    call must see every class", "").replace(
+        ", and the first call's `classes` are the model's whether or not its y holds\n    each", "").replace(
         "loss_curve_ is chainrule's loss (binary or softmax cross-entropy).",
         "loss_curve_ is the standardized target's mean squared error.")
 

@@ -96,6 +96,9 @@ FitOptions fit_options(const py::dict& d) {
   o.data.task =
       get<std::string>(d, "task", "classify") == "regress" ? Task::regress : Task::classify;
   o.data.scale = parse_scale(get<std::string>(d, "scale", "standard"));
+  // partial_fit's `classes`, given on its first call
+  o.data.class_values = get<std::vector<double>>(d, "class_values", {});
+  o.data.class_labels = get<std::vector<std::string>>(d, "class_labels", {});
   o.layers = get<std::vector<Index>>(d, "layers", {100});
   o.activation = parse_activation(get<std::string>(d, "activation", "tanh"));
   if (d.contains("init") && !d["init"].is_none())

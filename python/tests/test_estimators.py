@@ -353,6 +353,25 @@ def test_partial_fit_calls_continue_one_optimizer(iris, solver):
     np.testing.assert_array_equal(again.coefs_[0], whole.coefs_[0])
 
 
+@pytest.mark.parametrize("text", [False, True])
+def test_partial_fit_classes_need_not_all_be_in_the_first_call(iris, text):
+    """As scikit-learn: the first call's `classes` are the model's outputs even when its y holds
+    only some of them; a later call teaches the rest. A y outside `classes` is refused."""
+    X, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])
+    labels = names[y] if text else y
+    classes = names if text else np.array([0, 1, 2])
+    clf = chainrule.MLPClassifier(**small(learning_rate_init=0.01))
+    first = y < 2  # no virginica in the first call
+    clf.partial_fit(X[first], labels[first], classes=classes)
+    assert list(clf.classes_) == list(classes) and clf.predict_proba(X).shape == (150, 3)
+    for _ in range(200):
+        clf.partial_fit(X, labels)
+    assert clf.score(X, labels) > 0.9  # the class the first call lacked is learnt
+    with pytest.raises(ValueError, match="misses classes"):
+        chainrule.MLPClassifier(**small()).partial_fit(X, labels, classes=classes[:2])
+
+
 def test_engine_errors_are_value_errors():
     with pytest.raises(chainrule.ConfigError) as e:
         chainrule.Network(2, [(0, "relu")])
