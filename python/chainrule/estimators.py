@@ -6,7 +6,6 @@ own parameters follow: dropout, dtype, threads, schedule, scale.
 """
 
 import numbers
-import sys
 import warnings
 
 import numpy as np
@@ -237,6 +236,9 @@ class _BaseMLP(BaseEstimator):
         init_from = None if first else self._model
         if not first:
             names = list(self._model.feature_names)
+        options["verbose"] = bool(self.verbose)
+        options["first_iteration"] = (getattr(self, "n_iter_", 0) + 1) if incremental and not \
+            first else 1
         if incremental:  # partial_fit: one optimizer from call to call, as scikit-learn's
             options["keep_optimizer"] = True
             if not first:
@@ -269,9 +271,6 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = self._model.layers[-1]["units"]
         self.out_activation_ = _OUT_ACTIVATIONS[self._model.layers[-1]["activation"]]
         self.fit_seconds_ = history["seconds"]
-        if self.verbose:
-            for i, value in enumerate(loss, 1):
-                print(f"Iteration {i}, loss = {value:.8f}", file=sys.stdout)
         if not more and not history["stopped_early"] and len(loss) >= self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                           "and the optimization hasn't converged yet.", ConvergenceWarning)

@@ -33,6 +33,7 @@
 
 namespace py = pybind11;
 using namespace chainrule;
+using namespace pybind11::literals;
 using chainrule::python::BlasOnOneThread;
 using chainrule::python::SigintWatch;
 
@@ -218,10 +219,23 @@ py::tuple fit_py(py::array X, py::object y_numbers, py::object y_labels,
       interrupt = true;
     }
   };
-  if (stop) {
-    cb.on_epoch = [&](const EpochReport& r) { stop->epoch(r); };
-    cb.decide_stop = [&](StopReason local) { return stop->decide(local); };
-  }
+  // verbose: scikit-learn's lines, printed as each epoch ends (the GIL taken once an epoch).
+  const bool verbose = get<bool>(options, "verbose", false);
+  const int first_iteration = get<int>(options, "first_iteration", 1);
+  if (stop || verbose)
+    cb.on_epoch = [&, verbose, first_iteration](const EpochReport& r) {
+      if (stop) stop->epoch(r);
+      if (!verbose) return;
+      py::gil_scoped_acquire gil;
+      const py::object out = py::module_::import("sys").attr("stdout");
+      py::print(py::str("Iteration {}, loss = {:.8f}")
+                    .format(first_iteration + r.epoch - 1, r.train_loss),
+                "file"_a = out, "flush"_a = true);
+      if (r.val_metric)
+        py::print(py::str("Validation score: {:.6f}").format(*r.val_metric), "file"_a = out,
+                  "flush"_a = true);
+    };
+  if (stop) cb.decide_stop = [&](StopReason local) { return stop->decide(local); };
 
   FitResult r;
   {

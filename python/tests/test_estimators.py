@@ -372,6 +372,18 @@ def test_partial_fit_classes_need_not_all_be_in_the_first_call(iris, text):
         chainrule.MLPClassifier(**small()).partial_fit(X, labels, classes=classes[:2])
 
 
+def test_verbose_prints_each_epoch_as_it_ends(iris, capfd):
+    X, y = iris
+    clf = chainrule.MLPClassifier(**small(max_iter=3, verbose=True, early_stopping=True,
+                                          n_iter_no_change=10)).fit(X, y)
+    lines = capfd.readouterr().out.splitlines()
+    assert lines[0::2] == [f"Iteration {i}, loss = {v:.8f}"
+                           for i, v in enumerate(clf.loss_curve_, 1)]
+    assert lines[1::2] == [f"Validation score: {v:.6f}" for v in clf.validation_scores_]
+    clf.set_params(early_stopping=False).partial_fit(X, y)  # numbering goes on
+    assert capfd.readouterr().out == f"Iteration 4, loss = {clf.loss_curve_[-1]:.8f}\n"
+
+
 def test_engine_errors_are_value_errors():
     with pytest.raises(chainrule.ConfigError) as e:
         chainrule.Network(2, [(0, "relu")])
