@@ -13,7 +13,7 @@ net.initialize("normal", seed=seed)  # every weight and bias from N(0, 1)
 sgd = chainrule.SGD(lr=lr)
 print("chainrule demo: the tutorial's 2-2-1 sigmoid network, MSE loss, per-sample SGD")
 print(f"(learning rate {lr}, {epochs} epochs, weights and biases from N(0, 1) with seed {seed})\n")
-start, reports = time.perf_counter(), []
+start, losses = time.perf_counter(), []
 for epoch in range(epochs):
     for x, y in zip(X, Y):  # one update per person, in table order
         net.zero_grad()
@@ -22,10 +22,10 @@ for epoch in range(epochs):
         sgd.step(net)
     if epoch % 10 == 0:
         net.forward(X)
-        reports.append(f"Epoch {epoch} loss: {net.loss(Y):.3f}")
+        losses.append((epoch, net.loss(Y)))
 net.forward(X)
 final, ms = net.loss(Y), (time.perf_counter() - start) * 1e3
-print("\n".join(reports) + f"\n\nFinal loss {final:.6f} after {epochs} epochs ({4 * epochs} SGD "
+print("\n".join(f"Epoch {e} loss: {v:.3f}" for e, v in losses) + f"\n\nFinal loss {final:.6f} after {epochs} epochs ({4 * epochs} SGD "
       f"steps, trained in {ms:.2f} ms)\n")
 print("Predictions: probability of gender 1, label 1 when it is at least 0.5")
 print(f"  {'name':<6} {'weight':>6} {'height':>6} {'p(1)':>9} {'label':>6} {'true':>6}")

@@ -83,7 +83,7 @@ def test_tutorial_reproduces_chainrule_demo(cli, root):
 def test_tutorial_is_chainrule_demo_bit_for_bit(cli, root):
     """The printed text has three and six decimals; `chainrule demo --exact` prints the doubles
     (17 digits, which read back exactly): the tutorial's trained parameters, its final loss and
-    every reported loss are those doubles, bit for bit."""
+    every reported loss (every tenth epoch's) are those doubles, bit for bit."""
     import contextlib
     import io
     import runpy
@@ -97,20 +97,7 @@ def test_tutorial_is_chainrule_demo_bit_for_bit(cli, root):
         g = runpy.run_path(str(root / "examples" / "tutorial.py"))
     assert list(g["net"].params) == params and len(params) == 9
     assert g["final"] == final
-    # Every reported loss: the same steps again, the loss taken exactly where the tutorial does.
-    net = chainrule.Network(2, [(2, "sigmoid"), (1, "sigmoid")], loss="mse")
-    net.initialize("normal", seed=13)
-    sgd, X, Y, got = chainrule.SGD(lr=0.1), g["X"], g["Y"], []
-    for epoch in range(1000):
-        for x, y in zip(X, Y):
-            net.zero_grad()
-            net.forward(x[None])
-            net.backward(y[None])
-            sgd.step(net)
-        if epoch % 10 == 0:
-            net.forward(X)
-            got.append(net.loss(Y))
-    assert got == losses and len(losses) == 100
+    assert [v for _, v in g["losses"]] == losses and len(losses) == 100
 
 
 def test_written_gradients_are_what_the_optimizer_steps_with():
