@@ -36,6 +36,26 @@ struct L2Body {
   }
 };
 
+// Σ p² over n elements into *out, in double: sixteen running sums, element i into sum i mod 16,
+// added up in order at the end; the same bits in every instruction set (no reassociation).
+struct SumOfSquaresBody {
+  template <class T>
+  [[gnu::always_inline]] static void run(const T* __restrict p, std::size_t n, double* out) {
+    constexpr std::size_t k = 16;
+    double acc[k] = {};
+    std::size_t i = 0;
+    for (; i + k <= n; i += k)
+      for (std::size_t j = 0; j < k; ++j)
+        acc[j] += double(p[i + j]) * double(p[i + j]);
+    for (std::size_t j = 0; i + j < n; ++j)
+      acc[j] += double(p[i + j]) * double(p[i + j]);
+    double sum = 0;
+    for (const double a : acc)
+      sum += a;
+    *out = sum;
+  }
+};
+
 template <class T>
 bool finite(std::span<const T> values) {
   return std::all_of(values.begin(), values.end(), [](T v) { return std::isfinite(v); });
@@ -324,6 +344,9 @@ StopReason Trainer<T>::run_batch() {
   const std::span<const T> grads = net_.grads();
   if (one_sample_ && !sharded_ && !cb_.after_backward)  // the same step, with nothing between
     return end_batch(sample_step(first), first, n);
+  // TrainOptions::l2's term of the batch's loss, of the weights the batch is computed with (each
+  // process adds it to its rows' mean: their sum over the processes is the whole batch's).
+  const double penalty = weights_.empty() ? 0 : l2_penalty(n);
   // One optimizer step, its elementwise update shared by the network's threads. With nothing
   // between backward and the step (no shard, no hook), it runs in backward's last dispatch to
   // the threads, each thread over the range of the gradient it has just completed.
@@ -350,19 +373,31 @@ StopReason Trainer<T>::run_batch() {
                          [&](std::size_t b, std::size_t e) { update(begin + b, begin + e); });
     if (sharded_) cb_.all_gather(params);
   }
-  return end_batch(loss, first, n);
+  return end_batch(loss + penalty, first, n);
 }
 
 template <class T>
 double Trainer<T>::sample_step(Index first) {
   const Index r = s_.order[std::size_t(first)];
   local_n_ = 1;
-  const double loss = net_.step_one(X_.row(r).data(), Y_.row(r).data());
+  const double penalty = weights_.empty() ? 0 : l2_penalty(1);  // of the weights before the step
+  const double loss = net_.step_one(X_.row(r).data(), Y_.row(r).data()) + penalty;
   const std::span<T> params = net_.params();
   if (!weights_.empty()) add_l2(0, params.size(), 1);
   optimizer_->begin_step(params.size());
   optimizer_->update(params, net_.grads(), 0, params.size());
   return loss;
+}
+
+template <class T>
+double Trainer<T>::l2_penalty(Index n) {
+  double sum = 0;
+  for (const auto& [wb, we] : weights_) {
+    double part = 0;
+    detail::run_wide_n<SumOfSquaresBody>(we - wb, net_.params().data() + wb, we - wb, &part);
+    sum += part;
+  }
+  return 0.5 * o_.l2 * sum / double(n);
 }
 
 template <class T>

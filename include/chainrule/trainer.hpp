@@ -33,7 +33,8 @@ struct TrainOptions {
                         ///< restore the best weights
   double dropout = 0;   ///< on hidden layers, during training only
   /// scikit-learn's L2 penalty (its `alpha`): a batch of n rows adds l2/(2n)·Σw² over the
-  /// weights, not the biases, so each weight's gradient gains (l2/n)·w before the optimizer's
+  /// weights, not the biases, to its loss (the training loss reported includes it, as
+  /// scikit-learn's loss_curve_), so each weight's gradient gains (l2/n)·w before the optimizer's
   /// step (the batch's own n: a partial last batch's is smaller). 0: none. The optimizer's
   /// weight_decay is PyTorch's instead: every parameter, the same factor in every batch.
   double l2 = 0;
@@ -213,6 +214,8 @@ class Trainer {
   // TrainOptions::l2 over the parameters [b, e) of a batch of n rows: (l2/n)·w added to the
   // gradient of every weight among them.
   void add_l2(std::size_t b, std::size_t e, Index n);
+  // TrainOptions::l2's term of a batch of n rows' loss: l2/(2n)·Σw² of the weights now.
+  double l2_penalty(Index n);
   // Whether a batch ends the usual way, decided without batch_decision: nothing to agree on with
   // other processes, a finite loss, no stop asked for, and `next` (the next batch) in the epoch.
   bool usual_batch_end(double loss, Index next) const;

@@ -368,7 +368,8 @@ _PARAMETERS = """    Same parameters and defaults as scikit-learn's where they m
     n rows, the biases' nothing; with early_stopping the weights kept are those of the best
     validation score, as scikit-learn's; partial_fit calls continue one optimizer (its moments
     and step count), and the first call's `classes` are the model's whether or not its y holds
-    each. Differences: loss_curve_ leaves out the penalty term. loss_curve_ is chainrule's loss (binary or softmax cross-entropy).
+    each. loss_curve_ is the cross-entropy (binary or softmax) plus the penalty term
+    alpha/(2n)·Σw² of each batch, as scikit-learn's.
 
     Attributes: classes_, n_features_in_, feature_names_in_, loss_curve_, best_loss_,
     validation_scores_, best_validation_score_, n_iter_, t_, n_layers_, n_outputs_,
@@ -445,12 +446,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     __doc__ = """Multi-layer perceptron regressor trained by chainrule's C++ engine: a drop-in for
     sklearn.neural_network.MLPRegressor (one target; a multi-output y is refused). The target is
     standardized for training and predictions are in its units; loss_curve_ is the mean squared
-    error of the standardized target.
+    error of the standardized target (plus alpha's penalty term).
 
 """ + _PARAMETERS.replace("classes_, ", "").replace(
         ", and the first call's `classes` are the model's whether or not its y holds\n    each", "").replace(
-        "loss_curve_ is chainrule's loss (binary or softmax cross-entropy).",
-        "loss_curve_ is the standardized target's mean squared error.")
+        "loss_curve_ is the cross-entropy (binary or softmax) plus",
+        "loss_curve_ is the standardized target's mean squared error plus")
 
     _task = "regress"
 

@@ -287,7 +287,8 @@ def test_alpha_is_scikit_learns_l2_penalty_on_the_weights(batch):
     """An epoch of plain SGD steps (batches of 7 and 3 rows in file order; or ten one-row steps,
     the engine's one-sample path) from the weights of a first fit, against numpy: each weight's
     gradient gains (alpha/n)·w for the batch's own n rows, the biases' nothing; softmax
-    cross-entropy averaged over the batch, ReLU hidden layer."""
+    cross-entropy averaged over the batch, ReLU hidden layer; the epoch's loss_curve_ value is
+    scikit-learn's, the penalty alpha/(2n)·Σw² of each batch included."""
     rng = np.random.default_rng(4)
     X = rng.normal(size=(10, 4))
     y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 2])
@@ -299,6 +300,7 @@ def test_alpha_is_scikit_learns_l2_penalty_on_the_weights(batch):
     b = [c.copy() for c in clf.intercepts_]
     clf.set_params(warm_start=True).fit(X, y)
     Y = np.eye(3)[y]
+    loss_sum = 0.0
     for start in range(0, 10, batch):
         Xb, Yb = X[start:start + batch], Y[start:start + batch]
         n = Xb.shape[0]
@@ -307,6 +309,9 @@ def test_alpha_is_scikit_learns_l2_penalty_on_the_weights(batch):
         Z2 = H @ W[1] + b[1]
         P = np.exp(Z2 - Z2.max(axis=1, keepdims=True))
         P /= P.sum(axis=1, keepdims=True)
+        # scikit-learn's batch loss: cross-entropy plus alpha/(2n)·Σw², weighted by the rows
+        penalty = alpha / (2 * n) * sum((w ** 2).sum() for w in W)
+        loss_sum += (-np.log((P * Yb).sum(axis=1)).mean() + penalty) * n
         d2 = (P - Yb) / n
         d1 = (d2 @ W[1].T) * (Z1 > 0)
         gW = [Xb.T @ d1 + alpha / n * W[0], H.T @ d2 + alpha / n * W[1]]
@@ -315,6 +320,7 @@ def test_alpha_is_scikit_learns_l2_penalty_on_the_weights(batch):
         b = [v - lr * g for v, g in zip(b, gb)]
     for got, want in zip(clf.coefs_ + clf.intercepts_, W + b):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+    assert clf.loss_curve_[-1] == pytest.approx(loss_sum / 10, rel=1e-12)
 
 
 def test_partial_fit_continues(iris):
