@@ -36,22 +36,23 @@ struct L2Body {
   }
 };
 
-// Σ p² over n elements into *out, in double: sixteen running sums, element i into sum i mod 16,
-// added up in order at the end; the same bits in every instruction set (no reassociation).
+// Σ p² over n elements into *out: sixteen running sums in the network's precision, element i
+// into sum i mod 16 (one vector register of floats), added up in order in double at the end; the
+// same bits in every instruction set (no reassociation).
 struct SumOfSquaresBody {
   template <class T>
   [[gnu::always_inline]] static void run(const T* __restrict p, std::size_t n, double* out) {
     constexpr std::size_t k = 16;
-    double acc[k] = {};
+    T acc[k] = {};
     std::size_t i = 0;
     for (; i + k <= n; i += k)
       for (std::size_t j = 0; j < k; ++j)
-        acc[j] += double(p[i + j]) * double(p[i + j]);
+        acc[j] += p[i + j] * p[i + j];
     for (std::size_t j = 0; i + j < n; ++j)
-      acc[j] += double(p[i + j]) * double(p[i + j]);
+      acc[j] += p[i + j] * p[i + j];
     double sum = 0;
-    for (const double a : acc)
-      sum += a;
+    for (const T a : acc)
+      sum += double(a);
     *out = sum;
   }
 };
