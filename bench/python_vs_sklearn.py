@@ -69,7 +69,7 @@ def cli_seconds(data_args, layers, epochs, threads):
         subprocess.run([cli, "train", *data_args, "--layers", ",".join(map(str, layers)),
                         "--activation", "relu", "--optimizer", "adam", "--lr", "0.001",
                         "--batch", "200", "--epochs", str(epochs), "--val", "0",
-                        "--weight-decay", str(0.0001 / 200), "--seed", "1", "--threads",
+                        "--l2", "0.0001", "--seed", "1", "--threads",
                         str(threads), "--quiet", "--log", log, "--out",
                         os.path.join(d, "m.safetensors")], check=True, capture_output=True)
         with open(log) as f:

@@ -24,7 +24,8 @@ TRAIN_OPTIONS = (
     "layers", "activation", "loss", "init", "dtype",
     # training
     "seed", "val", "patience", "epochs", "batch", "shuffle", "dropout", "threads", "max_memory",
-    "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "alpha",
+    "optimizer", "lr", "momentum", "nesterov", "weight_decay", "l2", "beta1", "beta2", "eps",
+    "alpha",
     "schedule", "step_size", "gamma", "init_from",
 )
 # How a CSV path is read (the command line's --delimiter, --no-header, --skip-rows,
@@ -88,8 +89,8 @@ def train(data, target=None, distributed=False, **options):
     epochs=200, batch=32, shuffle=True, dropout=0, threads (default: the cores available, as
     the command line; the same count gives the same bytes), max_memory (bytes),
     max_categories, max_classes, optimizer='adam'|'sgd'|'adamw'|'rmsprop', lr (default the
-    optimizer's), momentum, nesterov, weight_decay, beta1, beta2, eps, alpha,
-    schedule='constant'|'step'|'cosine', step_size, gamma, init_from=Model (fine-tuning).
+    optimizer's), momentum, nesterov, weight_decay, l2 (scikit-learn's alpha), beta1, beta2, eps,
+    alpha, schedule='constant'|'step'|'cosine', step_size, gamma, init_from=Model (fine-tuning).
     For a CSV path: delimiter=',', header=True, skip_rows=0, decimal_comma=False, and
     stream='auto'|'on'|'off' (the command line's --stream): 'on' reads a file of numbers in
     passes straight from it, holding the training matrix rather than its text and a table of

@@ -184,6 +184,7 @@ FitOptions fit_options(const py::dict& d) {
   t.batch = get<Index>(d, "batch", t.batch);
   t.shuffle = get<bool>(d, "shuffle", t.shuffle);
   t.dropout = get<double>(d, "dropout", t.dropout);
+  t.l2 = get<double>(d, "l2", t.l2);  // --l2
   if (!(t.dropout >= 0 && t.dropout < 1))
     throw ConfigError("dropout must be in [0, 1), got " + std::to_string(t.dropout), "dropout");
   OptimizerOptions& opt = t.optimizer;

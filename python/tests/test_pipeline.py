@@ -240,6 +240,27 @@ def test_explain_is_explain_json(cli, passengers, people, tmp_path):
     assert one["parameters"][0] == expected["parameters"][0]
 
 
+def test_l2_survives_a_resumed_run(cli, passengers, tmp_path):
+    """`--l2` is not among the settings a checkpoint stores for the command line (older files lack
+    it): a resumed run takes it from the checkpoint's model, and ends with the bytes of the run
+    that was never stopped; a different --l2 beside --resume is refused."""
+    flags = ["--target", "Survived", "--drop", "PassengerId,Name,Comment", "--impute", "mean",
+             "--layers", "8", "--seed", "5", "--l2", "0.5", "--val", "0", "--epochs", "100000",
+             "--quiet"]
+    full = cli_train(cli, passengers, flags, tmp_path / "full.safetensors")
+    out = tmp_path / "stopped.safetensors"
+    p = subprocess.Popen([cli, "--threads", "1", "train", passengers, *flags, "--out", str(out)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    assert p.wait() != 0  # stopped, a checkpoint written
+    ckpt = str(out) + ".ckpt"
+    with pytest.raises(subprocess.CalledProcessError):
+        run(cli, "train", "--resume", ckpt, "--l2", "0.3", "--out", tmp_path / "x.safetensors")
+    run(cli, "train", "--resume", ckpt, "--out", tmp_path / "resumed.safetensors", "--quiet")
+    assert (tmp_path / "resumed.safetensors").read_bytes() == full
+
+
 def test_options_and_errors(passengers, people):
     with pytest.raises(TypeError, match="'learning_rate'.*did you mean 'lr'"):
         chainrule.train(people, target="gender", learning_rate=0.1)
@@ -289,12 +310,14 @@ def test_the_gil_is_released_while_training():
 def test_every_option_means_the_command_lines_flag(cli, passengers, tmp_path):
     options = dict(target="Survived", drop=["PassengerId", "Name", "Comment"], impute="mean",
                    layers=[16, 8], activation="relu", optimizer="sgd", lr=0.05, momentum=0.9,
-                   nesterov=True, weight_decay=0.001, schedule="cosine", dropout=0.1, batch=8,
+                   nesterov=True, weight_decay=0.001, l2=0.01, schedule="cosine", dropout=0.1,
+                   batch=8,
                    epochs=12, val=0.2, patience=3, seed=11, dtype="float64", scale="minmax",
                    init="xavier", shuffle=False)
     flags = ["--target", "Survived", "--drop", "PassengerId,Name,Comment", "--impute", "mean",
              "--layers", "16,8", "--activation", "relu", "--optimizer", "sgd", "--lr", "0.05",
-             "--momentum", "0.9", "--nesterov", "--weight-decay", "0.001", "--schedule", "cosine",
+             "--momentum", "0.9", "--nesterov", "--weight-decay", "0.001", "--l2", "0.01",
+             "--schedule", "cosine",
              "--dropout", "0.1", "--batch", "8", "--epochs", "12", "--val", "0.2", "--patience",
              "3", "--seed", "11", "--dtype", "float64", "--scale", "minmax", "--init", "xavier",
              "--no-shuffle"]

@@ -45,6 +45,9 @@ struct TrainArgs {
   std::uint64_t seed = kFit.seed;
   std::string optimizer = std::string(to_string(kTrain.optimizer.kind));
   double lr = 0, momentum = kTrain.optimizer.momentum, weight_decay = -1;
+  // scikit-learn's alpha (TrainOptions::l2). Not in the checkpoint's settings below (whose older
+  // files lack it): a resumed run takes it from the checkpoint's model (TrainingSettings::l2).
+  double l2 = kTrain.l2;
   bool nesterov = kTrain.optimizer.nesterov;
   std::string schedule = std::string(to_string(kTrain.schedule.kind));
   int step_size = 0;  // 0: not given (30)
@@ -257,6 +260,7 @@ FitOptions fit_options(const TrainArgs& a) {
   t.optimizer.momentum = a.momentum;
   t.optimizer.nesterov = a.nesterov;
   if (a.weight_decay >= 0) t.optimizer.weight_decay = a.weight_decay;
+  t.l2 = a.l2;
   t.schedule.kind = parse_schedule(a.schedule);
   if (t.schedule.kind != ScheduleKind::step && (a.step_size > 0 || a.gamma > 0))
     throw ConfigError("--step-size and --gamma apply to --schedule step only");
@@ -348,6 +352,12 @@ TrainArgs resumed_args(const TrainArgs& given, const Checkpoint& c, const CLI::A
     throw ModelError(given.resume + ": the checkpoint holds no settings of chainrule train");
   }
   refuse_differing_settings(given, a, app);
+  a.l2 = c.model.training ? c.model.training->l2 : 0;
+  if (app.count("--l2") > 0 && given.l2 != a.l2)
+    throw ConfigError(
+        fmt::format("--l2 {} differs from the checkpoint's {}: a resumed run keeps "
+                    "the settings it started with (leave --l2 out)",
+                    given.l2, a.l2));
   a.resume = given.resume;
   a.quiet = given.quiet;
   a.log = given.log;
@@ -623,6 +633,10 @@ Command add_train(CLI::App& root) {
   app->add_flag("--nesterov", a->nesterov, "Nesterov momentum (sgd)");
   app->add_option("--weight-decay", a->weight_decay,
                   "Weight decay (default: 0.01 for adamw, 0 otherwise)")
+      ->check(at_least(0));
+  app->add_option("--l2", a->l2,
+                  "scikit-learn's alpha: an L2 penalty l2/(2n)·Σw² on the weights (not the "
+                  "biases) of every batch of n rows, in its loss and gradient (0: none)")
       ->check(at_least(0));
   app->add_option("--schedule", a->schedule, "Learning-rate schedule: constant, step, cosine")
       ->capture_default_str();
