@@ -500,8 +500,9 @@ def load(path):
     est.n_iter_ = len(history)
     est.t_ = est.n_iter_ * int((model.settings or {}).get("rows", 0))
     scores = [e["val_metric"] for e in history if e["val_metric"] is not None]
-    if scores:
-        est.set_params(early_stopping=True)
+    if scores:  # trained with a validation split: scikit-learn's early_stopping
+        est.set_params(early_stopping=True,
+                       validation_fraction=float((model.settings or {}).get("val", 0.1)))
         est.validation_scores_ = scores
         est.best_validation_score_ = max(scores)
         est.best_loss_ = None
