@@ -237,8 +237,7 @@ class _BaseMLP(BaseEstimator):
         if not first:
             names = list(self._model.feature_names)
         options["verbose"] = bool(self.verbose)
-        options["first_iteration"] = (getattr(self, "n_iter_", 0) + 1) if incremental and not \
-            first else 1
+        options["first_iteration"] = getattr(self, "n_iter_", 0) + 1 if not first else 1
         if incremental:  # partial_fit: one optimizer from call to call, as scikit-learn's
             options["keep_optimizer"] = True
             if not first:
@@ -248,10 +247,12 @@ class _BaseMLP(BaseEstimator):
         if self._task == "classify":
             self._set_class_order(model)
         self._model = model
-        self._set_history(history, X.shape[0], incremental and not first)
+        # A warm start or a later partial_fit continues the history (scikit-learn's n_iter_,
+        # loss_curve_ and validation_scores_ go on counting).
+        self._set_history(history, X.shape[0], not first, incremental)
         return self
 
-    def _set_history(self, history, n_samples, more):
+    def _set_history(self, history, n_samples, more, incremental):
         loss = list(history["loss"])
         if more:
             self.loss_curve_ = self.loss_curve_ + loss
@@ -261,8 +262,9 @@ class _BaseMLP(BaseEstimator):
             self.n_iter_ = len(loss)
         self.t_ = self.n_iter_ * n_samples
         self.best_loss_ = None if self.early_stopping else float(min(self.loss_curve_))
-        if self.early_stopping and not more:
-            self.validation_scores_ = list(history["val_metric"])
+        if self.early_stopping and history["val_metric"]:
+            earlier = getattr(self, "validation_scores_", None) if more else None
+            self.validation_scores_ = list(earlier or []) + list(history["val_metric"])
             self.best_validation_score_ = max(self.validation_scores_)
         else:
             self.validation_scores_ = None
@@ -271,7 +273,7 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = self._model.layers[-1]["units"]
         self.out_activation_ = _OUT_ACTIVATIONS[self._model.layers[-1]["activation"]]
         self.fit_seconds_ = history["seconds"]
-        if not more and not history["stopped_early"] and len(loss) >= self.max_iter:
+        if not incremental and not history["stopped_early"] and len(loss) >= self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                           "and the optimization hasn't converged yet.", ConvergenceWarning)
 

@@ -390,6 +390,19 @@ def test_verbose_prints_each_epoch_as_it_ends(iris, capfd):
     assert capfd.readouterr().out == f"Iteration 4, loss = {clf.loss_curve_[-1]:.8f}\n"
 
 
+def test_warm_start_continues_the_history(iris):
+    """As scikit-learn: a warm-started fit goes on from the fitted weights, and n_iter_ and
+    loss_curve_ go on counting."""
+    X, y = iris
+    clf = chainrule.MLPClassifier(**small(max_iter=3, tol=0)).fit(X, y)
+    first = list(clf.loss_curve_)
+    clf.set_params(warm_start=True, max_iter=2).fit(X, y)
+    assert clf.n_iter_ == 5 and clf.loss_curve_[:3] == first and len(clf.loss_curve_) == 5
+    assert clf.best_loss_ == min(clf.loss_curve_)
+    clf.set_params(warm_start=False).fit(X, y)  # a cold fit starts over
+    assert clf.n_iter_ == 2
+
+
 def test_engine_errors_are_value_errors():
     with pytest.raises(chainrule.ConfigError) as e:
         chainrule.Network(2, [(0, "relu")])
