@@ -578,6 +578,19 @@ PagedVector<std::size_t> all_rows(std::size_t n) {
   return r;
 }
 
+namespace {
+
+// The classes given ahead (PreprocessOptions::class_values or class_labels), counted once
+// repeated ones are merged: within max_classes.
+void check_given_classes(std::size_t n, const PreprocessOptions& o) {
+  if (n > o.max_classes)
+    throw LimitError(
+        "expected at most " + std::to_string(o.max_classes) + " classes, got " + std::to_string(n),
+        "max_classes");
+}
+
+}  // namespace
+
 Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o) {
   if (t.cols() == 0) throw DataError(t.source + ": the table has no columns");
   Preprocessor p;
@@ -611,10 +624,7 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
       distinct = o.class_values;
       std::sort(distinct.begin(), distinct.end());
       distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-      if (distinct.size() > o.max_classes)
-        throw LimitError("expected at most " + std::to_string(o.max_classes) + " classes, got " +
-                             std::to_string(distinct.size()),
-                         "max_classes");
+      check_given_classes(distinct.size(), o);
       for (std::size_t r = 0; r < y.numbers.size(); ++r)
         if (!std::isnan(y.numbers[r]) &&
             !std::binary_search(distinct.begin(), distinct.end(), y.numbers[r]))
@@ -669,10 +679,7 @@ Preprocessor Preprocessor::fit_target(const Table& t, const PreprocessOptions& o
     if (!o.class_labels.empty()) {
       distinct.insert(o.class_labels.begin(), o.class_labels.end());
       distinct.erase("");
-      if (distinct.size() > o.max_classes)
-        throw LimitError("expected at most " + std::to_string(o.max_classes) + " classes, got " +
-                             std::to_string(distinct.size()),
-                         "max_classes");
+      check_given_classes(distinct.size(), o);
       for (std::size_t r = 0; r < y.text.size(); ++r)
         if (!y.text[r].empty() && !distinct.count(y.text[r]))
           throw DataError(t.source + ": row " + std::to_string(r + 1) + ": the target '" +

@@ -162,12 +162,12 @@ void Trainer<T>::loop() {
   }
   if (o_.patience > 0)
     std::copy(s_.best_params.begin(), s_.best_params.end(), net_.params().begin());
+  if (o_.keep_optimizer) s_.result.optimizer = optimizer_->state();
 }
 
 template <class T>
 TrainResult Trainer<T>::run() & {
   loop();
-  if (o_.keep_optimizer) s_.result.optimizer = optimizer_->state();
   return s_.result;
 }
 
@@ -177,7 +177,6 @@ TrainResult Trainer<T>::run() & {
 template <class T>
 TrainResult Trainer<T>::run() && {
   loop();
-  if (o_.keep_optimizer) s_.result.optimizer = optimizer_->state();
   return std::move(s_.result);
 }
 

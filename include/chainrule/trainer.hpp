@@ -47,7 +47,8 @@ struct TrainOptions {
   /// per parameter), as a run left it in TrainResult::optimizer: scikit-learn's partial_fit calls
   /// continue one optimizer. Null: a fresh optimizer. A resumed checkpoint brings its own.
   const OptimizerState* optimizer_start = nullptr;
-  /// Fill TrainResult::optimizer with the optimizer's state at the end (a copy in double).
+  /// Fill TrainResult::optimizer with the optimizer's state at the end of a run that was not
+  /// interrupted (a copy in double).
   bool keep_optimizer = false;
   Schedule schedule;
   Metric metric = Metric::none;
@@ -99,6 +100,7 @@ struct TrainResult {
   bool stopped_early = false;
   bool interrupted = false;  ///< TrainOptions::stop was set; the weights are those of that moment
   OptimizerState optimizer;  ///< with TrainOptions::keep_optimizer: the optimizer's last state
+                             ///< (empty when interrupted)
 };
 
 /// Everything train() needs to continue a run exactly where it was: passed back to train() with
