@@ -433,6 +433,35 @@ TEST(Network, ASplitByColumnsGivesOneThreadsGradients) {
   }
 }
 
+// Where the threads of a split by columns write: each its columns (a multiple of 16 floats) of
+// every row of each layer's Z and A, and its ranges of the parameters and gradients. They share
+// no cache line only if those matrices and buffers start on one (64 bytes): with Eigen's default
+// alignment (16 bytes) each row had a line written by both threads, which then moved between
+// the cores at every write (docs/design-notes.md, "Threads").
+TEST(Network, WhatThreadsWriteStartsOnACacheLine) {
+  Rng rng(3);
+  Network<float> net({.inputs = 100,
+                      .layers = {{64, Activation::relu},
+                                 {48, Activation::tanh},
+                                 {32, Activation::relu},
+                                 {10, Activation::softmax}},
+                      .loss = Loss::softmax_cross_entropy});
+  initialize(net, Init::he, rng);
+  net.set_threads(2);
+  const Batch<float> X = random_batch(64, 100, rng).cast<float>();
+  const Batch<float> Y = random_targets(Loss::softmax_cross_entropy, 64, 10, rng).cast<float>();
+  net.zero_grad();
+  net.forward(X);
+  net.backward(Y);
+  const auto line = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 64; };
+  EXPECT_EQ(line(net.params().data()), 0u);
+  EXPECT_EQ(line(net.grads().data()), 0u);
+  for (std::size_t l = 0; l < 4; ++l) {
+    EXPECT_EQ(line(net.pre_activation(l).data()), 0u) << "layer " << l;
+    EXPECT_EQ(line(net.activation(l).data()), 0u) << "layer " << l;
+  }
+}
+
 TEST(Network, OneThreadByDefault) {
   Network<float> net({.inputs = 1, .layers = {{1, Activation::identity}}});
   EXPECT_EQ(net.threads(), 1);

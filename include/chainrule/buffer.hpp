@@ -12,7 +12,7 @@
 namespace chainrule {
 
 namespace detail {
-/// `bytes` of memory for a PageAllocator: under kPagedBytes, from operator new; from there,
+/// `bytes` of memory for a PageAllocator: under kPagedBytes, from operator new (64-byte aligned from 4 KiB); from there,
 /// 2 MiB-aligned and rounded up to whole 2 MiB blocks that ask for huge pages (prefault.hpp's
 /// advise_huge_pages: only where the kernel has the free blocks; CHAINRULE_HUGE_PAGES=0 turns it
 /// off). Throws std::bad_alloc.
