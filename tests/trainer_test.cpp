@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <barrier>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -351,6 +352,58 @@ TEST(Trainer, OneSampleStepsInARowEqualStepsOneByOne) {
       std::regex("^training diverged at epoch \\d+, batch \\d+: the loss is (NaN|infinite)")))
       << message;
   EXPECT_EQ(message, divergence(progress));
+}
+
+// Epochs of a few µs are timed in groups (one reading of the clock costs about a tenth of such an
+// epoch), each epoch its group's mean: every epoch still gets its seconds, also when a run is
+// interrupted inside a group, and they add up to no more than the run.
+TEST(Trainer, ShortEpochsAreTimedInGroups) {
+  Rng data(4);
+  const Batch<double> X = random_batch(4, 3, data), Y = random_batch(4, 2, data);
+  TrainOptions o;
+  o.batch = 1;
+  o.epochs = 1000;
+  o.shuffle = false;
+  o.optimizer = {.kind = OptimizerKind::sgd, .lr = 0.01};
+  const auto run = [&](const TrainOptions& options, const TrainCallbacks& cb) {
+    Rng rng(5);
+    Network<double> net(kSpec);
+    initialize(net, Init::xavier, rng);
+    return train(net, X, Y, Batch<double>(0, 3), Batch<double>(0, 2), options, rng, cb);
+  };
+  const auto start = std::chrono::steady_clock::now();
+  const TrainResult r = run(o, {});
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(r.history.size(), 1000u);
+  double sum = 0;
+  int same_as_next = 0;
+  for (std::size_t e = 0; e < r.history.size(); ++e) {
+    EXPECT_GT(r.history[e].seconds, 0) << "epoch " << e + 1;
+    sum += r.history[e].seconds;
+    same_as_next += e + 1 < r.history.size() && r.history[e].seconds == r.history[e + 1].seconds;
+  }
+  EXPECT_LE(sum, wall);
+  // Epochs this short are grouped (15 of every 16 the same as the next); a machine too slow or
+  // too busy for them to be short times them one by one.
+  if (r.history[0].seconds < 5e-6) EXPECT_GT(same_as_next, 500);
+
+  // Interrupted in the 38th epoch: the 37 before it all timed in the state handed over.
+  std::atomic<bool> stop{false};
+  TrainOptions so = o;
+  so.stop = &stop;
+  int batches = 0;
+  std::optional<TrainState> state;
+  TrainCallbacks cb;
+  cb.on_batch = [&](const BatchProgress&) {
+    if (++batches == 4 * 37 + 2) stop = true;
+  };
+  cb.on_checkpoint = [&](const TrainState& s) { state = s; };
+  EXPECT_TRUE(run(so, cb).interrupted);
+  ASSERT_TRUE(state.has_value());
+  ASSERT_EQ(state->result.history.size(), 37u);
+  for (const EpochReport& e : state->result.history)
+    EXPECT_GT(e.seconds, 0) << "epoch " << e.epoch;
 }
 
 TEST(Trainer, OutOfRangeOptionsAreRejected) {
