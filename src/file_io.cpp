@@ -13,9 +13,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <new>
 #include <vector>
 
+#include "chainrule/buffer.hpp"
 #include "chainrule/error.hpp"
 #include "chainrule/threads.hpp"
 
@@ -300,10 +302,21 @@ Bytes InputFile::read_all(std::uint64_t max_bytes, bool stop_at_nul, int threads
 }
 
 Bytes InputFile::read_up_to(std::uint64_t n) {
-  // Grown as the data arrives: a header that promises gigabytes over a short stream allocates
-  // what the stream holds, not what it promised.
+  // From 1 MiB, room for all n at once in 2 MiB blocks that ask for huge pages (buffer.hpp):
+  // only the pages the data reaches are ever mapped, so a header that promises gigabytes over a
+  // short stream costs address space, not memory. Fashion-MNIST's 47 MB of pixels, grown by
+  // doubling and faulted in 4 KiB at a time, took about 0.1 s of the 0.3 s read on the virtual
+  // machines of this project's sessions. Where the room cannot be had, the buffer grows as the
+  // data arrives.
   Bytes out;
   std::uint64_t capacity = 0;
+  if (n >= detail::kPagedBytes && n <= std::numeric_limits<std::size_t>::max() / 2) {
+    try {
+      out.data_.reset(static_cast<char*>(detail::allocate_pages(std::size_t(n))));  // free()able
+      capacity = n;
+    } catch (const std::bad_alloc&) {
+    }
+  }
   while (out.size_ < n) {
     if (out.size_ == capacity)
       capacity =

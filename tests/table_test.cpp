@@ -23,6 +23,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "chainrule/dataset.hpp"
 #include "chainrule/error.hpp"
 
 namespace chainrule {
@@ -317,6 +318,20 @@ TEST(Memory, LargeMatricesAskForHugePages) {
       << idx({100, 28, 28}, std::vector<unsigned char>(100 * 784, 7));
   const Batch<float> small = read_idx_images<float>(path);  // 314 KB
   EXPECT_EQ(vm_flags_of(small.data()).find(" hg"), std::string::npos);
+
+  // The command line's pixels (one byte each, read_idx_pixels): 4.7 MB, taken at once in 2 MiB
+  // blocks that ask for huge pages, not grown by doubling 4 KiB pages from 1 MiB.
+  std::vector<unsigned char> pixels(6000 * 784);
+  for (std::size_t i = 0; i < pixels.size(); ++i)
+    pixels[i] = static_cast<unsigned char>(i * 7 % 251);
+  std::ofstream(path, std::ios::binary) << idx({6000, 28, 28}, pixels);
+  const IdxImages img = read_idx_pixels(path);
+  ASSERT_EQ(img.pixels.size(), pixels.size());
+  EXPECT_TRUE(std::equal(pixels.begin(), pixels.end(),
+                         reinterpret_cast<const unsigned char*>(img.pixels.data())));
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(img.pixels.data()) % (std::uintptr_t(2) << 20), 0u);
+  EXPECT_NE(vm_flags_of(img.pixels.data() + img.pixels.size() - 1).find(" hg"), std::string::npos)
+      << vm_flags_of(img.pixels.data() + img.pixels.size() - 1);
 }
 
 // A large CSV file's columns (read in blocks, each column's room reserved at once) are whole

@@ -12,12 +12,13 @@
 namespace chainrule {
 
 namespace detail {
-/// `bytes` of memory for a PageAllocator: under kPagedBytes, from operator new (64-byte aligned from 4 KiB); from there,
-/// 2 MiB-aligned and rounded up to whole 2 MiB blocks that ask for huge pages (prefault.hpp's
-/// advise_huge_pages: only where the kernel has the free blocks; CHAINRULE_HUGE_PAGES=0 turns it
-/// off). Throws std::bad_alloc.
+/// `bytes` of memory for a PageAllocator: under kPagedBytes, from operator new (64-byte aligned
+/// from 4 KiB); from there, 2 MiB-aligned and rounded up to whole 2 MiB blocks that ask for huge
+/// pages (prefault.hpp's advise_huge_pages: only where the kernel has the free blocks;
+/// CHAINRULE_HUGE_PAGES=0 turns it off). Throws std::bad_alloc.
 void* allocate_pages(std::size_t bytes);
-/// Frees what allocate_pages(bytes) returned, with the same `bytes`.
+/// Frees what allocate_pages(bytes) returned, with the same `bytes`. (From kPagedBytes the
+/// memory is std::aligned_alloc's, which std::free also frees: file_io.cpp's Bytes rely on it.)
 void free_pages(void* p, std::size_t bytes) noexcept;
 inline constexpr std::size_t kPagedBytes = std::size_t(1) << 20;
 }  // namespace detail
