@@ -258,7 +258,7 @@ class Trainer {
   std::optional<Rng> dropout_rng_;  // with a shard: this process's dropout masks
   std::chrono::steady_clock::time_point epoch_start_;
   bool start_known_ = false;  // epoch_start_ is the last epoch's end and the next one's start
-  // Epochs of a few µs are timed in groups (epoch_report): the reports at the end of history_
+  // Epochs of a few µs are timed in groups (epoch_report): the reports at the end of the history
   // still without their seconds, and the last measured epoch's seconds.
   int untimed_ = 0;
   double last_seconds_ = 1;
