@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <limits>
 #include <new>
 #include <vector>
 
@@ -310,8 +309,8 @@ Bytes InputFile::read_up_to(std::uint64_t n) {
   // data arrives.
   Bytes out;
   std::uint64_t capacity = 0;
-  if (n >= detail::kPagedBytes && n <= std::numeric_limits<std::size_t>::max() / 2) {
-    try {
+  if (n >= detail::kPagedBytes) {
+    try {  // (allocate_pages throws bad_alloc for a size no allocation can have)
       out.data_.reset(static_cast<char*>(detail::allocate_pages(std::size_t(n))));  // free()able
       capacity = n;
     } catch (const std::bad_alloc&) {
