@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <new>
 #include <vector>
 
@@ -302,14 +303,21 @@ Bytes InputFile::read_all(std::uint64_t max_bytes, bool stop_at_nul, int threads
 
 Bytes InputFile::read_up_to(std::uint64_t n) {
   // From 1 MiB, room for all n at once in 2 MiB blocks that ask for huge pages (buffer.hpp):
-  // only the pages the data reaches are ever mapped, so a header that promises gigabytes over a
-  // short stream costs address space, not memory. Fashion-MNIST's 47 MB of pixels, grown by
-  // doubling and faulted in 4 KiB at a time, took about 0.1 s of the 0.3 s read on the virtual
-  // machines of this project's sessions. Where the room cannot be had, the buffer grows as the
-  // data arrives.
+  // Fashion-MNIST's 47 MB of pixels, grown by doubling and faulted in 4 KiB at a time, took about
+  // 0.1 s of the 0.3 s read on the virtual machines of this project's sessions. Only where the
+  // file can hold n bytes: a regular file of that size, or a compressed one from which deflate's
+  // largest ratio (1032:1) could give them. A header that promises gigabytes over a short file or
+  // a pipe asks for nothing it cannot fill: the buffer grows as the data arrives.
+  constexpr std::uint64_t kMaxDeflateRatio = 1032;
+  const std::uint64_t can_hold =
+      !regular_        ? 0
+      : gz_ == nullptr ? size_
+      : size_ > std::numeric_limits<std::uint64_t>::max() / kMaxDeflateRatio
+          ? std::numeric_limits<std::uint64_t>::max()
+          : size_ * kMaxDeflateRatio;
   Bytes out;
   std::uint64_t capacity = 0;
-  if (n >= detail::kPagedBytes) {
+  if (n >= detail::kPagedBytes && n <= can_hold) {
     try {  // (allocate_pages throws bad_alloc for a size no allocation can have)
       out.data_.reset(static_cast<char*>(detail::allocate_pages(std::size_t(n))));  // free()able
       capacity = n;
