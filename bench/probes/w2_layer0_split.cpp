@@ -1,0 +1,186 @@
+// A probe, not a benchmark of bench/run: W2's first layer (784 → 128, batch 64, SGD) alone,
+// through OpenBLAS's sgemm directly, to see what bounds W2's split by columns on two threads
+// (docs/design-notes.md, "Threads"; bench/RESULTS.md, thirteenth session). Each step: gather
+// the batch's 64 rows of a 60000 × 784 table, Z = X·W, ∂L/∂W = Xᵀ·Z (Z standing in for ∂L/∂Z),
+// W -= lr·∂L/∂W; 937 steps (an epoch), five times, each time printed.
+//
+//   g++ -O2 -march=native -o /tmp/w2_layer0_split bench/probes/w2_layer0_split.cpp -lopenblas
+//   OPENBLAS_NUM_THREADS=1 /tmp/w2_layer0_split one|half|cols|ksplit|mixed
+//
+// one: one thread, no split. half: one thread, part 0 of the split by columns only (its 64
+// columns). cols: two threads, a part each, meeting between phases as the network's do. ksplit:
+// two threads splitting the 784 inputs instead (partial sums of Z added up, ∂L/∂W by its rows).
+// mixed: the forward product by columns, ∂L/∂W by rows. Environment: NOGATHER=1 gathers the batch
+// once (nothing read from the table after the first step), NOBAR=1 drops the waits between
+// phases, CORE=n puts `one` and `half` on core n (default 0).
+#include <cblas.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr int kRows = 60000, kIn = 784, kOut = 128, kBatch = 64, kSteps = 937;
+constexpr float kLr = 1e-6f;
+float *table, *W, *dW, *Z, *partial[2], *X[2];
+std::vector<int> order;
+const bool no_gather = std::getenv("NOGATHER") != nullptr;
+const bool no_wait = std::getenv("NOBAR") != nullptr;
+
+float* aligned(std::size_t n) {
+  void* p = nullptr;
+  if (posix_memalign(&p, 64, n * sizeof(float)) != 0) std::abort();
+  std::memset(p, 0, n * sizeof(float));
+  return static_cast<float*>(p);
+}
+
+struct Barrier {
+  std::atomic<int> count{0}, generation{0};
+  int n = 2;
+  void wait() {
+    if (no_wait || n == 1) return;
+    const int g = generation.load();
+    if (count.fetch_add(1) + 1 == n) {
+      count = 0;
+      generation.fetch_add(1);
+    } else {
+      while (generation.load() == g)
+        __builtin_ia32_pause();
+    }
+  }
+} barrier;
+
+// Columns [k0, k1) of step s's rows into out.
+void gather(int s, int k0, int k1, float* out) {
+  if (no_gather && s > 0) return;
+  for (int i = 0; i < kBatch; ++i)
+    std::memcpy(out + std::size_t(i) * (k1 - k0),
+                table + std::size_t(order[s * kBatch + i]) * kIn + k0, (k1 - k0) * sizeof(float));
+}
+
+// W is column-major (in, out): columns [j0, j1) are one range.
+void update_cols(int j0, int j1) {
+  for (std::size_t i = std::size_t(j0) * kIn; i < std::size_t(j1) * kIn; ++i)
+    W[i] -= kLr * dW[i];
+}
+void update_rows(int k0, int k1) {
+  for (int j = 0; j < kOut; ++j)
+    for (int i = k0; i < k1; ++i)
+      W[std::size_t(j) * kIn + i] -= kLr * dW[std::size_t(j) * kIn + i];
+}
+
+void by_cols(int t, int parts) {
+  const int j0 = kOut * t / parts, j1 = kOut * (t + 1) / parts, n = j1 - j0;
+  for (int s = 0; s < kSteps; ++s) {
+    gather(s, 0, kIn, X[t]);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kBatch, n, kIn, 1, X[t], kIn,
+                W + std::size_t(j0) * kIn, kIn, 0, Z + j0, kOut);
+    barrier.wait();  // (the network's layers 1 and 2: two phases)
+    barrier.wait();
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, kIn, kBatch, 1e-3f, Z + j0, kOut, X[t],
+                kIn, 0, dW + std::size_t(j0) * kIn, kIn);
+    update_cols(j0, j1);
+    barrier.wait();
+  }
+}
+
+void by_inputs(int t, int parts) {
+  const int k0 = kIn * t / parts, k1 = kIn * (t + 1) / parts, m = k1 - k0;
+  const int j0 = kOut * t / parts, j1 = kOut * (t + 1) / parts;
+  for (int s = 0; s < kSteps; ++s) {
+    gather(s, k0, k1, X[t]);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kBatch, kOut, m, 1, X[t], m, W + k0, kIn,
+                0, partial[t], kOut);
+    barrier.wait();
+    for (int i = 0; i < kBatch; ++i)
+      for (int j = j0; j < j1; ++j)
+        Z[i * kOut + j] = partial[0][i * kOut + j] + partial[1][i * kOut + j];
+    barrier.wait();
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kOut, m, kBatch, 1e-3f, Z, kOut, X[t], m,
+                0, dW + k0, kIn);
+    update_rows(k0, k1);
+    barrier.wait();
+  }
+}
+
+void mixed(int t, int parts) {
+  const int j0 = kOut * t / parts, j1 = kOut * (t + 1) / parts, n = j1 - j0;
+  const int k0 = kIn * t / parts, k1 = kIn * (t + 1) / parts, m = k1 - k0;
+  for (int s = 0; s < kSteps; ++s) {
+    gather(s, 0, kIn, X[t]);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kBatch, n, kIn, 1, X[t], kIn,
+                W + std::size_t(j0) * kIn, kIn, 0, Z + j0, kOut);
+    barrier.wait();
+    barrier.wait();
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kOut, m, kBatch, 1e-3f, Z, kOut, X[t] + k0,
+                kIn, 0, dW + k0, kIn);
+    update_rows(k0, k1);
+    barrier.wait();
+  }
+}
+
+void pin(int core) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(core, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  void (*split)(int, int) = mode == "cols"     ? by_cols
+                            : mode == "ksplit" ? by_inputs
+                            : mode == "mixed"  ? mixed
+                                               : nullptr;
+  if (mode != "one" && mode != "half" && split == nullptr) {
+    std::fprintf(stderr, "usage: %s one|half|cols|ksplit|mixed\n", argv[0]);
+    return 2;
+  }
+  std::mt19937 g(1);
+  table = aligned(std::size_t(kRows) * kIn);
+  for (std::size_t i = 0; i < std::size_t(kRows) * kIn; ++i)
+    table[i] = float(g() % 256) / 255.f;
+  W = aligned(kIn * kOut);
+  dW = aligned(kIn * kOut);
+  Z = aligned(kBatch * kOut);
+  for (int t = 0; t < 2; ++t) {
+    partial[t] = aligned(kBatch * kOut);
+    X[t] = aligned(kBatch * kIn);
+  }
+  for (int i = 0; i < kIn * kOut; ++i)
+    W[i] = float(g() % 1000) / 1e4f;
+  order.resize(kRows);
+  for (int i = 0; i < kRows; ++i)
+    order[i] = i;
+  std::shuffle(order.begin(), order.end(), g);
+  const int core = std::getenv("CORE") ? std::atoi(std::getenv("CORE")) : 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (mode == "one" || mode == "half") {
+      barrier.n = 1;
+      pin(core);
+      by_cols(0, mode == "one" ? 1 : 2);
+    } else {
+      std::thread other([&] {
+        pin(1);
+        split(1, 2);
+      });
+      pin(0);
+      split(0, 2);
+      other.join();
+    }
+    std::printf("%s %.4f\n", mode.c_str(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+}
