@@ -131,8 +131,8 @@ std::uint64_t address_space() {
 
 // A header that promises gigabytes over a short file (a model's data offsets, an IDX file's
 // dimensions) asks for no room the file cannot fill: under a sanitizer or an allocation limit
-// such a request is itself the failure (the model fuzzer found a 12 GB one). A file that can hold
-// what is asked gets its room at once.
+// such a request is itself the failure (the model fuzzer found a 12 GB one). That a file which can
+// hold what is asked still gets its room at once is Memory.LargeMatricesAskForHugePages's check.
 TEST(FileIo, PromisesPastWhatTheFileHoldsTakeNoRoom) {
   TempDir t;
   const std::uint64_t promise = std::uint64_t(12) << 30;
