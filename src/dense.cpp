@@ -111,6 +111,14 @@ void Dense<T>::backward_input_cols(const T* params, const Batch<T>& dZ, Batch<T>
   dX.middleCols(i0, n).noalias() = dZ * weight(params).middleRows(i0, n).transpose();
 }
 
+template <class T>
+void Dense<T>::backward_input_rows(const T* params, const Batch<T>& dZ, Batch<T>& dX, Index r0,
+                                   Index r1) const {
+  const Index n = r1 - r0;
+  if (n <= 0) return;
+  dX.middleRows(r0, n).noalias() = dZ.middleRows(r0, n) * weight(params).transpose();
+}
+
 template class Dense<float>;
 template class Dense<double>;
 

@@ -392,12 +392,14 @@ void Network<T>::backward_blocks(const BatchView<T>& Y, const RangeJob* then) {
 //
 // With few rows per thread (W2: 64 rows, 32 a thread), splitting the batch's rows leaves each
 // thread's products too flat to run well, and each thread a whole gradient to be summed after.
-// Split by columns instead, every thread computes its share of each layer's outputs for all the
-// rows, its share of the weights' gradients (columns of W: a range of the flat buffer, nothing
-// to sum) and its share of the inputs' gradients, and the threads meet between layers. A layer
-// too narrow to share by columns (the 10 outputs) or not elementwise (softmax) is shared by rows
-// in the forward pass, its weights' gradient left to the first thread; the loss's gradient is
-// shared by rows. Which thread computes what depends on the thread count and the shapes only,
+// Split by columns instead, every thread computes its share of the first layer's outputs for
+// all the rows, and its share of every layer's weight gradients (columns of W: a range of the
+// flat buffer, nothing to sum). Above the first layer, a layer with few weights (W2's 128 × 64),
+// too narrow to share (the 10 outputs) or not elementwise (softmax) runs by rows, forward and
+// backward (∂L/∂Z below it): each part its rows through a run of such layers with no wait
+// between them, since a row needs only its own row below; a wider one is shared by columns, the
+// threads meeting before and after it. The weight gradients come last, in one phase, once every
+// ∂L/∂Z is known. Which thread computes what depends on the thread count and the shapes only,
 // so a fixed thread count gives the same bits.
 
 template <class T>
@@ -435,6 +437,23 @@ std::pair<Index, Index> Network<T>::cols_of(std::size_t l, std::size_t t) const 
   return {edge(t), edge(t + 1)};
 }
 
+// A layer above the first runs by rows where its weights are few (W2's 128 × 64: 32 KiB of
+// float): each part then reads all of W, but the layers of a run of such layers need no wait
+// between them, since a row needs only its own row below. Wider layers keep their columns,
+// where each part reads its share of W (784-512-256-10 at 32 rows a thread: 1.35-1.38 s an
+// epoch on two threads by columns against 1.40-1.42 s with the 512 × 256 layer by rows).
+template <class T>
+bool Network<T>::by_rows(std::size_t l) const {
+  constexpr Index kFewWeights = 32768;
+  if (!cols_shared(l, cols_)) return true;
+  return l > 0 && layers_[l].in() * layers_[l].out() <= kFewWeights;
+}
+
+template <class T>
+std::pair<Index, Index> Network<T>::rows_of(Index N, std::size_t t) const {
+  return {N * Index(t) / Index(cols_), N * Index(t + 1) / Index(cols_)};
+}
+
 template <class T>
 template <class F>
 void Network<T>::each_phase(std::size_t phases, F&& f) {
@@ -446,10 +465,7 @@ void Network<T>::each_phase(std::size_t phases, F&& f) {
 }
 
 template <class T>
-const Batch<T>& Network<T>::run_cols(const BatchView<T>& X, std::span<const Index> gather,
-                                     std::size_t parts) {
-  const Index N = gather.empty() ? X.rows() : Index(gather.size());
-  const std::size_t L = layers_.size();
+void Network<T>::size_cols_forward(Index N, Index inputs, std::size_t parts) {
   dropped_ = one_ = false;
   split_ = 0;
   cols_ = parts;
@@ -457,50 +473,82 @@ const Batch<T>& Network<T>::run_cols(const BatchView<T>& X, std::span<const Inde
   // Every allocation before the threads: the parts' inputs (only when the count or N changes).
   part_inputs_.resize(parts - 1);
   for (std::size_t t = 0; t < parts; ++t)
-    if (part_input(t).rows() != N || part_input(t).cols() != X.cols())
-      part_input(t).resize(N, X.cols());
-  for (std::size_t l = 0; l < L; ++l) {
+    if (part_input(t).rows() != N || part_input(t).cols() != inputs)
+      part_input(t).resize(N, inputs);
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
     work_[l].Z.resize(N, layers_[l].out());
     work_[l].A.resize(N, layers_[l].out());
   }
-  // Phase l: each part its columns of layer l, part t's first the whole batch into its input.
-  each_phase(L, [&](std::size_t l, std::size_t t) {
-    Workspace& w = work_[l];
-    if (l == 0) {
-      Batch<T>& mine = part_input(t);
-      if (!gather.empty())
-        detail::gather_rows<T>(X, gather, mine.data(), mine.cols());
-      else
-        mine = X;  // the same size: no allocation
-    }
-    const BatchView<T> in = l == 0 ? BatchView<T>(part_input(t)) : BatchView<T>(work_[l - 1].A);
-    if (!cols_shared(l, cols_)) {  // shared by rows instead
-      layers_[l].forward_rows(params_.data(), in, w.Z, w.A, N * Index(t) / Index(cols_),
-                              N * Index(t + 1) / Index(cols_));
-      return;
-    }
-    const auto [j0, j1] = cols_of(l, t);
-    layers_[l].forward_cols(params_.data(), in, w.Z, w.A, j0, j1);
-  });
+}
+
+template <class T>
+void Network<T>::size_cols_backward(Index N) {
+  for (std::size_t l = 0; l < layers_.size(); ++l)
+    work_[l].dZ.resize(N, layers_[l].out());
+}
+
+template <class T>
+const Batch<T>& Network<T>::run_cols(const BatchView<T>& X, std::span<const Index> gather,
+                                     std::size_t parts) {
+  size_cols_forward(gather.empty() ? X.rows() : Index(gather.size()), X.cols(), parts);
+  run_cols_steps(&X, gather, nullptr, nullptr, false, nullptr);
   return work_.back().A;
 }
 
 template <class T>
 void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then, bool fresh,
                                double* loss) {
+  size_cols_backward(input_.rows());
+  run_cols_steps(nullptr, {}, &Y, then, fresh, loss);
+}
+
+template <class T>
+void Network<T>::forward_backward_then(const BatchView<T>& X, std::span<const Index> rows,
+                                       Rng* dropout, const BatchView<T>& Y, RangeJob job,
+                                       bool fresh, double* loss) {
+  const auto N = Index(rows.size());
+  const std::size_t parts = cols_for(N, dropout);
+  if (parts == 0) {
+    forward_rows(X, rows, dropout);
+    return backward_then(Y, job, fresh, loss);
+  }
+  kept_ = true;
+  use_work_for(N, true);
+  size_cols_forward(N, X.cols(), parts);
+  size_cols_backward(N);
+  run_cols_steps(&X, rows, &Y, &job, fresh, loss);
+}
+
+// The steps of a pass, in order: the forward pass's layers (f_0, ..., f_L-1: f_0 starts with
+// each part gathering the whole batch into its input), then the backward pass's: b_0, the top
+// layer's ∂L/∂Z (as loss_gradient and activation_backward compute it), and b_k (k = 1, ...,
+// L - 1), layer l = L - k's ∂L/∂X, the ∂L/∂Z of the layer below; and last the weight gradients.
+// A step runs by rows (each part its rows) where its layer does (by_rows; b_0 always), else by
+// columns (f_l: layer l's; b_k: the layer below's). A step by rows joins the phase of a step by
+// rows just before it, since a row needs only its own rows; any other step starts a phase, as
+// does the weight gradients' (each part its columns of every layer's, over all the rows, each
+// layer's followed by `then` over them: no part reads W in that phase; and the loss on the
+// last part).
+template <class T>
+void Network<T>::run_cols_steps(const BatchView<T>* X, std::span<const Index> gather,
+                                const BatchView<T>* Y, const RangeJob* then, bool fresh,
+                                double* loss) {
   const std::size_t L = layers_.size();
-  const Index N = input_.rows(), K = outputs();
-  const T factor = T(detail::gradient_factor(spec_.loss, loss_rows_ > 0 ? loss_rows_ : N, K));
-  for (std::size_t l = 0; l < L; ++l)
-    work_[l].dZ.resize(N, layers_[l].out());
-  // ∂L/∂Z of columns [j0, j1) of layer l from its ∂L/∂A there (in place).
-  const auto through_activation = [&](std::size_t l, Index j0, Index j1) {
-    Workspace& w = work_[l];
-    if (j1 > j0)
-      activation_backward_block(layers_[l].activation(), w.A.data() + j0, w.dZ.data() + j0,
-                                w.dZ.data() + j0, std::size_t(N), std::size_t(j1 - j0),
-                                std::size_t(w.A.cols()));
+  const Index N = input_.rows();
+  const std::size_t first = X ? 0 : L, last = Y ? 2 * L + 1 : L;  // steps [first, last)
+  const auto by_rows_step = [&](std::size_t s) {
+    if (s < L) return by_rows(s);                        // f_s
+    if (s < 2 * L) return s == L || by_rows(2 * L - s);  // b_k, k = s - L
+    return false;                                        // the weight gradients
   };
+  const auto starts = [&](std::size_t s) {
+    return s == first || !by_rows_step(s) || !by_rows_step(s - 1);
+  };
+  std::size_t phases = 0;
+  for (std::size_t s = first; s < last; ++s)
+    phases += starts(s);
+  const T factor =
+      Y ? T(detail::gradient_factor(spec_.loss, loss_rows_ > 0 ? loss_rows_ : N, outputs())) : T(0);
   // f(begin, end) over the ranges of the flat buffer part t's gradients of layer l fill: its
   // columns of W (contiguous: W is column-major) and its part of b.
   const auto part_ranges = [&](std::size_t l, std::size_t t, auto&& f) {
@@ -510,48 +558,77 @@ void Network<T>::backward_cols(const BatchView<T>& Y, const RangeJob* then, bool
     f(std::size_t(layer.offset() + layer.in() * j0), std::size_t(layer.offset() + layer.in() * j1));
     f(std::size_t(layer.bias_offset() + j0), std::size_t(layer.bias_offset() + j1));
   };
-  // `then` over part t's ranges of layer l's parameters (those whose gradients it computed).
-  const auto step = [&](std::size_t l, std::size_t t) {
-    if (then) part_ranges(l, t, [&](std::size_t b, std::size_t e) { then->run(then->ctx, b, e); });
+  const auto forward_step = [&](std::size_t l, std::size_t t) {
+    if (l == 0) {
+      Batch<T>& mine = part_input(t);
+      if (!gather.empty())
+        detail::gather_rows<T>(*X, gather, mine.data(), mine.cols());
+      else
+        mine = *X;  // the same size: no allocation
+    }
+    Workspace& w = work_[l];
+    const BatchView<T> in = l == 0 ? BatchView<T>(part_input(t)) : BatchView<T>(work_[l - 1].A);
+    if (by_rows(l)) {
+      const auto [r0, r1] = rows_of(N, t);
+      layers_[l].forward_rows(params_.data(), in, w.Z, w.A, r0, r1);
+    } else {
+      const auto [j0, j1] = cols_of(l, t);
+      layers_[l].forward_cols(params_.data(), in, w.Z, w.A, j0, j1);
+    }
   };
-  // Phase 0: the top layer's ∂L/∂Z, as loss_gradient (and activation_backward) compute it;
-  // phase 1 + k: layer l = L - 1 - k's weight gradients, and the layer below's ∂L/∂Z. `then`
-  // runs over layer l + 1's ranges at the start of layer l's phase, once every part has read
-  // that layer's W (for the ∂L/∂Z below it), and over layer 0's right after its gradients, which
-  // no part reads W for: no phase of its own.
-  each_phase(L + 1, [&](std::size_t phase, std::size_t t) {
-    if (phase == 0) {  // by rows
+  const auto backward_step = [&](std::size_t k, std::size_t t) {
+    const auto [r0, r1] = rows_of(N, t);
+    if (k == 0) {
       Workspace& top = work_.back();
-      const Index r0 = N * Index(t) / Index(cols_), r1 = N * Index(t + 1) / Index(cols_);
       top.dZ.middleRows(r0, r1 - r0) =
-          (top.A.middleRows(r0, r1 - r0) - Y.middleRows(r0, r1 - r0)) * factor;
+          (top.A.middleRows(r0, r1 - r0) - Y->middleRows(r0, r1 - r0)) * factor;
       if (!is_fused(spec_.loss))
         activation_backward_rows(layers_.back().activation(), top.A, top.dZ, top.dZ, r0, r1);
       return;
     }
-    const std::size_t l = L - phase;
-    if (l + 1 < L) step(l + 1, t);
-    // The loss on the last part of the top layer's phase: a layer too narrow to split leaves its
-    // weight gradient to part 0, and the top layer's outputs are final.
-    if (loss && phase == 1 && t + 1 == cols_) *loss = this->loss(Y);
-    const Dense<T>& layer = layers_[l];
-    const BatchView<T> in = l == 0 ? BatchView<T>(part_input(t)) : BatchView<T>(work_[l - 1].A);
-    const auto [j0, j1] = cols_of(l, t);
-    if (fresh)  // this part's gradients of the layer zeroed just before they are added to
-      part_ranges(l, t, [&](std::size_t b, std::size_t e) {
-        std::fill(grads_.begin() + std::ptrdiff_t(b), grads_.begin() + std::ptrdiff_t(e), T(0));
-      });
-    layer.backward_weights_cols(grads_.data(), in, work_[l].dZ, j0, j1);
-    if (l == 0) return step(0, t);
-    const auto [i0, i1] = cols_of(l - 1, t);
-    layer.backward_input_cols(params_.data(), work_[l].dZ, work_[l - 1].dZ, i0, i1);
-    if (!is_elementwise(layers_[l - 1].activation())) {
-      if (t == 0)
-        activation_backward(layers_[l - 1].activation(), work_[l - 1].A, work_[l - 1].dZ,
-                            work_[l - 1].dZ);
+    const std::size_t l = L - k;
+    Workspace& below = work_[l - 1];
+    const Activation f = layers_[l - 1].activation();
+    if (by_rows(l)) {
+      layers_[l].backward_input_rows(params_.data(), work_[l].dZ, below.dZ, r0, r1);
+      activation_backward_rows(f, below.A, below.dZ, below.dZ, r0, r1);
       return;
     }
-    through_activation(l - 1, i0, i1);
+    const auto [i0, i1] = cols_of(l - 1, t);
+    layers_[l].backward_input_cols(params_.data(), work_[l].dZ, below.dZ, i0, i1);
+    if (!is_elementwise(f)) {  // not shared by columns: part 0 has them all
+      if (t == 0) activation_backward(f, below.A, below.dZ, below.dZ);
+    } else if (i1 > i0) {
+      activation_backward_block(f, below.A.data() + i0, below.dZ.data() + i0, below.dZ.data() + i0,
+                                std::size_t(N), std::size_t(i1 - i0), std::size_t(below.A.cols()));
+    }
+  };
+  const auto weights_step = [&](std::size_t t) {
+    if (loss && t + 1 == cols_) *loss = this->loss(*Y);
+    for (std::size_t l = L; l-- > 0;) {
+      const BatchView<T> in = l == 0 ? BatchView<T>(part_input(t)) : BatchView<T>(work_[l - 1].A);
+      if (fresh)  // this part's gradients of the layer zeroed just before they are added to
+        part_ranges(l, t, [&](std::size_t b, std::size_t e) {
+          std::fill(grads_.begin() + std::ptrdiff_t(b), grads_.begin() + std::ptrdiff_t(e), T(0));
+        });
+      const auto [j0, j1] = cols_of(l, t);
+      layers_[l].backward_weights_cols(grads_.data(), in, work_[l].dZ, j0, j1);
+      if (then)
+        part_ranges(l, t, [&](std::size_t b, std::size_t e) { then->run(then->ctx, b, e); });
+    }
+  };
+  each_phase(phases, [&](std::size_t phase, std::size_t t) {
+    std::size_t s = first;  // the phase's first step
+    for (std::size_t p = 0; p < phase || !starts(s); p += starts(++s))
+      ;
+    do {
+      if (s < L)
+        forward_step(s, t);
+      else if (s < 2 * L)
+        backward_step(s - L, t);
+      else
+        weights_step(t);
+    } while (++s < last && !starts(s));
   });
 }
 

@@ -325,12 +325,14 @@ double Trainer<T>::forward_backward(Index first, Index n,
   if (Yb_.rows() != n) Yb_.resize(n, Y_.cols());
   const std::span<const Index> rows(s_.order.data() + first, std::size_t(n));
   detail::gather_rows<T>(Y_, rows, Yb_.data(), Yb_.cols());
-  if (!then) net_.zero_grad();         // (backward_then zeroes the gradient itself: `fresh`)
-  net_.forward_rows(X_, rows, &rng_);  // the rows gathered into the network's own input
+  // The rows gathered into the network's own input; with `then`, the gradient zeroed by the
+  // backward pass itself (`fresh`) and the loss computed on one of its threads.
   double loss;
   if (then) {
-    net_.backward_then(Yb_, *then, true, &loss);  // the loss, on a thread of the backward pass
+    net_.forward_backward_then(X_, rows, &rng_, Yb_, *then, true, &loss);
   } else {
+    net_.zero_grad();
+    net_.forward_rows(X_, rows, &rng_);
     loss = net_.loss(Yb_);
     net_.backward(Yb_);
   }

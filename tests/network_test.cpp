@@ -398,39 +398,46 @@ TEST(Network, ASplitByColumnsGivesOneThreadsGradients) {
       {Activation::sigmoid, {40, Activation::identity}, Loss::mse},
       {Activation::leaky_relu, {33, Activation::sigmoid}, Loss::binary_cross_entropy},
   };
-  for (const Case& c : cases) {
-    // 60 rows of 200 inputs (enough work to split), 30 or 20 rows a thread: split by columns on 2
-    // and 3 threads, where the 8-unit
-    // layer is the first thread's alone (and the 33- and 40-unit tops on 3).
-    const NetworkSpec spec{.inputs = 200,
-                           .layers = {{96, c.hidden}, {64, c.hidden}, {8, c.hidden}, c.top},
-                           .loss = c.loss};
-    Network<double> one(spec);
-    initialize(one, Init::he, rng);
-    const Batch<double> X = random_batch(60, 200, rng);
-    const Batch<double> Y = random_targets(c.loss, 60, c.top.units, rng);
-    one.zero_grad();
-    const Batch<double> out_one = one.forward(X);
-    one.backward(Y);
-    for (const int threads : {2, 3}) {
-      std::vector<double> first;
-      for (int run = 0; run < 2; ++run) {
-        Network<double> net = one;
-        net.set_threads(threads);
-        net.zero_grad();
-        const Batch<double> out = net.forward(X);
-        ASSERT_LT((out - out_one).cwiseAbs().maxCoeff(), 1e-12) << threads;
-        net.backward(Y);
-        for (std::size_t i = 0; i < net.grads().size(); ++i)
-          ASSERT_NEAR(net.grads()[i], one.grads()[i], 1e-12 * (1 + std::abs(one.grads()[i])))
-              << to_string(c.hidden) << ", " << threads << " threads, parameter " << i;
-        if (run == 0)
-          first.assign(net.grads().begin(), net.grads().end());
-        else
-          EXPECT_TRUE(std::equal(first.begin(), first.end(), net.grads().begin()));
+  // The hidden layers: 64 × 8 and the tops run by rows (few weights, or too narrow to share:
+  // the 8-unit layer is the first thread's alone, and the 33- and 40-unit tops on 3 threads);
+  // 256 × 160 and 64 × 600 by columns above the first layer, so that a step of the backward
+  // pass by columns comes after one by rows and before one.
+  const std::vector<Index> shapes[] = {{96, 64, 8}, {256, 160, 8}, {64, 64, 600}};
+  for (const Case& c : cases)
+    for (const std::vector<Index>& hidden : shapes) {
+      // 60 rows of 200 inputs (enough work to split), 30 or 20 rows a thread: split by columns on 2
+      // and 3 threads.
+      NetworkSpec spec{.inputs = 200, .layers = {}, .loss = c.loss};
+      for (const Index units : hidden)
+        spec.layers.push_back({units, c.hidden});
+      spec.layers.push_back(c.top);
+      Network<double> one(spec);
+      initialize(one, Init::he, rng);
+      const Batch<double> X = random_batch(60, 200, rng);
+      const Batch<double> Y = random_targets(c.loss, 60, c.top.units, rng);
+      one.zero_grad();
+      const Batch<double> out_one = one.forward(X);
+      one.backward(Y);
+      for (const int threads : {2, 3}) {
+        std::vector<double> first;
+        for (int run = 0; run < 2; ++run) {
+          Network<double> net = one;
+          net.set_threads(threads);
+          net.zero_grad();
+          const Batch<double> out = net.forward(X);
+          ASSERT_LT((out - out_one).cwiseAbs().maxCoeff(), 1e-12) << threads;
+          net.backward(Y);
+          for (std::size_t i = 0; i < net.grads().size(); ++i)
+            ASSERT_NEAR(net.grads()[i], one.grads()[i], 1e-12 * (1 + std::abs(one.grads()[i])))
+                << to_string(c.hidden) << ", " << hidden[1] << "-unit second layer, " << threads
+                << " threads, parameter " << i;
+          if (run == 0)
+            first.assign(net.grads().begin(), net.grads().end());
+          else
+            EXPECT_TRUE(std::equal(first.begin(), first.end(), net.grads().begin()));
+        }
       }
     }
-  }
 }
 
 // Where the threads of a split by columns write: each its columns (a multiple of 16 floats) of

@@ -68,6 +68,9 @@ class Dense {
   /// backward's dX(:, i0:i1) = dZ·W(i0:i1, :)ᵀ.
   void backward_input_cols(const T* params, const Batch<T>& dZ, Batch<T>& dX, Index i0,
                            Index i1) const;
+  /// backward's dX(r0:r1, :) = dZ(r0:r1, :)·Wᵀ.
+  void backward_input_rows(const T* params, const Batch<T>& dZ, Batch<T>& dX, Index r0,
+                           Index r1) const;
 
  private:
   Index in_, out_;

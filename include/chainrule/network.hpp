@@ -105,6 +105,12 @@ class Network {
   /// backward pass (the threads waited for it before).
   void backward_then(const BatchView<T>& Y, RangeJob job, bool fresh = false,
                      double* loss = nullptr);
+  /// forward_rows(X, rows, dropout) then backward_then(Y, job, fresh, loss), bit for bit; where
+  /// the batch is split by columns, in one dispatch to the threads (one wait between the passes
+  /// fewer). The training loop's step.
+  void forward_backward_then(const BatchView<T>& X, std::span<const Index> rows, Rng* dropout,
+                             const BatchView<T>& Y, RangeJob job, bool fresh = false,
+                             double* loss = nullptr);
 
   /// Threads that share a large batch's forward and backward passes (1 by default, at most
   /// kMaxThreads; more than available_cores() gains nothing). The batch is cut into that many
@@ -194,11 +200,22 @@ class Network {
   std::size_t cols_for(Index N, Rng* dropout);
   bool cols_shared(std::size_t l, std::size_t parts) const;
   std::pair<Index, Index> cols_of(std::size_t l, std::size_t t) const;
+  // Whether layer l runs by rows in a split by columns (its forward pass, and the ∂L/∂Z below
+  // it in the backward pass), and the rows part t takes of an N-row batch.
+  bool by_rows(std::size_t l) const;
+  std::pair<Index, Index> rows_of(Index N, std::size_t t) const;
   template <class F>
   void each_phase(std::size_t phases, F&& f);
   const Batch<T>& run_cols(const BatchView<T>& X, std::span<const Index> gather, std::size_t parts);
   void backward_cols(const BatchView<T>& Y, const RangeJob* then, bool fresh = false,
                      double* loss = nullptr);
+  // The workspaces of a split by columns: the forward pass's (the parts' inputs and each layer's
+  // Z and A) and the backward pass's (∂L/∂Z), sized before the threads start.
+  void size_cols_forward(Index N, Index inputs, std::size_t parts);
+  void size_cols_backward(Index N);
+  // The phases of a forward pass of X (if given) and of a backward pass against Y (if given).
+  void run_cols_steps(const BatchView<T>* X, std::span<const Index> gather, const BatchView<T>* Y,
+                      const RangeJob* then, bool fresh, double* loss);
   // Runs f(block index) on every block, one per thread; rethrows the first block's exception.
   template <class F>
   void each_block(F&& f);
