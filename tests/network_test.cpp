@@ -328,7 +328,8 @@ TEST(Network, InferEqualsForwardWithoutKeepingTheInput) {
 // of those rows copied out, and backward_then(Y, job, fresh) over a gradient left at 5 equals
 // zero_grad, backward(Y) and the job over the whole buffer, bit for bit, on one thread and on two
 // and three: 120 rows split by columns (60 and 40 rows a thread), 200 cut into blocks of rows.
-// The loss backward_then computes along (on one of the threads) is loss(Y)'s, bit for bit.
+// The loss backward_then computes along (on one of the threads) is loss(Y)'s, bit for bit; and
+// forward_backward_then, the two in one call, gives the same bits.
 TEST(Network, ForwardRowsAndBackwardThenEqualTheStepsTheyFuse) {
   Rng rng(5);
   const Batch<float> big = random_batch(300, 50, rng).cast<float>();
@@ -346,7 +347,7 @@ TEST(Network, ForwardRowsAndBackwardThenEqualTheStepsTheyFuse) {
                         .loss = Loss::softmax_cross_entropy});
       initialize(a, Init::he, rng);
       a.set_threads(threads);
-      Network<float> b = a;
+      Network<float> b = a, c = a;
       a.zero_grad();
       const Batch<float> out_a = a.forward(X);
       const double loss_a = a.loss(Y);
@@ -375,6 +376,23 @@ TEST(Network, ForwardRowsAndBackwardThenEqualTheStepsTheyFuse) {
       EXPECT_TRUE(std::all_of(visits.begin(), visits.end(), [](int v) { return v == 1; }));
       for (std::size_t i = 0; i < want.size(); ++i)
         ASSERT_EQ(b.params()[i], want[i]) << n << " rows, " << threads << ", parameter " << i;
+      // The two in one call (on a split by columns, one dispatch): the same bits.
+      std::fill(c.grads().begin(), c.grads().end(), 5.0F);
+      double loss_c = -1;
+      auto step_c = [&](std::size_t from, std::size_t to) {
+        for (std::size_t i = from; i < to; ++i)
+          c.params()[i] -= 0.1F * c.grads()[i];
+      };
+      c.forward_backward_then(big, rows, nullptr, Y,
+                              {[](void* f, std::size_t from, std::size_t to) {
+                                 (*static_cast<decltype(step_c)*>(f))(from, to);
+                               },
+                               &step_c},
+                              true, &loss_c);
+      EXPECT_EQ(loss_c, loss_a) << n << " rows, " << threads;
+      EXPECT_TRUE((c.infer(X).array() == b.infer(X).array()).all()) << n << " rows, " << threads;
+      for (std::size_t i = 0; i < want.size(); ++i)
+        ASSERT_EQ(c.params()[i], want[i]) << n << " rows, " << threads << ", parameter " << i;
     }
   }
 }
