@@ -101,8 +101,8 @@ class Network {
   /// followed by the job over [0, num_params()). With `fresh`, the gradient is this batch's
   /// alone, as zero_grad() before the forward pass would make it (a split by columns zeroes
   /// each thread's ranges in the same dispatch). With `loss`, also the batch's loss, loss(Y)
-  /// bit for bit: on a split by columns, one thread computes it while the others start the
-  /// backward pass (the threads waited for it before).
+  /// bit for bit: on a split by columns, one thread computes it while the others compute their
+  /// weight gradients (the threads waited for it before).
   void backward_then(const BatchView<T>& Y, RangeJob job, bool fresh = false,
                      double* loss = nullptr);
   /// forward_rows(X, rows, dropout) then backward_then(Y, job, fresh, loss), bit for bit; where
