@@ -119,6 +119,45 @@ TEST(Allocation, StepOnThreadsAllocatesNothing) {
   EXPECT_EQ(allocations_in_steady_steps<double>(spec, 256, 3), 0);
 }
 
+// The training loop's step on two threads, a batch of 64 rows gathered from a larger matrix and
+// split by columns: forward_backward_then (both passes in one dispatch) and the update in it.
+TEST(Allocation, FusedStepOnThreadsAllocatesNothing) {
+  set_openblas_threads(1);
+  Rng rng(4);
+  Network<float> net(
+      {.inputs = 784,
+       .layers = {{128, Activation::relu}, {64, Activation::tanh}, {10, Activation::softmax}},
+       .loss = Loss::softmax_cross_entropy});
+  net.set_threads(2);
+  initialize(net, Init::xavier, rng);
+  Batch<float> X(200, 784), Y = Batch<float>::Zero(64, 10);
+  for (Index i = 0; i < X.size(); ++i)
+    X.data()[i] = float(rng.normal());
+  for (Index n = 0; n < 64; ++n)
+    Y(n, n % 10) = 1;
+  std::vector<Index> rows(64);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    rows[i] = Index((i * 3) % 200);
+  Sgd<float> sgd({.lr = 0.01, .momentum = 0.9});
+  const std::span<float> params = net.params();
+  const std::span<const float> grads = net.grads();
+  auto update = [&](std::size_t begin, std::size_t end) { sgd.update(params, grads, begin, end); };
+  const Network<float>::RangeJob job{
+      [](void* f, std::size_t b, std::size_t e) { (*static_cast<decltype(update)*>(f))(b, e); },
+      &update};
+  double loss = 0;
+  auto step = [&] {
+    sgd.begin_step(params.size());
+    net.forward_backward_then(X, rows, nullptr, Y, job, true, &loss);
+  };
+  step();  // sizes the workspaces and the momentum buffer, starts the threads
+  const long before = g_allocations.load();
+  for (int i = 0; i < 5; ++i)
+    step();
+  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_TRUE(std::isfinite(loss));
+}
+
 // Inference on the network's threads: the blocks read their rows of the batch in place.
 TEST(Allocation, InferOnThreadsAllocatesNothing) {
   set_openblas_threads(1);
