@@ -51,8 +51,11 @@ int posix_memalign(void** out, std::size_t alignment, std::size_t n) {
 namespace chainrule {
 namespace {
 
+// With `fused`, the training loop's step instead: forward_backward_then over the batch's rows
+// (given as row numbers, as the loop gathers them), the update in its dispatch.
 template <class T>
-long allocations_in_steady_steps(const NetworkSpec& spec, Index batch, int threads = 1) {
+long allocations_in_steady_steps(const NetworkSpec& spec, Index batch, int threads = 1,
+                                 bool fused = false) {
   // OpenBLAS's threaded GEMM allocates a job queue on every call: a program that wants no
   // allocation runs it on one thread (the command line does), and the network's threads share
   // the work. The library leaves OpenBLAS's process-wide setting to the program.
@@ -67,17 +70,28 @@ long allocations_in_steady_steps(const NetworkSpec& spec, Index batch, int threa
     X.data()[i] = T(rng.normal());
   for (Index n = 0; n < batch; ++n)
     Y(n, n % net.outputs()) = 1;
+  const std::span<T> params = net.params();
+  const std::span<const T> grads = net.grads();
+  auto update = [&](std::size_t begin, std::size_t end) { sgd.update(params, grads, begin, end); };
+  std::vector<Index> rows(static_cast<std::size_t>(batch));
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    rows[i] = Index(rows.size() - 1 - i);  // the batch's rows, in another order
   auto step = [&] {
+    // As the Trainer steps: one step, its update shared by the network's threads.
+    sgd.begin_step(params.size());
+    if (fused) {
+      net.forward_backward_then(X, rows, nullptr, Y,
+                                {[](void* f, std::size_t b, std::size_t e) {
+                                   (*static_cast<decltype(update)*>(f))(b, e);
+                                 },
+                                 &update},
+                                true);
+      return;
+    }
     net.zero_grad();
     net.forward(X);
     net.backward(Y);
-    // As the Trainer steps: one step, its update shared by the network's threads.
-    const std::span<T> params = net.params();
-    const std::span<const T> grads = net.grads();
-    sgd.begin_step(params.size());
-    net.parallel_ranges(params.size(), [&](std::size_t begin, std::size_t end) {
-      sgd.update(params, grads, begin, end);
-    });
+    net.parallel_ranges(params.size(), update);
   };
   step();  // the first step sizes the workspaces and the momentum buffer (and starts the threads)
   const long before = g_allocations.load();
@@ -108,8 +122,9 @@ TEST(Allocation, LargeBatchStepAllocatesNothing) {
   EXPECT_EQ(allocations_in_steady_steps<double>(spec, 256), 0);
 }
 
-// The same on the network's own threads: a batch split by columns (64 rows on 2 threads) and one
-// cut into blocks of rows (256 on 3), the blocks' gradients added.
+// The same on the network's own threads: a batch split by columns (64 rows on 2 threads), also
+// through forward_backward_then, and one cut into blocks of rows (256 on 3), the blocks'
+// gradients added.
 TEST(Allocation, StepOnThreadsAllocatesNothing) {
   const NetworkSpec spec{
       .inputs = 784,
@@ -117,45 +132,8 @@ TEST(Allocation, StepOnThreadsAllocatesNothing) {
       .loss = Loss::softmax_cross_entropy};
   EXPECT_EQ(allocations_in_steady_steps<float>(spec, 64, 2), 0);
   EXPECT_EQ(allocations_in_steady_steps<double>(spec, 256, 3), 0);
-}
-
-// The training loop's step on two threads, a batch of 64 rows gathered from a larger matrix and
-// split by columns: forward_backward_then (both passes in one dispatch) and the update in it.
-TEST(Allocation, FusedStepOnThreadsAllocatesNothing) {
-  set_openblas_threads(1);
-  Rng rng(4);
-  Network<float> net(
-      {.inputs = 784,
-       .layers = {{128, Activation::relu}, {64, Activation::tanh}, {10, Activation::softmax}},
-       .loss = Loss::softmax_cross_entropy});
-  net.set_threads(2);
-  initialize(net, Init::xavier, rng);
-  Batch<float> X(200, 784), Y = Batch<float>::Zero(64, 10);
-  for (Index i = 0; i < X.size(); ++i)
-    X.data()[i] = float(rng.normal());
-  for (Index n = 0; n < 64; ++n)
-    Y(n, n % 10) = 1;
-  std::vector<Index> rows(64);
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    rows[i] = Index((i * 3) % 200);
-  Sgd<float> sgd({.lr = 0.01, .momentum = 0.9});
-  const std::span<float> params = net.params();
-  const std::span<const float> grads = net.grads();
-  auto update = [&](std::size_t begin, std::size_t end) { sgd.update(params, grads, begin, end); };
-  const Network<float>::RangeJob job{
-      [](void* f, std::size_t b, std::size_t e) { (*static_cast<decltype(update)*>(f))(b, e); },
-      &update};
-  double loss = 0;
-  auto step = [&] {
-    sgd.begin_step(params.size());
-    net.forward_backward_then(X, rows, nullptr, Y, job, true, &loss);
-  };
-  step();  // sizes the workspaces and the momentum buffer, starts the threads
-  const long before = g_allocations.load();
-  for (int i = 0; i < 5; ++i)
-    step();
-  EXPECT_EQ(g_allocations.load() - before, 0);
-  EXPECT_TRUE(std::isfinite(loss));
+  // The training loop's step, both passes in one dispatch on a split by columns.
+  EXPECT_EQ(allocations_in_steady_steps<float>(spec, 64, 2, true), 0);
 }
 
 // Inference on the network's threads: the blocks read their rows of the batch in place.
