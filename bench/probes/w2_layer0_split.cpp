@@ -21,66 +21,42 @@
 // modes, and the processes meet at the same waits), so that threads and processes run the same
 // code.
 #include <cblas.h>
-#include <pthread.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <new>
-#include <random>
 #include <string>
 #include <thread>
-#include <vector>
+
+#include "w2_probe.hpp"
 
 namespace {
 
-constexpr int kRows = 60000, kIn = 784, kOut = 128, kBatch = 64, kSteps = 937;
-constexpr float kLr = 1e-6f;
+using namespace w2probe;
+
 float *table, *W, *dW, *Z, *partial[2], *X[2];
 std::vector<int> order;
 const bool no_gather = std::getenv("NOGATHER") != nullptr;
-const bool no_wait = std::getenv("NOBAR") != nullptr;
 
-float* aligned(std::size_t n) {
-  // Shared memory, so that PROCS=1 runs on the same arrays as threads.
-  void* p = mmap(nullptr, (n * sizeof(float) + 4095) / 4096 * 4096, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) std::abort();
-  std::memset(p, 0, n * sizeof(float));
-  return static_cast<float*>(p);
+// Shared memory, so that PROCS=1 runs on the same arrays as threads.
+float* shared_floats(std::size_t n) {
+  return map_floats(n, true);
 }
 
-struct Barrier {
-  std::atomic<int> count{0}, generation{0};
-  int n = 2;
-  void wait() {
-    if (no_wait || n == 1) return;
-    const int g = generation.load();
-    if (count.fetch_add(1) + 1 == n) {
-      count = 0;
-      generation.fetch_add(1);
-    } else {
-      while (generation.load() == g)
-        __builtin_ia32_pause();
-    }
-  }
-};
-Barrier& barrier =
-    *new (mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0))
-        Barrier;  // shared memory: PROCS=1 too
+// In shared memory: PROCS=1 too. NOBAR=1: no waits.
+Barrier& barrier = []() -> Barrier& {
+  Barrier& b =
+      *new (mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)) Barrier;
+  b.off = std::getenv("NOBAR") != nullptr;
+  return b;
+}();
 
 // Columns [k0, k1) of step s's rows into out.
 void gather(int s, int k0, int k1, float* out) {
   if (no_gather && s > 0) return;
-  for (int i = 0; i < kBatch; ++i)
-    std::memcpy(out + std::size_t(i) * (k1 - k0),
-                table + std::size_t(order[s * kBatch + i]) * kIn + k0, (k1 - k0) * sizeof(float));
+  w2probe::gather(table, order, s, 0, kBatch, k0, k1, out);
 }
 
 // W is column-major (in, out): columns [j0, j1) are one range.
@@ -109,7 +85,7 @@ struct Laps {
 
 // After an epoch: part 0 prints both parts' phases (once part 1 has added its own), then clears.
 void report(int t, int parts) {
-  if (parts == 1 || no_wait) {
+  if (parts == 1 || barrier.off) {
     if (t == 0) std::printf("phases:");
     for (int i = 0; t == 0 && i < 8; ++i)
       std::printf(" %.1f", ph[0][i]);
@@ -214,13 +190,6 @@ void mixed(int t, int parts) {
   report(t, parts);
 }
 
-void pin(int core) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(core, &set);
-  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -235,33 +204,18 @@ int main(int argc, char** argv) {
   }
   ph = static_cast<double(*)[8]>(
       mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-  std::mt19937 g(1);
-  if (std::getenv("HUGE")) {  // the table in private memory on 2 MiB pages, as the network's
-    const std::size_t bytes = std::size_t(kRows) * kIn * sizeof(float);
-    void* p = mmap(nullptr, bytes + (2u << 20), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
-    auto* at = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(p) + (2u << 20) - 1) &
-                                       ~std::uintptr_t((2u << 20) - 1));
-    madvise(at, bytes, MADV_HUGEPAGE);
-    table = reinterpret_cast<float*>(at);
-  } else {
-    table = aligned(std::size_t(kRows) * kIn);
-  }
-  for (std::size_t i = 0; i < std::size_t(kRows) * kIn; ++i)
-    table[i] = float(g() % 256) / 255.f;
-  W = aligned(kIn * kOut);
-  dW = aligned(kIn * kOut);
-  Z = aligned(kBatch * kOut);
+  // HUGE=1: the table in private memory on 2 MiB pages, as the network's.
+  const bool huge = std::getenv("HUGE") != nullptr;
+  table = huge ? map_floats(std::size_t(kRows) * kIn, false, kHugePage, true)
+               : shared_floats(std::size_t(kRows) * kIn);
+  W = shared_floats(kIn * kOut);
+  dW = shared_floats(kIn * kOut);
+  Z = shared_floats(kBatch * kOut);
   for (int t = 0; t < 2; ++t) {
-    partial[t] = aligned(kBatch * kOut);
-    X[t] = aligned(kBatch * kIn);
+    partial[t] = shared_floats(kBatch * kOut);
+    X[t] = shared_floats(kBatch * kIn);
   }
-  for (int i = 0; i < kIn * kOut; ++i)
-    W[i] = float(g() % 1000) / 1e4f;
-  order.resize(kRows);
-  for (int i = 0; i < kRows; ++i)
-    order[i] = i;
-  std::shuffle(order.begin(), order.end(), g);
+  fill(table, W, order);
   const int core = std::getenv("CORE") ? std::atoi(std::getenv("CORE")) : 0;
   // Two processes: the second forked once, here. Its first epoch maps every page of the table
   // (one fault each), so the processes run one epoch more and the first is not a measure.

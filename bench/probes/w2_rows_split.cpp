@@ -14,58 +14,21 @@
 // network's.
 #include <cblas.h>
 #include <immintrin.h>
-#include <pthread.h>
-#include <sys/mman.h>
 
-#include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <cstdint>
 #include <cstdio>
-#include <cstring>
-#include <random>
 #include <string>
 #include <thread>
-#include <vector>
+
+#include "w2_probe.hpp"
 
 namespace {
 
-constexpr int kRows = 60000, kIn = 784, kOut = 128, kBatch = 64, kSteps = 937;
-constexpr float kLr = 1e-6f;
-float *table, *W, *dW, *Z, *partial[2], *X[2];
+using namespace w2probe;
+
+float *table, *W, *Z, *partial[2], *X[2];
 std::vector<int> order;
-
-float* aligned(std::size_t n, bool huge = false) {
-  const std::size_t block = std::size_t(2) << 20, bytes = n * sizeof(float);
-  void* p =
-      mmap(nullptr, bytes + block, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) std::abort();
-  auto* at = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(p) + block - 1) &
-                                     ~std::uintptr_t(block - 1));
-  if (huge) madvise(at, bytes, MADV_HUGEPAGE);
-  std::memset(at, 0, bytes);
-  return reinterpret_cast<float*>(at);
-}
-
-struct Barrier {
-  std::atomic<int> count{0}, generation{0};
-  void wait() {
-    const int g = generation.load();
-    if (count.fetch_add(1) + 1 == 2) {
-      count = 0;
-      generation.fetch_add(1);
-    } else {
-      while (generation.load() == g)
-        _mm_pause();
-    }
-  }
-} barrier;
-
-void gather(int s, int r0, int r1, float* out) {
-  for (int i = r0; i < r1; ++i)
-    std::memcpy(out + std::size_t(i - r0) * kIn, table + std::size_t(order[s * kBatch + i]) * kIn,
-                kIn * sizeof(float));
-}
+Barrier barrier;
 
 // Z (n × 128, row-major) = X (n × 784, row-major) · W (784 × 128, column-major): dot products of
 // X's rows with W's columns, 4 rows × 4 columns at a time (n a multiple of 4; 784 = 49 × 16).
@@ -162,7 +125,7 @@ void run(int t, int parts) {
       ms[t][k] += std::chrono::duration<double, std::milli>(now - at).count();
       at = now;
     };
-    gather(s, r0, r1, X[t]);
+    gather(table, order, s, r0, r1, 0, kIn, X[t]);
     lap(0);
     forward(X[t], n, z);
     lap(1);
@@ -177,20 +140,13 @@ void run(int t, int parts) {
 
 void blas(int) {
   for (int s = 0; s < kSteps; ++s) {
-    gather(s, 0, kBatch, X[0]);
+    gather(table, order, s, 0, kBatch, 0, kIn, X[0]);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kBatch, kOut, kIn, 1, X[0], kIn, W, kIn, 0,
                 Z, kOut);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kOut, kIn, kBatch, 1e-3f, Z, kOut, X[0],
                 kIn, 0, partial[0], kIn);
     update(0, kOut, 1);
   }
-}
-
-void pin(int core) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(core, &set);
-  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
 }  // namespace
@@ -201,23 +157,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s blas|one|rows\n", argv[0]);
     return 2;
   }
-  std::mt19937 g(1);
-  table = aligned(std::size_t(kRows) * kIn, true);
-  for (std::size_t i = 0; i < std::size_t(kRows) * kIn; ++i)
-    table[i] = float(g() % 256) / 255.f;
-  W = aligned(kIn * kOut);
-  dW = aligned(kIn * kOut);
-  Z = aligned(kBatch * kOut);
+  table = map_floats(std::size_t(kRows) * kIn, false, kHugePage, true);
+  W = map_floats(kIn * kOut, false, kHugePage);
+  Z = map_floats(kBatch * kOut, false, kHugePage);
   for (int t = 0; t < 2; ++t) {
-    partial[t] = aligned(kIn * kOut);
-    X[t] = aligned(kBatch * kIn);
+    partial[t] = map_floats(kIn * kOut, false, kHugePage);
+    X[t] = map_floats(kBatch * kIn, false, kHugePage);
   }
-  for (int i = 0; i < kIn * kOut; ++i)
-    W[i] = float(g() % 1000) / 1e4f;
-  order.resize(kRows);
-  for (int i = 0; i < kRows; ++i)
-    order[i] = i;
-  std::shuffle(order.begin(), order.end(), g);
+  fill(table, W, order);
   for (int rep = 0; rep < 5; ++rep) {
     std::memset(ms, 0, sizeof ms);
     const auto t0 = std::chrono::steady_clock::now();
