@@ -119,10 +119,23 @@ if c1 and cores:
     out(f"| W2 limit: a 1-thread epoch on each core at once (two processes) | chainrule | 1 + 1 | "
         f"{fmt_s(cores['seconds'])} | | | core 0 {fmt_s(cores['core0'])}, core 1 {fmt_s(cores['core1'])}: "
         f"half the work on each at best {even:.2f}× the 1-thread time, shared by speed {shared:.2f}× | |")
+pairs = find("w2-pairs", "chainrule")
+if pairs:
+    # One thread and two in turns, pair by pair: the ratio the target is checked on.
+    spread = ", ".join(f"{x:.2f}" for x in pairs["ratios"])
+    out(f"| W2 on 2 threads against 1, in turns ({len(pairs['ratios'])} pairs) | chainrule | 2 vs 1 | "
+        f"{fmt_s(pairs['seconds'])} vs {fmt_s(pairs['one'])} | | | median pair {pairs['ratio']:.2f}× "
+        f"the 1-thread time (all pairs: {spread}) | |")
 if c1 and c2:
     bound = f"; bound from the cores, halves: {even:.2f}×" if even else ""
-    targets.append(("W2 on 2 threads in at most 0.6× the 1-thread time", c2["seconds"] <= 0.6 * c1["seconds"],
-                    f"{c2['seconds'] / c1['seconds']:.2f}× ({fmt_s(c2['seconds'])} vs {fmt_s(c1['seconds'])}{bound})"))
+    table = f"the table's medians {c2['seconds'] / c1['seconds']:.2f}× ({fmt_s(c2['seconds'])} vs {fmt_s(c1['seconds'])})"
+    if pairs:
+        targets.append(("W2 on 2 threads in at most 0.6× the 1-thread time (median of pairs in turns)",
+                        pairs["ratio"] <= 0.6, f"{pairs['ratio']:.2f}× ({fmt_s(pairs['seconds'])} vs "
+                        f"{fmt_s(pairs['one'])}); {table}{bound}"))
+    else:
+        targets.append(("W2 on 2 threads in at most 0.6× the 1-thread time", c2["seconds"] <= 0.6 * c1["seconds"],
+                        f"{table}{bound}"))
 
 # W2 through the command line: the whole process.
 z = find("zcat", "zcat")
