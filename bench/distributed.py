@@ -70,9 +70,12 @@ def timed(stdout, epochs):
 
 
 def chainrule(ranks, layers, batch, epochs, core=None):
-    p = subprocess.run(command(ranks, layers, batch, epochs, core), capture_output=True, text=True,
-                       check=True)
-    return timed(p.stdout, epochs)
+    cmd = command(ranks, layers, batch, epochs, core) + (["--timings"] if ranks > 0 else [])
+    p = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    r = timed(p.stdout, epochs)
+    # Under mpirun, where each rank's steps spent their time (--timings: a line per rank).
+    r["timings"] = [l for l in p.stdout.splitlines() if l.startswith("time in training steps")]
+    return r
 
 
 def median(f, reps):
@@ -167,6 +170,11 @@ print(f"| W3, {ddp['peer']} | 2 × 1 | {ddp['seconds']:.2f} | {ddp['samples_per_
       f"chainrule {two['samples_per_s'] / ddp['samples_per_s']:.2f}× its samples/s (target ≥ 1.5×) |")
 print(f"| W2 784-128-64-10, batch 64, chainrule, 1 process | 1 × 1 | {w2['seconds']:.2f} | "
       f"{w2['samples_per_s']:,.0f} | |")
+print("\nThe median pair's 2-rank run, `--timings`:\n")
+for line in two["timings"]:
+    print(f"    {line}")
+
+
 def fma_peak(threads):
     return max(json.loads(subprocess.run(
         [os.path.join(args.build, "bench", "chainrule_bench"), "peak", "--threads", str(threads)],

@@ -137,13 +137,21 @@ Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T
   optimizer_->set_state(r.optimizer);
   rng.set_state(r.rng);
   s_.result.interrupted = false;
-  s_.params.clear();  // live in the network, the optimizer and the generator
+  s_.result.timings = {};  // this run's
+  s_.params.clear();       // live in the network, the optimizer and the generator
   s_.optimizer = {};
   s_.rng.clear();
 }
 
 template <class T>
 Trainer<T>::~Trainer() = default;
+
+template <class T>
+void Trainer<T>::lap(double StepTimings::*phase) {
+  const auto now = std::chrono::steady_clock::now();
+  s_.result.timings.*phase += std::chrono::duration<double>(now - lap_).count();
+  lap_ = now;
+}
 
 template <class T>
 void Trainer<T>::loop() {
@@ -291,6 +299,7 @@ double Trainer<T>::forward_backward(Index first, Index n,
                                     const typename Network<T>::RangeJob* then) {
   if (sharded_) {  // this process's rows of the batch; their gradient over the batch's size
     const Index m = local_n_ = gather_local(first, n);
+    if (o_.timings) lap(&StepTimings::rows);
     // Dropout masks from a generator of this process's own, seeded by one draw that every
     // process makes, whether it holds rows of this batch or not: the shared generator (the
     // shuffles) stays in step on all (docs/distributed.md).
@@ -344,8 +353,16 @@ StopReason Trainer<T>::run_batch() {
   const Index first = s_.batch * B_, n = std::min(B_, N_ - first);
   const std::span<T> params = net_.params();
   const std::span<const T> grads = net_.grads();
-  if (one_sample_ && !sharded_ && !cb_.after_backward)  // the same step, with nothing between
-    return end_batch(sample_step(first), first, n);
+  const bool timed = o_.timings;
+  if (timed) {
+    lap_ = std::chrono::steady_clock::now();
+    ++s_.result.timings.steps;
+  }
+  if (one_sample_ && !sharded_ && !cb_.after_backward) {  // the same step, nothing between
+    const double loss = sample_step(first);
+    if (timed) lap(&StepTimings::compute);
+    return end_batch(loss, first, n);
+  }
   // TrainOptions::l2's term of the batch's loss, of the weights the batch is computed with (each
   // process adds it to its rows' mean: their sum over the processes is the whole batch's).
   const double penalty = weights_.empty() ? 0 : l2_penalty(n);
@@ -362,6 +379,7 @@ StopReason Trainer<T>::run_batch() {
       &update};
   if (fused) optimizer_->begin_step(params.size());
   const double loss = forward_backward(first, n, fused ? &job : nullptr);
+  if (timed) lap(&StepTimings::compute);
   if (!fused) {
     if (cb_.after_backward) cb_.after_backward(net_.grads(), local_n_);
     // With a shard, over the block this process holds the sums of; then every process's block,
@@ -369,11 +387,16 @@ StopReason Trainer<T>::run_batch() {
     const std::pair<std::size_t, std::size_t> block =
         sharded_ ? cb_.reduce_scatter(net_.grads())
                  : std::pair<std::size_t, std::size_t>(0, params.size());
+    if (timed) lap(&StepTimings::sums);
     const std::size_t begin = block.first;
     optimizer_->begin_step(params.size());
     net_.parallel_ranges(block.second - begin,
                          [&](std::size_t b, std::size_t e) { update(begin + b, begin + e); });
-    if (sharded_) cb_.all_gather(params);
+    if (timed) lap(&StepTimings::update);
+    if (sharded_) {
+      cb_.all_gather(params);
+      if (timed) lap(&StepTimings::gather);
+    }
   }
   return end_batch(loss + penalty, first, n);
 }
@@ -415,10 +438,23 @@ void Trainer<T>::add_l2(std::size_t b, std::size_t e, Index n) {
 
 template <class T>
 StopReason Trainer<T>::run_samples() {
+  // Timed as a whole: a per-sample step (the tutorial's: about 70 ns) is too short for a clock
+  // reading of its own, and nothing but the steps runs in this loop.
+  const auto start = o_.timings ? std::chrono::steady_clock::now() : decltype(lap_)();
+  const Index begin = s_.batch;
+  const auto timed = [&] {
+    if (!o_.timings) return;
+    lap_ = start;
+    lap(&StepTimings::compute);
+    s_.result.timings.steps += long(s_.batch - begin) + 1;
+  };
   for (;;) {
     const Index first = s_.batch;
     const double loss = sample_step(first);
-    if (!usual_batch_end(loss, first + 1)) return end_batch(loss, first, 1);
+    if (!usual_batch_end(loss, first + 1)) {
+      timed();
+      return end_batch(loss, first, 1);
+    }
     s_.loss_sum += loss;  // end_batch's loss · 1 row
     local_rows_ += 1;
     ++s_.batch;

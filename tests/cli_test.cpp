@@ -271,6 +271,53 @@ TEST(Cli, SameSeedSameBytesAndAnEpochLog) {
     std::remove(f.c_str());
 }
 
+// --timings: the steps counted (epochs × batches an epoch, per-sample steps too), their time
+// within the training time, and nothing else changed: the same model bytes.
+TEST(Cli, TimingsCountTheStepsAndChangeNothing) {
+  const std::string a = temp("timed_a.safetensors"), b = temp("timed_b.safetensors");
+  const std::string time = R"(([0-9.]+) (s|ms|µs))";
+  const std::regex line("time in training steps: (\\d+) steps in " + time + ", " + time +
+                        " a step: forward, backward and the optimizer's step " + time + "\n");
+  const std::regex trained(R"(\) in ([0-9.]+) s, )");
+  const auto scale = [](const std::ssub_match& unit) {
+    return unit == "s" ? 1 : unit == "ms" ? 1e-3 : 1e-6;
+  };
+  const auto seconds = [&](const std::ssub_match& value, const std::ssub_match& unit) {
+    return std::stod(value) * scale(unit);
+  };
+  struct Case {
+    std::string args;
+    long steps;
+  };
+  // people.csv's 4 rows: batches of 3 and 1 for 7 epochs; the tutorial's 1000 epochs of 4
+  // per-sample steps.
+  for (const Case& c : {Case{"train " + kPeople +
+                                 " --target gender --drop name --layers 3 --epochs 7 --batch 3 "
+                                 "--val 0 --quiet --seed 4",
+                             14},
+                        Case{"train " + kPeople + kTutorialFlags, 4000}}) {
+    const Outcome timed = chainrule(c.args + " --timings --out " + a);
+    ASSERT_EQ(timed.code, 0) << timed.err;
+    const Outcome plain = chainrule(c.args + " --out " + b);
+    ASSERT_EQ(plain.code, 0) << plain.err;
+    EXPECT_EQ(slurp(a), slurp(b)) << c.args;
+    EXPECT_EQ(plain.out.find("time in training steps"), std::string::npos);
+    std::smatch m, t;
+    ASSERT_TRUE(std::regex_search(timed.out, m, line)) << timed.out;
+    ASSERT_TRUE(std::regex_search(timed.out, t, trained)) << timed.out;
+    EXPECT_EQ(std::stol(m[1]), c.steps) << c.args;
+    const double total = seconds(m[2], m[3]), per_step = seconds(m[4], m[5]);
+    EXPECT_LE(total, std::stod(t[1]) + 0.006) << timed.out;  // "in 0.01 s"
+    // Each printed to 3 decimals of its unit: half of the last decimal, the step's times steps.
+    EXPECT_NEAR(per_step * double(c.steps), total,
+                0.0005 * (scale(m[3]) + scale(m[5]) * double(c.steps)) * 1.001)
+        << timed.out;
+    EXPECT_EQ(m.str(4) + m.str(5), m.str(6) + m.str(7));  // one phase: all of it
+  }
+  for (const auto& f : {a, b})
+    std::remove(f.c_str());
+}
+
 TEST(Cli, InitFromContinuesTraining) {
   const std::string first = temp("first.safetensors"), second = temp("second.safetensors");
   const std::string args = "train " + kPeople + kTutorialFlags + " --seed 13 --dtype float64";

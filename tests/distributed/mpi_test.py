@@ -60,6 +60,44 @@ def train(n, args, out, extra_mpi=()):
     return run(cmd)
 
 
+T = r"([0-9.]+ (?:s|ms|µs))"
+TIMINGS = re.compile(rf"time in training steps, process (\d+): (\d+) steps in {T}, {T} a step: "
+                     rf"forward and backward {T}, rows from the other processes {T}, gradient sums "
+                     rf"{T} \(waits for the others included\), optimizer's step {T}, the others' "
+                     rf"weights {T}\n")
+
+
+def seconds(t):
+    value, unit = t.split()
+    return float(value) * {"s": 1, "ms": 1e-3, "µs": 1e-6}[unit]
+
+
+def last_digit(t):  # half of the last decimal printed, in seconds (3 decimals of its unit)
+    return seconds("0.0005 " + t.split()[1])
+
+
+def check_timings(out, n, steps, what):
+    """--timings under mpirun: rank 0 prints one line per process, in rank order, each with every
+    step counted, its phases adding up to its total, and that total within the training time."""
+    lines = TIMINGS.findall(out)
+    check([int(l[0]) for l in lines] == list(range(n)), f"{what}: the lines {lines} in\n{out}")
+    trained = float(re.search(r"\) in ([0-9.]+) s, ", out).group(1))
+    for rank, count, total_text, step_text, *phase_texts in lines:
+        count, total, per_step = int(count), seconds(total_text), seconds(step_text)
+        phases = [seconds(p) for p in phase_texts]
+        check(count == steps, f"{what}: process {rank} counted {count} steps, not {steps}")
+        # Each printed to 3 decimals of its unit.
+        slack = last_digit(step_text) + sum(last_digit(p) for p in phase_texts)
+        check(abs(sum(phases) - per_step) <= slack * 1.001, f"{what}: process {rank}'s "
+              f"phases {phases} do not add up to {per_step} s a step")
+        slack = last_digit(total_text) + count * last_digit(step_text)
+        check(abs(per_step * count - total) <= slack * 1.001, f"{what}: process {rank}: "
+              f"{per_step} s × {count} steps is not {total} s")
+        check(total <= trained + 0.006, f"{what}: process {rank}'s steps took {total} s, the "
+              f"training {trained} s")
+        check(phases[2] > 0, f"{what}: process {rank}'s gradient sums took no time")
+
+
 def tensors(path):
     b = open(os.path.join(WORK, path), "rb").read()
     n = struct.unpack("<Q", b[:8])[0]
@@ -109,9 +147,11 @@ for name, opt in OPTIMIZERS.items():
     check(same_bytes(f"{name}-1.safetensors", f"{name}-np1.safetensors"),
           f"{name}: mpirun -np 1 is not byte-identical to one process")
     for n in (2, 3):
-        train(n, args, f"{name}-np{n}-again.safetensors")
+        # The second run with --timings, which must change nothing but what is printed.
+        out = train(n, args + ["--timings"], f"{name}-np{n}-again.safetensors").stdout
         check(same_bytes(f"{name}-np{n}.safetensors", f"{name}-np{n}-again.safetensors"),
-              f"{name}: N = {n} twice gives different files")
+              f"{name}: N = {n} twice (the second with --timings) gives different files")
+        check_timings(out, n, 8 * -(-1438 // 50), f"{name}: N = {n} --timings")
     # Over TCP, as between hosts.
     out = train(2, args, f"{name}-tcp.safetensors", ["--mca", "btl", "tcp,self"]).stdout
     check("their gradients summed as messages" in out,

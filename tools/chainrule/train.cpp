@@ -65,6 +65,7 @@ struct TrainArgs {
   int checkpoint_every = 0;
   std::string resume;
   bool quiet = false;
+  bool timings = false;  // where the training steps spend their time, printed at the end
   std::string log;
   std::string report;  // an HTML report, refreshed while training runs
   Lang lang = Lang::en;
@@ -84,8 +85,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainArgs, data, target, drop, scale, task, i
 
 // Options that may be given beside --resume; every other one comes from the checkpoint.
 constexpr const char* kResumeOptions[] = {
-    "--out",        "--checkpoint",     "--checkpoint-every", "--quiet",  "--log",
-    "--max-memory", "--max-input-size", "--report",           "--stream", "--lang"};
+    "--out",    "--checkpoint", "--checkpoint-every", "--quiet",
+    "--log",    "--max-memory", "--max-input-size",   "--report",
+    "--stream", "--lang",       "--timings"};
 
 // SIGINT and SIGTERM ask the training loop to stop after the current batch; a second signal
 // acts as if there were no handler (SA_RESETHAND), and so does the first one when the batch has
@@ -342,6 +344,31 @@ void refuse_differing_model_options(const TrainArgs& a, const Model& m, const CL
                       a.init_from);
 }
 
+// --timings: a time in s, ms or µs, whichever shows it with 3 decimals and no fewer than 2
+// significant digits above 0.01 µs.
+std::string timing(double seconds) {
+  if (seconds >= 0.1) return fmt::format("{:.3f} s", seconds);
+  if (seconds >= 1e-4) return fmt::format("{:.3f} ms", seconds * 1e3);
+  return fmt::format("{:.3f} µs", seconds * 1e6);
+}
+
+// --timings: one process's training steps, and each phase a step. Alone, the optimizer's step
+// runs inside backward's last dispatch (TrainResult::timings).
+std::string timings_line(const StepTimings& t, bool shard) {
+  const double steps = double(std::max(t.steps, 1L));
+  const auto each = [&](double seconds) { return timing(seconds / steps); };
+  std::string line =
+      fmt::format("{} steps in {}, {} a step: ", t.steps, timing(t.total()), each(t.total()));
+  if (!shard && t.update == 0 && t.sums == 0)
+    return line + "forward, backward and the optimizer's step " + each(t.compute);
+  line += "forward and backward " + each(t.compute);
+  if (shard) line += ", rows from the other processes " + each(t.rows);
+  line += ", gradient sums " + each(t.sums) + (shard ? " (waits for the others included)" : "");
+  line += ", optimizer's step " + each(t.update);
+  if (shard) line += ", the others' weights " + each(t.gather);
+  return line;
+}
+
 // With --resume: the checkpoint's settings, with the options allowed beside it taken from the
 // command line when given there.
 TrainArgs resumed_args(const TrainArgs& given, const Checkpoint& c, const CLI::App& app) {
@@ -360,6 +387,7 @@ TrainArgs resumed_args(const TrainArgs& given, const Checkpoint& c, const CLI::A
                     given.l2, a.l2));
   a.resume = given.resume;
   a.quiet = given.quiet;
+  a.timings = given.timings;
   a.log = given.log;
   a.max_memory = given.max_memory;
   a.stream = given.stream;
@@ -424,6 +452,7 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
   }
   o.settings = nlohmann::json(a).dump();
   o.train.checkpoint_every = a.checkpoint_every;
+  o.train.timings = a.timings;
   o.group = g;
   g_stop.store(false);
   o.train.stop = &g_stop;
@@ -544,6 +573,13 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
         "and a lower --lr",
         e.what(), kept, kept_path, kept_path));
   }
+  // --timings: every process's line, gathered here where all of them have returned from fit
+  // alike (an all-gather: a collective that no rank may skip).
+  std::vector<std::string> timings;
+  if (a.timings && !r.history.interrupted) {
+    const std::string mine = timings_line(r.history.timings, g != nullptr);
+    timings = g ? g->all_gather(mine) : std::vector<std::string>{mine};
+  }
   if (output_error) std::rethrow_exception(output_error);  // rank 0's (the others stopped with it)
   if (r.history.interrupted) {
     live.status = ReportInput::Status::interrupted;
@@ -580,6 +616,9 @@ int run_train(const TrainArgs& given_args, const CLI::App& app) {
   fmt::print("data read in {:.2f} s and prepared in {:.2f} s, before the first epoch{}\n",
              read_seconds, r.prepare_seconds,
              data.dataset().scan() ? " (the file read in passes, --stream)" : "");
+  for (std::size_t i = 0; i < timings.size(); ++i)
+    fmt::print("time in training steps{}: {}\n", g ? fmt::format(", process {}", i) : "",
+               timings[i]);
   const ModelMetrics& metrics = *r.model.metrics;
   const SplitMetrics& shown = metrics.validation.value_or(metrics.train);
   fmt::print("{} loss {:.6f}, {} {:.4f}\n", metrics.validation ? "validation" : "training",
@@ -676,6 +715,9 @@ Command add_train(CLI::App& root) {
                   "Also write the checkpoint after every N epochs (0: only when interrupted)")
       ->check(at_least(0));
   app->add_flag("--quiet", a->quiet, "No progress output");
+  app->add_flag("--timings", a->timings,
+                "At the end, where the training steps spent their time (under mpirun: each "
+                "process's compute, gradient sums and waits)");
   app->add_option("--log", a->log, "Write one JSON object per epoch to this file");
   app->add_option("--report", a->report,
                   "Write an HTML report to this file, refreshed every few seconds while training "
