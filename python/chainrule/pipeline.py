@@ -26,7 +26,7 @@ TRAIN_OPTIONS = (
     "seed", "val", "patience", "epochs", "batch", "shuffle", "dropout", "threads", "max_memory",
     "optimizer", "lr", "momentum", "nesterov", "weight_decay", "l2", "beta1", "beta2", "eps",
     "alpha",
-    "schedule", "step_size", "gamma", "init_from",
+    "schedule", "step_size", "gamma", "init_from", "timings",
 )
 # How a CSV path is read (the command line's --delimiter, --no-header, --skip-rows,
 # --decimal-comma). A DataFrame needs none.
@@ -90,7 +90,10 @@ def train(data, target=None, distributed=False, **options):
     the command line; the same count gives the same bytes), max_memory (bytes),
     max_categories, max_classes, optimizer='adam'|'sgd'|'adamw'|'rmsprop', lr (default the
     optimizer's), momentum, nesterov, weight_decay, l2 (scikit-learn's alpha), beta1, beta2, eps,
-    alpha, schedule='constant'|'step'|'cosine', step_size, gamma, init_from=Model (fine-tuning).
+    alpha, schedule='constant'|'step'|'cosine', step_size, gamma, init_from=Model (fine-tuning),
+    timings=False (True: model.history['timings'], where this process's training steps spent
+    their time in seconds, as the command line's --timings: steps, compute, rows, sums, update,
+    gather, total).
     For a CSV path: delimiter=',', header=True, skip_rows=0, decimal_comma=False, and
     stream='auto'|'on'|'off' (the command line's --stream): 'on' reads a file of numbers in
     passes straight from it, holding the training matrix rather than its text and a table of

@@ -183,6 +183,7 @@ FitOptions fit_options(const py::dict& d) {
   t.epochs = get<int>(d, "epochs", t.epochs);
   t.batch = get<Index>(d, "batch", t.batch);
   t.shuffle = get<bool>(d, "shuffle", t.shuffle);
+  t.timings = get<bool>(d, "timings", false);
   t.dropout = get<double>(d, "dropout", t.dropout);
   t.l2 = get<double>(d, "l2", t.l2);  // --l2
   if (!(t.dropout >= 0 && t.dropout < 1))
@@ -368,6 +369,18 @@ py::tuple train_py(const py::object& data, const py::dict& csv, const py::dict& 
   h["seconds"] = r.seconds;
   h["train_rows"] = r.train_rows;
   h["validation_rows"] = r.validation_rows;
+  if (o.train.timings) {  // this process's (TrainResult::timings)
+    const StepTimings& t = r.history.timings;
+    py::dict d;
+    d["steps"] = t.steps;
+    d["compute"] = t.compute;
+    d["rows"] = t.rows;
+    d["sums"] = t.sums;
+    d["update"] = t.update;
+    d["gather"] = t.gather;
+    d["total"] = t.total();
+    h["timings"] = d;
+  }
   py::list notes = notes_of(table.notes);
   for (const py::handle n : notes_of(r.notes))
     notes.append(n);

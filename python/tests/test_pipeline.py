@@ -342,6 +342,20 @@ def test_every_option_means_the_command_lines_flag(cli, passengers, tmp_path):
         chainrule.evaluate(model, passengers)
 
 
+def test_timings_count_the_steps_and_change_nothing(passengers, tmp_path):
+    options = dict(PASSENGERS, val=0, batch=8)  # 15 epochs of batches of 8
+    plain = chainrule.train(passengers, **options)
+    timed = chainrule.train(passengers, timings=True, **options)
+    assert saved(timed, tmp_path / "timed.safetensors") == saved(plain, tmp_path / "plain.safetensors")
+    assert "timings" not in plain.history
+    t = timed.history["timings"]
+    assert t["steps"] == 15 * -(-timed.history["train_rows"] // 8)
+    assert t["total"] == pytest.approx(sum(t[k] for k in ("compute", "rows", "sums", "update",
+                                                          "gather")))
+    assert 0 < t["compute"] and t["total"] <= timed.history["seconds"]
+    assert t["rows"] == t["sums"] == t["gather"] == 0  # one process: no rows or sums from others
+
+
 def test_ctrl_c_stops_training_within_a_batch():
     rng = np.random.default_rng(1)
     df = pd.DataFrame(rng.normal(size=(2000, 8)), columns=[f"x{i}" for i in range(8)])
