@@ -54,7 +54,7 @@ struct TrainOptions {
   Metric metric = Metric::none;
   int checkpoint_every = 0;  ///< > 0: call on_checkpoint after every this many epochs
   /// Fill TrainResult::timings: where the training steps spend their time (a few readings of the
-  /// clock a step, about 20 ns each; nothing else changes, the weights are the same bits).
+  /// clock a step; per-sample steps are timed as a run. Nothing else changes: the same weights).
   bool timings = false;
   /// When set (by a signal handler, say), training finishes the current batch, calls
   /// on_checkpoint and returns with TrainResult::interrupted.

@@ -344,8 +344,8 @@ void refuse_differing_model_options(const TrainArgs& a, const Model& m, const CL
                       a.init_from);
 }
 
-// --timings: a time in s, ms or µs, whichever shows it with 3 decimals and no fewer than 2
-// significant digits above 0.01 µs.
+// --timings: a time to 3 decimals of s, ms or µs, the largest unit it is at least 0.1 of (µs
+// below that).
 std::string timing(double seconds) {
   if (seconds >= 0.1) return fmt::format("{:.3f} s", seconds);
   if (seconds >= 1e-4) return fmt::format("{:.3f} ms", seconds * 1e3);
