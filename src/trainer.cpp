@@ -366,6 +366,7 @@ StopReason Trainer<T>::run_batch() {
   // TrainOptions::l2's term of the batch's loss, of the weights the batch is computed with (each
   // process adds it to its rows' mean: their sum over the processes is the whole batch's).
   const double penalty = weights_.empty() ? 0 : l2_penalty(n);
+  if (timed && !weights_.empty()) lap(&StepTimings::compute);  // not the rows' (a shard's next)
   // One optimizer step, its elementwise update shared by the network's threads. With nothing
   // between backward and the step (no shard, no hook), it runs in backward's last dispatch to
   // the threads, each thread over the range of the gradient it has just completed.
