@@ -3,6 +3,7 @@
 #include <type_traits>
 
 #include "bf16.hpp"
+#include "small_products.hpp"
 
 namespace chainrule {
 
@@ -18,10 +19,39 @@ void product_bf16(Index M, Index N, Index K, const T* a, Index a_rs, Index a_cs,
     detail::gemm_bf16(M, N, K, {a, a_rs, a_cs}, {b, b_rs, b_cs}, c, c_rs, c_cs, accumulate);
 }
 
+// Whether a layer's float32 products run on the library's own kernels (small_products.hpp):
+// never a float64 layer's.
+template <class T>
+bool own_products(Index in, Index out) {
+  if constexpr (std::is_same_v<T, float>)
+    return detail::small_products_fit(in, out);
+  else
+    return false;
+}
+
+// The kernels of small_products.hpp for T = float (own_products<T> is false for any other T).
+template <class T>
+void own_xw(Index rows, Index n, Index K, const T* x, Index ldx, const T* w, Index ldw, T* z,
+            Index ldz) {
+  if constexpr (std::is_same_v<T, float>) detail::product_xw(rows, n, K, x, ldx, w, ldw, z, ldz);
+}
+template <class T>
+void own_xtd(Index rows, Index n, Index K, const T* x, Index ldx, const T* d, Index ldd, T* g,
+             Index ldg, bool accumulate) {
+  if constexpr (std::is_same_v<T, float>)
+    detail::product_xtd(rows, n, K, x, ldx, d, ldd, g, ldg, accumulate);
+}
+template <class T>
+void own_dwt(Index rows, Index m, Index N, const T* d, Index ldd, const T* w, Index ldw, T* e,
+             Index lde) {
+  if constexpr (std::is_same_v<T, float>) detail::product_dwt(rows, m, N, d, ldd, w, ldw, e, lde);
+}
+
 }  // namespace
 
-// In the bfloat16 products below, X and the batch matrices are row-major (row stride: their
-// outer stride) and W (in, out) column-major: W(i, j) at offset_ + i + in·j.
+// In the products of our own and the bfloat16 products below, X and the batch matrices are
+// row-major (row stride: their outer stride) and W (in, out) column-major: W(i, j) at offset_ + i +
+// in·j.
 
 template <class T>
 void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A,
@@ -30,6 +60,9 @@ void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batc
   if (products == Products::bf16)
     product_bf16<T>(X.rows(), out_, in_, X.data(), X.outerStride(), 1, params + offset_, 1, in_,
                     Z.data(), out_, 1, false);
+  else if (own_products<T>(in_, out_))
+    own_xw<T>(X.rows(), out_, in_, X.data(), X.outerStride(), params + offset_, in_, Z.data(),
+              out_);
   else
     Z.noalias() = X * weight(params);  // (N, in)·(in, out)
   const auto b = bias(params);
@@ -53,6 +86,9 @@ void Dense<T>::backward(const T* params, T* grads, const BatchView<T>& X, const 
   if (bf16)  // ∂L/∂W = Xᵀ·∂L/∂Z into W's column-major place
     product_bf16<T>(in_, out_, X.rows(), X.data(), 1, X.outerStride(), dZ.data(), out_, 1,
                     grads + offset_, 1, in_, add);
+  else if (own_products<T>(in_, out_) && detail::small_batch_fits(X.rows(), in_))
+    own_xtd<T>(X.rows(), out_, in_, X.data(), X.outerStride(), dZ.data(), dZ.outerStride(),
+               grads + offset_, in_, add);
   else if (add)
     weight(grads).noalias() += X.transpose() * dZ;  // ∂L/∂W = Xᵀ·∂L/∂Z      (in, out)
   else
@@ -66,6 +102,9 @@ void Dense<T>::backward(const T* params, T* grads, const BatchView<T>& X, const 
     if (bf16)
       product_bf16<T>(X.rows(), in_, out_, dZ.data(), out_, 1, params + offset_, in_, 1, dX->data(),
                       in_, 1, false);
+    else if (own_products<T>(in_, out_))
+      own_dwt<T>(X.rows(), in_, out_, dZ.data(), dZ.outerStride(), params + offset_, in_,
+                 dX->data(), in_);
     else
       dX->noalias() = dZ * weight(params).transpose();  // ∂L/∂X = ∂L/∂Z·Wᵀ  (N, in)
   }
@@ -77,7 +116,11 @@ void Dense<T>::forward_cols(const T* params, const BatchView<T>& X, Batch<T>& Z,
   const Index n = j1 - j0;
   if (n <= 0) return;
   auto Zj = Z.middleCols(j0, n);
-  Zj.noalias() = X * weight(params).middleCols(j0, n);
+  if (own_products<T>(in_, out_))
+    own_xw<T>(X.rows(), n, in_, X.data(), X.outerStride(), params + offset_ + in_ * j0, in_,
+              Zj.data(), Z.outerStride());
+  else
+    Zj.noalias() = X * weight(params).middleCols(j0, n);
   Zj.rowwise() += bias(params).segment(j0, n);
   activate_block(activation_, Zj.data(), A.data() + j0, std::size_t(Z.rows()), std::size_t(n),
                  std::size_t(Z.cols()));
@@ -89,7 +132,11 @@ void Dense<T>::forward_rows(const T* params, const BatchView<T>& X, Batch<T>& Z,
   const Index n = r1 - r0;
   if (n <= 0) return;
   auto Zr = Z.middleRows(r0, n);
-  Zr.noalias() = X.middleRows(r0, n) * weight(params);
+  if (own_products<T>(in_, out_))
+    own_xw<T>(n, out_, in_, X.data() + r0 * X.outerStride(), X.outerStride(), params + offset_, in_,
+              Zr.data(), Z.outerStride());
+  else
+    Zr.noalias() = X.middleRows(r0, n) * weight(params);
   Zr.rowwise() += bias(params);
   activate_rows(activation_, Z, A, r0, r1);
 }
@@ -99,7 +146,11 @@ void Dense<T>::backward_weights_cols(T* grads, const BatchView<T>& X, const Batc
                                      Index j1) const {
   const Index n = j1 - j0;
   if (n <= 0) return;
-  weight(grads).middleCols(j0, n).noalias() += X.transpose() * dZ.middleCols(j0, n);
+  if (own_products<T>(in_, out_) && detail::small_batch_fits(X.rows(), in_))
+    own_xtd<T>(X.rows(), n, in_, X.data(), X.outerStride(), dZ.data() + j0, dZ.outerStride(),
+               grads + offset_ + in_ * j0, in_, true);
+  else
+    weight(grads).middleCols(j0, n).noalias() += X.transpose() * dZ.middleCols(j0, n);
   bias(grads).segment(j0, n) += dZ.middleCols(j0, n).colwise().sum();
 }
 
@@ -108,7 +159,11 @@ void Dense<T>::backward_input_cols(const T* params, const Batch<T>& dZ, Batch<T>
                                    Index i1) const {
   const Index n = i1 - i0;
   if (n <= 0) return;
-  dX.middleCols(i0, n).noalias() = dZ * weight(params).middleRows(i0, n).transpose();
+  if (own_products<T>(in_, out_))
+    own_dwt<T>(dZ.rows(), n, out_, dZ.data(), dZ.outerStride(), params + offset_ + i0, in_,
+               dX.data() + i0, dX.outerStride());
+  else
+    dX.middleCols(i0, n).noalias() = dZ * weight(params).middleRows(i0, n).transpose();
 }
 
 template <class T>
@@ -116,7 +171,11 @@ void Dense<T>::backward_input_rows(const T* params, const Batch<T>& dZ, Batch<T>
                                    Index r1) const {
   const Index n = r1 - r0;
   if (n <= 0) return;
-  dX.middleRows(r0, n).noalias() = dZ.middleRows(r0, n) * weight(params).transpose();
+  if (own_products<T>(in_, out_))
+    own_dwt<T>(n, in_, out_, dZ.data() + r0 * dZ.outerStride(), dZ.outerStride(), params + offset_,
+               in_, dX.data() + r0 * dX.outerStride(), dX.outerStride());
+  else
+    dX.middleRows(r0, n).noalias() = dZ.middleRows(r0, n) * weight(params).transpose();
 }
 
 template class Dense<float>;

@@ -1,0 +1,52 @@
+// The float32 products of a layer whose weights fit a core's L2 cache (W2's 784 × 128 and smaller),
+// on AVX-512 kernels of the library's own that read their operands where they lie, with no
+// packing: measured against OpenBLAS's sgemm at W2's first layer (batch 64, data in cache, one
+// core of an AMD EPYC with AVX-512), Z = X·W at 1.7× and ∂L/∂W = Xᵀ·∂L/∂Z at 2× its speed
+// (docs/design-notes.md, "Products of our own"). Larger layers keep OpenBLAS, whose blocking
+// for the caches these kernels do not have.
+//
+// Each element is summed in one order, fixed by the shapes alone: Z(r, j) as sixteen lanes over
+// k (k ≡ lane mod 16, in order of k), the lanes added by one fixed tree; ∂L/∂W(k, j) and
+// ∂L/∂X(r, k) in order of r and of j. So a part of a product (some columns, some rows) gives
+// the same bits as the whole product's part, and a network gives the same bits whichever way
+// its threads share a layer's products.
+#pragma once
+
+#include "chainrule/types.hpp"
+
+namespace chainrule::detail {
+
+/// Whether this CPU runs the products below (AVX-512F, asked once).
+bool small_products_available();
+
+/// Whether a float32 layer of `in` inputs and `out` outputs runs its products here: where the
+/// CPU has them and W (in × out) fits in 512 KiB, half the L2 cache of the smallest AVX-512 core.
+/// Decided by the layer's shape, never by a thread's part of it, so that a split does not change
+/// which kernels compute it.
+inline bool small_products_fit(Index in, Index out) {
+  return in > 0 && out > 0 && in * out <= 128 * 1024 && small_products_available();
+}
+
+/// Whether ∂L/∂W = Xᵀ·∂L/∂Z over a batch of `rows` rows of `in` inputs runs here too: X, which
+/// its kernel reads once for every few of W's columns, fits in 512 KiB as well (the whole batch's
+/// rows, never a thread's part).
+inline bool small_batch_fits(Index rows, Index in) {
+  return rows * in <= 128 * 1024;
+}
+
+/// Z(r, j) = Σ_k X(r, k)·W(k, j), r < rows, j < n, k < K. X row-major (row stride ldx), W
+/// column-major (column stride ldw), Z row-major (row stride ldz).
+void product_xw(Index rows, Index n, Index K, const float* x, Index ldx, const float* w, Index ldw,
+                float* z, Index ldz);
+
+/// G(k, j) = (or += with `accumulate`) Σ_r X(r, k)·D(r, j), k < K, j < n, r < rows. X and D
+/// row-major (row strides ldx, ldd), G column-major (column stride ldg).
+void product_xtd(Index rows, Index n, Index K, const float* x, Index ldx, const float* d, Index ldd,
+                 float* g, Index ldg, bool accumulate);
+
+/// E(r, k) = Σ_j D(r, j)·W(k, j), r < rows, k < m, j < N: ∂L/∂X = ∂L/∂Z·Wᵀ. D and E row-major
+/// (row strides ldd, lde), W column-major (column stride ldw).
+void product_dwt(Index rows, Index m, Index N, const float* d, Index ldd, const float* w, Index ldw,
+                 float* e, Index lde);
+
+}  // namespace chainrule::detail
