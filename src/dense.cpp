@@ -22,9 +22,9 @@ void product_bf16(Index M, Index N, Index K, const T* a, Index a_rs, Index a_cs,
 // Whether a layer's float32 products run on the library's own kernels (small_products.hpp):
 // never a float64 layer's.
 template <class T>
-bool own_products(Index in, Index out) {
+bool own_products(Index rows, Index in, Index out) {
   if constexpr (std::is_same_v<T, float>)
-    return detail::small_products_fit(in, out);
+    return detail::small_products_fit(rows, in, out);
   else
     return false;
 }
@@ -60,7 +60,7 @@ void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batc
   if (products == Products::bf16)
     product_bf16<T>(X.rows(), out_, in_, X.data(), X.outerStride(), 1, params + offset_, 1, in_,
                     Z.data(), out_, 1, false);
-  else if (own_products<T>(in_, out_))
+  else if (own_products<T>(X.rows(), in_, out_))
     own_xw<T>(X.rows(), out_, in_, X.data(), X.outerStride(), params + offset_, in_, Z.data(),
               out_);
   else
@@ -86,7 +86,7 @@ void Dense<T>::backward(const T* params, T* grads, const BatchView<T>& X, const 
   if (bf16)  // ∂L/∂W = Xᵀ·∂L/∂Z into W's column-major place
     product_bf16<T>(in_, out_, X.rows(), X.data(), 1, X.outerStride(), dZ.data(), out_, 1,
                     grads + offset_, 1, in_, add);
-  else if (own_products<T>(in_, out_) && detail::small_batch_fits(X.rows(), in_))
+  else if (own_products<T>(X.rows(), in_, out_))
     own_xtd<T>(X.rows(), out_, in_, X.data(), X.outerStride(), dZ.data(), dZ.outerStride(),
                grads + offset_, in_, add);
   else if (add)
@@ -102,7 +102,7 @@ void Dense<T>::backward(const T* params, T* grads, const BatchView<T>& X, const 
     if (bf16)
       product_bf16<T>(X.rows(), in_, out_, dZ.data(), out_, 1, params + offset_, in_, 1, dX->data(),
                       in_, 1, false);
-    else if (own_products<T>(in_, out_))
+    else if (own_products<T>(X.rows(), in_, out_))
       own_dwt<T>(X.rows(), in_, out_, dZ.data(), dZ.outerStride(), params + offset_, in_,
                  dX->data(), in_);
     else
@@ -116,7 +116,7 @@ void Dense<T>::forward_cols(const T* params, const BatchView<T>& X, Batch<T>& Z,
   const Index n = j1 - j0;
   if (n <= 0) return;
   auto Zj = Z.middleCols(j0, n);
-  if (own_products<T>(in_, out_))
+  if (own_products<T>(X.rows(), in_, out_))
     own_xw<T>(X.rows(), n, in_, X.data(), X.outerStride(), params + offset_ + in_ * j0, in_,
               Zj.data(), Z.outerStride());
   else
@@ -132,7 +132,7 @@ void Dense<T>::forward_rows(const T* params, const BatchView<T>& X, Batch<T>& Z,
   const Index n = r1 - r0;
   if (n <= 0) return;
   auto Zr = Z.middleRows(r0, n);
-  if (own_products<T>(in_, out_))
+  if (own_products<T>(X.rows(), in_, out_))
     own_xw<T>(n, out_, in_, X.data() + r0 * X.outerStride(), X.outerStride(), params + offset_, in_,
               Zr.data(), Z.outerStride());
   else
@@ -146,7 +146,7 @@ void Dense<T>::backward_weights_cols(T* grads, const BatchView<T>& X, const Batc
                                      Index j1) const {
   const Index n = j1 - j0;
   if (n <= 0) return;
-  if (own_products<T>(in_, out_) && detail::small_batch_fits(X.rows(), in_))
+  if (own_products<T>(X.rows(), in_, out_))
     own_xtd<T>(X.rows(), n, in_, X.data(), X.outerStride(), dZ.data() + j0, dZ.outerStride(),
                grads + offset_ + in_ * j0, in_, true);
   else
@@ -159,7 +159,7 @@ void Dense<T>::backward_input_cols(const T* params, const Batch<T>& dZ, Batch<T>
                                    Index i1) const {
   const Index n = i1 - i0;
   if (n <= 0) return;
-  if (own_products<T>(in_, out_))
+  if (own_products<T>(dZ.rows(), in_, out_))
     own_dwt<T>(dZ.rows(), n, out_, dZ.data(), dZ.outerStride(), params + offset_ + i0, in_,
                dX.data() + i0, dX.outerStride());
   else
@@ -171,7 +171,7 @@ void Dense<T>::backward_input_rows(const T* params, const Batch<T>& dZ, Batch<T>
                                    Index r1) const {
   const Index n = r1 - r0;
   if (n <= 0) return;
-  if (own_products<T>(in_, out_))
+  if (own_products<T>(dZ.rows(), in_, out_))
     own_dwt<T>(n, in_, out_, dZ.data() + r0 * dZ.outerStride(), dZ.outerStride(), params + offset_,
                in_, dX.data() + r0 * dX.outerStride(), dX.outerStride());
   else

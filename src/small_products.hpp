@@ -19,19 +19,17 @@ namespace chainrule::detail {
 /// Whether this CPU runs the products below (AVX-512F, asked once).
 bool small_products_available();
 
-/// Whether a float32 layer of `in` inputs and `out` outputs runs its products here: where the
-/// CPU has them and W (in × out) fits in 512 KiB, half the L2 cache of the smallest AVX-512 core.
-/// Decided by the layer's shape, never by a thread's part of it, so that a split does not change
-/// which kernels compute it.
-inline bool small_products_fit(Index in, Index out) {
-  return in > 0 && out > 0 && in * out <= 128 * 1024 && small_products_available();
-}
-
-/// Whether ∂L/∂W = Xᵀ·∂L/∂Z over a batch of `rows` rows of `in` inputs runs here too: X, which
-/// its kernel reads once for every few of W's columns, fits in 512 KiB as well (the whole batch's
-/// rows, never a thread's part).
-inline bool small_batch_fits(Index rows, Index in) {
-  return rows * in <= 128 * 1024;
+/// Whether a float32 layer of `in` inputs and `out` outputs, over a batch of `rows` rows, runs
+/// its products here: where the CPU has them, and W (in × out) and the batch's inputs (rows ×
+/// in) each fit in 512 KiB, half the L2 cache of the smallest AVX-512 core (the kernels read W
+/// again for every few rows of the batch, and the batch again for every few of W's columns).
+/// Over larger batches OpenBLAS's packing pays for itself: at W2's first layer over 1024 rows
+/// its product was the faster. Decided by the layer's shape and the whole batch's rows, never by
+/// a thread's part of them, so that a split does not change which kernels compute it.
+inline bool small_products_fit(Index rows, Index in, Index out) {
+  constexpr Index kFloats = 128 * 1024;
+  return in > 0 && out > 0 && in * out <= kFloats && rows * in <= kFloats &&
+         small_products_available();
 }
 
 /// Z(r, j) = Σ_k X(r, k)·W(k, j), r < rows, j < n, k < K. X row-major (row stride ldx), W
