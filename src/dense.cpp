@@ -50,8 +50,8 @@ void own_dwt(Index rows, Index m, Index N, const T* d, Index ldd, const T* w, In
 }  // namespace
 
 // In the products of our own and the bfloat16 products below, X and the batch matrices are
-// row-major (row stride: their outer stride) and W (in, out) column-major: W(i, j) at offset_ + i +
-// in·j.
+// row-major (row stride: their outer stride) and W (in, out) column-major: W(i, j) at
+// offset_ + i + in·j.
 
 template <class T>
 void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A,

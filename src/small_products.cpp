@@ -152,7 +152,7 @@ CHAINRULE_AVX512 void axpy_outputs(Index Q, Index K, const float* b, Index ldb, 
     axpy_tile<P, 1>(Q, b + k, ldb, s, sq, sp, out + k, op, accumulate, first_lanes(K - k));
 }
 
-// Outputs p < n, each `ds` apart in s and `op` apart in out.
+// Outputs p < n, each `sp` apart in s and `op` apart in out.
 CHAINRULE_AVX512 void axpy_avx512(Index n, Index Q, Index K, const float* b, Index ldb,
                                   const float* s, Index sq, Index sp, float* out, Index op,
                                   bool accumulate) {

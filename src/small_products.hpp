@@ -2,8 +2,8 @@
 // on AVX-512 kernels of the library's own that read their operands where they lie, with no
 // packing: measured against OpenBLAS's sgemm at W2's first layer (batch 64, data in cache, one
 // core of an AMD EPYC with AVX-512), Z = X·W at 1.7× and ∂L/∂W = Xᵀ·∂L/∂Z at 2× its speed
-// (docs/design-notes.md, "Products of our own"). Larger layers keep OpenBLAS, whose blocking
-// for the caches these kernels do not have.
+// (docs/design-notes.md, "Products of our own"). Larger layers and larger batches keep
+// OpenBLAS, whose blocking for the caches these kernels do not have.
 //
 // Each element is summed in one order, fixed by the shapes alone: Z(r, j) as sixteen lanes over
 // k (k ≡ lane mod 16, in order of k), the lanes added by one fixed tree; ∂L/∂W(k, j) and

@@ -15,6 +15,7 @@
 #include "../src/small_products.hpp"
 #include "chainrule/model.hpp"
 #include "chainrule/random.hpp"
+#include "chainrule/threads.hpp"
 #include "chainrule/tutorial.hpp"
 
 namespace {
@@ -436,7 +437,7 @@ TEST(Cli, FixedThreadCountSameBytes) {
   // weights, bit for bit (docs/design-notes.md, "Products of our own for small float32 layers").
   // The scores over the whole training set, a batch of 2,700 rows that OpenBLAS computes in
   // blocks of rows, may differ in their last digits: the file's tensors are compared.
-  if (chainrule::detail::small_products_available()) {
+  if (chainrule::detail::small_products_available() && chainrule::available_cores() >= 2) {
     const std::string small =
         "train " + csv + " --target y --layers 256,128 --batch 64 --epochs 2 --quiet --out ";
     ASSERT_EQ(chainrule(small + a + " --threads 1").code, 0);
