@@ -143,15 +143,21 @@ void Dense<T>::forward_rows(const T* params, const BatchView<T>& X, Batch<T>& Z,
 
 template <class T>
 void Dense<T>::backward_weights_cols(T* grads, const BatchView<T>& X, const Batch<T>& dZ, Index j0,
-                                     Index j1) const {
+                                     Index j1, Grads mode) const {
   const Index n = j1 - j0;
   if (n <= 0) return;
+  const bool add = mode == Grads::add;
   if (own_products<T>(X.rows(), in_, out_))
     own_xtd<T>(X.rows(), n, in_, X.data(), X.outerStride(), dZ.data() + j0, dZ.outerStride(),
-               grads + offset_ + in_ * j0, in_, true);
-  else
+               grads + offset_ + in_ * j0, in_, add);
+  else if (add)
     weight(grads).middleCols(j0, n).noalias() += X.transpose() * dZ.middleCols(j0, n);
-  bias(grads).segment(j0, n) += dZ.middleCols(j0, n).colwise().sum();
+  else
+    weight(grads).middleCols(j0, n).noalias() = X.transpose() * dZ.middleCols(j0, n);
+  if (add)
+    bias(grads).segment(j0, n) += dZ.middleCols(j0, n).colwise().sum();
+  else
+    bias(grads).segment(j0, n) = dZ.middleCols(j0, n).colwise().sum();
 }
 
 template <class T>

@@ -229,6 +229,11 @@ void Network<T>::backward(const BatchView<T>& Y) {
   if (one_) return backward_one<true>(input_.data(), Y.data());
   if (cols_ > 1) return backward_cols(Y, nullptr);
   if (split_ > 1) return backward_blocks(Y);
+  backward_whole(Y, Dense<T>::Grads::add);
+}
+
+template <class T>
+void Network<T>::backward_whole(const BatchView<T>& Y, typename Dense<T>::Grads mode) {
   Workspace& top = work_.back();
   loss_gradient<T>(spec_.loss, top.A, Y, top.dZ);  // ∂L/∂Z if fused, else ∂L/∂A
   if (loss_rows_ > 0 &&
@@ -239,8 +244,8 @@ void Network<T>::backward(const BatchView<T>& Y) {
 
   for (std::size_t l = layers_.size(); l-- > 0;) {
     Batch<T>* dX = l == 0 ? nullptr : &work_[l - 1].dZ;  // ∂L/∂A of the layer below
-    layers_[l].backward(params_.data(), grads_.data(), layer_input(l), work_[l].dZ, dX,
-                        Dense<T>::Grads::add, products());
+    layers_[l].backward(params_.data(), grads_.data(), layer_input(l), work_[l].dZ, dX, mode,
+                        products());
     if (l == 0) break;
     if (dropped_) *dX = dX->cwiseProduct(work_[l - 1].mask);  // ∂(A ⊙ mask)/∂A = mask
     activation_backward(layers_[l - 1].activation(), work_[l - 1].A, *dX, *dX);
@@ -341,9 +346,13 @@ template <class T>
 void Network<T>::backward_then(const BatchView<T>& Y, RangeJob job, bool fresh, double* loss) {
   if (kept_ && !one_ && cols_ > 1) return backward_cols(Y, &job, fresh, loss);
   if (loss) *loss = this->loss(Y);
-  if (fresh) zero_grad();
-  if (kept_ && !one_ && split_ > 1) return backward_blocks(Y, &job);
-  backward(Y);
+  if (kept_ && !one_ && split_ <= 1 && fresh) {  // every layer's gradients assigned, not added
+    backward_whole(Y, Dense<T>::Grads::assign);
+  } else {
+    if (fresh) zero_grad();
+    if (kept_ && !one_ && split_ > 1) return backward_blocks(Y, &job);
+    backward(Y);
+  }
   parallel_ranges(params_.size(), [&](std::size_t b, std::size_t e) { job.run(job.ctx, b, e); });
 }
 
@@ -607,12 +616,10 @@ void Network<T>::run_cols_steps(const BatchView<T>* X, std::span<const Index> ga
     if (loss && t + 1 == cols_) *loss = this->loss(*Y);
     for (std::size_t l = L; l-- > 0;) {
       const BatchView<T> in = l == 0 ? BatchView<T>(part_input(t)) : BatchView<T>(work_[l - 1].A);
-      if (fresh)  // this part's gradients of the layer zeroed just before they are added to
-        part_ranges(l, t, [&](std::size_t b, std::size_t e) {
-          std::fill(grads_.begin() + std::ptrdiff_t(b), grads_.begin() + std::ptrdiff_t(e), T(0));
-        });
+      // With `fresh`, this part's gradients of the layer are assigned, not added to.
       const auto [j0, j1] = cols_of(l, t);
-      layers_[l].backward_weights_cols(grads_.data(), in, work_[l].dZ, j0, j1);
+      layers_[l].backward_weights_cols(grads_.data(), in, work_[l].dZ, j0, j1,
+                                       fresh ? Dense<T>::Grads::assign : Dense<T>::Grads::add);
       if (then)
         part_ranges(l, t, [&](std::size_t b, std::size_t e) { then->run(then->ctx, b, e); });
     }

@@ -62,9 +62,10 @@ class Dense {
   /// forward's rows [r0, r1), for a layer whose columns are not shared (softmax included).
   void forward_rows(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A, Index r0,
                     Index r1) const;
-  /// backward's dW(:, j0:j1) += Xᵀ·dZ(:, j0:j1) and db(j0:j1) += Σ_rows dZ(:, j0:j1).
+  /// backward's dW(:, j0:j1) += Xᵀ·dZ(:, j0:j1) and db(j0:j1) += Σ_rows dZ(:, j0:j1) (= with
+  /// Grads::assign).
   void backward_weights_cols(T* grads, const BatchView<T>& X, const Batch<T>& dZ, Index j0,
-                             Index j1) const;
+                             Index j1, Grads mode = Grads::add) const;
   /// backward's dX(:, i0:i1) = dZ·W(i0:i1, :)ᵀ.
   void backward_input_cols(const T* params, const Batch<T>& dZ, Batch<T>& dX, Index i0,
                            Index i1) const;

@@ -213,6 +213,8 @@ class Network {
   // Z and A) and the backward pass's (∂L/∂Z), sized before the threads start.
   void size_cols_forward(Index N, Index inputs, std::size_t parts);
   void size_cols_backward(Index N);
+  // backward's work on the whole batch in this thread, each layer's gradients added or assigned.
+  void backward_whole(const BatchView<T>& Y, typename Dense<T>::Grads mode);
   // The phases of a forward pass of X (if given) and of a backward pass against Y (if given).
   void run_cols_steps(const BatchView<T>* X, std::span<const Index> gather, const BatchView<T>* Y,
                       const RangeJob* then, bool fresh, double* loss);
