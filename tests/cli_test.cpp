@@ -17,6 +17,7 @@
 #include "chainrule/random.hpp"
 #include "chainrule/threads.hpp"
 #include "chainrule/tutorial.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -150,7 +151,7 @@ TEST(Cli, BadInputGivesOneLineErrorAndExitCode2) {
 }
 
 std::string temp(const std::string& name) {
-  return ::testing::TempDir() + "/cli_" + std::to_string(getpid()) + "_" + name;
+  return chainrule::test::temp_file("cli_" + name);
 }
 
 const std::string kPeople = CHAINRULE_SOURCE_DIR "/examples/people.csv";

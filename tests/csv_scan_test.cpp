@@ -4,9 +4,11 @@
 #include "chainrule/csv_scan.hpp"
 
 #include <gtest/gtest.h>
+
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "temp_dir.hpp"
 
 #include <cstdio>
 #include <fstream>
@@ -21,7 +23,7 @@ namespace {
 using namespace chainrule;
 
 std::string temp(const std::string& name) {
-  return ::testing::TempDir() + "/csv_scan_" + std::to_string(::getpid()) + "_" + name;
+  return chainrule::test::temp_file("csv_scan_" + name);
 }
 
 void write(const std::string& path, const std::string& text) {

@@ -1,7 +1,9 @@
 #include "chainrule/model.hpp"
 
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include "temp_dir.hpp"
 
 #include <algorithm>
 #include <fstream>
@@ -15,7 +17,7 @@ namespace chainrule {
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return ::testing::TempDir() + "/model_test_" + std::to_string(::getpid()) + "_" + name;
+  return chainrule::test::temp_file("model_test_" + name);
 }
 
 std::string slurp(const std::string& path) {

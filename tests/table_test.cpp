@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "error_of.hpp"
+#include "temp_dir.hpp"
 #include "vm_flags.hpp"
 
 #include <algorithm>
@@ -30,7 +31,7 @@ namespace chainrule {
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return ::testing::TempDir() + "/table_test_" + std::to_string(::getpid()) + "_" + name;
+  return chainrule::test::temp_file("table_test_" + name);
 }
 
 void write_gzip(const std::string& path, const std::string& content) {

@@ -1,7 +1,9 @@
 // chainrule's trainer against PyTorch (Debian's python3-torch): the same 3-layer network, the same
 // starting weights and batches, float64. The trained weights agree to 1e-9 relative.
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include "temp_dir.hpp"
 
 #include <cstdlib>
 #include <fstream>
@@ -72,8 +74,7 @@ TEST_P(TorchCrossCheck, TrainedWeightsEqualPyTorchs) {
                   {"X", xs},
                   {"Y", ys},
                   {"params", std::vector<double>(net.params().begin(), net.params().end())}};
-  const std::string base =
-      ::testing::TempDir() + "/torch_" + std::to_string(::getpid()) + "_" + c.name;
+  const std::string base = chainrule::test::temp_file(std::string("torch_") + c.name);
   std::ofstream(base + ".json") << j.dump();
   const std::string cmd = "/usr/bin/python3 " CHAINRULE_SOURCE_DIR "/tests/torch_reference.py " +
                           base + ".json " + base + ".out.json";

@@ -44,7 +44,12 @@ std::string fitted(const chainrule::Dataset& d, const chainrule::PreprocessOptio
 
 // CsvScan against read_csv on the same text, written to a file.
 void compare_scan(std::string_view text, chainrule::CsvOptions options, bool impute) {
-  static const std::string path = "/tmp/fuzz_csv_scan_" + std::to_string(::getpid()) + ".csv";
+  // One file for the whole run, removed when the program ends.
+  static const struct Scratch {
+    std::string path = "/tmp/fuzz_csv_scan_" + std::to_string(::getpid()) + ".csv";
+    ~Scratch() { std::remove(path.c_str()); }
+  } scratch;
+  const std::string& path = scratch.path;
   std::ofstream(path, std::ios::binary | std::ios::trunc).write(text.data(), long(text.size()));
   options.threads = 3;
   options.parallel_bytes = 1;
