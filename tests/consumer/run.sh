@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Builds examples/csv_pipeline.cpp against chainrule four ways and runs it on people.csv:
+# Builds examples/csv_pipeline.cpp against chainrule three ways and runs it on people.csv:
 #   install   cmake --install into a prefix, then find_package(chainrule) in a fresh project
-#   subdir    add_subdirectory of the source tree
 #   pkgconfig g++ with the flags of the installed chainrule.pc
-#   libonly   the library alone (-DCHAINRULE_BUILD_CLI=OFF) built, installed and consumed where
-#             the command line's packages (CLI11, fmt, protobuf, ONNX) cannot be found
-# Usage: run.sh install|subdir|pkgconfig|libonly SOURCE_DIR BUILD_DIR WORK_DIR
+#   subdir    add_subdirectory of the source tree, as the library alone (-DCHAINRULE_BUILD_CLI=OFF)
+#             where the command line's packages (CLI11, fmt, protobuf, ONNX) cannot be found;
+#             then that build installed into a prefix and consumed by find_package, the
+#             installed package naming none of those packages (one build of the library for
+#             both: each costs this suite minutes)
+# Usage: run.sh install|subdir|pkgconfig SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 mode=$1 src=$2 build=$3 work=$4
 rm -rf "$work" && mkdir -p "$work"
@@ -19,12 +21,6 @@ case "$mode" in
     "$work/build/consumer" "$people" gender "$work/model.safetensors"
     "$work/prefix/bin/chainrule" info "$work/model.safetensors" | grep -q "classes      2 (0, 1)"
     ;;
-  subdir)
-    cmake -S "$src/tests/consumer" -B "$work/build" -DCHAINRULE_SOURCE_DIR="$src" \
-      -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$work/build" -j 2 --target consumer >/dev/null
-    "$work/build/consumer" "$people" gender "$work/model.safetensors"
-    ;;
   pkgconfig)
     cmake --install "$build" --prefix "$work/prefix" >/dev/null
     export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib/x86_64-linux-gnu/pkgconfig"
@@ -32,28 +28,32 @@ case "$mode" in
     g++ -O2 "$src/examples/csv_pipeline.cpp" -o "$work/consumer" $(pkg-config --cflags --libs chainrule)
     "$work/consumer" "$people" gender "$work/model.safetensors"
     ;;
-  libonly)
+  subdir)
     # CMAKE_DISABLE_FIND_PACKAGE_X makes every find_package(X) fail (and REQUIRED ones an error).
     no_cli=(-DCMAKE_DISABLE_FIND_PACKAGE_CLI11=TRUE -DCMAKE_DISABLE_FIND_PACKAGE_fmt=TRUE
       -DCMAKE_DISABLE_FIND_PACKAGE_Protobuf=TRUE -DCMAKE_DISABLE_FIND_PACKAGE_ONNX=TRUE
       -DCMAKE_DISABLE_FIND_PACKAGE_GTest=TRUE --no-warn-unused-cli)
     # The C++ library alone: the Python module and chainrule::mpi, front-ends of their own with
     # tests of their own, are left out (they cost this test a third of its build).
-    cmake -S "$src" -B "$work/lib" -DCMAKE_BUILD_TYPE=Release -DCHAINRULE_BUILD_CLI=OFF \
-      -DCHAINRULE_BUILD_PYTHON=OFF -DCHAINRULE_MPI=OFF "${no_cli[@]}" >/dev/null
-    cmake --build "$work/lib" -j 2 >/dev/null
-    cmake --install "$work/lib" --prefix "$work/prefix" >/dev/null
+    cmake -S "$src/tests/consumer" -B "$work/build" -DCHAINRULE_SOURCE_DIR="$src" \
+      -DCMAKE_BUILD_TYPE=Release -DCHAINRULE_BUILD_CLI=OFF -DCHAINRULE_BUILD_PYTHON=OFF \
+      -DCHAINRULE_MPI=OFF "${no_cli[@]}" >/dev/null
+    cmake --build "$work/build" -j 2 --target consumer >/dev/null
+    "$work/build/consumer" "$people" gender "$work/model.safetensors"
+    # The same build installed (the library's part of the tree) and consumed as a package.
+    cmake --install "$work/build/chainrule" --prefix "$work/prefix" >/dev/null
     test ! -e "$work/prefix/bin/chainrule"
-    # The installed package names none of them either (outside comments).
+    # The installed package names none of the command line's packages (outside comments).
     if cat "$work"/prefix/lib*/cmake/chainrule/*.cmake "$work"/prefix/lib*/pkgconfig/chainrule.pc |
       grep -v '^[[:space:]]*#' | grep -iE '\b(fmt|CLI11|protobuf|onnx)\b'; then
       echo "the installed package names a package of the command line" >&2
       exit 1
     fi
-    cmake -S "$src/tests/consumer" -B "$work/build" -DCMAKE_PREFIX_PATH="$work/prefix" \
+    cmake -S "$src/tests/consumer" -B "$work/installed" -DCMAKE_PREFIX_PATH="$work/prefix" \
       -DCMAKE_BUILD_TYPE=Release "${no_cli[@]}" >/dev/null
-    cmake --build "$work/build" -j 2 >/dev/null
-    "$work/build/consumer" "$people" gender "$work/model.safetensors"
+    cmake --build "$work/installed" -j 2 >/dev/null
+    "$work/installed/consumer" "$people" gender "$work/model2.safetensors"
+    cmp "$work/model.safetensors" "$work/model2.safetensors"
     ;;
 esac
 echo "consumer ($mode): ok"
