@@ -42,6 +42,17 @@ void own_xtd(Index rows, Index n, Index K, const T* x, Index ldx, const T* d, In
     detail::product_xtd(rows, n, K, x, ldx, d, ldd, g, ldg, accumulate);
 }
 template <class T>
+bool transposed_forward(Index rows, Index in, Index out) {
+  if constexpr (std::is_same_v<T, float>)
+    return detail::transposed_forward_fits(rows, in, out);
+  else
+    return false;
+}
+template <class T>
+void own_transpose(Index in, Index out, const T* w, T* wt) {
+  if constexpr (std::is_same_v<T, float>) detail::transpose_weights(in, out, w, wt);
+}
+template <class T>
 void own_dwt(Index rows, Index m, Index N, const T* d, Index ldd, const T* w, Index ldw, T* e,
              Index lde) {
   if constexpr (std::is_same_v<T, float>) detail::product_dwt(rows, m, N, d, ldd, w, ldw, e, lde);
@@ -55,16 +66,21 @@ void own_dwt(Index rows, Index m, Index N, const T* d, Index ldd, const T* w, In
 
 template <class T>
 void Dense<T>::forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A,
-                       Products products) const {
+                       Products products, Batch<T>* wt) const {
   Z.resize(X.rows(), out_);
-  if (products == Products::bf16)
+  if (products == Products::bf16) {
     product_bf16<T>(X.rows(), out_, in_, X.data(), X.outerStride(), 1, params + offset_, 1, in_,
                     Z.data(), out_, 1, false);
-  else if (own_products<T>(X.rows(), in_, out_))
+  } else if (wt != nullptr && transposed_forward<T>(X.rows(), in_, out_)) {
+    wt->resize(in_, out_);  // row-major: W's rows contiguous
+    own_transpose<T>(in_, out_, params + offset_, wt->data());
+    own_dwt<T>(X.rows(), out_, in_, X.data(), X.outerStride(), wt->data(), out_, Z.data(), out_);
+  } else if (own_products<T>(X.rows(), in_, out_)) {
     own_xw<T>(X.rows(), out_, in_, X.data(), X.outerStride(), params + offset_, in_, Z.data(),
               out_);
-  else
+  } else {
     Z.noalias() = X * weight(params);  // (N, in)·(in, out)
+  }
   const auto b = bias(params);
   if (activation_ == Activation::relu) {  // + b and the activation in one pass, row by row
     A.resize(Z.rows(), out_);

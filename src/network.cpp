@@ -205,9 +205,9 @@ const Batch<T>& Network<T>::run(const BatchView<T>& X, Rng* dropout) {
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     Workspace& w = work_[l];
     if (l == 0)
-      layers_[l].forward(params_.data(), X, w.Z, w.A, products());
+      layers_[l].forward(params_.data(), X, w.Z, w.A, products(), &w.Wt);
     else
-      layers_[l].forward(params_.data(), layer_input(l), w.Z, w.A, products());
+      layers_[l].forward(params_.data(), layer_input(l), w.Z, w.A, products(), &w.Wt);
     if (dropped_ && l + 1 < layers_.size()) {
       w.mask.resize(w.A.rows(), w.A.cols());
       for (Index i = 0; i < w.mask.size(); ++i)
@@ -333,7 +333,7 @@ const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dr
       Workspace& w = k.work[l];
       const BatchView<T> in =
           l > 0 ? BatchView<T>(dropped_ ? k.work[l - 1].D : k.work[l - 1].A) : BatchView<T>(rows);
-      layers_[l].forward(params_.data(), in, w.Z, w.A, products());
+      layers_[l].forward(params_.data(), in, w.Z, w.A, products(), &w.Wt);
       if (dropped_ && l + 1 < L) w.D = w.A.cwiseProduct(w.mask);
     }
     top.Z.middleRows(k.begin, k.rows) = k.work.back().Z;

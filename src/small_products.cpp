@@ -2,6 +2,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 // GCC 12's AVX-512 intrinsics start some results from _mm512_undefined_*(), which its own
 // -Wmaybe-uninitialized and -Wuninitialized then report inside its headers.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -180,6 +182,17 @@ CHAINRULE_AVX512 void axpy_avx512(Index n, Index Q, Index K, const float* b, Ind
 
 bool small_products_available() {
   return cpu_width() == Width::avx512;
+}
+
+void transpose_weights(Index in, Index out, const float* w, float* wt) {
+  constexpr Index kTile = 16;  // a tile of W's columns by one of its rows, in cache both ways
+  for (Index j0 = 0; j0 < out; j0 += kTile)
+    for (Index k0 = 0; k0 < in; k0 += kTile) {
+      const Index j1 = std::min(out, j0 + kTile), k1 = std::min(in, k0 + kTile);
+      for (Index j = j0; j < j1; ++j)
+        for (Index k = k0; k < k1; ++k)
+          wt[k * out + j] = w[k + in * j];
+    }
 }
 
 void product_xw(Index rows, Index n, Index K, const float* x, Index ldx, const float* w, Index ldw,

@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "chainrule/dense.hpp"
 #include "chainrule/fit.hpp"
 #include "chainrule/init.hpp"
 #include "chainrule/network.hpp"
@@ -225,6 +226,51 @@ TEST(SmallProducts, TwoThreadsGiveOneThreadsBits) {
   }
   EXPECT_TRUE(std::equal(one.params().begin(), one.params().end(), two.params().begin()));
   EXPECT_FALSE(std::equal(initial.begin(), initial.end(), one.params().begin()));  // it trained
+}
+
+// Over many rows a layer's Z = X·W runs on a row-major copy of W (transpose_weights, then
+// product_dwt): the copy exact, Z + b and ReLU within float32's bound of a float64 sum, for
+// shapes at and beside the kernels' blocks; and a row's values the same bits whichever block of
+// rows (of at least the threshold's) it is computed in.
+TEST(SmallProducts, ForwardOverManyRowsOnATransposedCopy) {
+  SKIP_WITHOUT_AVX512();
+  std::mt19937 gen(6);
+  struct Shape {
+    Index in, out;
+  };
+  for (const Shape sh : {Shape{784, 128}, Shape{37, 33}, Shape{100, 64}, Shape{17, 65}}) {
+    const Index rows = 520, in = sh.in, out = sh.out;
+    ASSERT_TRUE(detail::transposed_forward_fits(rows, in, out));
+    ASSERT_FALSE(detail::transposed_forward_fits(rows / 4, in, out));  // few rows: not worth it
+    const Dense<float> layer(in, out, Activation::relu, 0);
+    const auto params = random_floats(std::size_t(in * out + out), gen);
+    std::vector<float> wt(std::size_t(in * out));
+    detail::transpose_weights(in, out, params.data(), wt.data());
+    for (Index k = 0; k < in; ++k)
+      for (Index j = 0; j < out; ++j)
+        ASSERT_EQ(wt[std::size_t(k * out + j)], params[std::size_t(k + in * j)]);
+    const auto xs = random_floats(std::size_t(rows * in), gen);
+    const Batch<float> X = Eigen::Map<const Batch<float>>(xs.data(), rows, in);
+    Batch<float> Z, A, scratch;
+    layer.forward(params.data(), X, Z, A, Dense<float>::Products::native, &scratch);
+    ASSERT_EQ(scratch.rows(), in);  // the transposed copy was made and used
+    for (Index r = 0; r < rows; ++r)
+      for (Index j = 0; j < out; ++j) {
+        double s = params[std::size_t(in * out + j)], a = std::abs(s);
+        for (Index k = 0; k < in; ++k) {
+          const double t = double(X(r, k)) * params[std::size_t(k + in * j)];
+          s += t, a += std::abs(t);
+        }
+        expect_close(Z(r, j), s, a, in + 1, "X·W + b");
+        ASSERT_EQ(A(r, j), std::max(Z(r, j), 0.0F));
+      }
+    Batch<float> Z2, A2;
+    for (const Index r0 : {Index(0), Index(260)}) {
+      layer.forward(params.data(), X.middleRows(r0, 260), Z2, A2, Dense<float>::Products::native,
+                    &scratch);
+      ASSERT_TRUE((Z2.array() == Z.middleRows(r0, 260).array()).all()) << in << "×" << out;
+    }
+  }
 }
 
 }  // namespace

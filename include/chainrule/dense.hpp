@@ -41,9 +41,11 @@ class Dense {
   /// in T.
   enum class Products { native, bf16 };
 
-  /// Z = X·W + b (N, out); A = f(Z).
+  /// Z = X·W + b (N, out); A = f(Z). With `wt`, a scratch matrix the caller keeps (resized here
+  /// on first use), the products of a float32 layer over many rows may run on a row-major copy
+  /// of W made there (small_products.hpp, transposed_forward_fits).
   void forward(const T* params, const BatchView<T>& X, Batch<T>& Z, Batch<T>& A,
-               Products products = Products::native) const;
+               Products products = Products::native, Batch<T>* wt = nullptr) const;
 
   /// How backward writes dW and db into `grads`: added to them, or in place of them.
   enum class Grads { add, assign };

@@ -159,6 +159,7 @@ class Network {
     Batch<T> dZ;    // ∂L/∂Z (N, out); holds ∂L/∂A first where the loss is not fused
     Batch<T> mask;  // dropout: 0 or 1/(1 - p) per element (N, out)
     Batch<T> D;     // dropout: A ⊙ mask, the next layer's input (N, out)
+    Batch<T> Wt;    // W row-major, for Dense::forward over many rows (in, out)
   };
 
   // One sample through a small network: plain loops instead of matrix products (whose setup
