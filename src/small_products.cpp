@@ -178,6 +178,47 @@ CHAINRULE_AVX512 void axpy_avx512(Index n, Index Q, Index K, const float* b, Ind
   }
 }
 
+// A 16 × 16 tile of floats transposed: out[c·ldo + r] = in[r·ldi + c] (in's 16 rows
+// interleaved in pairs, then in fours, then their 128-bit lanes exchanged twice).
+CHAINRULE_AVX512 void transpose_tile(const float* in, Index ldi, float* out, Index ldo) {
+  __m512 r[16], t[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i)
+    r[i] = _mm512_loadu_ps(in + ldi * i);
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 1] =
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 2] = _mm512_castpd_ps(
+        _mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    r[i + 3] = _mm512_castpd_ps(
+        _mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i)
+    _mm512_storeu_ps(out + ldo * i, r[i]);
+}
+
 }  // namespace
 
 bool small_products_available() {
@@ -185,11 +226,15 @@ bool small_products_available() {
 }
 
 void transpose_weights(Index in, Index out, const float* w, float* wt) {
-  constexpr Index kTile = 16;  // a tile of W's columns by one of its rows, in cache both ways
+  constexpr Index kTile = 16;  // 16 of W's columns by 16 of its rows, in registers
   for (Index j0 = 0; j0 < out; j0 += kTile)
     for (Index k0 = 0; k0 < in; k0 += kTile) {
       const Index j1 = std::min(out, j0 + kTile), k1 = std::min(in, k0 + kTile);
-      for (Index j = j0; j < j1; ++j)
+      if (j1 - j0 == kTile && k1 - k0 == kTile) {
+        transpose_tile(w + k0 + in * j0, in, wt + k0 * out + j0, out);
+        continue;
+      }
+      for (Index j = j0; j < j1; ++j)  // the edges
         for (Index k = k0; k < k1; ++k)
           wt[k * out + j] = w[k + in * j];
     }

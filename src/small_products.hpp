@@ -34,17 +34,18 @@ inline bool small_products_fit(Index rows, Index in, Index out) {
 
 /// Whether Z = X·W of such a layer runs as product_dwt over a row-major copy of W
 /// (transpose_weights): each row of Z a sum of W's rows scaled by X's elements, sixteen columns
-/// of Z a vector, which ran at 1.3-1.4× the dot products of product_xw at W2's first layer
-/// (196-210 against 140-171 GFLOP/s, 64 to 1024 rows, one core) and needs no bound on the rows:
-/// a block of them is read once per block of W's columns. The copy (31 µs for 784 × 128) pays
-/// for itself from about 110 rows; layers of fewer than 32 outputs keep the dot products (a
-/// vector of sixteen would be mostly empty).
+/// of Z a vector, which ran at 1.2-1.4× the dot products of product_xw at W2's first layer
+/// (177-211 against 138-171 GFLOP/s, 64 to 1024 rows, one core) and needs no bound on the rows:
+/// a block of them is read once per 64 of W's columns. The copy (12 µs for 784 × 128) pays for
+/// itself from about 45 rows; from 128 on it is made (a training step of 64 rows keeps the dot
+/// products, and its bits). Layers of fewer than 32 outputs keep the dot products (a vector of
+/// sixteen would be mostly empty).
 inline bool transposed_forward_fits(Index rows, Index in, Index out) {
-  constexpr Index kFloats = 128 * 1024, kMinRows = 256, kMinOut = 32;
+  constexpr Index kFloats = 128 * 1024, kMinRows = 128, kMinOut = 32;
   return rows >= kMinRows && out >= kMinOut && in * out <= kFloats && small_products_available();
 }
 
-/// W (in × out, column-major) into wt, row-major: wt[k·out + j] = W(k, j).
+/// W (in × out, column-major) into wt, row-major: wt[k·out + j] = W(k, j). AVX-512F.
 void transpose_weights(Index in, Index out, const float* w, float* wt);
 
 /// Z(r, j) = Σ_k X(r, k)·W(k, j), r < rows, j < n, k < K. X row-major (row stride ldx), W
