@@ -99,8 +99,8 @@ class Network {
   /// ran in blocks, each thread runs it on the range of the gradient it has just finished
   /// summing, in the same dispatch; otherwise as parallel_ranges. The result is that of backward
   /// followed by the job over [0, num_params()). With `fresh`, the gradient is this batch's
-  /// alone, as zero_grad() before the forward pass would make it (a split by columns zeroes
-  /// each thread's ranges in the same dispatch). With `loss`, also the batch's loss, loss(Y)
+  /// alone, as zero_grad() before the forward pass would make it (the products write it instead
+  /// of adding to it: no zeroing pass). With `loss`, also the batch's loss, loss(Y)
   /// bit for bit: on a split by columns, one thread computes it while the others compute their
   /// weight gradients (the threads waited for it before).
   void backward_then(const BatchView<T>& Y, RangeJob job, bool fresh = false,
