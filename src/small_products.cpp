@@ -178,8 +178,14 @@ CHAINRULE_AVX512 void axpy_avx512(Index n, Index Q, Index K, const float* b, Ind
   }
 }
 
+// Two vectors' 128-bit lanes regrouped: lo = (a₀, a₂, b₀, b₂), hi = (a₁, a₃, b₁, b₃).
+CHAINRULE_AVX512 inline void even_odd_lanes(__m512 a, __m512 b, __m512& lo, __m512& hi) {
+  lo = _mm512_shuffle_f32x4(a, b, 0x88);
+  hi = _mm512_shuffle_f32x4(a, b, 0xdd);
+}
+
 // A 16 × 16 tile of floats transposed: out[c·ldo + r] = in[r·ldi + c] (in's 16 rows
-// interleaved in pairs, then in fours, then their 128-bit lanes exchanged twice).
+// interleaved in pairs of floats, then of float pairs, then their 128-bit lanes regrouped twice).
 CHAINRULE_AVX512 void transpose_tile(const float* in, Index ldi, float* out, Index ldo) {
   __m512 r[16], t[16];
 #pragma GCC unroll 16
@@ -191,28 +197,21 @@ CHAINRULE_AVX512 void transpose_tile(const float* in, Index ldi, float* out, Ind
     t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
   }
 #pragma GCC unroll 16
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-    r[i + 1] =
-        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-    r[i + 2] = _mm512_castpd_ps(
-        _mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-    r[i + 3] = _mm512_castpd_ps(
-        _mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  for (int i = 0; i < 16; i += 4)
+    for (int h = 0; h < 2; ++h) {  // t[i + h] with t[i + h + 2], as pairs of floats
+      const __m512d a = _mm512_castps_pd(t[i + h]), b = _mm512_castps_pd(t[i + h + 2]);
+      r[i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+      r[i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    }
+#pragma GCC unroll 16
+  for (int i = 0; i < 4; ++i) {
+    even_odd_lanes(r[i], r[i + 4], t[i], t[i + 4]);
+    even_odd_lanes(r[i + 8], r[i + 12], t[i + 8], t[i + 12]);
   }
 #pragma GCC unroll 16
   for (int i = 0; i < 4; ++i) {
-    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
-    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+    even_odd_lanes(t[i], t[i + 8], r[i], r[i + 8]);
+    even_odd_lanes(t[i + 4], t[i + 12], r[i + 4], r[i + 12]);
   }
 #pragma GCC unroll 16
   for (int i = 0; i < 16; ++i)
