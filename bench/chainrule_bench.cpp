@@ -8,12 +8,17 @@
 //   chainrule_bench w5 CSV [--threads N]     a numeric CSV into the float training matrix, MB/s
 //   chainrule_bench gemm [--threads N]       OpenBLAS sgemm GFLOP/s at W3's shapes
 //   chainrule_bench peak [--threads N]       the cores' float32 multiply-add peak, GFLOP/s
+//   chainrule_bench line                     a cache line's round trip between cores 0 and 1, ns
 #include <cblas.h>
 #include <fmt/core.h>
 #include <immintrin.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <time.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -399,11 +404,62 @@ int peak(int threads) {
   return 0;
 }
 
+// What a value written on one core costs the other to read: one cache line passed back and
+// forth between two threads pinned to cores 0 and 1 (each waits for the other's number, then
+// writes the next), the median of five runs of 100,000 round trips. A split of one batch's work
+// between the cores moves hundreds of lines a step, each at this latency at worst: on the
+// virtual machines of this project it was 80 ns where the two vCPUs shared an L3 cache and
+// 380-480 ns where they did not, the same machine from one hour to the next (bench/RESULTS.md).
+int line_round_trip() {
+  cpu_set_t cores;
+  if (sched_getaffinity(0, sizeof cores, &cores) != 0 || !CPU_ISSET(0, &cores) ||
+      !CPU_ISSET(1, &cores)) {
+    fmt::print(stderr, "chainrule_bench: line needs cores 0 and 1\n");
+    return 1;
+  }
+  const auto pin = [](int core) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(core, &one);
+    return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
+  };
+  constexpr long kTrips = 100'000;
+  std::vector<double> runs;
+  for (int run = 0; run < 5; ++run) {
+    alignas(64) std::atomic<long> line{0};
+    std::thread other([&] {
+      pin(1);
+      for (long i = 0; i < kTrips; ++i) {
+        while (line.load(std::memory_order_acquire) != 2 * i + 1) {
+        }
+        line.store(2 * i + 2, std::memory_order_release);
+      }
+    });
+    if (!pin(0)) {
+      other.detach();
+      return 1;
+    }
+    const auto t = Clock::now();
+    for (long i = 0; i < kTrips; ++i) {
+      line.store(2 * i + 1, std::memory_order_release);
+      while (line.load(std::memory_order_acquire) != 2 * i + 2) {
+      }
+    }
+    runs.push_back(seconds_since(t) / double(kTrips) * 1e9);
+    other.join();
+  }
+  std::sort(runs.begin(), runs.end());
+  fmt::print(R"({{"workload":"line","peer":"cores 0 and 1","threads":2,"round_trip_ns":{:.1f}}})"
+             "\n",
+             runs[runs.size() / 2]);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    fmt::print(stderr, "usage: chainrule_bench w1|w1-hand|w2|w3|w4|w5|gemm|peak|blas ...\n");
+    fmt::print(stderr, "usage: chainrule_bench w1|w1-hand|w2|w3|w4|w5|gemm|peak|line|blas ...\n");
     return 2;
   }
   const std::string cmd = argv[1];
@@ -427,6 +483,7 @@ int main(int argc, char** argv) {
     if (cmd == "w5") return w5(argv[2], threads);
     if (cmd == "gemm") return gemm(threads);
     if (cmd == "peak") return peak(threads);
+    if (cmd == "line") return line_round_trip();
   } catch (const std::exception& e) {
     fmt::print(stderr, "chainrule_bench: {}\n", e.what());
     return 1;

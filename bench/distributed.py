@@ -87,12 +87,24 @@ E = args.epochs
 # One process and 2 ranks in turns, one pair a round, 2·reps + 1 rounds: each pair's ratio, and
 # the pair with the median ratio (a slow spell of this shared machine then falls on both sides of
 # a pair rather than on all the runs of one side).
+# Each pair with a cache line's round trip between cores 0 and 1 measured just before it: on
+# these virtual machines the 2 vCPUs share an L3 cache at some hours (about 80 ns) and not at
+# others (about 400 ns), and the gradient sums cross between them.
+def line_ns():
+    if (os.cpu_count() or 1) < 2:
+        return None
+    out = subprocess.run([os.path.join(args.build, "bench", "chainrule_bench"), "line"],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.splitlines()[-1])["round_trip_ns"]
+
+
 pairs = []
 for _ in range(2 * args.reps + 1):
+    ns = line_ns()
     o, t = chainrule(0, "1024,1024", 512, E), chainrule(2, "1024,1024", 512, E)
-    pairs.append((t["samples_per_s"] / o["samples_per_s"], o, t))
+    pairs.append((t["samples_per_s"] / o["samples_per_s"], o, t, ns))
 pairs.sort(key=lambda p: p[0])
-_, one, two = pairs[len(pairs) // 2]
+_, one, two, _ = pairs[len(pairs) // 2]
 # What bounds the 2 ranks: each one runs steps of 256 rows (and its share of the optimizer).
 half = median(lambda: chainrule(0, "1024,1024", 256, E), args.reps)
 # The same on each core alone (mpirun --bind-to core puts rank r on core r). The cores of a
@@ -143,7 +155,8 @@ print(f"|---|---|---|---|---|")
 print(f"| W3, chainrule, 1 process | 1 × 1 | {one['seconds']:.2f} | {one['samples_per_s']:,.0f} | 1.00 |")
 print(f"| W3, chainrule, mpirun -np 2 | 2 × 1 | {two['seconds']:.2f} | {two['samples_per_s']:,.0f} | "
       f"{two['samples_per_s'] / one['samples_per_s']:.2f}× one process (target ≥ 1.8×; the median of "
-      f"{len(pairs)} pairs in turns: {', '.join(f'{p[0]:.2f}' for p in pairs)}) |")
+      f"{len(pairs)} pairs in turns, each with a cache line's round trip between the cores: "
+      f"{', '.join(f'{p[0]:.2f}' + (f' ({p[3]:.0f} ns)' if p[3] else '') for p in pairs)}) |")
 print(f"| W3, chainrule, 1 process, batch 256 (a rank's share of a step) | 1 × 1 | "
       f"{half['seconds']:.2f} | {half['samples_per_s']:,.0f} | bound for 2 ranks: "
       f"{2 * half['samples_per_s'] / one['samples_per_s']:.2f}× one process |")

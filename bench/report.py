@@ -7,6 +7,7 @@ peer, chainrule's ratio to each peer, and each target of the performance issue c
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 
@@ -127,17 +128,25 @@ if c1 and cores:
 pairs = find("w2-pairs", "chainrule")
 if pairs:
     # One thread and two in turns, pair by pair: the ratio the target is checked on.
-    spread = ", ".join(f"{x:.2f}" for x in pairs["ratios"])
+    # Each pair with the cores' line round trip measured just before it (runs before the twentieth
+    # session have none).
+    trips = pairs.get("lines_ns") or [None] * len(pairs["ratios"])
+    spread = ", ".join(f"{x:.2f}" + (f" ({ns:.0f} ns)" if ns else "") for x, ns in zip(pairs["ratios"], trips))
     out(f"| W2 on 2 threads against 1, in turns ({len(pairs['ratios'])} pairs) | chainrule | 2 vs 1 | "
         f"{fmt_s(pairs['seconds'])} vs {fmt_s(pairs['one'])} | | | median pair {pairs['ratio']:.2f}× "
-        f"the 1-thread time (all pairs: {spread}) | |")
+        f"the 1-thread time (all pairs{', each with a cache line’s round trip between the cores' if pairs.get('lines_ns') else ''}: "
+        f"{spread}) | |")
 if c1 and c2:
     bound = f"; bound from the cores, halves: {even:.2f}×" if even else ""
     table = f"the table's medians {c2['seconds'] / c1['seconds']:.2f}× ({fmt_s(c2['seconds'])} vs {fmt_s(c1['seconds'])})"
     if pairs:
+        near = [r for r, ns in zip(pairs["ratios"], pairs.get("lines_ns") or []) if ns and ns < 200]
+        far = [r for r, ns in zip(pairs["ratios"], pairs.get("lines_ns") or []) if ns and ns >= 200]
+        split = "".join(f"; pairs with the cores' line round trip {name} 200 ns: median {statistics.median(rs):.2f}× ({len(rs)})"
+                        for name, rs in (("under", near), ("over", far)) if rs)
         targets.append(("W2 on 2 threads in at most 0.6× the 1-thread time (median of pairs in turns)",
                         pairs["ratio"] <= 0.6, f"{pairs['ratio']:.2f}× ({fmt_s(pairs['seconds'])} vs "
-                        f"{fmt_s(pairs['one'])}); {table}{bound}"))
+                        f"{fmt_s(pairs['one'])}){split}; {table}{bound}"))
     else:
         targets.append(("W2 on 2 threads in at most 0.6× the 1-thread time", c2["seconds"] <= 0.6 * c1["seconds"],
                         f"{table}{bound}"))
