@@ -254,8 +254,9 @@ void Network<T>::backward_whole(const BatchView<T>& Y, typename Dense<T>::Grads 
 
 // A batch cut into blocks of rows. Every row's forward pass, and its part of the backward pass,
 // depends on that row only, so block b runs all its layers on its own thread with no exchange
-// between blocks; only the weight gradient is a sum over rows: block 0 adds its Xᵀ·dZ to grads_,
-// every other block writes its own, and a second pass adds blocks 1, 2, ... in that order.
+// between blocks; only the weight gradient is a sum over rows: block 0 adds its Xᵀ·dZ to grads_
+// (or writes it there, for a fresh step), every other block writes its own, and a second pass
+// adds blocks 1, 2, ... in that order.
 
 template <class T>
 template <class F>
@@ -346,18 +347,24 @@ template <class T>
 void Network<T>::backward_then(const BatchView<T>& Y, RangeJob job, bool fresh, double* loss) {
   if (kept_ && !one_ && cols_ > 1) return backward_cols(Y, &job, fresh, loss);
   if (loss) *loss = this->loss(Y);
-  if (kept_ && !one_ && split_ <= 1 && fresh) {  // every layer's gradients assigned, not added
-    backward_whole(Y, Dense<T>::Grads::assign);
-  } else {
-    if (fresh) zero_grad();
-    if (kept_ && !one_ && split_ > 1) return backward_blocks(Y, &job);
-    backward(Y);
-  }
+  // With `fresh`, every path writes the gradients instead of adding to them: no zeroing pass
+  // (W3's 7 MiB a step).
+  const auto mode = fresh ? Dense<T>::Grads::assign : Dense<T>::Grads::add;
+  if (!kept_)
+    backward(Y);  // throws: no forward pass kept
+  else if (one_)
+    fresh ? backward_one<false>(input_.data(), Y.data())
+          : backward_one<true>(input_.data(), Y.data());
+  else if (split_ > 1)
+    return backward_blocks(Y, &job, mode);
+  else
+    backward_whole(Y, mode);
   parallel_ranges(params_.size(), [&](std::size_t b, std::size_t e) { job.run(job.ctx, b, e); });
 }
 
 template <class T>
-void Network<T>::backward_blocks(const BatchView<T>& Y, const RangeJob* then) {
+void Network<T>::backward_blocks(const BatchView<T>& Y, const RangeJob* then,
+                                 typename Dense<T>::Grads first) {
   const Index N = work_.back().A.rows(), K = outputs();
   const T factor = T(detail::gradient_factor(spec_.loss, loss_rows_ > 0 ? loss_rows_ : N, K));
   for (std::size_t b = 1; b < split_; ++b)
@@ -369,7 +376,7 @@ void Network<T>::backward_blocks(const BatchView<T>& Y, const RangeJob* then) {
     if (!is_fused(spec_.loss))
       activation_backward(layers_.back().activation(), top.A, top.dZ, top.dZ);
     T* g = b == 0 ? grads_.data() : k.grads.data();
-    const auto mode = b == 0 ? Dense<T>::Grads::add : Dense<T>::Grads::assign;
+    const auto mode = b == 0 ? first : Dense<T>::Grads::assign;
     for (std::size_t l = layers_.size(); l-- > 0;) {
       Batch<T>* dX = l == 0 ? nullptr : &k.work[l - 1].dZ;
       const BatchView<T> in = l == 0 ? BatchView<T>(input_.middleRows(k.begin, k.rows))

@@ -397,6 +397,40 @@ TEST(Network, ForwardRowsAndBackwardThenEqualTheStepsTheyFuse) {
   }
 }
 
+// A fresh backward_then writes the gradients on every path, the one-sample path included (a
+// small network, one row): over gradients left at 5 it gives zero_grad and backward's, bit for
+// bit, and the job sees them.
+TEST(Network, AFreshBackwardThenIgnoresOldGradientsOnOneSample) {
+  Rng rng(8);
+  Network<double> a({.inputs = 3,
+                     .layers = {{4, Activation::sigmoid}, {2, Activation::sigmoid}},
+                     .loss = Loss::mse});
+  initialize(a, Init::normal, rng);  // biases too
+  ASSERT_TRUE(a.one_sample_path());
+  const Batch<double> X = random_batch(1, 3, rng), Y = random_batch(1, 2, rng);
+  Network<double> b = a;
+  a.zero_grad();
+  a.forward(X);
+  a.backward(Y);
+  std::fill(b.grads().begin(), b.grads().end(), 5.0);
+  b.forward(X);
+  std::vector<double> seen(b.params().size(), -1);
+  auto copy = [&](std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to; ++i)
+      seen[i] = b.grads()[i];
+  };
+  b.backward_then(Y,
+                  {[](void* f, std::size_t from, std::size_t to) {
+                     (*static_cast<decltype(copy)*>(f))(from, to);
+                   },
+                   &copy},
+                  true);
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    ASSERT_EQ(b.grads()[i], a.grads()[i]) << "parameter " << i;
+    ASSERT_EQ(seen[i], a.grads()[i]) << "parameter " << i;
+  }
+}
+
 // A batch of few rows per thread is split among the threads by columns (each computes its
 // share of every layer's outputs and gradients, meeting the others between layers). In double,
 // the gradients equal one thread's up to the order of additions, for every kind of layer: hidden

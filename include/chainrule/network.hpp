@@ -178,7 +178,7 @@ class Network {
 
   // A block of rows of a batch split over threads: its rows of input_ and its own workspaces,
   // and for blocks after the first, its own weight gradients (the first adds to grads_
-  // directly).
+  // directly, or writes them there).
   struct Block {
     Index begin = 0, rows = 0;
     std::vector<Workspace> work;
@@ -193,7 +193,9 @@ class Network {
   // run and backward for a batch cut into blocks_.size() > 1 blocks.
   const Batch<T>& run_blocks(const BatchView<T>& X, bool keep, Rng* dropout,
                              std::span<const Index> gather = {});
-  void backward_blocks(const BatchView<T>& Y, const RangeJob* then = nullptr);
+  // Block 0's weight gradients go into grads() as `first` says (added, or written: a fresh step).
+  void backward_blocks(const BatchView<T>& Y, const RangeJob* then = nullptr,
+                       typename Dense<T>::Grads first = Dense<T>::Grads::add);
   // The split by columns (network.cpp): the threads it takes for a batch of N rows (0: none);
   // whether layer l's columns are shared among `parts` threads (else the first computes all);
   // the columns of layer l part t computes; f(phase, part) for every phase and part, a phase's
