@@ -332,7 +332,10 @@ void train_model(const Dataset& data, const Part& part, const FitOptions& o,
     };
   if (g) {  // the weights in memory every process maps, where the group has it: no copies
     const Group::Placed at = g->place(net.params().data(), net.params().size_bytes());
-    if (at.params) net.place(static_cast<T*>(at.params), static_cast<T*>(at.grads));
+    if (at.params) {
+      net.place(static_cast<T*>(at.params), static_cast<T*>(at.grads));
+      cb.params_shared = true;
+    }
   }
   const auto start = std::chrono::steady_clock::now();
   r.prepare_seconds = std::chrono::duration<double>(start - started).count();

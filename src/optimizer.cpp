@@ -1,7 +1,14 @@
 #include "chainrule/optimizer.hpp"
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <numbers>
 #include <string>
 
@@ -28,6 +35,66 @@ void Optimizer<T>::set_state(const OptimizerState& s) {
   steps_ = s.steps;
   for (std::size_t i = 0; i < mine.size(); ++i)
     mine[i]->assign(s.buffers[i].begin(), s.buffers[i].end());
+}
+
+namespace {
+
+// n bytes from src to dst by streaming stores where dst is aligned (whole 64-byte lines with
+// AVX-512, 16 bytes at a time with SSE2, every x86-64 CPU), plain stores at the ends.
+#if defined(__SSE2__)
+__attribute__((target("avx512f"))) void stream_lines(unsigned char* d, const unsigned char* s,
+                                                     std::size_t n) {
+  for (std::size_t i = 0; i < n; i += 64)
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(d + i),
+                        _mm512_loadu_si512(reinterpret_cast<const void*>(s + i)));
+}
+#endif
+
+void stream_bytes(void* dst, const void* src, std::size_t n) {
+  auto* d = static_cast<unsigned char*>(dst);
+  const auto* s = static_cast<const unsigned char*>(src);
+#if defined(__SSE2__)
+  const std::size_t align = detail::cpu_width() == detail::Width::avx512 ? 64 : 16;
+  const std::size_t head =
+      std::min(n, (align - reinterpret_cast<std::uintptr_t>(d) % align) % align);
+  std::memcpy(d, s, head);
+  std::size_t i = head;
+  if (align == 64) {
+    const std::size_t lines = (n - i) / 64 * 64;
+    stream_lines(d + i, s + i, lines);
+    i += lines;
+  }
+  for (; i + 16 <= n; i += 16)
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d + i),
+                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i)));
+  std::memcpy(d + i, s + i, n - i);
+#else
+  std::memcpy(d, s, n);
+#endif
+}
+
+}  // namespace
+
+// The update runs on a copy of each page of parameters (in the L1 cache), which is then
+// streamed to its place: the same operations on the same values as update(), so the same bits.
+template <class T>
+void Optimizer<T>::update_streaming(std::span<T> params, std::span<const T> grads,
+                                    std::size_t begin, std::size_t end) {
+  constexpr std::size_t kChunk = 16384 / sizeof(T);
+  alignas(64) T chunk[kChunk];
+  for (std::size_t at = begin; at < end; at += kChunk) {
+    const std::size_t n = std::min(kChunk, end - at);
+    // The next chunk's parameters asked for now: they come from memory or another core's cache.
+    const std::size_t next = std::min(end, at + kChunk), next_end = std::min(end, next + kChunk);
+    for (std::size_t i = next; i < next_end; i += 64 / sizeof(T))
+      __builtin_prefetch(params.data() + i);
+    std::memcpy(chunk, params.data() + at, n * sizeof(T));
+    update_at(chunk, grads.data() + at, at, n);
+    stream_bytes(params.data() + at, chunk, n * sizeof(T));
+  }
+#if defined(__SSE2__)
+  _mm_sfence();  // the streamed stores ordered before whatever tells the others they are done
+#endif
 }
 
 template <class T>
@@ -78,12 +145,9 @@ struct SgdBody {
 }  // namespace
 
 template <class T>
-void Sgd<T>::update(std::span<T> params, std::span<const T> grads, std::size_t begin,
-                    std::size_t end) {
-  assert(params.size() == grads.size());
+void Sgd<T>::update_at(T* p, const T* g, std::size_t at, std::size_t n) {
   const T mu = T(options_.momentum);
-  detail::run_wide_n<SgdBody>(end - begin, params.data() + begin, grads.data() + begin,
-                              mu == T(0) ? nullptr : velocity_.data() + begin, end - begin,
+  detail::run_wide_n<SgdBody>(n, p, g, mu == T(0) ? nullptr : velocity_.data() + at, n,
                               T(this->lr_), mu, T(options_.weight_decay), first_,
                               options_.nesterov);
 }
@@ -152,11 +216,8 @@ struct AdamBody {
 }  // namespace
 
 template <class T>
-void Adam<T>::update(std::span<T> params, std::span<const T> grads, std::size_t begin,
-                     std::size_t end) {
-  assert(params.size() == grads.size());
-  detail::run_wide_n<AdamBody>(end - begin, params.data() + begin, grads.data() + begin,
-                               m_.data() + begin, v_.data() + begin, end - begin, T(options_.beta1),
+void Adam<T>::update_at(T* p, const T* g, std::size_t at, std::size_t n) {
+  detail::run_wide_n<AdamBody>(n, p, g, m_.data() + at, v_.data() + at, n, T(options_.beta1),
                                T(options_.beta2), T(options_.eps), T(options_.weight_decay),
                                step_size_, bc2_sqrt_, decay_, options_.decoupled);
 }
@@ -180,19 +241,20 @@ void Rmsprop<T>::begin_step(std::size_t n) {
 }
 
 template <class T>
-void Rmsprop<T>::update(std::span<T> params, std::span<const T> grads, std::size_t begin,
-                        std::size_t end) {
+void Rmsprop<T>::update_at(T* p, const T* gr, std::size_t at, std::size_t n) {
   const T lr = T(this->lr_), a = T(options_.alpha), eps = T(options_.eps);
   const T wd = T(options_.weight_decay), mu = T(options_.momentum);
-  for (std::size_t i = begin; i < end; ++i) {
-    const T g = wd == T(0) ? grads[i] : grads[i] + wd * params[i];
-    square_avg_[i] = square_avg_[i] * a + g * g * (T(1) - a);
-    const T avg = std::sqrt(square_avg_[i]) + eps;
+  T* s = square_avg_.data() + at;
+  T* b = mu > T(0) ? buffer_.data() + at : nullptr;
+  for (std::size_t i = 0; i < n; ++i) {
+    const T g = wd == T(0) ? gr[i] : gr[i] + wd * p[i];
+    s[i] = s[i] * a + g * g * (T(1) - a);
+    const T avg = std::sqrt(s[i]) + eps;
     if (mu > T(0)) {
-      buffer_[i] = buffer_[i] * mu + g / avg;
-      params[i] -= lr * buffer_[i];
+      b[i] = b[i] * mu + g / avg;
+      p[i] -= lr * b[i];
     } else {
-      params[i] -= lr * g / avg;
+      p[i] -= lr * g / avg;
     }
   }
 }

@@ -371,9 +371,11 @@ StopReason Trainer<T>::run_batch() {
   // between backward and the step (no shard, no hook), it runs in backward's last dispatch to
   // the threads, each thread over the range of the gradient it has just completed.
   const bool fused = !sharded_ && !one_sample_ && !cb_.after_backward;
+  const bool streamed = sharded_ && cb_.params_shared;
   auto update = [&](std::size_t b, std::size_t e) {
     if (!weights_.empty()) add_l2(b, e, n);
-    optimizer_->update(params, grads, b, e);
+    streamed ? optimizer_->update_streaming(params, grads, b, e)
+             : optimizer_->update(params, grads, b, e);
   };
   const typename Network<T>::RangeJob job{
       [](void* f, std::size_t b, std::size_t e) { (*static_cast<decltype(update)*>(f))(b, e); },

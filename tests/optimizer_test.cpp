@@ -185,6 +185,51 @@ TEST(Rmsprop, MatchesHandComputedSteps) {
   EXPECT_NEAR(p[0], 1.0 - 0.01 * 2.0 / (0.2 + 1e-8) - 0.01 / (std::sqrt(0.0496) + 1e-8), 1e-15);
 }
 
+// update_streaming (the block of a process whose parameters others read in place) gives update's
+// bits for every optimizer, in float and double, over blocks that start and end off a 16-byte
+// boundary and span several of its 4 KiB pages, and leaves the parameters outside the block
+// alone: two optimizers of the same options, one updating each block one way and the other the
+// other way, three steps.
+template <class T>
+void streaming_matches_update(const OptimizerOptions& o) {
+  const std::size_t n = 5000;
+  std::vector<T> p(n), q(n), g(n);
+  for (std::size_t i = 0; i < n; ++i)
+    p[i] = q[i] = T(std::sin(double(i) * 0.7)) * T(0.3);
+  const std::vector<T> initial = p;
+  const auto plain = make_optimizer<T>(o), streamed = make_optimizer<T>(o);
+  const std::pair<std::size_t, std::size_t> blocks[] = {{0, 3}, {3, 1027}, {1027, 4999}, {4999, n}};
+  for (int t = 1; t <= 3; ++t) {
+    for (std::size_t i = 0; i < n; ++i)
+      g[i] = T(std::cos(double(i) * 1.3 + t)) * T(0.01 * t);
+    plain->begin_step(n);
+    streamed->begin_step(n);
+    for (const auto& [b, e] : blocks) {
+      const std::vector<T> before = q;
+      plain->update(p, g, b, e);
+      streamed->update_streaming(q, g, b, e);
+      for (std::size_t i = 0; i < n; ++i)
+        if (i < b || i >= e) ASSERT_EQ(q[i], before[i]) << "outside " << b << ".." << e;
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      ASSERT_EQ(p[i], q[i]) << to_string(o.kind) << ", step " << t << ", element " << i;
+    ASSERT_NE(q[n / 2], initial[n / 2]) << "the streamed update moved nothing";
+  }
+}
+
+TEST(Optimizers, StreamedUpdateHasTheBitsOfUpdate) {
+  for (const OptimizerKind kind :
+       {OptimizerKind::sgd, OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::rmsprop}) {
+    OptimizerOptions o;
+    o.kind = kind;
+    o.lr = 0.05;
+    if (kind == OptimizerKind::sgd || kind == OptimizerKind::rmsprop) o.momentum = 0.9;
+    if (kind != OptimizerKind::adamw) o.weight_decay = 0.01;
+    streaming_matches_update<float>(o);
+    streaming_matches_update<double>(o);
+  }
+}
+
 TEST(Optimizers, FactoryDefaultsFollowPyTorch) {
   OptimizerOptions o;
   o.kind = OptimizerKind::adamw;

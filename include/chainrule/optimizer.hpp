@@ -39,8 +39,17 @@ class Optimizer {
   /// and sizes the state for n parameters), then update over disjoint ranges of [0, n), one per
   /// thread, at once. Each parameter gets exactly what step() gives it, bit for bit.
   virtual void begin_step(std::size_t n) = 0;
-  virtual void update(std::span<T> params, std::span<const T> grads, std::size_t begin,
-                      std::size_t end) = 0;
+  void update(std::span<T> params, std::span<const T> grads, std::size_t begin, std::size_t end) {
+    update_at(params.data() + begin, grads.data() + begin, begin, end - begin);
+  }
+  /// update(), bit for bit, with params[begin, end) written by streaming stores (to memory, past
+  /// the caches): for parameters that other processes read where they lie (Group::place). A
+  /// line another core has read must be taken back from it before a store to it completes, and
+  /// in the caches' way that costs a round trip between the cores for every line; a streaming
+  /// store only has the other copies dropped. W3's block of 3.6 MiB on 2 ranks: 0.30-0.35 ms a
+  /// step against 0.78-0.89 where the two cores share no cache (docs/distributed.md).
+  void update_streaming(std::span<T> params, std::span<const T> grads, std::size_t begin,
+                        std::size_t end);
   double learning_rate() const { return lr_; }
   void set_learning_rate(double lr) { lr_ = lr; }
   /// Number of step() calls so far.
@@ -56,6 +65,9 @@ class Optimizer {
   explicit Optimizer(double lr) : lr_(lr) {}
   /// The buffers step() keeps, in a fixed order.
   virtual std::vector<Buffer<T>*> buffers() = 0;
+  /// The update of the n parameters at p, parameter `at` of the buffer first (its state at
+  /// index `at`), from their gradients g.
+  virtual void update_at(T* p, const T* g, std::size_t at, std::size_t n) = 0;
   double lr_;
   std::int64_t steps_ = 0;
 };
@@ -76,12 +88,11 @@ class Sgd final : public Optimizer<T> {
  public:
   explicit Sgd(SgdOptions options);
   void begin_step(std::size_t n) override;
-  void update(std::span<T> params, std::span<const T> grads, std::size_t begin,
-              std::size_t end) override;
   const SgdOptions& options() const { return options_; }
 
  private:
   std::vector<Buffer<T>*> buffers() override { return {&velocity_}; }
+  void update_at(T* p, const T* g, std::size_t at, std::size_t n) override;
   SgdOptions options_;
   Buffer<T> velocity_;  // parallel to params; empty without momentum
   bool first_ = false;  // this step is the first (v = g)
@@ -105,12 +116,11 @@ class Adam final : public Optimizer<T> {
  public:
   explicit Adam(AdamOptions options);
   void begin_step(std::size_t n) override;
-  void update(std::span<T> params, std::span<const T> grads, std::size_t begin,
-              std::size_t end) override;
   const AdamOptions& options() const { return options_; }
 
  private:
   std::vector<Buffer<T>*> buffers() override { return {&m_, &v_}; }
+  void update_at(T* p, const T* g, std::size_t at, std::size_t n) override;
   AdamOptions options_;
   Buffer<T> m_, v_;                             // first and second moments, parallel to params
   T step_size_ = 0, bc2_sqrt_ = 1, decay_ = 1;  // this step's bias corrections and decay
@@ -133,11 +143,10 @@ class Rmsprop final : public Optimizer<T> {
  public:
   explicit Rmsprop(RmspropOptions options);
   void begin_step(std::size_t n) override;
-  void update(std::span<T> params, std::span<const T> grads, std::size_t begin,
-              std::size_t end) override;
 
  private:
   std::vector<Buffer<T>*> buffers() override { return {&square_avg_, &buffer_}; }
+  void update_at(T* p, const T* g, std::size_t at, std::size_t n) override;
   RmspropOptions options_;
   Buffer<T> square_avg_, buffer_;
 };

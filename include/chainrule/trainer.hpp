@@ -178,6 +178,10 @@ struct TrainCallbacks {
   std::function<void(std::span<double> values)> sum;
   std::function<std::pair<std::size_t, std::size_t>(GradientSpan grads)> reduce_scatter;
   std::function<void(GradientSpan values)> all_gather;
+  /// With a shard: the parameters lie where the other processes read them (Group::place), so
+  /// the optimizer writes this process's block with streaming stores
+  /// (Optimizer::update_streaming).
+  bool params_shared = false;
   /// With TrainOptions::Shard::starts: Group::exchange, the rows that balance a batch (each row
   /// its inputs, then its targets).
   std::function<void(GradientSpan send, std::span<const std::size_t> send_counts, GradientSpan recv,
