@@ -5,7 +5,6 @@
 #endif
 
 #include <algorithm>
-#include <cassert>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -75,7 +74,7 @@ void stream_bytes(void* dst, const void* src, std::size_t n) {
 
 }  // namespace
 
-// The update runs on a copy of each page of parameters (in the L1 cache), which is then
+// The update runs on a copy of each 16 KiB of parameters (in the L1 cache), which is then
 // streamed to its place: the same operations on the same values as update(), so the same bits.
 template <class T>
 void Optimizer<T>::update_streaming(std::span<T> params, std::span<const T> grads,

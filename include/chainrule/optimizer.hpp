@@ -46,8 +46,8 @@ class Optimizer {
   /// the caches): for parameters that other processes read where they lie (Group::place). A
   /// line another core has read must be taken back from it before a store to it completes, and
   /// in the caches' way that costs a round trip between the cores for every line; a streaming
-  /// store only has the other copies dropped. W3's block of 3.6 MiB on 2 ranks: 0.30-0.35 ms a
-  /// step against 0.78-0.89 where the two cores share no cache (docs/distributed.md).
+  /// store only has the other copies dropped. W3's block of 3.6 MiB on 2 ranks whose cores
+  /// share no cache: 0.46-0.58 ms a step against 0.67-0.87 (docs/distributed.md).
   void update_streaming(std::span<T> params, std::span<const T> grads, std::size_t begin,
                         std::size_t end);
   double learning_rate() const { return lr_; }
