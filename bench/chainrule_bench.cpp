@@ -8,7 +8,7 @@
 //   chainrule_bench w5 CSV [--threads N]     a numeric CSV into the float training matrix, MB/s
 //   chainrule_bench gemm [--threads N]       OpenBLAS sgemm GFLOP/s at W3's shapes
 //   chainrule_bench peak [--threads N]       the cores' float32 multiply-add peak, GFLOP/s
-//   chainrule_bench line                     a cache line's round trip between cores 0 and 1, ns
+//   chainrule_bench line                     a cache line's round trip between two cores, ns
 #include <cblas.h>
 #include <fmt/core.h>
 #include <immintrin.h>
@@ -405,16 +405,19 @@ int peak(int threads) {
 }
 
 // What a value written on one core costs the other to read: one cache line passed back and
-// forth between two threads pinned to cores 0 and 1 (each waits for the other's number, then
+// forth between two threads pinned to two cores (each waits for the other's number, then
 // writes the next), the median of five runs of 100,000 round trips. A split of one batch's work
 // between the cores moves hundreds of lines a step, each at this latency at worst: on the
 // virtual machines of this project it was 80 ns where the two vCPUs shared an L3 cache and
 // 380-480 ns where they did not, the same machine from one hour to the next (bench/RESULTS.md).
 int line_round_trip() {
   cpu_set_t cores;
-  if (sched_getaffinity(0, sizeof cores, &cores) != 0 || !CPU_ISSET(0, &cores) ||
-      !CPU_ISSET(1, &cores)) {
-    fmt::print(stderr, "chainrule_bench: line needs cores 0 and 1\n");
+  int first = -1, second = -1;  // the first two cores this process may run on (0 and 1 here)
+  if (sched_getaffinity(0, sizeof cores, &cores) == 0)
+    for (int c = 0; c < CPU_SETSIZE && second < 0; ++c)
+      if (CPU_ISSET(c, &cores)) (first < 0 ? first : second) = c;
+  if (second < 0) {
+    fmt::print(stderr, "chainrule_bench: line needs two cores\n");
     return 1;
   }
   const auto pin = [](int core) {
@@ -428,14 +431,14 @@ int line_round_trip() {
   for (int run = 0; run < 5; ++run) {
     alignas(64) std::atomic<long> line{0};
     std::thread other([&] {
-      pin(1);
+      pin(second);
       for (long i = 0; i < kTrips; ++i) {
         while (line.load(std::memory_order_acquire) != 2 * i + 1) {
         }
         line.store(2 * i + 2, std::memory_order_release);
       }
     });
-    if (!pin(0)) {
+    if (!pin(first)) {
       other.detach();
       return 1;
     }
@@ -449,9 +452,9 @@ int line_round_trip() {
     other.join();
   }
   std::sort(runs.begin(), runs.end());
-  fmt::print(R"({{"workload":"line","peer":"cores 0 and 1","threads":2,"round_trip_ns":{:.1f}}})"
+  fmt::print(R"({{"workload":"line","peer":"cores {} and {}","threads":2,"round_trip_ns":{:.1f}}})"
              "\n",
-             runs[runs.size() / 2]);
+             first, second, runs[runs.size() / 2]);
   return 0;
 }
 
