@@ -352,9 +352,10 @@ void Network<T>::backward_then(const BatchView<T>& Y, RangeJob job, bool fresh, 
   const auto mode = fresh ? Dense<T>::Grads::assign : Dense<T>::Grads::add;
   if (!kept_)
     backward(Y);  // throws: no forward pass kept
+  else if (one_ && fresh)
+    backward_one<false>(input_.data(), Y.data());
   else if (one_)
-    fresh ? backward_one<false>(input_.data(), Y.data())
-          : backward_one<true>(input_.data(), Y.data());
+    backward_one<true>(input_.data(), Y.data());
   else if (split_ > 1)
     return backward_blocks(Y, &job, mode);
   else

@@ -374,8 +374,10 @@ StopReason Trainer<T>::run_batch() {
   const bool streamed = sharded_ && cb_.params_shared;
   auto update = [&](std::size_t b, std::size_t e) {
     if (!weights_.empty()) add_l2(b, e, n);
-    streamed ? optimizer_->update_streaming(params, grads, b, e)
-             : optimizer_->update(params, grads, b, e);
+    if (streamed)
+      optimizer_->update_streaming(params, grads, b, e);
+    else
+      optimizer_->update(params, grads, b, e);
   };
   const typename Network<T>::RangeJob job{
       [](void* f, std::size_t b, std::size_t e) { (*static_cast<decltype(update)*>(f))(b, e); },
