@@ -409,7 +409,7 @@ int peak(int threads) {
 // writes the next), the median of five runs of 100,000 round trips. A split of one batch's work
 // between the cores moves hundreds of lines a step, each at this latency at worst: on the
 // virtual machines of this project it was 80 ns where the two vCPUs shared an L3 cache and
-// 380-480 ns where they did not, the same machine from one hour to the next (bench/RESULTS.md).
+// 360-470 ns where they did not, the same machine from one hour to the next (bench/RESULTS.md).
 int line_round_trip() {
   cpu_set_t cores;
   int first = -1, second = -1;  // the first two cores this process may run on (0 and 1 here)
@@ -426,6 +426,7 @@ int line_round_trip() {
     CPU_SET(core, &one);
     return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
   };
+  if (!pin(first)) return 1;  // before the other thread starts: no thread left waiting
   constexpr long kTrips = 100'000;
   std::vector<double> runs;
   for (int run = 0; run < 5; ++run) {
@@ -438,10 +439,6 @@ int line_round_trip() {
         line.store(2 * i + 2, std::memory_order_release);
       }
     });
-    if (!pin(first)) {
-      other.detach();
-      return 1;
-    }
     const auto t = Clock::now();
     for (long i = 0; i < kTrips; ++i) {
       line.store(2 * i + 1, std::memory_order_release);

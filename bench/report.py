@@ -140,8 +140,8 @@ if c1 and c2:
     bound = f"; bound from the cores, halves: {even:.2f}×" if even else ""
     table = f"the table's medians {c2['seconds'] / c1['seconds']:.2f}× ({fmt_s(c2['seconds'])} vs {fmt_s(c1['seconds'])})"
     if pairs:
-        near = [r for r, ns in zip(pairs["ratios"], pairs.get("lines_ns") or []) if ns and ns < 200]
-        far = [r for r, ns in zip(pairs["ratios"], pairs.get("lines_ns") or []) if ns and ns >= 200]
+        near = [r for r, ns in zip(pairs["ratios"], trips) if ns and ns < 200]
+        far = [r for r, ns in zip(pairs["ratios"], trips) if ns and ns >= 200]
         split = "".join(f"; pairs with the cores' line round trip {name} 200 ns: median {statistics.median(rs):.2f}× ({len(rs)})"
                         for name, rs in (("under", near), ("over", far)) if rs)
         targets.append(("W2 on 2 threads in at most 0.6× the 1-thread time (median of pairs in turns)",
