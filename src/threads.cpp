@@ -125,11 +125,17 @@ struct WorkerPool::State {
       word = next.load(std::memory_order_acquire);
     }
   }
+  // The epoch is read before the stop flag: the pool's destructor sets the flag and then moves
+  // the epoch on, so a worker that reads the moved epoch sees the flag, and one that reads an
+  // earlier epoch waits for that move. Read the other way round, a worker held up between the
+  // two reads (preempted) took the destructor's move for a dispatch and slept on it for good,
+  // the destructor waiting for it: a hang at the end of a threaded CSV read, found by
+  // scripts/fuzz (docs/design-notes.md, "Threads").
   void loop(std::uint32_t seen) {
     for (;;) {
       await_change(epoch, seen);
-      if (stop.load(std::memory_order_acquire)) return;
       seen = epoch.load(std::memory_order_acquire);
+      if (stop.load(std::memory_order_acquire)) return;
       claim(seen);
     }
   }
