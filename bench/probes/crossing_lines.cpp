@@ -69,6 +69,11 @@ int main(int argc, char** argv) {
   }
   const int lines = std::clamp(std::atoi(argv[1]), 0, kMaxLines);
   const std::string m = argv[2];
+  if (m != "plain" && m != "stream" && m != "prefetchw" && m != "prefetch") {
+    std::fprintf(stderr, "crossing_lines: no mode '%s' (plain, stream, prefetchw, prefetch)\n",
+                 m.c_str());
+    return 2;
+  }
   const Mode mode = m == "stream"      ? Mode::stream
                     : m == "prefetchw" ? Mode::prefetchw
                     : m == "prefetch"  ? Mode::prefetch
@@ -76,10 +81,10 @@ int main(int argc, char** argv) {
   chainrule::detail::WorkerPool pool;
   chainrule::detail::PhasedParts phases;
   constexpr int kPhases = 3, kSteps = 20000;
-  volatile float sink = 0;
+  volatile float sink[2] = {};  // each part's sum, kept so that its reads are not dropped
   int step = 0;
   auto part = [&](std::size_t p, std::size_t t) {
-    sink = phase(int(t), lines, mode, step + int(p));
+    sink[t] = phase(int(t), lines, mode, step + int(p));
   };
   std::vector<double> rounds;
   for (int round = 0; round < 5; ++round) {
