@@ -345,7 +345,8 @@ const Batch<T>& Network<T>::run_blocks(const BatchView<T>& X, bool keep, Rng* dr
 
 template <class T>
 void Network<T>::backward_then(const BatchView<T>& Y, RangeJob job, bool fresh, double* loss) {
-  if (kept_ && !one_ && cols_ > 1) return backward_cols(Y, &job, fresh, loss);
+  const RangeJob* then = job.run ? &job : nullptr;  // a job without `run`: none
+  if (kept_ && !one_ && cols_ > 1) return backward_cols(Y, then, fresh, loss);
   if (loss) *loss = this->loss(Y);
   // With `fresh`, every path writes the gradients instead of adding to them: no zeroing pass
   // (W3's 7 MiB a step).
@@ -357,10 +358,11 @@ void Network<T>::backward_then(const BatchView<T>& Y, RangeJob job, bool fresh, 
   else if (one_)
     backward_one<true>(input_.data(), Y.data());
   else if (split_ > 1)
-    return backward_blocks(Y, &job, mode);
+    return backward_blocks(Y, then, mode);
   else
     backward_whole(Y, mode);
-  parallel_ranges(params_.size(), [&](std::size_t b, std::size_t e) { job.run(job.ctx, b, e); });
+  if (then)
+    parallel_ranges(params_.size(), [&](std::size_t b, std::size_t e) { job.run(job.ctx, b, e); });
 }
 
 template <class T>

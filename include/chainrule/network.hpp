@@ -95,7 +95,8 @@ class Network {
     void (*run)(void* ctx, std::size_t begin, std::size_t end);
     void* ctx;
   };
-  /// backward(Y), then `job` over the whole parameter buffer cut into ranges: where the batch
+  /// backward(Y), then `job` (if its `run` is set) over the whole parameter buffer cut into
+  /// ranges: where the batch
   /// ran in blocks, each thread runs it on the range of the gradient it has just finished
   /// summing, in the same dispatch; otherwise as parallel_ranges. The result is that of backward
   /// followed by the job over [0, num_params()). With `fresh`, the gradient is this batch's
