@@ -7,7 +7,10 @@
 #             then that build installed into a prefix and consumed by find_package, the
 #             installed package naming none of those packages (one build of the library for
 #             both: each costs this suite minutes)
-# Usage: run.sh install|subdir|pkgconfig SOURCE_DIR BUILD_DIR WORK_DIR
+#   mpi       the install's mpi component: examples/distributed.cpp built with
+#             find_package(chainrule COMPONENTS mpi) and with pkg-config's chainrule-mpi, run
+#             under mpirun on 2 processes: the model file the in-tree build of the example writes
+# Usage: run.sh install|subdir|pkgconfig|mpi SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 mode=$1 src=$2 build=$3 work=$4
 rm -rf "$work" && mkdir -p "$work"
@@ -54,6 +57,56 @@ case "$mode" in
     cmake --build "$work/installed" -j 2 >/dev/null
     "$work/installed/consumer" "$people" gender "$work/model2.safetensors"
     cmp "$work/model.safetensors" "$work/model2.safetensors"
+    # Built without MPI, the package has no mpi component: asking for it fails at configure
+    # time, saying so.
+    if cmake -S "$src/tests/consumer" -B "$work/no-mpi" -DCMAKE_PREFIX_PATH="$work/prefix" \
+      -DCHAINRULE_CONSUMER_MPI=ON "${no_cli[@]}" >"$work/no-mpi.log" 2>&1; then
+      echo "find_package(chainrule COMPONENTS mpi) passed in a build without MPI" >&2
+      exit 1
+    fi
+    grep -q "built without MPI" "$work/no-mpi.log"
+    ;;
+  mpi)
+    cmake --install "$build" --prefix "$work/prefix" >/dev/null
+    # A small classification table (two classes by a rule on three columns), the same each run.
+    awk 'BEGIN { print "a,b,c,label"
+                 for (i = 0; i < 240; i++) {
+                   a = (i * 37 % 101) / 10; b = (i * 53 % 97) / 10; c = (i * 29 % 89) / 10
+                   printf "%.1f,%.1f,%.1f,%s\n", a, b, c, (a + b > c + 5 ? "yes" : "no") } }' \
+      >"$work/data.csv"
+    mpi=(mpirun --allow-run-as-root --oversubscribe -np 2)
+    "${mpi[@]}" "$build/example_distributed" "$work/data.csv" "$work/in-tree.safetensors"
+    "$build/example_distributed" "$work/data.csv" "$work/in-tree-1.safetensors"
+    # find_package(chainrule COMPONENTS mpi), in a project with only C++ enabled.
+    cmake -S "$src/tests/consumer" -B "$work/build" -DCMAKE_PREFIX_PATH="$work/prefix" \
+      -DCHAINRULE_CONSUMER_MPI=ON >/dev/null
+    cmake --build "$work/build" -j 2 >/dev/null
+    "${mpi[@]}" "$work/build/distributed" "$work/data.csv" "$work/cmake.safetensors"
+    cmp "$work/in-tree.safetensors" "$work/cmake.safetensors"
+    "$work/build/distributed" "$work/data.csv" "$work/cmake-1.safetensors"  # without mpirun
+    cmp "$work/in-tree-1.safetensors" "$work/cmake-1.safetensors"
+    # The same in a project that enables C as well.
+    cmake -S "$src/tests/consumer" -B "$work/build-c" -DCMAKE_PREFIX_PATH="$work/prefix" \
+      -DCHAINRULE_CONSUMER_MPI=ON -DCHAINRULE_CONSUMER_C=ON >/dev/null
+    cmake --build "$work/build-c" -j 2 >/dev/null
+    "${mpi[@]}" "$work/build-c/distributed" "$work/data.csv" "$work/cmake-c.safetensors"
+    cmp "$work/in-tree.safetensors" "$work/cmake-c.safetensors"
+    # pkg-config's chainrule-mpi (which requires chainrule and the MPI library's own .pc).
+    export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib/x86_64-linux-gnu/pkgconfig"
+    # shellcheck disable=SC2046
+    g++ -O2 "$src/examples/distributed.cpp" -o "$work/distributed-pc" \
+      $(pkg-config --cflags --libs chainrule-mpi)
+    "${mpi[@]}" "$work/distributed-pc" "$work/data.csv" "$work/pc.safetensors"
+    cmp "$work/in-tree.safetensors" "$work/pc.safetensors"
+    # A bad row: one line from the process that read it, a non-zero exit, no model written.
+    { cat "$work/data.csv"; echo "1.0,2.0"; } >"$work/bad.csv"
+    if "${mpi[@]}" "$work/build/distributed" "$work/bad.csv" "$work/bad.safetensors" \
+      >"$work/bad.log" 2>&1; then
+      echo "a bad row passed" >&2
+      exit 1
+    fi
+    test "$(grep -c '^distributed: .*bad.csv:242:' "$work/bad.log")" = 1
+    test ! -e "$work/bad.safetensors"
     ;;
 esac
 echo "consumer ($mode): ok"
