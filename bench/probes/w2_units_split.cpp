@@ -118,6 +118,15 @@ void backward_part(Part& p, int t, const float* other) {
   step_down(w2, kK, p.dW2, kK, kH1, kK);
 }
 
+// Part t's step s on two threads or processes: its partial sum where the other reads it, the
+// wait, the rest.
+void split_step(Part& p, int t, int s, Barrier& meet) {
+  p.P = shared_P[s & 1][t];
+  forward_part(p, s);
+  meet.wait();
+  backward_part(p, t, shared_P[s & 1][1 - t]);
+}
+
 double epoch(const std::string& mode, Part& whole, Part* parts[2], Barrier& meet) {
   const auto start = std::chrono::steady_clock::now();
   if (mode == "one") {
@@ -133,22 +142,12 @@ double epoch(const std::string& mode, Part& whole, Part* parts[2], Barrier& meet
       backward_part(*parts[1], 1, parts[0]->P);
     }
   } else if (mode == "procs") {  // part 1 in a forked process: its loop runs in step with ours
-    for (int s = 0; s < kSteps; ++s) {
-      Part& p = *parts[0];
-      p.P = shared_P[s & 1][0];
-      forward_part(p, s);
-      meet.wait();
-      backward_part(p, 0, shared_P[s & 1][1]);
-    }
+    for (int s = 0; s < kSteps; ++s)
+      split_step(*parts[0], 0, s, meet);
   } else {
     auto run = [&](int t) {
-      for (int s = 0; s < kSteps; ++s) {
-        Part& p = *parts[t];
-        p.P = shared_P[s & 1][t];
-        forward_part(p, s);
-        meet.wait();
-        backward_part(p, t, shared_P[s & 1][1 - t]);
-      }
+      for (int s = 0; s < kSteps; ++s)
+        split_step(*parts[t], t, s, meet);
     };
     std::thread other(run, 1);
     run(0);
@@ -202,13 +201,8 @@ int main(int argc, char** argv) {
   pid_t child = -1;
   if (mode == "procs" && (child = fork()) == 0) {
     for (int round = 0; round < 5; ++round)
-      for (int s = 0; s < kSteps; ++s) {
-        Part& p = *parts[1];
-        p.P = shared_P[s & 1][1];
-        forward_part(p, s);
-        meet.wait();
-        backward_part(p, 1, shared_P[s & 1][0]);
-      }
+      for (int s = 0; s < kSteps; ++s)
+        split_step(*parts[1], 1, s, meet);
     _exit(0);
   }
   std::vector<double> times;
