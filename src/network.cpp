@@ -65,6 +65,7 @@ void Network<T>::place(T* params, T* grads) {
   g.assign(grads_.begin(), grads_.end());
   params_ = std::move(p);
   grads_ = std::move(g);
+  one_plan_.layers.clear();
 }
 
 template <class T>
@@ -126,6 +127,7 @@ std::size_t Network<T>::blocks_for(Index N) const {
 
 template <class T>
 void Network<T>::switch_work(Index N, bool training) {
+  one_plan_.layers.clear();  // its pointers are into the batch-size-1 workspaces
   WorkSet current{work_rows_, std::move(work_), std::move(input_)};
   auto kept =
       std::find_if(spare_.begin(), spare_.end(), [&](const WorkSet& s) { return s.rows == N; });

@@ -50,29 +50,65 @@ void layer_forward_one(const T* __restrict x, const T* __restrict W, const T* __
 
 // One layer's gradients for one sample from its dz: gW (+)= xᵀ dz, gb (+)= dz (Add: added to
 // what is there; otherwise 0 + the term, the same bits as adding to zeroed gradients). When dx
-// is given, dx = (dz Wᵀ) ⊙ f'(a) of the layer below, whose output a is.
-template <Activation Below, bool Add, class T>
-void layer_backward_one(const T* __restrict x, const T* __restrict dz, const T* __restrict W,
-                        T* __restrict gW, T* __restrict gb, const T* __restrict a, T* __restrict dx,
-                        Index in, Index out) {
-  for (Index j = 0; j < out; ++j) {
-    T* g = gW + in * j;
-    const T d = dz[j];
-    for (Index i = 0; i < in; ++i)
-      g[i] = (Add ? g[i] : T(0)) + x[i] * d;
-    gb[j] = (Add ? gb[j] : T(0)) + d;
-  }
-  if (!dx) return;
-  if constexpr (Below == Activation::softmax) {
-    detail::not_elementwise();  // a softmax below the top layer has no elementwise derivative
-  } else {
-    for (Index i = 0; i < in; ++i) {
-      T sum = 0;
-      for (Index j = 0; j < out; ++j)
-        sum += dz[j] * W[i + in * j];
-      dx[i] = sum * detail::derivative_one(Below, a[i]);
+// is given, dx = (dz Wᵀ) ⊙ f'(a) of the layer below, whose output a is, computed first: with
+// Descend, each weight is then updated, W -= lr · gW and b -= lr · gb (Sgd's update, bit for bit).
+template <Activation Below, bool Add, bool Descend, class T>
+void layer_backward_one(const T* __restrict x, const T* __restrict dz, T* __restrict W,
+                        T* __restrict b, T* __restrict gW, T* __restrict gb, const T* __restrict a,
+                        T* __restrict dx, Index in, Index out, T lr) {
+  if (dx) {
+    if constexpr (Below == Activation::softmax) {
+      detail::not_elementwise();  // a softmax below the top layer has no elementwise derivative
+    } else {
+      for (Index i = 0; i < in; ++i) {
+        T sum = 0;
+        for (Index j = 0; j < out; ++j)
+          sum += dz[j] * W[i + in * j];
+        dx[i] = sum * detail::derivative_one(Below, a[i]);
+      }
     }
   }
+  for (Index j = 0; j < out; ++j) {
+    T* g = gW + in * j;
+    T* w = W + in * j;
+    const T d = dz[j];
+    for (Index i = 0; i < in; ++i) {
+      g[i] = (Add ? g[i] : T(0)) + x[i] * d;
+      if constexpr (Descend) w[i] -= lr * g[i];
+    }
+    gb[j] = (Add ? gb[j] : T(0)) + d;
+    if constexpr (Descend) b[j] -= lr * gb[j];
+  }
+}
+
+// A layer's loops in step_one's plan (L: Network<T>::OneLayer), compiled for its activation.
+template <Activation Act, class L, class T>
+void planned_forward(const T* x, const L& l) {
+  layer_forward_one<Act>(x, l.W, l.b, l.z, l.a, l.in, l.out);
+  if constexpr (Act == Activation::softmax) activate(Activation::softmax, *l.Zb, *l.Ab);
+}
+
+// The output layer's ∂L/∂Z for one sample, as top_delta_one computes it; Fused: the loss's
+// gradient is already ∂L/∂Z.
+template <Activation Act, bool Fused, class L, class T>
+void planned_top(const L& l, const T* __restrict y, T factor) {
+  const T* __restrict a = l.a;
+  T* __restrict d = l.dz;
+  for (Index k = 0; k < l.out; ++k)
+    d[k] = (a[k] - y[k]) * factor;
+  if constexpr (Fused) return;
+  if constexpr (Act == Activation::softmax) {
+    activation_backward(Act, *l.Ab, *l.dZb, *l.dZb);
+  } else {
+    for (Index k = 0; k < l.out; ++k)
+      d[k] = d[k] * detail::derivative_one(Act, a[k]);
+  }
+}
+
+template <Activation Below, bool Descend, class L, class T>
+void planned_backward(const T* x, const L& l, T lr) {
+  layer_backward_one<Below, false, Descend>(x, l.dz, l.W, l.b, l.gW, l.gb, l.below_a, l.dx, l.in,
+                                            l.out, lr);
 }
 
 }  // namespace
@@ -96,8 +132,7 @@ void Network<T>::forward_one(const T* x) {
 }
 
 template <class T>
-template <bool Add>
-void Network<T>::backward_one(const T* x0, const T* y) {
+void Network<T>::top_delta_one(const T* y) {
   // ∂L/∂Z of the output layer (∂L/∂A first where the loss is not fused), as loss_gradient and
   // activation_backward compute it, element by element.
   Workspace& top = work_.back();
@@ -118,7 +153,13 @@ void Network<T>::backward_one(const T* x0, const T* y) {
           d[k] = d[k] * detail::derivative_one(act(), a[k]);
       });
   }
-  const T* p = params_.data();
+}
+
+template <class T>
+template <bool Add>
+void Network<T>::backward_one(const T* x0, const T* y) {
+  top_delta_one(y);
+  T* p = params_.data();
   T* g = grads_.data();
   for (std::size_t l = layers_.size(); l-- > 0;) {
     const Dense<T>& layer = layers_[l];
@@ -135,29 +176,99 @@ void Network<T>::backward_one(const T* x0, const T* y) {
       below = layers_[l - 1].activation();
     }
     with_activation(below, [&](auto act) {
-      layer_backward_one<act(), Add>(x, work_[l].dZ.data(), p + layer.offset(), g + layer.offset(),
-                                     g + layer.bias_offset(), below_a, dx, in, out);
+      layer_backward_one<act(), Add, false>(x, work_[l].dZ.data(), p + layer.offset(),
+                                            p + layer.bias_offset(), g + layer.offset(),
+                                            g + layer.bias_offset(), below_a, dx, in, out, T(0));
     });
   }
 }
 
 template <class T>
-double Network<T>::step_one(const T* x, const T* y) {
-  use_work_for(1, true);
-  forward_one(x);
-  kept_ = false;  // x is not kept: a backward() now needs a forward() first
-  const Workspace& top = work_.back();
-  double sum = 0;
-  detail::add_sample_loss<T>(spec_.loss, top.Z.data(), top.A.data(), y, outputs(), sum);
-  backward_one<false>(x, y);  // written over the gradients, as zero_grad and adding would
-  return sum / detail::loss_count(spec_.loss, 1, outputs());
+void Network<T>::make_one_plan() {
+  one_plan_.layers.clear();
+  T* p = params_.data();
+  T* g = grads_.data();
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const Dense<T>& layer = layers_[l];
+    Workspace& w = work_[l];
+    const Index in = layer.in(), out = layer.out();
+    for (Batch<T>* m : {&w.Z, &w.A, &w.dZ})
+      if (m->rows() != 1 || m->cols() != out) m->resize(1, out);
+    OneLayer one{};
+    one.W = p + layer.offset();
+    one.b = p + layer.bias_offset();
+    one.gW = g + layer.offset();
+    one.gb = g + layer.bias_offset();
+    one.z = w.Z.data();
+    one.a = w.A.data();
+    one.dz = w.dZ.data();
+    one.Zb = &w.Z;
+    one.Ab = &w.A;
+    one.dZb = &w.dZ;
+    one.in = in;
+    one.out = out;
+    if (l > 0) {  // sized in the iteration before
+      one.dx = work_[l - 1].dZ.data();
+      one.below_a = work_[l - 1].A.data();
+    }
+    with_activation(layer.activation(),
+                    [&](auto act) { one.forward = &planned_forward<act(), OneLayer, T>; });
+    with_activation(l > 0 ? layers_[l - 1].activation() : Activation::identity, [&](auto act) {
+      one.backward[0] = &planned_backward<act(), false, OneLayer, T>;
+      one.backward[1] = &planned_backward<act(), true, OneLayer, T>;
+    });
+    one_plan_.layers.push_back(one);
+  }
+  with_activation(layers_.back().activation(), [&](auto act) {
+    if (is_fused(spec_.loss))
+      one_plan_.top = &planned_top<act(), true, OneLayer, T>;
+    else
+      one_plan_.top = &planned_top<act(), false, OneLayer, T>;
+  });
+  one_plan_.factor =
+      T(detail::gradient_factor(spec_.loss, loss_rows_ > 0 ? loss_rows_ : 1, outputs()));
 }
 
-#define CHAINRULE_INSTANTIATE(T)                                     \
-  template void Network<T>::forward_one(const T*);                   \
-  template void Network<T>::backward_one<true>(const T*, const T*);  \
-  template void Network<T>::backward_one<false>(const T*, const T*); \
-  template double Network<T>::step_one(const T*, const T*);
+template <class T>
+template <bool Descend>
+double Network<T>::step_one_planned(const T* x, const T* y, T lr) {
+  use_work_for(1, true);  // clears the plan when the workspaces change
+  if (one_plan_.layers.empty()) make_one_plan();
+  kept_ = false;  // x is not kept: a backward() now needs a forward() first
+  const std::vector<OneLayer>& plan = one_plan_.layers;
+  const T* in = x;
+  for (const OneLayer& l : plan) {
+    l.forward(in, l);
+    in = l.a;
+  }
+  const OneLayer& top = plan.back();
+  double sum = 0;
+  detail::add_sample_loss<T>(spec_.loss, top.z, top.a, y, top.out, sum);
+  one_plan_.top(top, y, one_plan_.factor);
+  // Written over the gradients, as zero_grad and adding would.
+  for (std::size_t l = plan.size(); l-- > 0;)
+    plan[l].backward[Descend](l == 0 ? x : plan[l - 1].a, plan[l], lr);
+  return sum / detail::loss_count(spec_.loss, 1, top.out);
+}
+
+template <class T>
+double Network<T>::step_one(const T* x, const T* y) {
+  return step_one_planned<false>(x, y, T(0));
+}
+
+template <class T>
+double Network<T>::step_one_descend(const T* x, const T* y, T lr) {
+  return step_one_planned<true>(x, y, lr);
+}
+
+#define CHAINRULE_INSTANTIATE(T)                                       \
+  template void Network<T>::forward_one(const T*);                     \
+  template void Network<T>::backward_one<true>(const T*, const T*);    \
+  template void Network<T>::backward_one<false>(const T*, const T*);   \
+  template double Network<T>::step_one(const T*, const T*);            \
+  template double Network<T>::step_one_descend(const T*, const T*, T); \
+  template void Network<T>::top_delta_one(const T*);                   \
+  template void Network<T>::make_one_plan();
 CHAINRULE_INSTANTIATE(float)
 CHAINRULE_INSTANTIATE(double)
 #undef CHAINRULE_INSTANTIATE

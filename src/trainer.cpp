@@ -102,6 +102,7 @@ Trainer<T>::Trainer(Network<T>& net, BatchView<T> X, BatchView<T> Y, BatchView<T
     send_counts_.resize(std::size_t(P));
     recv_counts_.resize(std::size_t(P));
   }
+  descend_ = one_sample_ && weights_.empty() && optimizer_->plain_descent();
   samples_in_a_row_ = one_sample_ && !sharded_ && !callbacks.after_backward &&
                       !callbacks.on_batch && !callbacks.decide_stop;
   if (sharded_)
@@ -414,9 +415,14 @@ template <class T>
 double Trainer<T>::sample_step(Index first) {
   const Index r = s_.order[std::size_t(first)];
   local_n_ = 1;
+  const std::span<T> params = net_.params();
+  if (descend_) {  // the optimizer's update made within the network's pass
+    optimizer_->begin_step(params.size());
+    return net_.step_one_descend(X_.row(r).data(), Y_.row(r).data(),
+                                 T(optimizer_->learning_rate()));
+  }
   const double penalty = weights_.empty() ? 0 : l2_penalty(1);  // of the weights before the step
   const double loss = net_.step_one(X_.row(r).data(), Y_.row(r).data()) + penalty;
-  const std::span<T> params = net_.params();
   if (!weights_.empty()) add_l2(0, params.size(), 1);
   optimizer_->begin_step(params.size());
   optimizer_->update(params, net_.grads(), 0, params.size());

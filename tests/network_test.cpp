@@ -14,6 +14,7 @@
 #include "../src/prefault.hpp"
 #include "chainrule/error.hpp"
 #include "chainrule/init.hpp"
+#include "chainrule/optimizer.hpp"
 #include "chainrule/random.hpp"
 #include "chainrule/threads.hpp"
 #include "vm_flags.hpp"
@@ -297,6 +298,54 @@ TEST(Network, StepOneEqualsTheStepsItFuses) {
   Network<double> dropped({.inputs = 2, .layers = {{2, Activation::sigmoid}, {1}}});
   dropped.set_dropout_rate(0.2);
   EXPECT_FALSE(dropped.one_sample_path());
+}
+
+// step_one_descend is step_one followed by an Sgd step without momentum, bit for bit: loss,
+// gradients and updated weights, over several steps (the plan step_one keeps, reused), after a
+// pass of another batch size in between (which moves the workspaces the plan points into), in a
+// copy of the network (whose plan must point into its own buffers), and in parameters placed in
+// memory the network does not own.
+TEST(Network, StepOneDescendEqualsStepOneThenSgd) {
+  for_each_small_network(
+      23, [](Network<double>& net, const Batch<double>& x, const Batch<double>& y) {
+        Network<double> fused = net;
+        Sgd<double> sgd({.lr = 0.3});
+        const auto same = [](std::span<const double> a, std::span<const double> b) {
+          return std::equal(a.begin(), a.end(), b.begin(), b.end());
+        };
+        const Batch<double> x5 = Batch<double>::Constant(7, 5, 0.25);
+        for (int step = 0; step < 4; ++step) {
+          SCOPED_TRACE("step " + std::to_string(step));
+          if (step == 2)  // three other batch sizes through both (the one-sample workspaces
+                          // are dropped: Network keeps two spare sets), then one sample again
+            for (const Index rows : {5, 6, 7}) {
+              net.forward(x5.topRows(rows));
+              fused.forward(x5.topRows(rows));
+            }
+          const double loss = net.step_one(x.data(), y.data());
+          sgd.step(net.params(), net.grads());
+          EXPECT_EQ(fused.step_one_descend(x.data(), y.data(), 0.3), loss);
+          ASSERT_TRUE(same(fused.grads(), net.grads()));
+          ASSERT_TRUE(same(fused.params(), net.params()));
+          EXPECT_TRUE((fused.activation(2).array() == net.activation(2).array()).all());
+        }
+        // A copy steps its own weights, not the original's.
+        const std::vector<double> before(fused.params().begin(), fused.params().end());
+        Network<double> copy = fused, ref = net;
+        copy.step_one_descend(x.data(), y.data(), 0.3);
+        ref.step_one(x.data(), y.data());
+        sgd.step(ref.params(), ref.grads());
+        EXPECT_TRUE(same(fused.params(), before));
+        EXPECT_TRUE(same(copy.params(), ref.params()));
+        // Placed parameters and gradients are the ones stepped.
+        std::vector<double> p(before), g(before.size(), 0.0);
+        fused.place(p.data(), g.data());
+        net.step_one(x.data(), y.data());
+        sgd.step(net.params(), net.grads());
+        fused.step_one_descend(x.data(), y.data(), 0.3);
+        EXPECT_TRUE(same(p, net.params()));
+        EXPECT_TRUE(same(g, net.grads()));
+      });
 }
 
 // infer gives forward's outputs and loss, bit for bit (batch of one and of many, dropout set

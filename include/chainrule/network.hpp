@@ -84,6 +84,10 @@ class Network {
   /// sample's gradient (as zero_grad, forward, loss and backward give it, bit for bit); returns
   /// the loss. x: inputs() values, y: outputs() values. Only where one_sample_path() holds.
   double step_one(const T* x, const T* y);
+  /// step_one(x, y), then params -= lr · grads, in one pass: each layer's weights are updated
+  /// as soon as the layer below has its gradient from them. The same bits as step_one followed
+  /// by an Sgd step without momentum or weight decay (Optimizer::plain_descent) at rate lr.
+  double step_one_descend(const T* x, const T* y, T lr);
   /// True when step_one applies: every layer small (at most 1024 weights) and no dropout.
   bool one_sample_path() const { return small_ && dropout_ == 0 && !bf16_; }
   /// Mean loss of the last forward batch against the targets Y (N, outputs).
@@ -147,7 +151,10 @@ class Network {
   double dropout_rate() const { return dropout_; }
   /// backward() differentiates the batch's summed loss divided by `rows` instead of by the batch's
   /// own rows (0, the default: its own): a process's part of a batch that several share.
-  void set_loss_rows(Index rows) { loss_rows_ = rows; }
+  void set_loss_rows(Index rows) {
+    loss_rows_ = rows;
+    one_plan_.layers.clear();  // its gradient factor
+  }
 
   /// Layer l's pre-activations Z and activations A from the last forward (N, units). For a
   /// hidden layer, only after a pass run as one block (one thread, or a small batch).
@@ -171,6 +178,43 @@ class Network {
   // (Add false) writes them as adding to zeroed gradients would.
   template <bool Add>
   void backward_one(const T* x0, const T* y);
+  // ∂L/∂Z of the output layer for one sample (∂L/∂A first where the loss is not fused).
+  void top_delta_one(const T* y);
+
+  // step_one's layers resolved once (make_one_plan): where each layer's weights, gradients and
+  // workspaces lie, and its loops compiled for its own activation and the one below it, so that
+  // a step reads no layer description, checks no size and takes no switch (the tutorial's step:
+  // 1,050 instructions before, most of them such bookkeeping around loops of two units).
+  struct OneLayer {
+    T *W, *b, *gW, *gb;  // the layer's weights (in, out) column-major, biases, their gradients
+    T *z, *a, *dz;       // its workspace (batch size 1): pre-activations, activations, ∂L/∂Z
+    T* dx;               // the layer below's ∂L/∂Z; null for the first layer
+    const T* below_a;    // the layer below's activations
+    Batch<T>*Zb, *Ab, *dZb;  // z, a and dz as matrices (for softmax)
+    Index in, out;
+    void (*forward)(const T* x, const OneLayer& l);
+    // [0]: the gradients written; [1]: and each weight updated by them at rate lr.
+    void (*backward[2])(const T* x, const OneLayer& l, T lr);
+  };
+  struct OnePlan {
+    std::vector<OneLayer> layers;  // empty: to be made before the next step
+    // The output layer's ∂L/∂Z from its activations and the targets y (top_delta_one's values),
+    // and the loss gradient's factor it takes.
+    void (*top)(const OneLayer& l, const T* y, T factor);
+    T factor;
+    OnePlan() = default;
+    // A copy's pointers would be into the original: a copied or assigned network makes its own.
+    OnePlan(const OnePlan&) {}
+    OnePlan& operator=(const OnePlan&) {
+      layers.clear();
+      return *this;
+    }
+  };
+  OnePlan one_plan_;  // cleared wherever params_, grads_ or the batch-size-1 workspaces move
+  void make_one_plan();
+  // step_one, and with Descend also the update params -= lr · grads.
+  template <bool Descend>
+  double step_one_planned(const T* x, const T* y, T lr);
 
   // Runs X through every layer (the work of forward and infer), X being the kept input_ or not.
   const Batch<T>& run(const BatchView<T>& X, Rng* dropout);

@@ -50,6 +50,9 @@ class Optimizer {
   /// share no cache: 0.46-0.58 ms a step against 0.67-0.87 (docs/distributed.md).
   void update_streaming(std::span<T> params, std::span<const T> grads, std::size_t begin,
                         std::size_t end);
+  /// True when update() sets every parameter to p - lr·g and keeps no state (SGD without
+  /// momentum or weight decay): what Network::step_one_descend does within its pass.
+  virtual bool plain_descent() const { return false; }
   double learning_rate() const { return lr_; }
   void set_learning_rate(double lr) { lr_ = lr; }
   /// Number of step() calls so far.
@@ -88,6 +91,9 @@ class Sgd final : public Optimizer<T> {
  public:
   explicit Sgd(SgdOptions options);
   void begin_step(std::size_t n) override;
+  bool plain_descent() const override {
+    return options_.momentum == 0 && options_.weight_decay == 0;
+  }
   const SgdOptions& options() const { return options_; }
 
  private:

@@ -265,6 +265,7 @@ class Trainer {
   bool sharded_;
   std::vector<std::pair<std::size_t, std::size_t>> weights_;  // with l2: each layer's W range
   bool samples_in_a_row_;  // one-sample steps with no hook, shard, progress or agreed decision
+  bool descend_;           // sample_step's update within the pass (Network::step_one_descend)
   Index local_n_ = 0;      // this process's rows in the current batch
   double local_rows_ = 0;  // and in the epoch so far (the progress line's running mean)
   Batch<T> Yb_;            // the batch's targets (the network gathers its inputs)
