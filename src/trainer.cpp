@@ -219,12 +219,12 @@ Index Trainer<T>::gather_local(Index first, Index n) {
   const Index w = X_.cols() + Y_.cols();
   const auto own = Index(local_rows_of_batch_.size()), m = own + Index(incoming) / w;
   if (Yb_.rows() != m) Yb_.resize(m, Y_.cols());
-  for (Index i = 0; i < own; ++i)
-    Yb_.row(i) = Y_.row(local_rows_of_batch_[std::size_t(i)]);
+  detail::gather_rows<T>(Y_, local_rows_of_batch_, Yb_.data(), Yb_.cols());
   if (m == own) return m;
+  // Rows came in: the batch's inputs are this process's rows, then those, in a matrix of their
+  // own (each row asked for ahead of its copy, as forward_rows gathers).
   if (Xb_.rows() != m || Xb_.cols() != X_.cols()) Xb_.resize(m, X_.cols());
-  for (Index i = 0; i < own; ++i)
-    Xb_.row(i) = X_.row(local_rows_of_batch_[std::size_t(i)]);
+  detail::gather_rows<T>(X_, local_rows_of_batch_, Xb_.data(), Xb_.cols());
   for (Index i = own; i < m; ++i) {
     const T* row = recv_.data() + std::size_t((i - own) * w);
     std::copy_n(row, X_.cols(), Xb_.row(i).data());
