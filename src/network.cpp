@@ -228,7 +228,7 @@ double Network<T>::loss(const BatchView<T>& Y) const {
 template <class T>
 void Network<T>::backward(const BatchView<T>& Y) {
   if (!kept_) throw ConfigError("backward needs a forward pass before it (infer keeps no input)");
-  if (one_) return backward_one<true>(input_.data(), Y.data());
+  if (one_) return backward_one(input_.data(), Y.data(), add, T(0));
   if (cols_ > 1) return backward_cols(Y, nullptr);
   if (split_ > 1) return backward_blocks(Y);
   backward_whole(Y, Dense<T>::Grads::add);
@@ -355,10 +355,8 @@ void Network<T>::backward_then(const BatchView<T>& Y, RangeJob job, bool fresh, 
   const auto mode = fresh ? Dense<T>::Grads::assign : Dense<T>::Grads::add;
   if (!kept_)
     backward(Y);  // throws: no forward pass kept
-  else if (one_ && fresh)
-    backward_one<false>(input_.data(), Y.data());
   else if (one_)
-    backward_one<true>(input_.data(), Y.data());
+    backward_one(input_.data(), Y.data(), fresh ? write : add, T(0));
   else if (split_ > 1)
     return backward_blocks(Y, then, mode);
   else

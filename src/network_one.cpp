@@ -88,7 +88,8 @@ void planned_forward(const T* x, const L& l) {
   if constexpr (Act == Activation::softmax) activate(Activation::softmax, *l.Zb, *l.Ab);
 }
 
-// The output layer's ∂L/∂Z for one sample, as top_delta_one computes it; Fused: the loss's
+// The output layer's ∂L/∂Z for one sample (∂L/∂A first where the loss is not fused), as
+// loss_gradient and activation_backward compute it, element by element; Fused: the loss's
 // gradient is already ∂L/∂Z.
 template <Activation Act, bool Fused, class L, class T>
 void planned_top(const L& l, const T* __restrict y, T factor) {
@@ -105,82 +106,30 @@ void planned_top(const L& l, const T* __restrict y, T factor) {
   }
 }
 
-template <Activation Below, bool Descend, class L, class T>
+template <Activation Below, bool Add, bool Descend, class L, class T>
 void planned_backward(const T* x, const L& l, T lr) {
-  layer_backward_one<Below, false, Descend>(x, l.dz, l.W, l.b, l.gW, l.gb, l.below_a, l.dx, l.in,
-                                            l.out, lr);
+  layer_backward_one<Below, Add, Descend>(x, l.dz, l.W, l.b, l.gW, l.gb, l.below_a, l.dx, l.in,
+                                          l.out, lr);
 }
 
 }  // namespace
 
 template <class T>
 void Network<T>::forward_one(const T* x) {
-  const T* p = params_.data();
-  for (std::size_t l = 0; l < layers_.size(); ++l) {
-    const Dense<T>& layer = layers_[l];
-    Workspace& w = work_[l];
-    const Index in = layer.in(), out = layer.out();
-    if (w.Z.rows() != 1 || w.Z.cols() != out) w.Z.resize(1, out);
-    if (w.A.rows() != 1 || w.A.cols() != out) w.A.resize(1, out);
-    with_activation(layer.activation(), [&](auto act) {
-      layer_forward_one<act()>(x, p + layer.offset(), p + layer.bias_offset(), w.Z.data(),
-                               w.A.data(), in, out);
-    });
-    if (layer.activation() == Activation::softmax) activate(Activation::softmax, w.Z, w.A);
-    x = w.A.data();
+  if (one_plan_.layers.empty()) make_one_plan();
+  for (const OneLayer& l : one_plan_.layers) {
+    l.forward(x, l);
+    x = l.a;
   }
 }
 
 template <class T>
-void Network<T>::top_delta_one(const T* y) {
-  // ∂L/∂Z of the output layer (∂L/∂A first where the loss is not fused), as loss_gradient and
-  // activation_backward compute it, element by element.
-  Workspace& top = work_.back();
-  const Index K = outputs();
-  const Activation out_act = layers_.back().activation();
-  if (top.dZ.rows() != 1 || top.dZ.cols() != K) top.dZ.resize(1, K);
-  const T* a = top.A.data();
-  T* d = top.dZ.data();
-  const T factor = T(detail::gradient_factor(spec_.loss, loss_rows_ > 0 ? loss_rows_ : 1, K));
-  for (Index k = 0; k < K; ++k)
-    d[k] = (a[k] - y[k]) * factor;
-  if (!is_fused(spec_.loss)) {
-    if (out_act == Activation::softmax)
-      activation_backward(out_act, top.A, top.dZ, top.dZ);
-    else
-      with_activation(out_act, [&](auto act) {
-        for (Index k = 0; k < K; ++k)
-          d[k] = d[k] * detail::derivative_one(act(), a[k]);
-      });
-  }
-}
-
-template <class T>
-template <bool Add>
-void Network<T>::backward_one(const T* x0, const T* y) {
-  top_delta_one(y);
-  T* p = params_.data();
-  T* g = grads_.data();
-  for (std::size_t l = layers_.size(); l-- > 0;) {
-    const Dense<T>& layer = layers_[l];
-    const Index in = layer.in(), out = layer.out();
-    const T* x = l == 0 ? x0 : work_[l - 1].A.data();
-    T* dx = nullptr;
-    const T* below_a = nullptr;
-    Activation below = Activation::identity;
-    if (l > 0) {
-      Workspace& w = work_[l - 1];
-      if (w.dZ.rows() != 1 || w.dZ.cols() != in) w.dZ.resize(1, in);
-      dx = w.dZ.data();
-      below_a = w.A.data();
-      below = layers_[l - 1].activation();
-    }
-    with_activation(below, [&](auto act) {
-      layer_backward_one<act(), Add, false>(x, work_[l].dZ.data(), p + layer.offset(),
-                                            p + layer.bias_offset(), g + layer.offset(),
-                                            g + layer.bias_offset(), below_a, dx, in, out, T(0));
-    });
-  }
+void Network<T>::backward_one(const T* x0, const T* y, OneBackward how, T lr) {
+  if (one_plan_.layers.empty()) make_one_plan();
+  const std::vector<OneLayer>& plan = one_plan_.layers;
+  one_plan_.top(plan.back(), y, one_plan_.factor);
+  for (std::size_t l = plan.size(); l-- > 0;)
+    plan[l].backward[how](l == 0 ? x0 : plan[l - 1].a, plan[l], lr);
 }
 
 template <class T>
@@ -214,8 +163,9 @@ void Network<T>::make_one_plan() {
     with_activation(layer.activation(),
                     [&](auto act) { one.forward = &planned_forward<act(), OneLayer, T>; });
     with_activation(l > 0 ? layers_[l - 1].activation() : Activation::identity, [&](auto act) {
-      one.backward[0] = &planned_backward<act(), false, OneLayer, T>;
-      one.backward[1] = &planned_backward<act(), true, OneLayer, T>;
+      one.backward[write] = &planned_backward<act(), false, false, OneLayer, T>;
+      one.backward[descend] = &planned_backward<act(), false, true, OneLayer, T>;
+      one.backward[add] = &planned_backward<act(), true, false, OneLayer, T>;
     });
     one_plan_.layers.push_back(one);
   }
@@ -230,45 +180,34 @@ void Network<T>::make_one_plan() {
 }
 
 template <class T>
-template <bool Descend>
-double Network<T>::step_one_planned(const T* x, const T* y, T lr) {
+double Network<T>::step_one_planned(const T* x, const T* y, OneBackward how, T lr) {
   use_work_for(1, true);  // clears the plan when the workspaces change
-  if (one_plan_.layers.empty()) make_one_plan();
+  forward_one(x);
   kept_ = false;  // x is not kept: a backward() now needs a forward() first
-  const std::vector<OneLayer>& plan = one_plan_.layers;
-  const T* in = x;
-  for (const OneLayer& l : plan) {
-    l.forward(in, l);
-    in = l.a;
-  }
-  const OneLayer& top = plan.back();
+  const OneLayer& top = one_plan_.layers.back();
   double sum = 0;
   detail::add_sample_loss<T>(spec_.loss, top.z, top.a, y, top.out, sum);
-  one_plan_.top(top, y, one_plan_.factor);
-  // Written over the gradients, as zero_grad and adding would.
-  for (std::size_t l = plan.size(); l-- > 0;)
-    plan[l].backward[Descend](l == 0 ? x : plan[l - 1].a, plan[l], lr);
+  backward_one(x, y, how, lr);  // written over the gradients, as zero_grad and adding would
   return sum / detail::loss_count(spec_.loss, 1, top.out);
 }
 
 template <class T>
 double Network<T>::step_one(const T* x, const T* y) {
-  return step_one_planned<false>(x, y, T(0));
+  return step_one_planned(x, y, write, T(0));
 }
 
 template <class T>
 double Network<T>::step_one_descend(const T* x, const T* y, T lr) {
-  return step_one_planned<true>(x, y, lr);
+  return step_one_planned(x, y, descend, lr);
 }
 
-#define CHAINRULE_INSTANTIATE(T)                                       \
-  template void Network<T>::forward_one(const T*);                     \
-  template void Network<T>::backward_one<true>(const T*, const T*);    \
-  template void Network<T>::backward_one<false>(const T*, const T*);   \
-  template double Network<T>::step_one(const T*, const T*);            \
-  template double Network<T>::step_one_descend(const T*, const T*, T); \
-  template void Network<T>::top_delta_one(const T*);                   \
-  template void Network<T>::make_one_plan();
+#define CHAINRULE_INSTANTIATE(T)                                              \
+  template void Network<T>::forward_one(const T*);                            \
+  template void Network<T>::backward_one(const T*, const T*, OneBackward, T); \
+  template double Network<T>::step_one(const T*, const T*);                   \
+  template double Network<T>::step_one_descend(const T*, const T*, T);        \
+  template void Network<T>::make_one_plan();                                  \
+  template double Network<T>::step_one_planned(const T*, const T*, OneBackward, T);
 CHAINRULE_INSTANTIATE(float)
 CHAINRULE_INSTANTIATE(double)
 #undef CHAINRULE_INSTANTIATE

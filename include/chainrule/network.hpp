@@ -171,20 +171,20 @@ class Network {
   };
 
   // One sample through a small network: plain loops instead of matrix products (whose setup
-  // costs more than the arithmetic at these sizes). Same results as the general path up to
-  // the order of additions.
+  // costs more than the arithmetic at these sizes), from the plan below. Same results as the
+  // general path up to the order of additions.
   void forward_one(const T* x);
-  // x0: the input of the forward_one before; y: the targets (outputs()). Adds to grads(), or
-  // (Add false) writes them as adding to zeroed gradients would.
-  template <bool Add>
-  void backward_one(const T* x0, const T* y);
-  // ∂L/∂Z of the output layer for one sample (∂L/∂A first where the loss is not fused).
-  void top_delta_one(const T* y);
+  // The backward pass after forward_one, x0 its input, y the targets (outputs()): the gradients
+  // written (as adding to zeroed gradients would), each weight also updated by its gradient at
+  // rate lr (Sgd's update), or the gradients added to.
+  enum OneBackward { write = 0, descend = 1, add = 2 };
+  void backward_one(const T* x0, const T* y, OneBackward how, T lr);
 
-  // step_one's layers resolved once (make_one_plan): where each layer's weights, gradients and
-  // workspaces lie, and its loops compiled for its own activation and the one below it, so that
-  // a step reads no layer description, checks no size and takes no switch (the tutorial's step:
-  // 1,050 instructions before, most of them such bookkeeping around loops of two units).
+  // The one-sample path's layers resolved once (make_one_plan): where each layer's weights,
+  // gradients and workspaces lie, and its loops compiled for its own activation and the one
+  // below it, so that a step reads no layer description, checks no size and takes no switch (the
+  // tutorial's step: 1,050 instructions before, most of them such bookkeeping around loops of
+  // two units).
   struct OneLayer {
     T *W, *b, *gW, *gb;  // the layer's weights (in, out) column-major, biases, their gradients
     T *z, *a, *dz;       // its workspace (batch size 1): pre-activations, activations, ∂L/∂Z
@@ -193,13 +193,12 @@ class Network {
     Batch<T>*Zb, *Ab, *dZb;  // z, a and dz as matrices (for softmax)
     Index in, out;
     void (*forward)(const T* x, const OneLayer& l);
-    // [0]: the gradients written; [1]: and each weight updated by them at rate lr.
-    void (*backward[2])(const T* x, const OneLayer& l, T lr);
+    void (*backward[3])(const T* x, const OneLayer& l, T lr);  // by OneBackward
   };
   struct OnePlan {
-    std::vector<OneLayer> layers;  // empty: to be made before the next step
-    // The output layer's ∂L/∂Z from its activations and the targets y (top_delta_one's values),
-    // and the loss gradient's factor it takes.
+    std::vector<OneLayer> layers;  // empty: to be made before the next one-sample pass
+    // The output layer's ∂L/∂Z from its activations and the targets y, and the loss gradient's
+    // factor it takes.
     void (*top)(const OneLayer& l, const T* y, T factor);
     T factor;
     OnePlan() = default;
@@ -212,9 +211,7 @@ class Network {
   };
   OnePlan one_plan_;  // cleared wherever params_, grads_ or the batch-size-1 workspaces move
   void make_one_plan();
-  // step_one, and with Descend also the update params -= lr · grads.
-  template <bool Descend>
-  double step_one_planned(const T* x, const T* y, T lr);
+  double step_one_planned(const T* x, const T* y, OneBackward how, T lr);
 
   // Runs X through every layer (the work of forward and infer), X being the kept input_ or not.
   const Batch<T>& run(const BatchView<T>& X, Rng* dropout);
