@@ -14,7 +14,12 @@
 // one: one thread, no split. split: two threads, a part each (the second started once).
 // turns: both parts on one thread, one after the other. SHAREDA=1: the parts' A₀ and ∂L/∂A₀ as
 // columns of one 64 × 128 array each (as the network keeps them; by default each part's own).
-// Prints the best and the median of seven epochs (937 steps of 64 rows).
+// Each part gathers the batch's rows with each row asked for ahead, as the network does (since
+// the twenty-fourth session; before, one row at a time). Prints the best and the median of seven
+// epochs (937 steps of 64 rows) and, for split and turns, each part's TSC cycles a step in its
+// forward half (the gather included), its wait for the other part, and its backward half.
+#include <x86intrin.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -37,6 +42,8 @@ constexpr int kH = kOut, kH1 = 64, kK = 10, kHalf = kH / 2;
 float *table, *W0, *W1, *W2[2];  // W0 (784 × 128), W1 (128 × 64), W2 (64 × 10): column-major
 std::vector<int> order;
 float* P[2][2];  // [step parity][part]: each part's partial sum of Z₁ (64 × 64), the other reads it
+// Each part's TSC cycles over the run: forward half, wait, backward half (split and turns).
+unsigned long long cycles[2][3];
 
 struct Part {
   int c0, n;  // its first unit of layer 0, and how many
@@ -60,7 +67,7 @@ struct Part {
 };
 
 void forward_part(Part& p, int s, float* out) {
-  gather(table, order, s, 0, kBatch, 0, kIn, p.X);
+  gather_ahead(table, order, s, p.X);
   product_xw(kBatch, p.n, kIn, p.X, kIn, W0 + std::size_t(p.c0) * kIn, kIn, p.A0, p.lda);
   for (int r = 0; r < kBatch; ++r)
     for (int i = 0; i < p.n; ++i)
@@ -154,9 +161,16 @@ int main(int argc, char** argv) {
               std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
                   .count();
         for (int s = 0; s < kSteps; ++s) {
+          const auto c0 = __rdtsc();
           forward_part(*parts[t], s, P[s & 1][t]);
+          const auto c1 = __rdtsc();
           meet.wait();
+          const auto c2 = __rdtsc();
           backward_part(*parts[t], t, P[s & 1][t], P[s & 1][1 - t], s);
+          const auto c3 = __rdtsc();
+          cycles[t][0] += c1 - c0;
+          cycles[t][1] += c2 - c1;
+          cycles[t][2] += c3 - c2;
         }
         meet.wait();
         if (t == 0)
@@ -177,10 +191,19 @@ int main(int argc, char** argv) {
           forward_part(whole, s, whole.own_P);
           backward_part(whole, 0, whole.own_P, nullptr, s);
         } else {
+          const auto c0 = __rdtsc();
           forward_part(a, s, a.own_P);
+          const auto c1 = __rdtsc();
           forward_part(b, s, b.own_P);
+          const auto c2 = __rdtsc();
           backward_part(a, 0, a.own_P, b.own_P, s);
+          const auto c3 = __rdtsc();
           backward_part(b, 1, b.own_P, a.own_P, s);
+          const auto c4 = __rdtsc();
+          cycles[0][0] += c1 - c0;
+          cycles[1][0] += c2 - c1;
+          cycles[0][2] += c3 - c2;
+          cycles[1][2] += c4 - c3;
         }
       }
       times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -189,5 +212,12 @@ int main(int argc, char** argv) {
   std::sort(times.begin(), times.end());
   std::printf("%s: best %.4f s, median %.4f s an epoch of %d steps\n", mode.c_str(), times[0],
               times[kEpochs / 2], kSteps);
+  if (mode != "one")
+    for (int t = 0; t < 2; ++t)
+      std::printf(
+          "  part %d, thousands of TSC cycles a step: forward %.1f, wait %.1f, backward %.1f\n", t,
+          double(cycles[t][0]) / (kEpochs * kSteps) / 1e3,
+          double(cycles[t][1]) / (kEpochs * kSteps) / 1e3,
+          double(cycles[t][2]) / (kEpochs * kSteps) / 1e3);
   return 0;
 }
