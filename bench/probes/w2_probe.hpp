@@ -80,26 +80,6 @@ inline void gather(const float* table, const std::vector<int>& order, int s, int
                 (k1 - k0) * sizeof(float));
 }
 
-// All of step s's rows into `out`, each row's memory asked for four rows ahead, as the library's
-// gather of a batch does (src/gather.hpp): the rows lie scattered through a table far larger than
-// the caches, and one at a time each waits for memory.
-inline void gather_ahead(const float* table, const std::vector<int>& order, int s, float* out) {
-  const int* rows = order.data() + std::size_t(s) * kBatch;
-  constexpr int kAhead = 4;
-  const auto ask = [&](int r) {
-    const char* p = reinterpret_cast<const char*>(table + std::size_t(r) * kIn);
-    for (std::size_t b = 0; b < kIn * sizeof(float); b += 64)
-      __builtin_prefetch(p + b);
-  };
-  for (int i = 0; i < kAhead; ++i)
-    ask(rows[i]);
-  for (int i = 0; i < kBatch; ++i) {
-    if (i + kAhead < kBatch) ask(rows[i + kAhead]);
-    std::memcpy(out + std::size_t(i) * kIn, table + std::size_t(rows[i]) * kIn,
-                kIn * sizeof(float));
-  }
-}
-
 // The calling thread onto one core.
 inline void pin(int core) {
   cpu_set_t set;

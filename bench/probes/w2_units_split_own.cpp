@@ -14,10 +14,11 @@
 // one: one thread, no split. split: two threads, a part each (the second started once).
 // turns: both parts on one thread, one after the other. SHAREDA=1: the parts' A₀ and ∂L/∂A₀ as
 // columns of one 64 × 128 array each (as the network keeps them; by default each part's own).
-// Each part gathers the batch's rows with each row asked for ahead, as the network does (since
-// the twenty-fourth session; before, one row at a time). Prints the best and the median of seven
-// epochs (937 steps of 64 rows) and, for split and turns, each part's TSC cycles a step in its
-// forward half (the gather included), its wait for the other part, and its backward half.
+// Each part gathers the batch's rows with the network's own gather (detail::gather_rows, each
+// row asked for ahead; since the twenty-fourth session, before which one row at a time). Prints the
+// best and the median of seven epochs (937 steps of 64 rows) and, for split and turns, each part's
+// TSC cycles a step in its forward half (the gather included), its wait for the other part, and its
+// backward half.
 #include <x86intrin.h>
 
 #include <algorithm>
@@ -25,9 +26,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <span>
 #include <string>
 #include <thread>
 
+#include "../../src/gather.hpp"
 #include "../../src/small_products.hpp"
 #include "w2_probe.hpp"
 
@@ -41,6 +44,7 @@ constexpr int kH = kOut, kH1 = 64, kK = 10, kHalf = kH / 2;
 
 float *table, *W0, *W1, *W2[2];  // W0 (784 × 128), W1 (128 × 64), W2 (64 × 10): column-major
 std::vector<int> order;
+std::vector<chainrule::Index> rows;  // order, as the library's gather takes it
 float* P[2][2];  // [step parity][part]: each part's partial sum of Z₁ (64 × 64), the other reads it
 // Each part's TSC cycles over the run: forward half, wait, backward half (split and turns).
 unsigned long long cycles[2][3];
@@ -67,7 +71,10 @@ struct Part {
 };
 
 void forward_part(Part& p, int s, float* out) {
-  gather_ahead(table, order, s, p.X);
+  const Eigen::Map<const chainrule::Batch<float>> all(table, kRows, kIn);
+  chainrule::detail::gather_rows<float>(
+      all, std::span<const chainrule::Index>(rows.data() + std::size_t(s) * kBatch, kBatch), p.X,
+      kIn);
   product_xw(kBatch, p.n, kIn, p.X, kIn, W0 + std::size_t(p.c0) * kIn, kIn, p.A0, p.lda);
   for (int r = 0; r < kBatch; ++r)
     for (int i = 0; i < p.n; ++i)
@@ -128,6 +135,7 @@ int main(int argc, char** argv) {
   W0 = map_floats(std::size_t(kIn) * kH, false);
   W1 = map_floats(std::size_t(kH) * kH1, false);
   fill(table, W0, order);
+  rows.assign(order.begin(), order.end());
   for (int i = 0; i < kH * kH1; ++i)
     W1[i] = float(i % 11) / 100.f - 0.05f;
   for (int t = 0; t < 2; ++t) {
